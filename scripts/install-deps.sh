@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what covd needs from Debian (compiler, libFuzzer runtime, LLVM tools to check
+# against, chromium for UI tests, lcov for the export test), then the npm packages.
+# Safe to run again: packages already present are not fetched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(clang-14 libclang-rt-14-dev llvm-14 binutils gcc lcov chromium chromium-driver)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "covd: installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "covd: Debian packages present"
+fi
+
+echo "covd: installing npm packages and building"
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi

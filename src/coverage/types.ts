@@ -1,0 +1,53 @@
+/**
+ * Contract of the coverage-file reader (implemented in src/coverage/reader.ts).
+ * The format itself is specified in docs/coverage-file.md.
+ */
+
+/**
+ * Which on-disk layout a file uses, told apart by its size (see docs/coverage-file.md):
+ * - 'seed':      header {n_runs, unique_runs, pcs_len, lowest_stack}, PCs, then seen bits
+ * - 'bits-first': header {n_runs, unique_runs, pcs_len, lowest_stack}, seen bits, then PCs
+ * - 'no-lowest-stack': header {n_runs, unique_runs, pcs_len}, seen bits, then PCs
+ */
+export type CoverageLayout = 'seed' | 'bits-first' | 'no-lowest-stack';
+
+export interface CoverageHeader {
+  nRuns: bigint;
+  uniqueRuns: bigint;
+  pcsLen: number;
+  /** null for the layout without the field, or when the target does not track it (value 0 / u64 max). */
+  lowestStack: bigint | null;
+}
+
+export type CoverageErrorCode =
+  | 'ENOENT'      // the file does not exist (yet, or any more)
+  | 'EMPTY'       // zero bytes: still being created
+  | 'SHORT'       // shorter than its header says: still being written, or truncated
+  | 'BAD_SIZE'    // size matches no layout for this pcs_len
+  | 'BAD_PCS_LEN' // pcs_len is zero or absurd
+  | 'REPLACED'    // the path now names a different file (inode changed) or pcs_len changed
+  | 'IO';         // any other I/O error
+
+export class CoverageFileError extends Error {
+  override name = 'CoverageFileError';
+  constructor(
+    readonly code: CoverageErrorCode,
+    message: string,
+    /** true when waiting and opening again may succeed (EMPTY, SHORT while being created, ENOENT). */
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Metadata the agent writes beside a coverage file (`v/<id>.meta.json`). */
+export interface CoverageMeta {
+  /** Absolute path of the fuzzed executable. */
+  exe: string;
+  /** GNU build-id in lower-case hex, or null when the executable has none. */
+  buildId: string | null;
+  pid: number;
+  /** Process start, milliseconds since the Unix epoch. */
+  startTime: number;
+  argv: string[];
+}

@@ -1,0 +1,91 @@
+/**
+ * The daemon's view of its targets, as the web server (src/web) consumes it.
+ * Implemented by the target registry in src/daemon; the web server only reads and listens.
+ */
+import type { SourceIndex } from '../workers/types.js';
+
+export type TargetState = 'loading' | 'ready' | 'failed' | 'retired';
+
+export interface TargetStats {
+  nRuns: number;
+  uniqueRuns: number;
+  /** null when the target does not track it. */
+  lowestStack: number | null;
+  /** PCs seen so far, and PCs in all. */
+  covered: number;
+  pcsLen: number;
+  /** Runs per second over the last few seconds. */
+  runsPerSec: number;
+  /** When the last new PC was seen (ms since epoch), null before any. */
+  lastNewAt: number | null;
+  /** When these stats were read (ms since epoch). */
+  updatedAt: number;
+}
+
+export interface TargetInfo {
+  /** The coverage file's id: 16 hex digits, a hash of the PC list. */
+  id: string;
+  /** Short human name (the executable's basename). */
+  name: string;
+  exe: string;
+  buildId: string | null;
+  coverageFile: string;
+  state: TargetState;
+  /** Why the target failed, in words a user can act on. */
+  error?: string;
+  /** First seen by this daemon (ms since epoch). */
+  createdAt: number;
+  stats: TargetStats;
+}
+
+export interface TargetDetail extends TargetInfo {
+  /** null until symbolization finished (state 'loading') or when it failed. */
+  index: SourceIndex | null;
+  /** Seen bits, PC i = bit (i & 7) of byte (i >> 3); length ceil(pcsLen / 64) * 8. */
+  seen: Uint8Array;
+  /** Per PC: when first seen, seconds since the Unix epoch (0 = not seen). */
+  firstSeen: Uint32Array;
+  /** Sequence number of the last delta applied to `seen`. */
+  seq: number;
+}
+
+export interface CoverageDelta {
+  id: string;
+  /** Increases by one per delta of this target; a client that misses one resynchronises. */
+  seq: number;
+  /** ms since epoch. */
+  time: number;
+  /** Indices of PCs newly seen in this tick (possibly none: then only stats changed). */
+  newPcs: Uint32Array;
+  stats: TargetStats;
+}
+
+export interface HistorySample {
+  /** ms since epoch. */
+  t: number;
+  nRuns: number;
+  uniqueRuns: number;
+  covered: number;
+}
+
+export interface HubEvents {
+  /** A target was added or its state/metadata changed. */
+  target: (t: TargetInfo) => void;
+  removed: (id: string) => void;
+  delta: (d: CoverageDelta) => void;
+  /** A source file of a target changed on disk (index into SourceIndex.files). */
+  sourceChanged: (id: string, file: number) => void;
+}
+
+export interface Hub {
+  targets(): TargetInfo[];
+  target(id: string): TargetDetail | undefined;
+  history(id: string, sinceMs?: number): HistorySample[];
+  /**
+   * Absolute path of a source file the target's debug info names, or undefined.
+   * The only way the web server ever maps a request to the file system.
+   */
+  sourcePath(id: string, file: number): string | undefined;
+  on<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
+  off<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
+}
