@@ -1,0 +1,28 @@
+/** Contract between the daemon (src/daemon) and the web server (src/web/server.ts). */
+import type { Hub } from '../daemon/hub.js';
+import type { Logger } from '../util/log.js';
+
+export interface WebServerOptions {
+  hub: Hub;
+  /** Default 127.0.0.1. Any non-loopback address requires `token`. */
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Required on every HTTP request and WebSocket upgrade when set (header, cookie or ?token=). */
+  token?: string;
+  /** Extra Host header values accepted besides the listen address, localhost and 127.0.0.1. */
+  allowedHosts?: string[];
+  /** Directory of the bundled browser client (dist/ui); defaults to the one next to the build. */
+  uiDir?: string;
+  log: Logger;
+}
+
+export interface WebServer {
+  /** The port actually bound. */
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Implemented in src/web/server.ts. */
+export type StartWebServer = (opts: WebServerOptions) => Promise<WebServer>;
