@@ -1,0 +1,555 @@
+/*
+ * covd agent: makes a libFuzzer target write a live covd coverage file.
+ *
+ * Linked into a target built with -fsanitize=fuzzer and -Wl,--wrap=LLVMFuzzerTestOneInput
+ * (`covd cc` does both). This file itself must be compiled WITHOUT sanitizer coverage, or
+ * its own code would show up among the target's PCs and skew every count.
+ *
+ * After every input it ORs libFuzzer's 8-bit counters into the shared seen bits, counts
+ * n_runs, bumps unique_runs when the input reached a PC no process had seen before, and
+ * keeps lowest_stack (only meaningful with -fsanitize-coverage=stack-depth).
+ *
+ * File format (docs/coverage-file.md, the seed's layout), all little-endian u64:
+ *   n_runs, unique_runs, pcs_len, lowest_stack, pcs[pcs_len], seen[ceil(pcs_len/64)]
+ * at $COVD_DIR/v/<16 hex digits of a hash of the unslid PC list>, shared by every process
+ * that fuzzes the same executable (-jobs, -fork) through atomic read-modify-writes.
+ *
+ * Environment: COVD_DIR (default ${XDG_RUNTIME_DIR:-/tmp}/covd), COVD_SOCKET (default
+ * $COVD_DIR/covd.sock), COVD_AGENT_QUIET=1 silences the one-line notices.
+ * Any failure prints one warning and leaves the target running as plain libFuzzer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <link.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(coverage_sanitizer)
+#error "covd_agent.c must be compiled without -fsanitize=fuzzer / -fsanitize-coverage"
+#endif
+#endif
+
+/* Section bounds the linker defines for the target's instrumentation. */
+extern uint8_t __start___sancov_cntrs[] __attribute__((weak, visibility("hidden")));
+extern uint8_t __stop___sancov_cntrs[] __attribute__((weak, visibility("hidden")));
+extern const uintptr_t __start___sancov_pcs[] __attribute__((weak, visibility("hidden")));
+extern const uintptr_t __stop___sancov_pcs[] __attribute__((weak, visibility("hidden")));
+/* Defined by libFuzzer; updated by code built with -fsanitize-coverage=stack-depth. */
+extern __thread uintptr_t __sancov_lowest_stack;
+
+int __real_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define HEADER_WORDS 4
+#define STATE_UNINIT 0
+#define STATE_ON 1
+#define STATE_OFF 2
+
+struct covd_header {
+  uint64_t n_runs;
+  uint64_t unique_runs;
+  uint64_t pcs_len;
+  uint64_t lowest_stack;
+};
+
+static int state = STATE_UNINIT;
+static struct covd_header *header; /* start of the shared mapping */
+static uint64_t *seen;             /* seen bits in the mapping, one per PC */
+static const uint8_t *counters;
+static size_t n_counters;
+static size_t map_size;
+
+static void notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notice(const char *fmt, ...) {
+  const char *quiet = getenv("COVD_AGENT_QUIET");
+  if (quiet && *quiet && strcmp(quiet, "0") != 0) return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
+  buf[n++] = '\n';
+  ssize_t w = write(2, buf, (size_t)n);
+  (void)w;
+}
+
+/* ---- finding the module: load bias and build-id ---- */
+
+struct module_info {
+  uintptr_t probe;
+  int found;
+  uintptr_t bias;
+  char build_id[2 * 64 + 1];
+};
+
+static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct module_info *m = arg;
+  int contains = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (m->probe >= lo && m->probe < lo + ph->p_memsz) contains = 1;
+  }
+  if (!contains) return 0;
+  m->found = 1;
+  m->bias = info->dlpi_addr;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_NOTE) continue;
+    const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+    const uint8_t *end = p + ph->p_memsz;
+    while (p + 12 <= end) {
+      uint32_t namesz, descsz, type;
+      memcpy(&namesz, p, 4);
+      memcpy(&descsz, p + 4, 4);
+      memcpy(&type, p + 8, 4);
+      const uint8_t *name = p + 12;
+      const uint8_t *desc = name + ((namesz + 3) & ~3u);
+      const uint8_t *next = desc + ((descsz + 3) & ~3u);
+      if (next > end || next <= p) break;
+      if (type == 3 /* NT_GNU_BUILD_ID */ && namesz == 4 && memcmp(name, "GNU", 4) == 0 && descsz > 0 && descsz <= 64) {
+        static const char hex[] = "0123456789abcdef";
+        for (uint32_t k = 0; k < descsz; k++) {
+          m->build_id[2 * k] = hex[desc[k] >> 4];
+          m->build_id[2 * k + 1] = hex[desc[k] & 15];
+        }
+        m->build_id[2 * descsz] = 0;
+        return 1;
+      }
+      p = next;
+    }
+  }
+  return 1;
+}
+
+/* ---- small I/O helpers ---- */
+
+static int write_all(int fd, const void *buf, size_t len, off_t off) {
+  const uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t w = pwrite(fd, p, len, off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += w;
+    off += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* mkdir -p with mode 0700 for directories we create; refuses a directory owned by someone else. */
+static int ensure_dir(const char *path) {
+  char tmp[PATH_MAX];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(tmp, path, len + 1);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
+  struct stat st;
+  if (stat(tmp, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
+  if (st.st_uid != geteuid()) {
+    errno = EPERM;
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- JSON and msgpack encoding (just what the metadata and the message need) ---- */
+
+struct sbuf {
+  char *p;
+  size_t len, cap;
+  int oom;
+};
+
+static void sb_put(struct sbuf *b, const void *s, size_t n) {
+  if (b->oom) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    while (cap < b->len + n) cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) {
+      b->oom = 1;
+      return;
+    }
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_byte(struct sbuf *b, uint8_t c) { sb_put(b, &c, 1); }
+
+static void json_string(struct sbuf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  sb_byte(b, '"');
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = (uint8_t)s[i];
+    if (c == '"' || c == '\\') {
+      sb_byte(b, '\\');
+      sb_byte(b, c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+      sb_str(b, e);
+    } else {
+      sb_byte(b, c); /* UTF-8 passes through; invalid bytes are the reader's to judge */
+    }
+  }
+  sb_byte(b, '"');
+}
+
+static void mp_str(struct sbuf *b, const char *s) {
+  size_t n = strlen(s);
+  if (n < 32) {
+    sb_byte(b, (uint8_t)(0xa0 | n));
+  } else if (n < 256) {
+    sb_byte(b, 0xd9);
+    sb_byte(b, (uint8_t)n);
+  } else {
+    uint8_t h[3] = {0xda, (uint8_t)(n >> 8), (uint8_t)n};
+    sb_put(b, h, 3);
+  }
+  sb_put(b, s, n);
+}
+
+/* ---- announcing: metadata file and control-socket message ---- */
+
+static void write_meta(const char *vdir, const char *id, const char *exe, const char *build_id) {
+  struct sbuf b = {0};
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  char num[64];
+  sb_str(&b, "{\"exe\":");
+  json_string(&b, exe, strlen(exe));
+  sb_str(&b, ",\"buildId\":");
+  if (build_id[0]) json_string(&b, build_id, strlen(build_id));
+  else sb_str(&b, "null");
+  snprintf(num, sizeof num, ",\"pid\":%d,\"startTime\":%lld,\"argv\":[", (int)getpid(),
+           (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+  sb_str(&b, num);
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    static char cmd[65536];
+    size_t total = 0;
+    ssize_t r;
+    while (total < sizeof cmd && (r = read(fd, cmd + total, sizeof cmd - total)) > 0) total += (size_t)r;
+    close(fd);
+    size_t start = 0;
+    int first = 1;
+    for (size_t i = 0; i < total; i++) {
+      if (cmd[i] != 0) continue;
+      if (!first) sb_byte(&b, ',');
+      json_string(&b, cmd + start, i - start);
+      first = 0;
+      start = i + 1;
+    }
+  }
+  sb_str(&b, "]}\n");
+  if (b.oom) {
+    free(b.p);
+    return;
+  }
+  char tmp[PATH_MAX], final[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s/.%s.meta.%d.tmp", vdir, id, (int)getpid());
+  snprintf(final, sizeof final, "%s/%s.meta.json", vdir, id);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    int ok = write_all(fd, b.p, b.len, 0) == 0;
+    close(fd);
+    if (!ok || rename(tmp, final) != 0) {
+      notice("covd-agent: cannot write %s: %s", final, strerror(errno));
+      unlink(tmp);
+    }
+  } else {
+    notice("covd-agent: cannot write %s: %s", final, strerror(errno));
+  }
+  free(b.p);
+}
+
+/* Sends {type:'coverage', id, exe, file, pid} framed as u32 LE length + msgpack. Never blocks. */
+static void announce(const char *dir, const char *id, const char *exe, const char *file) {
+  const char *sock = getenv("COVD_SOCKET");
+  char def[PATH_MAX];
+  if (!sock || !*sock) {
+    snprintf(def, sizeof def, "%s/covd.sock", dir);
+    sock = def;
+  }
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(sock) >= sizeof addr.sun_path) return;
+  strcpy(addr.sun_path, sock);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(fd); /* no daemon: not an error */
+    return;
+  }
+  struct sbuf b = {0};
+  uint8_t len[4] = {0};
+  sb_put(&b, len, 4);
+  sb_byte(&b, 0x85); /* fixmap, 5 entries */
+  mp_str(&b, "type");
+  mp_str(&b, "coverage");
+  mp_str(&b, "id");
+  mp_str(&b, id);
+  mp_str(&b, "exe");
+  mp_str(&b, exe);
+  mp_str(&b, "file");
+  mp_str(&b, file);
+  mp_str(&b, "pid");
+  uint32_t pid = (uint32_t)getpid();
+  uint8_t pidb[5] = {0xce, (uint8_t)(pid >> 24), (uint8_t)(pid >> 16), (uint8_t)(pid >> 8), (uint8_t)pid};
+  sb_put(&b, pidb, 5);
+  if (!b.oom) {
+    uint32_t n = (uint32_t)(b.len - 4);
+    b.p[0] = (char)n;
+    b.p[1] = (char)(n >> 8);
+    b.p[2] = (char)(n >> 16);
+    b.p[3] = (char)(n >> 24);
+    ssize_t w = send(fd, b.p, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w != (ssize_t)b.len) notice("covd-agent: could not notify the daemon at %s", sock);
+  }
+  free(b.p);
+  close(fd);
+}
+
+/* ---- creating or opening the shared file ---- */
+
+static uint64_t hash_pcs(const uint64_t *pcs, size_t n) {
+  /* FNV-1a over the little-endian bytes, then a final avalanche (splitmix64). */
+  uint64_t h = 0xcbf29ce484222325ull;
+  const uint8_t *p = (const uint8_t *)pcs;
+  for (size_t i = 0; i < n * 8; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h;
+}
+
+/* True when fd holds exactly our header (pcs_len) and PC list. */
+static int file_matches(int fd, const uint64_t *pcs, size_t n, size_t want) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) return 0;
+  uint64_t len;
+  if (pread(fd, &len, 8, 16) != 8 || len != n) return 0;
+  size_t bytes = n * 8;
+  uint8_t *buf = malloc(bytes);
+  if (!buf) return 0;
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t r = pread(fd, buf + got, bytes - got, (off_t)(HEADER_WORDS * 8 + got));
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  int ok = got == bytes && memcmp(buf, pcs, bytes) == 0;
+  free(buf);
+  return ok;
+}
+
+/* Writes a complete new file beside `path` and links it into place, so readers never see a
+ * half-written file. replace=1 renames over an existing (mismatching) file instead. */
+static int create_file(const char *vdir, const char *id, const char *path, const uint64_t *pcs, size_t n, size_t size,
+                       int replace) {
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", vdir, id, (int)getpid());
+  int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  struct covd_header h = {0, 0, n, UINT64_MAX};
+  int ok = ftruncate(fd, (off_t)size) == 0 && write_all(fd, &h, sizeof h, 0) == 0 &&
+           write_all(fd, pcs, n * 8, sizeof h) == 0;
+  int saved = errno;
+  close(fd);
+  if (!ok) {
+    unlink(tmp);
+    errno = saved;
+    return -1;
+  }
+  int r = replace ? rename(tmp, path) : link(tmp, path);
+  saved = errno;
+  unlink(tmp);
+  if (r != 0 && !(saved == EEXIST && !replace)) {
+    errno = saved;
+    return -1;
+  }
+  return 0; /* EEXIST: another process won the race; its file is as good as ours */
+}
+
+static void init(void) {
+  state = STATE_OFF;
+  size_t nc = (size_t)(__stop___sancov_cntrs - __start___sancov_cntrs);
+  size_t np = (size_t)(__stop___sancov_pcs - __start___sancov_pcs) / 2;
+  if (!__start___sancov_cntrs || !__start___sancov_pcs || nc == 0) {
+    notice("covd-agent: no inline 8-bit counters / pc-table in this executable "
+           "(build with -fsanitize=fuzzer); coverage not recorded");
+    return;
+  }
+  if (nc != np) {
+    notice("covd-agent: %zu counters but %zu PCs; coverage not recorded", nc, np);
+    return;
+  }
+
+  struct module_info mod = {.probe = __start___sancov_pcs[0]};
+  dl_iterate_phdr(module_cb, &mod);
+  if (!mod.found) mod.bias = 0;
+
+  uint64_t *pcs = malloc(np * 8);
+  if (!pcs) return;
+  for (size_t i = 0; i < np; i++) pcs[i] = (uint64_t)(__start___sancov_pcs[2 * i] - mod.bias);
+  char id[17];
+  snprintf(id, sizeof id, "%016llx", (unsigned long long)hash_pcs(pcs, np));
+
+  const char *dir = getenv("COVD_DIR");
+  char dirbuf[PATH_MAX];
+  if (!dir || !*dir) {
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    snprintf(dirbuf, sizeof dirbuf, "%s/covd", rt && *rt ? rt : "/tmp");
+    dir = dirbuf;
+  }
+  char vdir[PATH_MAX], path[PATH_MAX];
+  snprintf(vdir, sizeof vdir, "%s/v", dir);
+  snprintf(path, sizeof path, "%s/%s", vdir, id);
+  if (ensure_dir(dir) != 0 || ensure_dir(vdir) != 0) {
+    notice("covd-agent: cannot use %s: %s; fuzzing without covd coverage", vdir, strerror(errno));
+    free(pcs);
+    return;
+  }
+
+  size_t words = (np + 63) / 64;
+  size_t size = (HEADER_WORDS + np + words) * 8;
+  int fd = -1;
+  for (int attempt = 0; attempt < 3 && fd < 0; attempt++) {
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && !file_matches(fd, pcs, np, size)) {
+      /* A stale or foreign file under our name: replace it (whoever maps it keeps the old inode). */
+      close(fd);
+      fd = -1;
+      if (create_file(vdir, id, path, pcs, np, size, 1) != 0) break;
+      continue;
+    }
+    if (fd < 0 && errno == ENOENT && create_file(vdir, id, path, pcs, np, size, 0) != 0) break;
+  }
+  if (fd < 0) {
+    notice("covd-agent: cannot create %s: %s; fuzzing without covd coverage", path, strerror(errno));
+    free(pcs);
+    return;
+  }
+  void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    notice("covd-agent: cannot map %s: %s; fuzzing without covd coverage", path, strerror(errno));
+    free(pcs);
+    return;
+  }
+  free(pcs);
+  header = map;
+  seen = (uint64_t *)map + HEADER_WORDS + np;
+  counters = __start___sancov_cntrs;
+  n_counters = nc;
+  map_size = size;
+  state = STATE_ON;
+
+  char exe[PATH_MAX];
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (el < 0) el = 0;
+  exe[el] = 0;
+  write_meta(vdir, id, exe, mod.build_id);
+  announce(dir, id, exe, path);
+  notice("covd-agent: %zu PCs, coverage file %s", np, path);
+}
+
+/* ---- the hot path ---- */
+
+/* One bit per byte of w: bit j set when byte j is non-zero. Branch-free. */
+static inline uint64_t nonzero_bytes(uint64_t w) {
+  w |= w >> 4;
+  w |= w >> 2;
+  w |= w >> 1;
+  w &= 0x0101010101010101ull;
+  return (w * 0x0102040810204080ull) >> 56;
+}
+
+/* ORs this input's counters into the seen bits; returns 1 when it reached a PC never seen. */
+static inline int record(void) {
+  const uint8_t *c = counters;
+  size_t n = n_counters;
+  size_t full = n / 64;
+  uint64_t fresh = 0;
+  for (size_t k = 0; k < full; k++, c += 64) {
+    uint64_t w[8];
+    memcpy(w, c, 64);
+    /* Most blocks of 64 counters are all zero: one test skips them. */
+    if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0) continue;
+    uint64_t m = 0;
+    for (int j = 0; j < 8; j++) m |= nonzero_bytes(w[j]) << (8 * j);
+    uint64_t nb = m & ~__atomic_load_n(&seen[k], __ATOMIC_RELAXED);
+    if (__builtin_expect(nb != 0, 0)) {
+      __atomic_fetch_or(&seen[k], nb, __ATOMIC_RELAXED);
+      fresh = 1;
+    }
+  }
+  if (full * 64 < n) {
+    uint64_t m = 0;
+    for (size_t i = 0; full * 64 + i < n; i++) m |= (uint64_t)(c[i] != 0) << i;
+    uint64_t nb = m & ~__atomic_load_n(&seen[full], __ATOMIC_RELAXED);
+    if (nb) {
+      __atomic_fetch_or(&seen[full], nb, __ATOMIC_RELAXED);
+      fresh = 1;
+    }
+  }
+  return (int)fresh;
+}
+
+int __wrap_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (__builtin_expect(state == STATE_UNINIT, 0)) init();
+  /* libFuzzer parks __sancov_lowest_stack at its own frame; only code built with
+   * -fsanitize-coverage=stack-depth moves it lower, so an unchanged value means "not tracked". */
+  uintptr_t stack_before = __sancov_lowest_stack;
+  int r = __real_LLVMFuzzerTestOneInput(data, size);
+  if (__builtin_expect(state == STATE_ON, 1)) {
+    int fresh = record();
+    __atomic_fetch_add(&header->n_runs, 1, __ATOMIC_RELAXED);
+    if (fresh) __atomic_fetch_add(&header->unique_runs, 1, __ATOMIC_RELAXED);
+    uintptr_t low = __sancov_lowest_stack;
+    if (low != 0 && low < stack_before) {
+      uint64_t cur = __atomic_load_n(&header->lowest_stack, __ATOMIC_RELAXED);
+      while (low < cur && !__atomic_compare_exchange_n(&header->lowest_stack, &cur, low, 1, __ATOMIC_RELAXED,
+                                                        __ATOMIC_RELAXED)) {
+      }
+    }
+  }
+  return r;
+}
