@@ -1,6 +1,7 @@
 /** Contract between the daemon (src/daemon) and the web server (src/web/server.ts). */
 import type { Hub } from '../daemon/hub.js';
 import type { Logger } from '../util/log.js';
+import type { WebLimits } from './limits.js';
 
 export interface WebServerOptions {
   hub: Hub;
@@ -15,14 +16,31 @@ export interface WebServerOptions {
   /** Directory of the bundled browser client (dist/ui); defaults to the one next to the build. */
   uiDir?: string;
   log: Logger;
+  /** Overrides of the server's limits (src/web/limits.ts); defaults are safe for a loopback daemon. */
+  limits?: Partial<WebLimits>;
 }
 
 export interface WebServer {
   /** The port actually bound. */
   readonly port: number;
   readonly url: string;
+  /** Counters behind /metrics (connected clients, messages and bytes sent, resyncs, refusals). */
+  readonly stats: Readonly<WebStats>;
   close(): Promise<void>;
 }
 
 /** Implemented in src/web/server.ts. */
 export type StartWebServer = (opts: WebServerOptions) => Promise<WebServer>;
+
+export interface WebStats {
+  clients: number;
+  messagesSent: number;
+  bytesSent: number;
+  /** Fresh snapshots sent because a subscriber fell behind (backpressure) or asked (seq gap). */
+  resyncs: number;
+  /** Clients disconnected by the server (protocol errors, rate limits, send buffer over the hard cap). */
+  dropped: number;
+  /** Requests and upgrades refused, by reason (host, origin, token, rate, connections, ...). */
+  refused: Record<string, number>;
+  httpRequests: number;
+}

@@ -1,0 +1,325 @@
+/**
+ * covd's web server: one uWebSockets.js app on the main thread serving the browser client, the
+ * HTTP API, Prometheus metrics and the live WebSocket protocol (docs/protocol.md) for every target.
+ *
+ * Every HTTP request and WebSocket upgrade passes the same admission checks first (Host
+ * allow-list, Origin, rate, token). Nothing taken from a request is ever joined onto a file
+ * system path: assets come from an in-memory table, source files only via hub.sourcePath().
+ */
+import { stat, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { gzip } from 'node:zlib';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { Hub } from '../daemon/hub.js';
+import type { Logger } from '../util/log.js';
+import { loadAssets, makeAsset, pickEncoding, type Asset } from './assets.js';
+import { defaultLimits, type WebLimits } from './limits.js';
+import { Live, type Conn } from './live.js';
+import { renderMetrics } from './metrics.js';
+import { ConnectionCounter, HostPolicy, isLoopback, originAllowed, presentedToken, RateLimiter, TOKEN_COOKIE, tokenMatches } from './security.js';
+import { infoOf, SummaryCache, toJsonExport, toLcov } from './summary.js';
+import type { StartWebServer, WebServer, WebServerOptions, WebStats } from './types.js';
+import { loadUws } from './uws.js';
+
+export { UwsUnavailableError } from './uws.js';
+
+/** The bundled client next to this build: dist/src/web/server.js -> dist/ui. */
+export const defaultUiDir = fileURLToPath(new URL('../../ui/', import.meta.url));
+
+/** The WebSocket endpoint of the live protocol. */
+export const WS_PATH = '/ws';
+
+const securityHeaders: [string, string][] = [
+  ['X-Content-Type-Options', 'nosniff'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Frame-Options', 'DENY'],
+  ['Cross-Origin-Resource-Policy', 'same-origin'],
+];
+const CSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+const statusText: Record<number, string> = {
+  200: 'OK', 204: 'No Content', 304: 'Not Modified', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
+  405: 'Method Not Allowed', 409: 'Conflict', 413: 'Content Too Large', 421: 'Misdirected Request', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/** What a handler needs from the request, copied out (uWS requests die when the handler returns). */
+interface Ctx {
+  method: string;
+  url: string;
+  acceptEncoding: string;
+  ifNoneMatch: string;
+  accept: string;
+  query: (key: string) => string;
+  setCookie?: string;
+  aborted: boolean;
+}
+
+const FALLBACK_INDEX = `<!doctype html><meta charset="utf-8"><title>covd</title>
+<p>covd is running, but the browser client has not been built (run <code>npm run build</code>).
+<p>API: <a href="/api/targets">/api/targets</a> · <a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a>
+`;
+
+export const startWebServer: StartWebServer = async (opts: WebServerOptions): Promise<WebServer> => {
+  const uws = loadUws();
+  const limits: WebLimits = { ...defaultLimits, ...opts.limits };
+  const host = opts.host || '127.0.0.1';
+  const log = opts.log.child({ part: 'web' });
+  if (!isLoopback(host) && !opts.token) {
+    throw new Error(`refusing to listen on ${host} without a token: anyone who can reach it could read your source code; pass --token or a token file, or listen on 127.0.0.1`);
+  }
+  const hub = opts.hub;
+  const stats: WebStats = { clients: 0, messagesSent: 0, bytesSent: 0, resyncs: 0, dropped: 0, refused: {}, httpRequests: 0 };
+  const refuse = (reason: string) => (stats.refused[reason] = (stats.refused[reason] ?? 0) + 1);
+
+  const assets = loadAssets(opts.uiDir ?? defaultUiDir);
+  if (!assets.has('/')) {
+    log.warn('browser client not built; serving a placeholder page', { uiDir: opts.uiDir ?? defaultUiDir });
+    const a = makeAsset('/', Buffer.from(FALLBACK_INDEX));
+    assets.set('/', a);
+    assets.set('/index.html', { ...a, path: '/index.html' });
+  }
+
+  const app: TemplatedApp = uws.App();
+  const live = new Live(app, hub, limits, stats, log);
+  const summaries = new SummaryCache();
+  const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
+  const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
+  hub.on('removed', (id) => summaries.delete(id));
+
+  let port = 0;
+  let hostPolicy: HostPolicy;
+
+  /** The admission checks shared by HTTP and upgrades; returns [status, reason] of a refusal. */
+  const admit = (req: HttpRequest, addr: string, ctxCookie: { set?: string }): [number, string, string] | null => {
+    const hostHeader = req.getHeader('host');
+    if (!hostPolicy.allows(hostHeader)) return [421, 'host', `Host "${hostHeader.slice(0, 100)}" is not one this server answers to (use --allow-host to add one)`];
+    if (!originAllowed(req.getHeader('origin'), hostHeader)) return [403, 'origin', 'cross-origin request refused'];
+    if (!httpRate.take(addr)) return [429, 'rate', 'too many requests'];
+    if (opts.token) {
+      const query = req.getQuery('token') ?? '';
+      const given = presentedToken(req.getHeader('authorization'), req.getHeader('cookie'), query);
+      if (!given || !tokenMatches(given, opts.token)) return [401, 'token', 'a valid token is required (Authorization: Bearer, the covd_token cookie, or ?token=)'];
+      if (query && query === given) ctxCookie.set = `${TOKEN_COOKIE}=${encodeURIComponent(given)}; Path=/; HttpOnly; SameSite=Strict`;
+    }
+    return null;
+  };
+
+  const addrOf = (res: HttpResponse) => Buffer.from(res.getRemoteAddressAsText()).toString();
+
+  // ---- response helpers ----
+  const write = (res: HttpResponse, ctx: Ctx, status: number, headers: [string, string][], body: Buffer | string) => {
+    if (ctx.aborted) return;
+    res.cork(() => {
+      res.writeStatus(`${status} ${statusText[status] ?? ''}`);
+      for (const [k, v] of securityHeaders) res.writeHeader(k, v);
+      for (const [k, v] of headers) res.writeHeader(k, v);
+      if (ctx.setCookie) res.writeHeader('Set-Cookie', ctx.setCookie);
+      if (ctx.method === 'head' || status === 304) res.endWithoutBody(status === 304 ? undefined : Buffer.byteLength(body));
+      else res.end(body);
+    });
+  };
+  const json = (res: HttpResponse, ctx: Ctx, status: number, value: unknown, extra: [string, string][] = []) =>
+    sendCompressible(res, ctx, status, 'application/json; charset=utf-8', Buffer.from(JSON.stringify(value)), [['Cache-Control', 'no-store'], ...extra]);
+  const error = (res: HttpResponse, ctx: Ctx, status: number, message: string) => json(res, ctx, status, { error: message, status });
+
+  /** Sends a body, gzipped off the main thread when it is large and the client accepts gzip. */
+  const sendCompressible = (res: HttpResponse, ctx: Ctx, status: number, type: string, body: Buffer, headers: [string, string][]) => {
+    const hs: [string, string][] = [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers];
+    if (body.length < 16 * 1024 || pickEncoding(ctx.acceptEncoding, { gzip: body }) !== 'gzip') return write(res, ctx, status, hs, body);
+    ensureAbortHandler(res, ctx);
+    gzip(body, (err, gz) => {
+      if (err) write(res, ctx, status, hs, body);
+      else write(res, ctx, status, [...hs, ['Content-Encoding', 'gzip']], gz);
+    });
+  };
+  const ensureAbortHandler = (res: HttpResponse, ctx: Ctx) => {
+    if ((res as { covdAbort?: boolean }).covdAbort) return;
+    (res as { covdAbort?: boolean }).covdAbort = true;
+    res.onAborted(() => (ctx.aborted = true));
+  };
+
+  const serveAsset = (res: HttpResponse, ctx: Ctx, a: Asset) => {
+    const headers: [string, string][] = [['Content-Type', a.type], ['ETag', a.etag], ['Cache-Control', 'no-cache'], ['Vary', 'Accept-Encoding']];
+    if (a.type.startsWith('text/html')) headers.push(['Content-Security-Policy', CSP]);
+    if (ctx.ifNoneMatch && ctx.ifNoneMatch.split(',').some((t) => t.trim() === a.etag || t.trim() === '*')) return write(res, ctx, 304, headers, '');
+    const enc = pickEncoding(ctx.acceptEncoding, a);
+    if (enc !== 'identity') headers.push(['Content-Encoding', enc]);
+    write(res, ctx, 200, headers, enc === 'br' ? a.br! : enc === 'gzip' ? a.gzip! : a.identity);
+  };
+
+  const serveSource = (res: HttpResponse, ctx: Ctx, id: string) => {
+    const fileParam = ctx.query('file');
+    if (!/^\d{1,9}$/.test(fileParam)) return error(res, ctx, 400, 'file must be a file index (a non-negative integer) from the target\'s source index');
+    const file = Number(fileParam);
+    if (!hub.target(id)) return error(res, ctx, 404, `no target ${id}`);
+    const path = hub.sourcePath(id, file);
+    if (path === undefined) return error(res, ctx, 404, `file ${file} is not a source file named by the debug info of target ${id}`);
+    ensureAbortHandler(res, ctx);
+    void (async () => {
+      try {
+        const st = await stat(path);
+        if (!st.isFile()) return error(res, ctx, 404, `source file ${file} is not a regular file on disk`);
+        if (st.size > limits.maxSourceBytes) return error(res, ctx, 413, `source file ${file} is ${st.size} bytes, over the ${limits.maxSourceBytes}-byte limit`);
+        const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+        const headers: [string, string][] = [['ETag', etag], ['Cache-Control', 'no-cache'], ['X-Content-Type-Options', 'nosniff']];
+        if (ctx.ifNoneMatch === etag) return write(res, ctx, 304, headers, '');
+        const body = await readFile(path);
+        sendCompressible(res, ctx, 200, 'text/plain; charset=utf-8', body, headers);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') error(res, ctx, 404, `source file ${file} of target ${id} is gone from disk`);
+        else {
+          log.warn('reading source failed', { id, file, err });
+          error(res, ctx, 500, `cannot read source file ${file}: ${code ?? 'error'}`);
+        }
+      }
+    })();
+  };
+
+  const serveTargetRoute = (res: HttpResponse, ctx: Ctx, id: string, sub: string | undefined) => {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return error(res, ctx, 404, 'no such target');
+    if (sub === 'source') return serveSource(res, ctx, id);
+    const t = hub.target(id);
+    if (!t) return error(res, ctx, 404, `no target ${id}`);
+    switch (sub) {
+      case undefined: {
+        const s = summaries.get(t);
+        return json(res, ctx, 200, {
+          ...infoOf(t),
+          seq: t.seq,
+          indexed: t.index !== null,
+          totals: s?.totals ?? null,
+          directories: t.index?.directories ?? [],
+          files: s?.files ?? [],
+          functions: s?.functions ?? [],
+        });
+      }
+      case 'history': {
+        const since = ctx.query('since');
+        if (since !== '' && !/^\d{1,16}$/.test(since)) return error(res, ctx, 400, 'since must be milliseconds since the epoch');
+        return json(res, ctx, 200, { id, samples: hub.history(id, since === '' ? undefined : Number(since)) });
+      }
+      case 'coverage': {
+        const format = ctx.query('format') || 'json';
+        if (format !== 'lcov' && format !== 'json') return error(res, ctx, 400, 'format must be lcov or json');
+        const s = summaries.get(t);
+        if (!s) return error(res, ctx, 409, `target ${id} has no source index yet (state ${t.state}${t.error ? ': ' + t.error : ''})`);
+        if (format === 'json') return json(res, ctx, 200, toJsonExport(t, s));
+        return sendCompressible(res, ctx, 200, 'text/plain; charset=utf-8', Buffer.from(toLcov(t, s)), [
+          ['Cache-Control', 'no-store'],
+          ['Content-Disposition', `attachment; filename="${t.name.replace(/[^A-Za-z0-9._-]/g, '_')}.info"`],
+        ]);
+      }
+      default:
+        return error(res, ctx, 404, 'unknown API path');
+    }
+  };
+
+  const route = (res: HttpResponse, ctx: Ctx) => {
+    const url = ctx.url;
+    if (url === '/healthz') return json(res, ctx, 200, { ok: true, targets: hub.targets().length, clients: stats.clients });
+    if (url === '/metrics') return write(res, ctx, 200, [['Content-Type', 'text/plain; version=0.0.4; charset=utf-8'], ['Cache-Control', 'no-store']], renderMetrics(hub, stats));
+    if (url === '/api/targets') return json(res, ctx, 200, { targets: hub.targets().map(infoOf) });
+    const m = /^\/api\/targets\/([^/]+)(?:\/(source|history|coverage))?$/.exec(url);
+    if (m) return serveTargetRoute(res, ctx, m[1]!, m[2]);
+    if (url.startsWith('/api/')) return error(res, ctx, 404, 'unknown API path');
+    const a = assets.get(url);
+    if (a) return serveAsset(res, ctx, a);
+    // Client-side routes (no file extension) get the page; everything else is a plain 404.
+    if (ctx.accept.includes('text/html') && /^\/[A-Za-z0-9/_-]*$/.test(url) && !url.includes('//')) return serveAsset(res, ctx, assets.get('/')!);
+    return error(res, ctx, 404, 'not found');
+  };
+
+  app.any('/*', (res, req) => {
+    stats.httpRequests++;
+    const addr = addrOf(res);
+    const cookie: { set?: string } = {};
+    const refusal = admit(req, addr, cookie);
+    const ctx: Ctx = {
+      method: req.getMethod(),
+      url: req.getUrl(),
+      acceptEncoding: req.getHeader('accept-encoding'),
+      ifNoneMatch: req.getHeader('if-none-match'),
+      accept: req.getHeader('accept'),
+      query: (() => {
+        const q = new URLSearchParams(req.getQuery() ?? '');
+        return (k: string) => q.get(k) ?? '';
+      })(),
+      aborted: false,
+    };
+    if (cookie.set) ctx.setCookie = cookie.set;
+    if (refusal) {
+      refuse(refusal[1]);
+      return error(res, ctx, refusal[0], refusal[2]);
+    }
+    if (ctx.method !== 'get' && ctx.method !== 'head') return write(res, ctx, 405, [['Allow', 'GET, HEAD'], ['Content-Type', 'text/plain']], 'method not allowed\n');
+    try {
+      route(res, ctx);
+    } catch (err) {
+      log.error('request failed', { url: ctx.url, err });
+      if (!ctx.aborted) error(res, ctx, 500, 'internal error');
+    }
+  });
+
+  app.ws<Conn>(WS_PATH, {
+    maxPayloadLength: limits.maxClientMessage,
+    maxBackpressure: limits.maxBackpressure,
+    closeOnBackpressureLimit: 1,
+    idleTimeout: limits.idleTimeout,
+    sendPingsAutomatically: true,
+    compression: uws.DISABLED,
+    upgrade: (res, req, context) => {
+      stats.httpRequests++;
+      const addr = addrOf(res);
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      let refusal = admit(req, addr, {});
+      if (!refusal && conns.get(addr) >= limits.maxConnectionsPerAddress) refusal = [429, 'connections', 'too many connections from this address'];
+      if (!refusal && stats.clients >= limits.maxConnections) refusal = [503, 'connections', 'too many connections'];
+      if (refusal) {
+        refuse(refusal[1]);
+        res.cork(() => {
+          res.writeStatus(`${refusal[0]} ${statusText[refusal[0]]}`).writeHeader('Content-Type', 'text/plain; charset=utf-8').end(refusal[2] + '\n', true);
+        });
+        return;
+      }
+      res.upgrade(live.newConn(addr), key, protocol, extensions, context);
+    },
+    open: (ws) => {
+      conns.tryAdd(ws.getUserData().addr);
+      live.open(ws);
+    },
+    message: (ws, message) => live.message(ws, message),
+    drain: (ws) => live.drain(ws),
+    close: (ws) => {
+      conns.remove(ws.getUserData().addr);
+      live.closed(ws);
+    },
+  });
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${opts.port} (address in use or not available)`))));
+  });
+  port = uws.us_socket_local_port(listenSocket as never);
+  hostPolicy = new HostPolicy(host, port, opts.allowedHosts);
+  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const url = `http://${urlHost}:${port}/`;
+  log.info('web server listening', { url, ui: assets.has('/main.js') });
+
+  let closed = false;
+  return {
+    port,
+    url,
+    stats,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      uws.us_listen_socket_close(listenSocket);
+      live.shutdown();
+      (app as { close?: () => void }).close?.();
+      await new Promise((r) => setImmediate(r));
+    },
+  };
+};

@@ -1,0 +1,204 @@
+/**
+ * Per-file and per-function coverage of a target, derived from its source index and seen bits.
+ * The API (GET /api/targets/:id), the lcov and JSON exports all use this one computation, so
+ * their totals agree by construction.
+ */
+import type { TargetDetail, TargetInfo } from '../daemon/hub.js';
+import type { SourceIndex } from '../workers/types.js';
+
+const NONE = 0xffffffff;
+
+export interface Count {
+  covered: number;
+  total: number;
+}
+
+export interface FileSummary {
+  /** Index into the source index's files (the `file` of /source?file=N). */
+  file: number;
+  /** Directory joined with the file name, as the debug info names it. */
+  path: string;
+  pcs: Count;
+  /** Distinct source lines with at least one PC; covered = with at least one seen PC. */
+  lines: Count;
+  /** Functions declared in this file; covered = with at least one seen PC. */
+  functions: Count;
+}
+
+export interface FunctionSummary {
+  function: number;
+  name: string;
+  /** File index of its declaration (null when unknown) and declaration line. */
+  file: number | null;
+  line: number;
+  pcs: Count;
+}
+
+export interface TargetSummary {
+  seq: number;
+  totals: { pcs: Count; lines: Count; functions: Count; files: number };
+  files: FileSummary[];
+  functions: FunctionSummary[];
+  /** Per file: its lines ascending and, in step, 1 if covered else 0 (for the exports). */
+  lineHits: { lines: Uint32Array; hits: Uint8Array }[];
+}
+
+export function filePath(index: SourceIndex, file: number): string {
+  const dir = index.directories[index.fileDirs[file]!] ?? '';
+  const name = index.files[file]!;
+  if (name.startsWith('/') || dir === '') return name;
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+}
+
+export function isSeen(seen: Uint8Array, pc: number): boolean {
+  return (seen[pc >>> 3]! & (1 << (pc & 7))) !== 0;
+}
+
+export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, seq: number): TargetSummary {
+  const nFiles = index.files.length;
+  const nFuncs = index.functions.names.length;
+  const filePcs = new Uint32Array(nFiles), fileCovPcs = new Uint32Array(nFiles);
+  const fnPcs = new Uint32Array(nFuncs), fnCov = new Uint32Array(nFuncs);
+  // Per file, line -> 1 if covered else 0.
+  const lineMaps: Map<number, number>[] = Array.from({ length: nFiles }, () => new Map());
+  let coveredPcs = 0;
+  const n = Math.min(pcsLen, index.pcFile.length);
+  for (let pc = 0; pc < n; pc++) {
+    const hit = isSeen(seen, pc) ? 1 : 0;
+    coveredPcs += hit;
+    const f = index.pcFile[pc]!;
+    if (f !== NONE && f < nFiles) {
+      filePcs[f]!++;
+      fileCovPcs[f]! += hit;
+      const line = index.pcLine[pc]!;
+      if (line !== 0) {
+        const m = lineMaps[f]!;
+        m.set(line, (m.get(line) ?? 0) | hit);
+      }
+    }
+    const fn = index.pcFunction[pc]!;
+    if (fn !== NONE && fn < nFuncs) {
+      fnPcs[fn]!++;
+      fnCov[fn]! += hit;
+    }
+  }
+  const fileFns: Count[] = Array.from({ length: nFiles }, () => ({ covered: 0, total: 0 }));
+  const functions: FunctionSummary[] = [];
+  let fnTotal = 0, fnCovered = 0;
+  for (let i = 0; i < nFuncs; i++) {
+    if (fnPcs[i] === 0) continue; // declared but no instrumented PC: nothing to report
+    const file = index.functions.file[i]!;
+    const known = file !== NONE && file < nFiles;
+    functions.push({ function: i, name: index.functions.names[i]!, file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: fnPcs[i]! } });
+    fnTotal++;
+    if (fnCov[i]! > 0) fnCovered++;
+    if (known) {
+      fileFns[file]!.total++;
+      if (fnCov[i]! > 0) fileFns[file]!.covered++;
+    }
+  }
+  const files: FileSummary[] = [];
+  const lineHits: TargetSummary['lineHits'] = [];
+  let linesTotal = 0, linesCovered = 0;
+  for (let f = 0; f < nFiles; f++) {
+    const m = lineMaps[f]!;
+    const lines = Uint32Array.from(m.keys()).sort();
+    const hits = new Uint8Array(lines.length);
+    let cov = 0;
+    lines.forEach((l, i) => {
+      hits[i] = m.get(l)!;
+      cov += hits[i]!;
+    });
+    lineHits.push({ lines, hits });
+    if (filePcs[f] === 0 && fileFns[f]!.total === 0) continue;
+    linesTotal += lines.length;
+    linesCovered += cov;
+    files.push({ file: f, path: filePath(index, f), pcs: { covered: fileCovPcs[f]!, total: filePcs[f]! }, lines: { covered: cov, total: lines.length }, functions: fileFns[f]! });
+  }
+  return {
+    seq,
+    totals: { pcs: { covered: coveredPcs, total: pcsLen }, lines: { covered: linesCovered, total: linesTotal }, functions: { covered: fnCovered, total: fnTotal }, files: files.length },
+    files,
+    functions,
+    lineHits,
+  };
+}
+
+/** Memoizes summaries per target until its seq or index changes (1M-PC targets take tens of ms). */
+export class SummaryCache {
+  private readonly cache = new Map<string, { seq: number; index: SourceIndex; summary: TargetSummary }>();
+  get(t: TargetDetail): TargetSummary | null {
+    if (!t.index) return null;
+    const c = this.cache.get(t.id);
+    if (c && c.seq === t.seq && c.index === t.index) return c.summary;
+    const summary = summarize(t.index, t.seen, t.stats.pcsLen, t.seq);
+    this.cache.set(t.id, { seq: t.seq, index: t.index, summary });
+    return summary;
+  }
+  delete(id: string) {
+    this.cache.delete(id);
+  }
+}
+
+/** The TargetInfo part of a detail (without the big arrays), for JSON and the wire. */
+export function infoOf(t: TargetInfo): TargetInfo {
+  const info: TargetInfo = { id: t.id, name: t.name, exe: t.exe, buildId: t.buildId, coverageFile: t.coverageFile, state: t.state, createdAt: t.createdAt, stats: t.stats };
+  if (t.error !== undefined) info.error = t.error;
+  return info;
+}
+
+/** An lcov tracefile (geninfo format) genhtml accepts: one record per source file. Hits are 0/1: covd knows seen, not counts. */
+export function toLcov(t: TargetDetail, s: TargetSummary): string {
+  const index = t.index!;
+  const out: string[] = [`TN:${t.name.replace(/[^A-Za-z0-9_]/g, '_')}`];
+  const fnsByFile = new Map<number, FunctionSummary[]>();
+  for (const fn of s.functions) {
+    if (fn.file === null) continue;
+    let a = fnsByFile.get(fn.file);
+    if (!a) fnsByFile.set(fn.file, (a = []));
+    a.push(fn);
+  }
+  for (const f of s.files) {
+    const { lines, hits } = s.lineHits[f.file]!;
+    out.push(`SF:${filePath(index, f.file)}`);
+    const fns = fnsByFile.get(f.file) ?? [];
+    const names = new Map<string, number>();
+    const uniq = fns.map((fn) => {
+      // lcov keys functions by name within a file; overloads and statics can repeat one.
+      const base = fn.name.replace(/[,\n\r]/g, '_');
+      const k = names.get(base) ?? 0;
+      names.set(base, k + 1);
+      return k === 0 ? base : `${base}#${k + 1}`;
+    });
+    fns.forEach((fn, i) => out.push(`FN:${Math.max(1, fn.line)},${uniq[i]}`));
+    fns.forEach((fn, i) => out.push(`FNDA:${fn.pcs.covered > 0 ? 1 : 0},${uniq[i]}`));
+    out.push(`FNF:${fns.length}`, `FNH:${fns.filter((fn) => fn.pcs.covered > 0).length}`);
+    for (let i = 0; i < lines.length; i++) out.push(`DA:${lines[i]},${hits[i]}`);
+    out.push(`LF:${f.lines.total}`, `LH:${f.lines.covered}`, 'end_of_record');
+  }
+  return out.join('\n') + '\n';
+}
+
+/** The JSON export: summary plus per-file covered/uncovered line lists and per-PC locations of seen PCs. */
+export function toJsonExport(t: TargetDetail, s: TargetSummary): unknown {
+  const index = t.index!;
+  return {
+    format: 'covd-coverage-1',
+    target: infoOf(t),
+    seq: s.seq,
+    totals: s.totals,
+    files: s.files.map((f) => {
+      const { lines, hits } = s.lineHits[f.file]!;
+      const covered: number[] = [], uncovered: number[] = [];
+      lines.forEach((l, i) => (hits[i] ? covered : uncovered).push(l));
+      return { ...f, coveredLines: covered, uncoveredLines: uncovered };
+    }),
+    functions: s.functions,
+    seenPcs: (() => {
+      const pcs: number[] = [];
+      for (let pc = 0; pc < t.stats.pcsLen; pc++) if (isSeen(t.seen, pc)) pcs.push(pc);
+      return pcs;
+    })(),
+    directories: index.directories,
+  };
+}
