@@ -1,0 +1,90 @@
+/**
+ * Which unit covers an address, the way LLVM's DWARFDebugAranges decides: .debug_aranges sets
+ * first, then the unit DIE's ranges for units not described there; overlaps go to the unit
+ * with the lowest offset among those covering the address.
+ */
+import { Reader } from './reader.js';
+import { dieRanges } from './ranges.js';
+import { readUnitDie, type Sections, type Unit } from './units.js';
+import { unitAt } from './functions.js';
+
+export interface UnitMap {
+  low: Float64Array;
+  high: Float64Array;
+  unit: Int32Array;
+}
+
+export function buildUnitMap(sec: Sections, units: Unit[]): UnitMap {
+  const lows: number[] = [], highs: number[] = [], us: number[] = [];
+  const add = (u: number, lo: number, hi: number): void => { if (lo < hi) { lows.push(lo); highs.push(hi); us.push(u); } };
+  const described = new Set<number>();
+  if (sec.aranges.length > 0) {
+    const r = new Reader(sec.aranges, '.debug_aranges');
+    while (r.remaining > 0) {
+      let len = r.u32();
+      let offSize = 4;
+      if (len === 0xffffffff) { len = r.u64n(); offSize = 8; }
+      const set = r.sub(len);
+      set.u16(); // version
+      const cuOff = set.uN(offSize);
+      const addrSize = set.u8();
+      const segSize = set.u8();
+      if (addrSize !== 4 && addrSize !== 8) set.fail(`address size ${addrSize}`);
+      // Tuples start at a multiple of their size from the set's start.
+      const tuple = addrSize * 2 + segSize;
+      const start = r.pos - len - (offSize === 8 ? 12 : 4);
+      const rel = set.pos - start;
+      set.skip((tuple - (rel % tuple)) % tuple);
+      const u = unitAt(units, cuOff);
+      if (u && u.offset === cuOff) described.add(u.index);
+      while (set.remaining >= tuple) {
+        set.skip(segSize);
+        const a = set.uN(addrSize);
+        const l = set.uN(addrSize);
+        if (a === 0 && l === 0) break;
+        if (u && u.offset === cuOff) add(u.index, a, a + l);
+      }
+    }
+  }
+  for (const u of units) {
+    const pc = readUnitDie(sec, u);
+    if (described.has(u.index)) continue;
+    const ranges: number[] = [];
+    dieRanges(sec, u, pc, ranges);
+    for (let i = 0; i < ranges.length; i += 2) add(u.index, ranges[i]!, ranges[i + 1]!);
+  }
+  // Sweep over endpoints; between two endpoints the lowest-offset active unit owns the range.
+  const ends: { a: number; start: boolean; u: number }[] = [];
+  for (let i = 0; i < lows.length; i++) { ends.push({ a: lows[i]!, start: true, u: us[i]! }); ends.push({ a: highs[i]!, start: false, u: us[i]! }); }
+  ends.sort((x, y) => x.a - y.a);
+  const active = new Map<number, number>();
+  const outL: number[] = [], outH: number[] = [], outU: number[] = [];
+  let prev = -1;
+  let minActive = -1;
+  for (const e of ends) {
+    if (prev >= 0 && prev < e.a && active.size > 0) {
+      const n = outL.length;
+      if (n > 0 && outH[n - 1] === prev && active.has(outU[n - 1]!)) outH[n - 1] = e.a;
+      else { outL.push(prev); outH.push(e.a); outU.push(minActive); }
+    }
+    const c = active.get(e.u) ?? 0;
+    if (e.start) active.set(e.u, c + 1);
+    else if (c <= 1) active.delete(e.u);
+    else active.set(e.u, c - 1);
+    if (e.start) { if (minActive < 0 || e.u < minActive) minActive = e.u; }
+    else if (!active.has(e.u) && e.u === minActive) minActive = active.size ? Math.min(...active.keys()) : -1;
+    prev = e.a;
+  }
+  return { low: Float64Array.from(outL), high: Float64Array.from(outH), unit: Int32Array.from(outU) };
+}
+
+/** The unit index covering addr, or -1. */
+export function unitFor(m: UnitMap, addr: number): number {
+  let lo = 0, hi = m.low.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (m.low[mid]! <= addr) lo = mid + 1; else hi = mid;
+  }
+  if (lo === 0) return -1;
+  return addr < m.high[lo - 1]! ? m.unit[lo - 1]! : -1;
+}

@@ -1,0 +1,130 @@
+/**
+ * Functions of a unit: every DW_TAG_subprogram with code (low/high or ranges), named the way
+ * llvm-symbolizer names them (linkage name, else name, following DW_AT_specification and
+ * DW_AT_abstract_origin, also across units), with the declaration's file and line.
+ */
+import * as C from './constants.js';
+import { Reader } from './reader.js';
+import { dieRanges, type PcAttrs } from './ranges.js';
+import { formString, isUnitRef, readForm, type Sections, type Unit } from './units.js';
+
+export interface FunctionInfo {
+  name: string;
+  /** Unit whose line table declFile indexes (the unit of the DIE that had decl_file). */
+  declUnit: number;
+  declFile: number; // -1 = none
+  declLine: number;
+  ranges: number[];
+}
+
+interface DieNames {
+  linkage: string | null;
+  name: string | null;
+  declFile: number;
+  declLine: number;
+  ref: number; // absolute offset of specification/abstract_origin, -1 = none
+}
+
+/** Finds the unit containing an absolute .debug_info offset. */
+export function unitAt(units: Unit[], off: number): Unit | undefined {
+  let lo = 0, hi = units.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (units[mid]!.end <= off) lo = mid + 1; else hi = mid;
+  }
+  const u = units[lo];
+  return u && u.offset <= off ? u : undefined;
+}
+
+function readNames(sec: Sections, u: Unit, r: Reader, code: number): DieNames {
+  const a = u.abbrevs.get(code);
+  if (!a) throw r.err(`unknown abbreviation code ${code}`);
+  const out: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };
+  for (let i = 0; i < a.attrs.length; i++) {
+    const at = a.attrs[i]!, form = a.forms[i]!;
+    const v = readForm(r, form, u, a.implicit[i]!);
+    switch (at) {
+      case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: out.linkage = formString(sec, u, form, v); break;
+      case C.DW_AT_name: out.name = formString(sec, u, form, v); break;
+      case C.DW_AT_decl_file: out.declFile = v; break;
+      case C.DW_AT_decl_line: out.declLine = v; break;
+      case C.DW_AT_specification: case C.DW_AT_abstract_origin:
+        if (isUnitRef(form)) out.ref = u.offset + v;
+        else if (form === C.DW_FORM_ref_addr) out.ref = v;
+        break;
+    }
+  }
+  return out;
+}
+
+/** Follows specification/abstract_origin (at most 16 hops, so cycles end) to fill in what is missing. */
+function completeNames(sec: Sections, units: Unit[], u: Unit, n: DieNames, f: FunctionInfo): void {
+  let linkage = n.linkage, name = n.name;
+  if (n.declFile >= 0) { f.declFile = n.declFile; f.declLine = n.declLine; f.declUnit = u.index; }
+  let ref = n.ref;
+  for (let hops = 0; ref >= 0 && hops < 16 && (linkage === null || f.declFile < 0); hops++) {
+    const ru = unitAt(units, ref);
+    if (!ru) break;
+    const r = new Reader(sec.info, '.debug_info', ref, ru.end);
+    const m = readNames(sec, ru, r, r.uleb());
+    linkage ??= m.linkage;
+    name ??= m.name;
+    if (f.declFile < 0 && m.declFile >= 0) { f.declFile = m.declFile; f.declLine = m.declLine; f.declUnit = ru.index; }
+    ref = m.ref;
+  }
+  f.name = linkage ?? name ?? '';
+}
+
+/** Walks the unit's DIEs and returns its functions with code. */
+export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionInfo[] {
+  const out: FunctionInfo[] = [];
+  const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
+  let depth = 0;
+  while (r.remaining > 0) {
+    const code = r.uleb();
+    if (code === 0) {
+      if (--depth <= 0) break;
+      continue;
+    }
+    const a = u.abbrevs.get(code);
+    if (!a) throw r.err(`unknown abbreviation code ${code}`);
+    if (a.tag !== C.DW_TAG_subprogram) {
+      const forms = a.forms;
+      for (let i = 0; i < forms.length; i++) readForm(r, forms[i]!, u, 0);
+    } else {
+      const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
+      const n: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };
+      let declaration = false;
+      for (let i = 0; i < a.attrs.length; i++) {
+        const at = a.attrs[i]!, form = a.forms[i]!;
+        const v = readForm(r, form, u, a.implicit[i]!);
+        switch (at) {
+          case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
+          case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
+          case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
+          case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: n.linkage = formString(sec, u, form, v); break;
+          case C.DW_AT_name: n.name = formString(sec, u, form, v); break;
+          case C.DW_AT_decl_file: n.declFile = v; break;
+          case C.DW_AT_decl_line: n.declLine = v; break;
+          case C.DW_AT_declaration: declaration = v !== 0; break;
+          case C.DW_AT_specification: case C.DW_AT_abstract_origin:
+            if (isUnitRef(form)) n.ref = u.offset + v;
+            else if (form === C.DW_FORM_ref_addr) n.ref = v;
+            break;
+        }
+      }
+      if (!declaration && (pc.lowForm || pc.rangesForm)) {
+        const ranges: number[] = [];
+        dieRanges(sec, u, pc, ranges);
+        if (ranges.length > 0) {
+          const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges };
+          completeNames(sec, units, u, n, f);
+          out.push(f);
+        }
+      }
+    }
+    if (a.hasChildren) depth++;
+    else if (depth === 0) break; // a unit DIE without children
+  }
+  return out;
+}

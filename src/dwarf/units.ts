@@ -1,0 +1,218 @@
+/**
+ * .debug_info units: headers, attribute forms, and the few DIE attributes we act on.
+ * Values are read as plain numbers (offsets, indices, constants, addresses); strings are
+ * resolved afterwards because DW_AT_str_offsets_base may follow a strx attribute.
+ */
+import * as C from './constants.js';
+import { AbbrevTable, type Abbrev } from './abbrev.js';
+import { corrupt } from './errors.js';
+import { Reader, strAt } from './reader.js';
+
+export interface Sections {
+  info: Uint8Array;
+  abbrev: Uint8Array;
+  str: Uint8Array;
+  lineStr: Uint8Array;
+  line: Uint8Array;
+  ranges: Uint8Array;
+  rnglists: Uint8Array;
+  strOffsets: Uint8Array;
+  addr: Uint8Array;
+  aranges: Uint8Array;
+}
+
+export interface Unit {
+  /** Index in DebugInfo.units. */
+  index: number;
+  offset: number;
+  /** Exclusive end of the unit in .debug_info. */
+  end: number;
+  version: number;
+  unitType: number;
+  addrSize: number;
+  offSize: number;
+  abbrevs: AbbrevTable;
+  /** Offset of the first (unit) DIE. */
+  dieOffset: number;
+  // From the unit DIE:
+  tag: number;
+  name: string;
+  compDir: string;
+  stmtList: number; // -1 = none
+  lowPc: number;
+  strOffsetsBase: number;
+  addrBase: number;
+  rnglistsBase: number;
+  rangesBase: number;
+}
+
+/** Where the reader may be asked to go: units are at most this many (bounded by section size / 11 anyway). */
+export function parseUnitHeaders(sec: Sections): Unit[] {
+  const r = new Reader(sec.info, '.debug_info');
+  const units: Unit[] = [];
+  const abbrevCache = new Map<number, AbbrevTable>();
+  while (r.remaining > 0) {
+    const offset = r.pos;
+    let len = r.u32();
+    let offSize = 4;
+    if (len === 0xffffffff) {
+      len = r.u64n();
+      offSize = 8;
+    } else if (len >= 0xfffffff0) {
+      r.fail(`reserved unit length 0x${len.toString(16)}`);
+    }
+    r.need(len);
+    const end = r.pos + len;
+    const version = r.u16();
+    if (version < 2 || version > 5) r.fail(`unsupported DWARF version ${version}`);
+    let unitType = C.DW_UT_compile;
+    let addrSize: number;
+    let abbrevOffset: number;
+    if (version >= 5) {
+      unitType = r.u8();
+      addrSize = r.u8();
+      abbrevOffset = r.uN(offSize);
+      if (unitType === C.DW_UT_skeleton || unitType === C.DW_UT_split_compile) r.skip(8);
+      else if (unitType === C.DW_UT_type || unitType === C.DW_UT_split_type) r.skip(8 + offSize);
+    } else {
+      abbrevOffset = r.uN(offSize);
+      addrSize = r.u8();
+    }
+    if (addrSize !== 4 && addrSize !== 8) r.fail(`unsupported address size ${addrSize}`);
+    if (r.pos > end) r.fail('unit header longer than the unit');
+    let abbrevs = abbrevCache.get(abbrevOffset);
+    if (!abbrevs) {
+      abbrevs = AbbrevTable.parse(sec.abbrev, abbrevOffset);
+      abbrevCache.set(abbrevOffset, abbrevs);
+    }
+    units.push({
+      index: units.length, offset, end, version, unitType, addrSize, offSize, abbrevs, dieOffset: r.pos,
+      tag: 0, name: '', compDir: '', stmtList: -1, lowPc: 0, strOffsetsBase: 0, addrBase: 0, rnglistsBase: 0, rangesBase: 0,
+    });
+    r.pos = end;
+  }
+  return units;
+}
+
+/** Reads one attribute value as a number; the cursor ends after it. DW_FORM_string yields its offset. */
+export function readForm(r: Reader, form: number, u: Unit, implicit: number): number {
+  switch (form) {
+    case C.DW_FORM_addr: return r.uN(u.addrSize);
+    case C.DW_FORM_data1: case C.DW_FORM_ref1: case C.DW_FORM_flag: case C.DW_FORM_strx1: case C.DW_FORM_addrx1: return r.u8();
+    case C.DW_FORM_data2: case C.DW_FORM_ref2: case C.DW_FORM_strx2: case C.DW_FORM_addrx2: return r.u16();
+    case C.DW_FORM_strx3: case C.DW_FORM_addrx3: return r.u24();
+    case C.DW_FORM_data4: case C.DW_FORM_ref4: case C.DW_FORM_ref_sup4: case C.DW_FORM_strx4: case C.DW_FORM_addrx4: return r.u32();
+    case C.DW_FORM_data8: case C.DW_FORM_ref8: case C.DW_FORM_ref_sig8: case C.DW_FORM_ref_sup8: return r.u64n();
+    case C.DW_FORM_data16: r.skip(16); return 0;
+    case C.DW_FORM_sdata: return r.sleb();
+    case C.DW_FORM_udata: case C.DW_FORM_ref_udata: case C.DW_FORM_strx: case C.DW_FORM_addrx:
+    case C.DW_FORM_loclistx: case C.DW_FORM_rnglistx: case C.DW_FORM_GNU_addr_index: case C.DW_FORM_GNU_str_index:
+      return r.uleb();
+    case C.DW_FORM_strp: case C.DW_FORM_line_strp: case C.DW_FORM_sec_offset: case C.DW_FORM_strp_sup:
+    case C.DW_FORM_GNU_ref_alt: case C.DW_FORM_GNU_strp_alt:
+      return r.uN(u.offSize);
+    case C.DW_FORM_ref_addr: return r.uN(u.version <= 2 ? u.addrSize : u.offSize);
+    case C.DW_FORM_string: {
+      const start = r.pos;
+      const nul = r.buf.indexOf(0, start);
+      if (nul < 0 || nul >= r.end) r.fail('unterminated DW_FORM_string');
+      r.pos = nul + 1;
+      return start;
+    }
+    case C.DW_FORM_block1: r.skip(r.u8()); return 0;
+    case C.DW_FORM_block2: r.skip(r.u16()); return 0;
+    case C.DW_FORM_block4: r.skip(r.u32()); return 0;
+    case C.DW_FORM_block: case C.DW_FORM_exprloc: r.skip(r.uleb()); return 0;
+    case C.DW_FORM_flag_present: return 1;
+    case C.DW_FORM_implicit_const: return implicit;
+    case C.DW_FORM_indirect: {
+      const f = r.uleb();
+      if (f === C.DW_FORM_indirect || f === C.DW_FORM_implicit_const) r.fail('DW_FORM_indirect to itself or implicit_const');
+      return readForm(r, f, u, 0);
+    }
+    default: return r.fail(`unknown attribute form 0x${form.toString(16)}`);
+  }
+}
+
+/** Resolves a string-class attribute read by readForm. */
+export function formString(sec: Sections, u: Unit, form: number, v: number): string {
+  switch (form) {
+    case C.DW_FORM_string: return strAt(sec.info, v, '.debug_info');
+    case C.DW_FORM_strp: return strAt(sec.str, v, '.debug_str');
+    case C.DW_FORM_line_strp: return strAt(sec.lineStr, v, '.debug_line_str');
+    case C.DW_FORM_strx: case C.DW_FORM_strx1: case C.DW_FORM_strx2: case C.DW_FORM_strx3: case C.DW_FORM_strx4:
+    case C.DW_FORM_GNU_str_index: {
+      const off = u.strOffsetsBase + v * u.offSize;
+      const r = new Reader(sec.strOffsets, '.debug_str_offsets');
+      r.seek(off);
+      return strAt(sec.str, r.uN(u.offSize), '.debug_str');
+    }
+    case C.DW_FORM_GNU_strp_alt: case C.DW_FORM_strp_sup: return '';
+    default: throw corrupt(`.debug_info unit 0x${u.offset.toString(16)}`, `form 0x${form.toString(16)} is not a string`);
+  }
+}
+
+/** Resolves an address-class attribute (addr or addrx*) read by readForm. */
+export function formAddress(sec: Sections, u: Unit, form: number, v: number): number {
+  if (form === C.DW_FORM_addr) return v;
+  if (isAddrx(form)) return addrIndex(sec, u, v);
+  throw corrupt(`.debug_info unit 0x${u.offset.toString(16)}`, `form 0x${form.toString(16)} is not an address`);
+}
+
+export function isAddrx(form: number): boolean {
+  return form === C.DW_FORM_addrx || form === C.DW_FORM_GNU_addr_index || (form >= C.DW_FORM_addrx1 && form <= C.DW_FORM_addrx4);
+}
+
+export function addrIndex(sec: Sections, u: Unit, index: number): number {
+  const r = new Reader(sec.addr, '.debug_addr');
+  r.seek(u.addrBase + index * u.addrSize);
+  return r.uN(u.addrSize);
+}
+
+/** True for forms whose value is an offset into .debug_info relative to the unit. */
+export function isUnitRef(form: number): boolean {
+  return (form >= C.DW_FORM_ref1 && form <= C.DW_FORM_ref_udata);
+}
+
+export function isConstant(form: number): boolean {
+  return form === C.DW_FORM_data1 || form === C.DW_FORM_data2 || form === C.DW_FORM_data4 || form === C.DW_FORM_data8 ||
+    form === C.DW_FORM_udata || form === C.DW_FORM_sdata || form === C.DW_FORM_implicit_const;
+}
+
+/** Fills the unit's fields from its first DIE (name, comp_dir, stmt_list, bases). */
+export function readUnitDie(sec: Sections, u: Unit): { lowForm: number; low: number; highForm: number; high: number; rangesForm: number; ranges: number } {
+  const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
+  const code = r.uleb();
+  const out = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
+  if (code === 0) return out;
+  const a = u.abbrevs.get(code);
+  if (!a) throw r.err(`unknown abbreviation code ${code}`);
+  u.tag = a.tag;
+  let nameForm = 0, nameV = 0, dirForm = 0, dirV = 0;
+  for (let i = 0; i < a.attrs.length; i++) {
+    const at = a.attrs[i]!, form = a.forms[i]!;
+    const v = readForm(r, form, u, a.implicit[i]!);
+    switch (at) {
+      case C.DW_AT_name: nameForm = form; nameV = v; break;
+      case C.DW_AT_comp_dir: dirForm = form; dirV = v; break;
+      case C.DW_AT_stmt_list: u.stmtList = v; break;
+      case C.DW_AT_low_pc: out.lowForm = form; out.low = v; break;
+      case C.DW_AT_high_pc: out.highForm = form; out.high = v; break;
+      case C.DW_AT_ranges: out.rangesForm = form; out.ranges = v; break;
+      case C.DW_AT_str_offsets_base: u.strOffsetsBase = v; break;
+      case C.DW_AT_addr_base: case C.DW_AT_GNU_addr_base: u.addrBase = v; break;
+      case C.DW_AT_rnglists_base: u.rnglistsBase = v; break;
+      case C.DW_AT_GNU_ranges_base: u.rangesBase = v; break;
+    }
+  }
+  // DWARF 5 without an explicit base: the first table after the section's header.
+  if (u.version >= 5) {
+    if (u.strOffsetsBase === 0 && sec.strOffsets.length >= 8) u.strOffsetsBase = u.offSize === 8 ? 16 : 8;
+  }
+  if (nameForm) u.name = formString(sec, u, nameForm, nameV);
+  if (dirForm) u.compDir = formString(sec, u, dirForm, dirV);
+  if (out.lowForm) u.lowPc = formAddress(sec, u, out.lowForm, out.low);
+  return out;
+}
+
+export type { Abbrev };
