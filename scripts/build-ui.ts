@@ -1,8 +1,9 @@
 /**
- * Bundles the browser client (ui/) into dist/ui with esbuild. Run by `npm run build`.
- * Until the client exists this is a no-op, so the build stays green.
+ * Bundles the browser client (ui/) into dist/ui with esbuild: main.js (+ map), main.css (the
+ * client's styles, uPlot's and CodeMirror-independent ones) and index.html. Run by `npm run build`.
+ * Everything the page needs is in dist/ui: it never loads anything from elsewhere.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -13,8 +14,10 @@ if (!existsSync(entry)) {
 } else {
   const esbuild = await import('esbuild');
   const out = join(root, 'dist', 'ui');
+  // Start clean so stale chunks never get served.
+  if (existsSync(out)) for (const f of readdirSync(out)) rmSync(join(out, f), { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  await esbuild.build({
+  const result = await esbuild.build({
     entryPoints: [entry],
     bundle: true,
     minify: true,
@@ -22,7 +25,15 @@ if (!existsSync(entry)) {
     format: 'esm',
     target: 'es2022',
     outdir: out,
+    // CSS imported from TypeScript (ours and uPlot's) is collected into main.css.
+    loader: { '.css': 'css' },
+    legalComments: 'linked',
     logLevel: 'warning',
+    metafile: true,
   });
-  console.log(`build-ui: bundled ${entry} -> ${out}`);
+  copyFileSync(join(root, 'ui', 'index.html'), join(out, 'index.html'));
+  const sizes = Object.entries(result.metafile.outputs)
+    .filter(([f]) => !f.endsWith('.map'))
+    .map(([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1024).toFixed(0)} KiB`);
+  console.log(`build-ui: ${sizes.join(', ')} -> ${out}`);
 }

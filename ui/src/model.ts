@@ -1,0 +1,246 @@
+/**
+ * Client-side state of one followed target: the source index, the seen bits and first-seen
+ * times, and the per-file / per-function / per-line coverage derived from them.
+ *
+ * Line semantics: a line is covered when all its PCs are seen, partly covered when some are,
+ * uncovered when none are, and not instrumented when no PC maps to it.
+ */
+import type { HistorySample, TargetInfo, TargetStats } from '../../src/daemon/hub.js';
+import type { WireSourceIndex } from '../../src/web/protocol.js';
+
+const NONE = 0xffffffff;
+
+export const enum LineState {
+  None = 0,
+  Uncovered = 1,
+  Partly = 2,
+  Covered = 3,
+}
+
+export interface FileLines {
+  /** Per line (index = line number, 0 unused): LineState. */
+  state: Uint8Array;
+  /** Per line: PCs seen / PCs in all. */
+  seen: Uint32Array;
+  total: Uint32Array;
+  /** Per line: newest first-seen time of its PCs (s since epoch), 0 if none seen. */
+  newest: Uint32Array;
+  /** Lines that start a run of missed (uncovered or partly covered) lines, ascending. */
+  missStarts: Uint32Array;
+}
+
+export class TargetModel {
+  info: TargetInfo;
+  index: WireSourceIndex | null = null;
+  seen: Uint8Array = new Uint8Array(0);
+  firstSeen: Uint32Array = new Uint32Array(0);
+  seq = -1;
+  history: HistorySample[] = [];
+  /** True once a snapshot arrived after the last (re)subscription. */
+  synced = false;
+
+  // Derived from the index (rebuilt when it changes).
+  /** Full path per file ("dir/file"), as shown and as used in deep links. */
+  paths: string[] = [];
+  private byPath = new Map<string, number>();
+  /** PCs grouped by file, each group sorted by line: filePcs[fileStart[f] .. fileStart[f+1]). */
+  fileStart = new Uint32Array(1);
+  filePcs = new Uint32Array(0);
+  fileTotal = new Uint32Array(0);
+  fileCovered = new Uint32Array(0);
+  fnTotal = new Uint32Array(0);
+  fnCovered = new Uint32Array(0);
+  /** Bumped whenever coverage changes, so views can tell whether to redraw. */
+  version = 0;
+
+  constructor(info: TargetInfo) {
+    this.info = info;
+  }
+
+  isSeen(pc: number): boolean {
+    return ((this.seen[pc >> 3]! >> (pc & 7)) & 1) === 1;
+  }
+
+  setIndex(index: WireSourceIndex): void {
+    this.index = index;
+    const { files, directories, fileDirs, pcFile, pcLine, pcFunction } = index;
+    this.paths = files.map((f, i) => joinPath(directories[fileDirs[i]!] ?? '', f));
+    this.byPath = new Map(this.paths.map((p, i) => [trimSlash(p), i]));
+    const nFiles = files.length;
+    const nPcs = pcFile.length;
+    // Counting sort of PCs by file, then sort each file's group by line.
+    const start = new Uint32Array(nFiles + 1);
+    for (let i = 0; i < nPcs; i++) {
+      const f = pcFile[i]!;
+      if (f !== NONE && f < nFiles) start[f + 1]!++;
+    }
+    for (let f = 0; f < nFiles; f++) start[f + 1]! += start[f]!;
+    const pcs = new Uint32Array(start[nFiles]!);
+    const fill = start.slice(0, nFiles);
+    for (let i = 0; i < nPcs; i++) {
+      const f = pcFile[i]!;
+      if (f !== NONE && f < nFiles) pcs[fill[f]!++] = i;
+    }
+    for (let f = 0; f < nFiles; f++) {
+      const group = pcs.subarray(start[f]!, start[f + 1]!);
+      let sorted = true;
+      for (let k = 1; k < group.length; k++) if (pcLine[group[k]!]! < pcLine[group[k - 1]!]!) { sorted = false; break; }
+      if (!sorted) {
+        const tmp = Array.from(group).sort((a, b) => pcLine[a]! - pcLine[b]! || a - b);
+        group.set(tmp);
+      }
+    }
+    this.fileStart = start;
+    this.filePcs = pcs;
+    this.fileTotal = new Uint32Array(nFiles);
+    for (let f = 0; f < nFiles; f++) this.fileTotal[f] = start[f + 1]! - start[f]!;
+    const nFns = index.functions.names.length;
+    this.fnTotal = new Uint32Array(nFns);
+    for (let i = 0; i < nPcs; i++) {
+      const fn = pcFunction[i]!;
+      if (fn !== NONE && fn < nFns) this.fnTotal[fn]!++;
+    }
+    this.recount();
+  }
+
+  /** Replaces all coverage state (snapshot). */
+  applySnapshot(seq: number, info: TargetInfo, seen: Uint8Array, firstSeen: Uint32Array, history: HistorySample[]): void {
+    this.info = info;
+    this.seq = seq;
+    this.seen = seen;
+    this.firstSeen = firstSeen;
+    this.history = history.slice();
+    this.synced = true;
+    this.recount();
+  }
+
+  /**
+   * Applies one delta; returns the files whose coverage changed, or null when the sequence
+   * has a gap and the caller must ask for a resync.
+   */
+  applyDelta(seq: number, time: number, pcs: Uint32Array, stats: TargetStats): Set<number> | null {
+    if (!this.synced || seq !== this.seq + 1) return null;
+    this.seq = seq;
+    this.info = { ...this.info, stats };
+    const changed = new Set<number>();
+    const nowS = Math.floor(time / 1000);
+    const idx = this.index;
+    for (let k = 0; k < pcs.length; k++) {
+      const pc = pcs[k]!;
+      if (pc >> 3 >= this.seen.length) continue;
+      if (this.isSeen(pc)) continue;
+      this.seen[pc >> 3]! |= 1 << (pc & 7);
+      if (pc < this.firstSeen.length && this.firstSeen[pc] === 0) this.firstSeen[pc] = nowS;
+      if (idx) {
+        const f = idx.pcFile[pc]!;
+        if (f !== NONE && f < this.fileCovered.length) {
+          this.fileCovered[f]!++;
+          changed.add(f);
+        }
+        const fn = idx.pcFunction[pc]!;
+        if (fn !== NONE && fn < this.fnCovered.length) this.fnCovered[fn]!++;
+      }
+    }
+    const last = this.history[this.history.length - 1];
+    // One chart point per delta is plenty; skip exact repeats so the series stays small.
+    if (!last || last.t < time) {
+      if (last && last.nRuns === stats.nRuns && last.covered === stats.covered && this.history.length > 1 && this.history[this.history.length - 2]!.covered === stats.covered && this.history[this.history.length - 2]!.nRuns === stats.nRuns) {
+        last.t = time;
+      } else {
+        this.history.push({ t: time, nRuns: stats.nRuns, uniqueRuns: stats.uniqueRuns, covered: stats.covered });
+      }
+    }
+    if (pcs.length) this.version++;
+    return changed;
+  }
+
+  private recount(): void {
+    const idx = this.index;
+    if (!idx) return;
+    const nFiles = idx.files.length;
+    this.fileCovered = new Uint32Array(nFiles);
+    this.fnCovered = new Uint32Array(idx.functions.names.length);
+    const n = Math.min(idx.pcFile.length, this.seen.length * 8);
+    for (let pc = 0; pc < n; pc++) {
+      if (!this.isSeen(pc)) continue;
+      const f = idx.pcFile[pc]!;
+      if (f !== NONE && f < nFiles) this.fileCovered[f]!++;
+      const fn = idx.pcFunction[pc]!;
+      if (fn !== NONE && fn < this.fnCovered.length) this.fnCovered[fn]!++;
+    }
+    this.version++;
+  }
+
+  /** Finds a file by the path in a deep link: exact, else the unique file whose path ends with it. */
+  fileByPath(path: string): number | undefined {
+    const p = trimSlash(path);
+    const exact = this.byPath.get(p);
+    if (exact !== undefined) return exact;
+    let found: number | undefined;
+    for (let i = 0; i < this.paths.length; i++) {
+      const q = this.paths[i]!;
+      if (q.endsWith('/' + p)) {
+        if (found !== undefined) return undefined;
+        found = i;
+      }
+    }
+    return found;
+  }
+
+  /** PCs of a file on one line. */
+  pcsOnLine(file: number, line: number): number[] {
+    const idx = this.index!;
+    const s = this.fileStart[file]!, e = this.fileStart[file + 1]!;
+    // Binary search the first PC with this line (groups are sorted by line).
+    let lo = s, hi = e;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (idx.pcLine[this.filePcs[m]!]! < line) lo = m + 1;
+      else hi = m;
+    }
+    const out: number[] = [];
+    for (let k = lo; k < e && idx.pcLine[this.filePcs[k]!] === line; k++) out.push(this.filePcs[k]!);
+    return out;
+  }
+
+  /** Per-line coverage of one file; `nLines` = lines in the source text. */
+  fileLines(file: number, nLines: number): FileLines {
+    const idx = this.index!;
+    const size = nLines + 1;
+    const seen = new Uint32Array(size), total = new Uint32Array(size), newest = new Uint32Array(size);
+    const state = new Uint8Array(size);
+    for (let k = this.fileStart[file]!; k < this.fileStart[file + 1]!; k++) {
+      const pc = this.filePcs[k]!;
+      const line = idx.pcLine[pc]!;
+      if (line === 0 || line >= size) continue;
+      total[line]!++;
+      if (this.isSeen(pc)) {
+        seen[line]!++;
+        const t = this.firstSeen[pc] ?? 0;
+        if (t > newest[line]!) newest[line] = t;
+      }
+    }
+    const starts: number[] = [];
+    let prevMiss = false;
+    for (let l = 1; l < size; l++) {
+      const t = total[l]!;
+      if (t === 0) continue;
+      const s = seen[l]!;
+      const st = s === 0 ? LineState.Uncovered : s === t ? LineState.Covered : LineState.Partly;
+      state[l] = st;
+      const miss = st !== LineState.Covered;
+      if (miss && !prevMiss) starts.push(l);
+      prevMiss = miss;
+    }
+    return { state, seen, total, newest, missStarts: Uint32Array.from(starts) };
+  }
+}
+
+function joinPath(dir: string, file: string): string {
+  if (file.startsWith('/') || dir === '') return file;
+  return dir.endsWith('/') ? dir + file : dir + '/' + file;
+}
+
+function trimSlash(p: string): string {
+  return p.replace(/^\/+/, '');
+}

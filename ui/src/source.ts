@@ -1,0 +1,255 @@
+/**
+ * The source view: CodeMirror 6, read-only, with line-level coverage as line decorations and a
+ * gutter marker. Decorations and markers are built only for the visible lines, so a
+ * 250,000-line file costs what a screenful costs.
+ */
+import { EditorState, RangeSetBuilder, StateEffect, StateField, type Extension } from '@codemirror/state';
+import {
+  Decoration,
+  type DecorationSet,
+  EditorView,
+  GutterMarker,
+  ViewPlugin,
+  type ViewUpdate,
+  gutter,
+  hoverTooltip,
+  lineNumbers,
+  drawSelection,
+} from '@codemirror/view';
+import { StreamLanguage, syntaxHighlighting, defaultHighlightStyle } from '@codemirror/language';
+import { c as cMode, cpp as cppMode } from '@codemirror/legacy-modes/mode/clike';
+import { LineState, type FileLines, type TargetModel } from './model.js';
+import { ago, el } from './format.js';
+
+/** Coverage or the "new" window changed: rebuild decorations for the visible lines. */
+const refresh = StateEffect.define<null>();
+/** The line a deep link or a jump points at (0 = none). */
+const setTarget = StateEffect.define<number>();
+
+const targetLine = StateField.define<number>({
+  create: () => 0,
+  update(v, tr) {
+    for (const e of tr.effects) if (e.is(setTarget)) v = e.value;
+    return v;
+  },
+});
+
+const STATE_CLASS = ['', 'cm-cov-miss', 'cm-cov-part', 'cm-cov-hit'];
+const STATE_NAME = ['not instrumented', 'uncovered', 'partly covered', 'covered'];
+const GLYPH = ['', '○', '◐', '●'];
+
+class CovMarker extends GutterMarker {
+  constructor(readonly state: number, readonly seen: number, readonly total: number, readonly fresh: boolean) {
+    super();
+  }
+  override eq(o: GutterMarker): boolean {
+    return o instanceof CovMarker && o.state === this.state && o.seen === this.seen && o.total === this.total && o.fresh === this.fresh;
+  }
+  override toDOM(): Node {
+    const s = el('span', `cov-mark ${STATE_CLASS[this.state]}${this.fresh ? ' fresh' : ''}`);
+    s.append(el('span', 'glyph', GLYPH[this.state]), el('span', 'count', `${this.seen}/${this.total}`));
+    s.title = `${STATE_NAME[this.state]}: ${this.seen} of ${this.total} PCs seen${this.fresh ? ' (new)' : ''}`;
+    return s;
+  }
+}
+
+const spacer = new CovMarker(LineState.Partly, 9999, 9999, false);
+
+export interface SourceViewOptions {
+  model: TargetModel;
+  file: number;
+  text: string;
+  path: string;
+  /** Lines first covered within this many minutes are highlighted (0 = off). */
+  newMinutes: number;
+  onLineClick(line: number): void;
+}
+
+export class SourceView {
+  readonly view: EditorView;
+  lines: FileLines;
+  newMinutes: number;
+  private readonly model: TargetModel;
+  readonly file: number;
+  /** The line n / p jump from: the last jump, click or deep-link line. */
+  cursorLine = 0;
+  private readonly decoCache = new Map<string, Decoration>();
+
+  constructor(parent: HTMLElement, private readonly opts: SourceViewOptions) {
+    this.model = opts.model;
+    this.file = opts.file;
+    this.newMinutes = opts.newMinutes;
+    const state = EditorState.create({ doc: opts.text, extensions: this.extensions(opts.path) });
+    this.lines = this.model.fileLines(this.file, state.doc.lines);
+    this.view = new EditorView({ state, parent });
+  }
+
+  private extensions(path: string): Extension[] {
+    const self = this;
+    const lang = /\.(c|h)$/i.test(path) ? cMode : /\.(cc|cpp|cxx|c\+\+|hh|hpp|hxx|h\+\+|inl|ipp|tcc)$/i.test(path) ? cppMode : null;
+    const lineDecos = ViewPlugin.fromClass(
+      class {
+        decorations: DecorationSet;
+        constructor(view: EditorView) {
+          this.decorations = self.buildDecorations(view);
+        }
+        update(u: ViewUpdate) {
+          if (u.viewportChanged || u.docChanged || u.transactions.some((t) => t.effects.some((e) => e.is(refresh) || e.is(setTarget))))
+            this.decorations = self.buildDecorations(u.view);
+        }
+      },
+      { decorations: (v) => v.decorations },
+    );
+    const covGutter = gutter({
+      class: 'cm-cov-gutter',
+      lineMarker(view, line) {
+        const n = view.state.doc.lineAt(line.from).number;
+        const st = self.lines.state[n] ?? 0;
+        if (st === LineState.None) return null;
+        return new CovMarker(st, self.lines.seen[n]!, self.lines.total[n]!, self.isFresh(n));
+      },
+      lineMarkerChange: (u) => u.transactions.some((t) => t.effects.some((e) => e.is(refresh))),
+      initialSpacer: () => spacer,
+    });
+    const hover = hoverTooltip((view, pos) => {
+      const line = view.state.doc.lineAt(pos);
+      const pcs = self.model.pcsOnLine(self.file, line.number);
+      if (pcs.length === 0) return null;
+      return { pos: line.from, end: line.to, above: true, create: () => ({ dom: self.tooltip(line.number, pcs) }) };
+    }, { hoverTime: 250 });
+    return [
+      EditorState.readOnly.of(true),
+      EditorView.editable.of(false),
+      // Keep a (hidden) selection so the browser's find-in-page and copy still work.
+      drawSelection(),
+      lineNumbers({
+        domEventHandlers: {
+          click: (view, line) => {
+            const n = view.state.doc.lineAt(line.from).number;
+            self.cursorLine = n;
+            view.dispatch({ effects: setTarget.of(n) });
+            self.opts.onLineClick(n);
+            return true;
+          },
+        },
+      }),
+      covGutter,
+      targetLine,
+      lineDecos,
+      hover,
+      ...(lang ? [StreamLanguage.define(lang), syntaxHighlighting(defaultHighlightStyle, { fallback: true })] : []),
+      EditorView.theme({ '&': { height: '100%' }, '.cm-scroller': { overflow: 'auto' } }),
+    ];
+  }
+
+  isFresh(line: number): boolean {
+    if (this.newMinutes <= 0) return false;
+    const t = this.lines.newest[line] ?? 0;
+    return t > 0 && t * 1000 >= Date.now() - this.newMinutes * 60_000;
+  }
+
+  private deco(cls: string): Decoration {
+    let d = this.decoCache.get(cls);
+    if (!d) {
+      d = Decoration.line({ class: cls });
+      this.decoCache.set(cls, d);
+    }
+    return d;
+  }
+
+  private buildDecorations(view: EditorView): DecorationSet {
+    const b = new RangeSetBuilder<Decoration>();
+    const doc = view.state.doc;
+    const target = view.state.field(targetLine);
+    const st = this.lines.state;
+    for (const { from, to } of view.visibleRanges) {
+      const first = doc.lineAt(from).number, last = doc.lineAt(to).number;
+      for (let n = first; n <= last; n++) {
+        const s = st[n] ?? 0;
+        let cls = STATE_CLASS[s]!;
+        if (s !== LineState.None && this.isFresh(n)) cls += ' cm-cov-new';
+        if (n === target) cls += ' cm-target-line';
+        if (cls) b.add(doc.line(n).from, doc.line(n).from, this.deco(cls.trim()));
+      }
+    }
+    return b.finish();
+  }
+
+  private tooltip(line: number, pcs: number[]): HTMLElement {
+    const m = this.model;
+    const idx = m.index!;
+    const box = el('div', 'pc-tip');
+    const seen = pcs.filter((p) => m.isSeen(p)).length;
+    box.append(el('div', 'pc-tip-head', `Line ${line}: ${seen} of ${pcs.length} PC${pcs.length === 1 ? '' : 's'} seen`));
+    const table = el('table');
+    const max = 40;
+    for (const pc of pcs.slice(0, max)) {
+      const tr = el('tr', m.isSeen(pc) ? 'seen' : 'unseen');
+      const fn = idx.functions.names[idx.pcFunction[pc]!] ?? '??';
+      const addr = (idx as { pcAddresses?: ArrayLike<number | bigint> }).pcAddresses?.[pc];
+      const when = m.isSeen(pc) ? (m.firstSeen[pc] ? `seen ${ago(m.firstSeen[pc]! * 1000)}` : 'seen') : 'not seen';
+      tr.append(
+        el('td', 'mono', addr !== undefined ? '0x' + addr.toString(16) : `#${pc}`),
+        el('td', 'mono', `col ${idx.pcColumn[pc]}`),
+        el('td', 'mono fn', fn),
+        el('td', '', (m.isSeen(pc) ? '● ' : '○ ') + when),
+      );
+      table.append(tr);
+    }
+    box.append(table);
+    if (pcs.length > max) box.append(el('div', 'muted', `… and ${pcs.length - max} more`));
+    return box;
+  }
+
+  /** Coverage changed (delta/snapshot) or time moved on: recompute lines, redraw in place. */
+  update(): void {
+    this.lines = this.model.fileLines(this.file, this.view.state.doc.lines);
+    this.view.dispatch({ effects: refresh.of(null) });
+  }
+
+  setNewMinutes(m: number): void {
+    this.newMinutes = m;
+    this.view.dispatch({ effects: refresh.of(null) });
+  }
+
+  /** Scrolls a line to the middle of the view and marks it. */
+  goto(line: number): void {
+    const doc = this.view.state.doc;
+    const n = Math.max(1, Math.min(doc.lines, line));
+    this.cursorLine = n;
+    this.view.dispatch({
+      effects: [setTarget.of(n), EditorView.scrollIntoView(doc.line(n).from, { y: 'center' })],
+    });
+  }
+
+  /** The first line of the next (dir 1) / previous (dir -1) run of missed lines; null if none. */
+  nextMiss(dir: 1 | -1): number | null {
+    const starts = this.lines.missStarts;
+    if (starts.length === 0) return null;
+    const cur = this.cursorLine || (dir > 0 ? 0 : this.view.state.doc.lines + 1);
+    // Binary search: first start > cur.
+    let lo = 0, hi = starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= cur) lo = mid + 1;
+      else hi = mid;
+    }
+    if (dir > 0) return lo < starts.length ? starts[lo]! : starts[0]!;
+    // Previous: last start < cur (wrap around).
+    let k = lo - 1;
+    if (k >= 0 && starts[k] === cur) k--;
+    return k >= 0 ? starts[k]! : starts[starts.length - 1]!;
+  }
+
+  /** Counts of lines per state, for the header. */
+  lineCounts(): [number, number, number, number] {
+    const out: [number, number, number, number] = [0, 0, 0, 0];
+    const st = this.lines.state;
+    for (let n = 1; n < st.length; n++) out[st[n]!]++;
+    return out;
+  }
+
+  destroy(): void {
+    this.view.destroy();
+  }
+}

@@ -1,0 +1,122 @@
+/** The target view: the seed's stats, coverage over time, the file tree and the function list. */
+import type { App, View } from './app.js';
+import type { TargetModel } from './model.js';
+import { CoverageChart } from './chart.js';
+import { FileTree } from './tree.js';
+import { FunctionList } from './functions.js';
+import { ago, el, hex, int, pct, setText } from './format.js';
+
+interface Stat {
+  value: HTMLElement;
+  sub: HTMLElement;
+}
+
+export class TargetView implements View {
+  readonly root: HTMLElement;
+  private readonly stats = new Map<string, Stat>();
+  private readonly chart = new CoverageChart();
+  private readonly tree: FileTree;
+  private readonly fns: FunctionList;
+  private readonly title: HTMLElement;
+  private readonly stateBadge: HTMLElement;
+  private readonly meta: HTMLElement;
+  private readonly notice: HTMLElement;
+
+  constructor(private readonly app: App, private readonly model: TargetModel) {
+    this.root = el('main', 'page target-page');
+    const head = el('div', 'page-head');
+    this.title = el('h1');
+    this.stateBadge = el('span', 'state');
+    head.append(this.title, this.stateBadge);
+    this.root.append(head);
+    this.meta = el('div', 'meta muted mono');
+    this.root.append(this.meta);
+    this.notice = el('div', 'notice');
+    this.root.append(this.notice);
+
+    const cards = el('section', 'cards');
+    const card = (key: string, label: string) => {
+      const c = el('div', 'card');
+      c.dataset.stat = key;
+      const value = el('div', 'card-value num');
+      const sub = el('div', 'card-sub muted');
+      c.append(el('div', 'card-label', label), value, sub);
+      cards.append(c);
+      this.stats.set(key, { value, sub });
+    };
+    card('coverage', 'Coverage');
+    card('runs', 'Total runs');
+    card('unique', 'Unique runs');
+    card('speed', 'Speed');
+    card('lowest', 'Lowest stack');
+    card('last', 'Last new coverage');
+    this.root.append(cards);
+    this.root.append(this.chart.root);
+    const grid = el('div', 'split');
+    this.tree = new FileTree(model);
+    this.fns = new FunctionList(model);
+    grid.append(this.tree.root, this.fns.root);
+    this.root.append(grid);
+    this.chart.set(model.history);
+    this.onTargets();
+  }
+
+  onTargets(): void {
+    const m = this.model;
+    const info = this.app.targets.get(m.info.id) ?? m.info;
+    const s = info.stats;
+    setText(this.title, info.name);
+    setText(this.stateBadge, info.state);
+    this.stateBadge.className = `state state-${info.state}`;
+    setText(this.meta, `${info.exe} · target ${info.id}${info.buildId ? ' · build ' + info.buildId : ''}`);
+    const set = (k: string, v: string, sub = '') => {
+      const st = this.stats.get(k)!;
+      setText(st.value, v);
+      setText(st.sub, sub);
+    };
+    set('coverage', pct(s.covered, s.pcsLen), `${int(s.covered)} of ${int(s.pcsLen)} PCs`);
+    set('runs', int(s.nRuns));
+    set('unique', int(s.uniqueRuns), s.nRuns ? `${((100 * s.uniqueRuns) / s.nRuns).toFixed(2)}% of runs` : '');
+    set('speed', int(s.runsPerSec), 'runs per second');
+    set('lowest', s.lowestStack == null ? '–' : hex(s.lowestStack), s.lowestStack == null ? 'not tracked' : '');
+    set('last', ago(s.lastNewAt), s.lastNewAt ? new Date(s.lastNewAt).toLocaleTimeString() : '');
+    let notice = '';
+    if (!this.app.targets.has(m.info.id) && this.app.targetsLoaded) notice = `No target ${m.info.id} on this daemon.`;
+    else if (info.state === 'failed') notice = `This target failed: ${info.error ?? 'unknown reason'}`;
+    else if (!m.index) notice = info.state === 'loading' ? 'Reading debug info…' : 'Waiting for the source index…';
+    setText(this.notice, notice);
+    this.notice.hidden = notice === '';
+    this.notice.classList.toggle('bad', info.state === 'failed' || notice.startsWith('No target'));
+  }
+
+  onIndex(id: string): void {
+    if (id !== this.model.info.id) return;
+    this.tree.build();
+    this.fns.rebuild();
+    this.onTargets();
+  }
+
+  onCoverage(id: string, changed: Set<number> | null): void {
+    if (id !== this.model.info.id) return;
+    if (changed === null) {
+      this.chart.set(this.model.history);
+      this.tree.update();
+      this.fns.update();
+    } else {
+      this.chart.changed();
+      if (changed.size) {
+        this.tree.update();
+        this.fns.update();
+      }
+    }
+  }
+
+  tick(): void {
+    const s = (this.app.targets.get(this.model.info.id) ?? this.model.info).stats;
+    setText(this.stats.get('last')!.value, ago(s.lastNewAt));
+  }
+
+  destroy(): void {
+    this.chart.destroy();
+  }
+}

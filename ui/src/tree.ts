@@ -1,0 +1,306 @@
+/**
+ * The file tree of a target with per-directory and per-file coverage: sortable, filterable,
+ * virtualised (a 5,000-file target renders a screenful of rows, not 5,000).
+ */
+import type { TargetModel } from './model.js';
+import { VList } from './vlist.js';
+import { el, pct, setText } from './format.js';
+import { fileHref } from './router.js';
+
+interface Dir {
+  name: string;
+  /** Path relative to the tree root, for keys of the expanded set. */
+  key: string;
+  dirs: Dir[];
+  files: number[];
+  total: number;
+  covered: number;
+}
+
+type Row = { dir: Dir; depth: number } | { file: number; depth: number };
+
+export type TreeSort = 'name' | 'coverage' | 'missed' | 'size';
+
+const ROW_H = 24;
+
+export class FileTree {
+  readonly root: HTMLElement;
+  private readonly list: VList;
+  private readonly filterBox: HTMLInputElement;
+  private tree: Dir | null = null;
+  private prefix = '';
+  private rows: Row[] = [];
+  private expanded = new Set<string>();
+  private sort: TreeSort = 'name';
+  private desc = false;
+  private filter = '';
+  private selected = -1;
+  private readonly sortButtons = new Map<TreeSort, HTMLButtonElement>();
+  private readonly summary: HTMLElement;
+
+  constructor(private readonly model: TargetModel) {
+    this.root = el('section', 'panel tree-panel');
+    const head = el('div', 'panel-head');
+    head.append(el('h2', '', 'Files'));
+    this.summary = el('span', 'muted');
+    head.append(this.summary);
+    this.filterBox = el('input', 'filter');
+    this.filterBox.type = 'search';
+    this.filterBox.placeholder = 'Filter files…';
+    this.filterBox.setAttribute('aria-label', 'Filter files');
+    this.filterBox.addEventListener('input', () => {
+      this.filter = this.filterBox.value.trim().toLowerCase();
+      this.rebuildRows();
+    });
+    head.append(this.filterBox);
+    this.root.append(head);
+
+    const cols = el('div', 'cols tree-cols');
+    const mk = (key: TreeSort, label: string, cls: string) => {
+      const b = el('button', 'sort ' + cls, label);
+      b.type = 'button';
+      b.title = `Sort by ${label.toLowerCase()}`;
+      b.addEventListener('click', () => this.setSort(key));
+      this.sortButtons.set(key, b);
+      cols.append(b);
+    };
+    mk('name', 'Name', 'c-name');
+    mk('coverage', 'Coverage', 'c-cov');
+    mk('missed', 'Missed', 'c-missed');
+    mk('size', 'PCs', 'c-size');
+    this.root.append(cols);
+
+    this.list = new VList({ count: () => this.rows.length, render: (r, i) => this.renderRow(r, i) }, ROW_H, 'tree');
+    this.list.root.addEventListener('click', (ev) => this.onClick(ev));
+    this.root.append(this.list.root);
+    this.build();
+    this.updateSortButtons();
+  }
+
+  /** Rebuilds after the index changed. */
+  build(): void {
+    const m = this.model;
+    if (!m.index) {
+      this.tree = null;
+      this.rows = [];
+      this.list.draw();
+      return;
+    }
+    this.prefix = commonDir(m.paths);
+    const root: Dir = { name: this.prefix || '/', key: '', dirs: [], files: [], total: 0, covered: 0 };
+    const byKey = new Map<string, Dir>([['', root]]);
+    m.paths.forEach((p, f) => {
+      const rel = p.slice(this.prefix.length).replace(/^\/+/, '');
+      const parts = rel.split('/');
+      let d = root;
+      let key = '';
+      for (let k = 0; k < parts.length - 1; k++) {
+        key = key ? key + '/' + parts[k] : parts[k]!;
+        let c = byKey.get(key);
+        if (!c) {
+          c = { name: parts[k]!, key, dirs: [], files: [], total: 0, covered: 0 };
+          byKey.set(key, c);
+          d.dirs.push(c);
+        }
+        d = c;
+      }
+      d.files.push(f);
+    });
+    compress(root);
+    this.tree = root;
+    // Open the first levels so the tree is not a single closed row.
+    if (this.expanded.size === 0) {
+      const open = (d: Dir, depth: number) => {
+        if (depth > 1) return;
+        this.expanded.add(d.key);
+        d.dirs.forEach((c) => open(c, depth + 1));
+      };
+      open(root, 0);
+    }
+    this.recount();
+    this.rebuildRows();
+  }
+
+  /** Coverage changed: re-aggregate and redraw visible rows in place. */
+  update(): void {
+    if (!this.tree) {
+      if (this.model.index) this.build();
+      return;
+    }
+    this.recount();
+    if (this.sort === 'name') this.list.refresh();
+    else this.rebuildRows();
+  }
+
+  setSelected(file: number): void {
+    this.selected = file;
+    const i = this.rows.findIndex((r) => 'file' in r && r.file === file);
+    if (i < 0 && this.tree && file >= 0) {
+      // Open the file's ancestors so it can be shown.
+      const path = this.model.paths[file]!.slice(this.prefix.length).replace(/^\/+/, '');
+      const walk = (d: Dir): boolean => {
+        if (d.files.includes(file)) return true;
+        for (const c of d.dirs) if (walk(c)) { this.expanded.add(c.key); return true; }
+        return false;
+      };
+      if (path && walk(this.tree)) this.rebuildRows();
+    }
+    const j = this.rows.findIndex((r) => 'file' in r && r.file === file);
+    if (j >= 0) this.list.scrollToRow(j);
+    this.list.refresh();
+  }
+
+  private recount(): void {
+    const m = this.model;
+    const walk = (d: Dir): void => {
+      let t = 0, c = 0;
+      for (const f of d.files) { t += m.fileTotal[f]!; c += m.fileCovered[f]!; }
+      for (const s of d.dirs) { walk(s); t += s.total; c += s.covered; }
+      d.total = t;
+      d.covered = c;
+    };
+    if (this.tree) walk(this.tree);
+    if (this.tree) setText(this.summary, `${this.model.paths.length} files · ${pct(this.tree.covered, this.tree.total)}`);
+  }
+
+  private setSort(key: TreeSort): void {
+    if (this.sort === key) this.desc = !this.desc;
+    else {
+      this.sort = key;
+      this.desc = key === 'missed' || key === 'size';
+    }
+    this.updateSortButtons();
+    this.rebuildRows();
+  }
+
+  private updateSortButtons(): void {
+    for (const [k, b] of this.sortButtons) {
+      b.classList.toggle('active', k === this.sort);
+      b.dataset.dir = k === this.sort ? (this.desc ? '▼' : '▲') : '';
+      b.setAttribute('aria-sort', k === this.sort ? (this.desc ? 'descending' : 'ascending') : 'none');
+    }
+  }
+
+  private compare(): (a: { name: string; total: number; covered: number }, b: { name: string; total: number; covered: number }) => number {
+    const s = this.desc ? -1 : 1;
+    const ratio = (x: { total: number; covered: number }) => (x.total ? x.covered / x.total : -1);
+    switch (this.sort) {
+      case 'name': return (a, b) => s * a.name.localeCompare(b.name);
+      case 'coverage': return (a, b) => s * (ratio(a) - ratio(b)) || a.name.localeCompare(b.name);
+      case 'missed': return (a, b) => s * ((a.total - a.covered) - (b.total - b.covered)) || a.name.localeCompare(b.name);
+      case 'size': return (a, b) => s * (a.total - b.total) || a.name.localeCompare(b.name);
+    }
+  }
+
+  private rebuildRows(): void {
+    const rows: Row[] = [];
+    const m = this.model;
+    const cmp = this.compare();
+    const q = this.filter;
+    const fileItem = (f: number) => ({ f, name: m.index!.files[f]!, total: m.fileTotal[f]!, covered: m.fileCovered[f]! });
+    // With a filter: every directory holding a match is shown open; without: the user's choice.
+    const matches = (f: number) => !q || m.paths[f]!.toLowerCase().includes(q);
+    const visit = (d: Dir, depth: number): boolean => {
+      const start = rows.length;
+      if (depth >= 0) rows.push({ dir: d, depth });
+      const open = q !== '' || depth < 0 || this.expanded.has(d.key);
+      if (!open) return true;
+      let any = false;
+      for (const c of [...d.dirs].sort(cmp)) any = visit(c, depth + 1) || any;
+      const files = d.files.filter(matches).map(fileItem).sort(cmp);
+      any ||= files.length > 0;
+      for (const it of files) rows.push({ file: it.f, depth: depth + 1 });
+      if (q && !any) {
+        rows.length = start;
+        return false;
+      }
+      return true;
+    };
+    if (this.tree) visit(this.tree, -1);
+    this.rows = rows;
+    this.list.draw();
+  }
+
+  private renderRow(r: HTMLElement, i: number): void {
+    const row = this.rows[i];
+    if (!row) return;
+    const m = this.model;
+    let name: string, total: number, covered: number, cls: string, title: string;
+    if ('dir' in row) {
+      const open = this.filter ? true : this.expanded.has(row.dir.key);
+      name = (open ? '▾ ' : '▸ ') + row.dir.name + '/';
+      total = row.dir.total;
+      covered = row.dir.covered;
+      cls = 'vrow t-dir';
+      title = (this.prefix ? this.prefix + '/' : '') + row.dir.key;
+      r.setAttribute('aria-expanded', String(open));
+    } else {
+      name = m.index!.files[row.file]!;
+      const slash = name.lastIndexOf('/');
+      if (slash >= 0) name = name.slice(slash + 1);
+      total = m.fileTotal[row.file]!;
+      covered = m.fileCovered[row.file]!;
+      cls = 'vrow t-file' + (row.file === this.selected ? ' selected' : '');
+      title = m.paths[row.file]!;
+      r.removeAttribute('aria-expanded');
+    }
+    if (r.className !== cls) r.className = cls;
+    r.title = title;
+    if (r.childElementCount !== 4) {
+      r.replaceChildren(el('span', 'c-name'), el('span', 'c-cov'), el('span', 'c-missed num'), el('span', 'c-size num'));
+      const bar = el('span', 'bar');
+      bar.append(el('span', 'bar-fill'));
+      r.children[1]!.append(bar, el('span', 'num pct'));
+    }
+    const [cName, cCov, cMissed, cSize] = Array.from(r.children) as HTMLElement[];
+    setText(cName!, name);
+    cName!.style.paddingLeft = `${6 + row.depth * 14}px`;
+    const fill = cCov!.querySelector('.bar-fill') as HTMLElement;
+    const w = total ? `${(100 * covered) / total}%` : '0%';
+    if (fill.style.width !== w) fill.style.width = w;
+    setText(cCov!.querySelector('.pct')!, pct(covered, total));
+    setText(cMissed!, total ? String(total - covered) : '');
+    setText(cSize!, total ? String(total) : '');
+    if ('file' in row) r.dataset.file = String(row.file);
+    else delete r.dataset.file;
+  }
+
+  private onClick(ev: MouseEvent): void {
+    const rowEl = (ev.target as HTMLElement).closest('.vrow') as HTMLElement | null;
+    if (!rowEl) return;
+    const row = this.rows[Number(rowEl.dataset.i)];
+    if (!row) return;
+    if ('dir' in row) {
+      if (this.filter) return;
+      if (this.expanded.has(row.dir.key)) this.expanded.delete(row.dir.key);
+      else this.expanded.add(row.dir.key);
+      this.rebuildRows();
+    } else {
+      location.hash = fileHref(this.model.info.id, this.model.paths[row.file]!);
+    }
+  }
+}
+
+/** Longest directory prefix shared by all paths (so the tree does not start with /home/user/...). */
+function commonDir(paths: string[]): string {
+  if (paths.length === 0) return '';
+  let pre = paths[0]!.slice(0, paths[0]!.lastIndexOf('/') + 1);
+  for (const p of paths) {
+    while (pre && !p.startsWith(pre)) pre = pre.slice(0, pre.lastIndexOf('/', pre.length - 2) + 1);
+    if (!pre) break;
+  }
+  return pre.replace(/\/+$/, '');
+}
+
+/** Merges chains of single-child directories ("src/" -> "lib/" becomes "src/lib/"). */
+function compress(d: Dir): void {
+  for (let i = 0; i < d.dirs.length; i++) {
+    let c = d.dirs[i]!;
+    while (c.files.length === 0 && c.dirs.length === 1) {
+      const g = c.dirs[0]!;
+      c = { ...g, name: c.name + '/' + g.name };
+    }
+    d.dirs[i] = c;
+    compress(c);
+  }
+}
