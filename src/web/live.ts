@@ -159,9 +159,10 @@ export class Live {
       case 'resync': {
         const sub = c.subs.get(m.id);
         if (!sub) return void this.send(ws, { t: 'error', code: 'not-subscribed', id: m.id, error: `not subscribed to target ${m.id}` });
-        this.stats.resyncs++;
+        if (sub.stale) return; // a snapshot is already due
         // Behind already: coalesce into the snapshot sent when the buffer drains.
-        if (ws.getBufferedAmount() > this.limits.resyncLowWater) return this.markStale(ws, m.id, sub, false);
+        if (ws.getBufferedAmount() > this.limits.resyncLowWater) return this.markStale(ws, m.id, sub);
+        this.stats.resyncs++;
         return void this.sendSnapshot(ws, m.id, sub);
       }
     }
@@ -181,7 +182,7 @@ export class Live {
     live.subscribers.add(ws);
     if (live.index === null && t.index) live.index = t.index;
     ws.subscribe(topicOf(m.id, sub.words));
-    if (ws.getBufferedAmount() > this.limits.resyncAfterBytes) return this.markStale(ws, m.id, sub, false);
+    if (ws.getBufferedAmount() > this.limits.resyncAfterBytes) return this.markStale(ws, m.id, sub);
     ws.cork(() => {
       let extra = 0;
       if (t.index && !(m.have != null && m.have === t.index.buildId)) extra += this.sendIndex(ws, m.id, t.index);
@@ -235,12 +236,12 @@ export class Live {
     return true;
   }
 
-  private markStale(ws: WS, id: string, sub: Sub, count = true) {
+  private markStale(ws: WS, id: string, sub: Sub) {
     if (sub.stale) return;
     sub.stale = true;
     ws.unsubscribe(topicOf(id, sub.words));
     this.stale.add(ws);
-    if (count) this.stats.resyncs++;
+    this.stats.behind++;
   }
 
   private resyncIfDrained(ws: WS) {
@@ -252,6 +253,7 @@ export class Live {
         if (!sub.stale) continue;
         sub.stale = false;
         ws.subscribe(topicOf(id, sub.words));
+        this.stats.resyncs++;
         this.sendSnapshot(ws, id, sub);
       }
     });

@@ -25,6 +25,7 @@ export function renderMetrics(hub: Hub, web: WebStats, now = Date.now()): string
   family('covd_web_messages_sent_total', 'counter', 'WebSocket messages sent (a publish counts once per subscriber).', [['', web.messagesSent]]);
   family('covd_web_bytes_sent_total', 'counter', 'WebSocket payload bytes sent.', [['', web.bytesSent]]);
   family('covd_web_resyncs_total', 'counter', 'Fresh snapshots sent to clients that fell behind or asked.', [['', web.resyncs]]);
+  family('covd_web_behind_total', 'counter', 'Times a subscriber fell behind (send buffer over the bound) and was switched to a fresh snapshot.', [['', web.behind]]);
   family('covd_web_dropped_clients_total', 'counter', 'Clients disconnected by the server.', [['', web.dropped]]);
   family('covd_web_http_requests_total', 'counter', 'HTTP requests handled.', [['', web.httpRequests]]);
   family('covd_web_refused_total', 'counter', 'Requests, upgrades and messages refused, by reason.', Object.entries(web.refused).map(([r, n]) => [`{reason="${esc(r)}"}`, n]));

@@ -69,7 +69,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     throw new Error(`refusing to listen on ${host} without a token: anyone who can reach it could read your source code; pass --token or a token file, or listen on 127.0.0.1`);
   }
   const hub = opts.hub;
-  const stats: WebStats = { clients: 0, messagesSent: 0, bytesSent: 0, resyncs: 0, dropped: 0, refused: {}, httpRequests: 0 };
+  const stats: WebStats = { clients: 0, messagesSent: 0, bytesSent: 0, resyncs: 0, behind: 0, dropped: 0, refused: {}, httpRequests: 0 };
   const refuse = (reason: string) => (stats.refused[reason] = (stats.refused[reason] ?? 0) + 1);
 
   const assets = loadAssets(opts.uiDir ?? defaultUiDir);

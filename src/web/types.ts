@@ -38,6 +38,8 @@ export interface WebStats {
   bytesSent: number;
   /** Fresh snapshots sent because a subscriber fell behind (backpressure) or asked (seq gap). */
   resyncs: number;
+  /** Times a subscriber was unsubscribed for falling behind (send buffer over the bound). */
+  behind: number;
   /** Clients disconnected by the server (protocol errors, rate limits, send buffer over the hard cap). */
   dropped: number;
   /** Requests and upgrades refused, by reason (host, origin, token, rate, connections, ...). */
