@@ -32,7 +32,8 @@ export const defaultLimits: WebLimits = {
   maxConnectionsPerAddress: 1024,
   maxConnections: 16384,
   httpRate: 200,
-  maxSourceBytes: 8 * 1024 * 1024,
+  // The sqlite3.c amalgamation alone is ~9.5 MB; the page renders only what is visible.
+  maxSourceBytes: 32 * 1024 * 1024,
   resyncAfterBytes: 1024 * 1024,
   resyncLowWater: 64 * 1024,
   maxBackpressure: 256 * 1024 * 1024,
