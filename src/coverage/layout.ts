@@ -8,7 +8,8 @@
  * pcs_len is the third header word in every layout, so it can be read before the layout is known;
  * the size then separates three-field from four-field headers. The two four-field layouts have the
  * same size and are told apart by content: a PC is never 0, so a zero word where one layout puts
- * its PCs rules that layout out (a fresh file's bits are all zero).
+ * its PCs rules that layout out (a fresh file's bits are all zero), and so do bits set past
+ * pcs_len where a layout puts its bits.
  */
 import type { CoverageLayout } from './types.js';
 
@@ -88,10 +89,16 @@ export function chooseFourFieldLayout(body: BigUint64Array, pcsLen: number): 'se
   const b = bitsWords(pcsLen);
   const seedPcs = body.subarray(0, pcsLen);
   const bfPcs = body.subarray(b, b + pcsLen);
-  const seedOk = !seedPcs.includes(0n);
-  const bfOk = !bfPcs.includes(0n);
+  const seedOk = !seedPcs.includes(0n) && cleanTail(body.subarray(pcsLen, pcsLen + b), pcsLen);
+  const bfOk = !bfPcs.includes(0n) && cleanTail(body.subarray(0, b), pcsLen);
   if (seedOk !== bfOk) return seedOk ? 'seed' : 'bits-first';
   return ascending(bfPcs) > ascending(seedPcs) ? 'bits-first' : 'seed';
+}
+
+/** A writer never sets bits past pcs_len: a bits region that has some cannot be the bits. */
+function cleanTail(bits: BigUint64Array, pcsLen: number): boolean {
+  const used = pcsLen % 64;
+  return used === 0 || (bits[bits.length - 1]! >> BigInt(used)) === 0n;
 }
 
 function ascending(xs: BigUint64Array): number {

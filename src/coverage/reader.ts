@@ -168,7 +168,6 @@ export class CoverageFile {
     } catch (err) {
       throw ioError(this.path, 'cannot stat', err);
     }
-    if (st.nlink === 0n) throw new CoverageFileError('ENOENT', `${this.path}: deleted`, true);
     let onDisk: BigIntStats;
     try {
       onDisk = statSync(this.path, { bigint: true });
