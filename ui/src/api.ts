@@ -42,9 +42,9 @@ export async function fetchSource(id: string, file: number): Promise<string> {
 }
 
 export async function fetchTargets(): Promise<TargetInfo[]> {
-  return (await get('/api/targets')).json() as Promise<TargetInfo[]>;
+  return ((await (await get('/api/targets')).json()) as { targets: TargetInfo[] }).targets;
 }
 
 export async function fetchHistory(id: string): Promise<HistorySample[]> {
-  return (await get(`/api/targets/${encodeURIComponent(id)}/history`)).json() as Promise<HistorySample[]>;
+  return ((await (await get(`/api/targets/${encodeURIComponent(id)}/history`)).json()) as { samples: HistorySample[] }).samples;
 }

@@ -4,7 +4,7 @@
  * so every view updates in place.
  */
 import type { TargetInfo } from '../../src/daemon/hub.js';
-import { PROTOCOL_VERSION, type ServerMessage } from '../../src/web/protocol.js';
+import { PROTOCOL_VERSION, deltaPcs, expandFirstSeen, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
 import { Link, type LinkState } from './conn.js';
 import { TargetModel } from './model.js';
 import { fetchHistory } from './api.js';
@@ -82,7 +82,7 @@ export class App {
     if (this.followed !== id) {
       this.followed = id;
       m.synced = false;
-      this.link.send({ t: 'sub', id, have: m.index?.buildId ?? null });
+      this.link.send(subMessage(m, false));
     }
     return m;
   }
@@ -91,10 +91,14 @@ export class App {
     this.link.send({ t: 'sub-targets' });
     if (this.followed) {
       const m = this.models.get(this.followed);
-      if (m) m.synced = false;
-      this.link.send({ t: 'sub', id: this.followed, have: m?.index?.buildId ?? null });
+      // After a reconnect, resume from the last applied delta: the server replays what was
+      // missed when it still has it, and sends a snapshot otherwise.
+      if (m) this.link.send(subMessage(m, true));
     }
   }
+
+  /** Error messages about one target (e.g. no such target) go to the views via onTargets. */
+  readonly targetErrors = new Map<string, string>();
 
   private handle(msg: ServerMessage): void {
     const v = this.view;
@@ -129,7 +133,8 @@ export class App {
       case 'snapshot': {
         const m = this.models.get(msg.id);
         if (!m) break;
-        m.applySnapshot(msg.seq, msg.info, msg.seen, msg.firstSeen, msg.history);
+        m.applySnapshot(msg.seq, msg.info, msg.seen, expandFirstSeen(msg, msg.info.stats.pcsLen), msg.history);
+        this.targetErrors.delete(msg.id);
         this.setTarget(msg.info);
         v?.onTargets?.();
         v?.onCoverage?.(msg.id, null);
@@ -143,7 +148,7 @@ export class App {
           v?.onTargets?.();
           break;
         }
-        const changed = m.applyDelta(msg.seq, msg.time, msg.pcs, msg.stats);
+        const changed = m.applyDelta(msg.seq, msg.time, deltaPcs(msg), msg.stats);
         if (changed === null) {
           // Missed a delta (or it arrived before the snapshot): ask for the full state again.
           if (m.synced) {
@@ -160,7 +165,10 @@ export class App {
         v?.onSourceChanged?.(msg.id, msg.file);
         break;
       case 'error':
-        this.onError(msg.error);
+        if (msg.id) {
+          this.targetErrors.set(msg.id, msg.error);
+          v?.onTargets?.();
+        } else this.onError(msg.error);
         break;
       case 'pong':
         break;
@@ -199,6 +207,13 @@ export class App {
       })
       .catch(() => {});
   }
+}
+
+function subMessage(m: TargetModel, resume: boolean): ClientMessage {
+  const msg: ClientMessage = { t: 'sub', id: m.info.id, have: m.index?.buildId ?? null, words: true, sparse: true };
+  if (resume && m.synced && m.seq >= 0) msg.since = m.seq;
+  else m.synced = false;
+  return msg;
 }
 
 function placeholderInfo(id: string): TargetInfo {

@@ -86,11 +86,16 @@ export class FileView implements View {
   }
 
   private load(): void {
-    setText(this.pathEl, this.path);
+    setText(this.pathEl, ltr(this.path));
+    this.pathEl.title = this.path;
     const m = this.model;
     if (!m.index) {
       const info = this.app.targets.get(m.info.id);
-      this.setStatus(info?.state === 'failed' ? `This target failed: ${info.error ?? ''}` : 'Waiting for the source index…', info?.state === 'failed');
+      const err = this.app.targetErrors.get(m.info.id);
+      if (err) this.setStatus(err, true);
+      else if (info?.state === 'failed') this.setStatus(`This target failed: ${info.error ?? ''}`, true);
+      else if (!info && this.app.targetsLoaded) this.setStatus(`No target ${m.info.id} on this daemon.`, true);
+      else this.setStatus('Waiting for the source index…');
       return;
     }
     const f = m.fileByPath(this.path);
@@ -101,7 +106,8 @@ export class FileView implements View {
     if (f === this.file || this.loading) return;
     this.file = f;
     this.path = m.paths[f]!;
-    setText(this.pathEl, this.path);
+    setText(this.pathEl, ltr(this.path));
+    this.pathEl.title = this.path;
     this.tree.setSelected(f);
     this.fetch(false);
   }
@@ -232,4 +238,9 @@ function legend(): HTMLElement {
   item('none', ' ', 'not instrumented');
   item('cm-cov-hit fresh', '●', 'new');
   return l;
+}
+
+/** The path header is right-aligned-overflow (direction: rtl) so the file name stays visible; marks keep the slashes in place. */
+function ltr(s: string): string {
+  return '\u200e' + s + '\u200e';
 }

@@ -81,12 +81,14 @@ export class TargetView implements View {
     set('lowest', s.lowestStack == null ? '–' : hex(s.lowestStack), s.lowestStack == null ? 'not tracked' : '');
     set('last', ago(s.lastNewAt), s.lastNewAt ? new Date(s.lastNewAt).toLocaleTimeString() : '');
     let notice = '';
-    if (!this.app.targets.has(m.info.id) && this.app.targetsLoaded) notice = `No target ${m.info.id} on this daemon.`;
+    const err = this.app.targetErrors.get(m.info.id);
+    if (err) notice = err;
+    else if (!this.app.targets.has(m.info.id) && this.app.targetsLoaded) notice = `No target ${m.info.id} on this daemon.`;
     else if (info.state === 'failed') notice = `This target failed: ${info.error ?? 'unknown reason'}`;
     else if (!m.index) notice = info.state === 'loading' ? 'Reading debug info…' : 'Waiting for the source index…';
     setText(this.notice, notice);
     this.notice.hidden = notice === '';
-    this.notice.classList.toggle('bad', info.state === 'failed' || notice.startsWith('No target'));
+    this.notice.classList.toggle('bad', info.state === 'failed' || !!err || notice.startsWith('No target'));
   }
 
   onIndex(id: string): void {

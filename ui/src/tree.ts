@@ -185,10 +185,10 @@ export class FileTree {
     const s = this.desc ? -1 : 1;
     const ratio = (x: { total: number; covered: number }) => (x.total ? x.covered / x.total : -1);
     switch (this.sort) {
-      case 'name': return (a, b) => s * a.name.localeCompare(b.name);
-      case 'coverage': return (a, b) => s * (ratio(a) - ratio(b)) || a.name.localeCompare(b.name);
-      case 'missed': return (a, b) => s * ((a.total - a.covered) - (b.total - b.covered)) || a.name.localeCompare(b.name);
-      case 'size': return (a, b) => s * (a.total - b.total) || a.name.localeCompare(b.name);
+      case 'name': return (a, b) => s * cmpName(a.name, b.name);
+      case 'coverage': return (a, b) => s * (ratio(a) - ratio(b)) || cmpName(a.name, b.name);
+      case 'missed': return (a, b) => s * ((a.total - a.covered) - (b.total - b.covered)) || cmpName(a.name, b.name);
+      case 'size': return (a, b) => s * (a.total - b.total) || cmpName(a.name, b.name);
     }
   }
 
@@ -303,4 +303,9 @@ function compress(d: Dir): void {
     d.dirs[i] = c;
     compress(c);
   }
+}
+
+const collator = new Intl.Collator('en', { numeric: true });
+function cmpName(a: string, b: string): number {
+  return collator.compare(a, b);
 }
