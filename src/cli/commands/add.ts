@@ -1,0 +1,38 @@
+import { resolve } from 'node:path';
+import type { Command } from '../command.js';
+import { UsageError } from '../command.js';
+import { ask, parseClientArgs, socketHelp } from '../../daemon/cli-common.js';
+
+const command: Command = {
+  summary: 'tell a running daemon about a coverage file',
+  usage: `usage: covd add [options] COVERAGE_FILE [EXECUTABLE]
+
+Announces a coverage file (<dir>/v/<16 hex digits>) to a running daemon, as the agent does
+when a fuzzer starts. The executable defaults to the one named in COVERAGE_FILE.meta.json.
+
+options:
+${socketHelp}`,
+  async run(argv) {
+    const { socket, json, args } = parseClientArgs(argv, { min: 1, max: 2 });
+    const file = resolve(args[0]!);
+    const id = file.split('/').pop()!;
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new UsageError(`'${args[0]}' is not a coverage file: its name must be 16 hex digits`);
+    let exe = args[1] ? resolve(args[1]) : undefined;
+    if (!exe) {
+      const { readCoverageMeta } = await import('../../coverage/meta.js');
+      try {
+        exe = readCoverageMeta(file)?.exe;
+      } catch (err) {
+        console.error(`covd add: ${(err as Error).message}`);
+        return 1;
+      }
+      if (!exe) throw new UsageError(`no ${file}.meta.json to name the executable; pass EXECUTABLE`);
+    }
+    const reply = await ask(socket, { type: 'coverage', id, exe, file });
+    if (!reply) return 1;
+    console.log(json ? JSON.stringify(reply) : `${id}: ${String(reply.state)}`);
+    return 0;
+  },
+};
+
+export default command;

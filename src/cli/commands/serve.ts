@@ -1,0 +1,25 @@
+import type { Command } from '../command.js';
+import { loadConfig, parseServeFlags, serveUsage } from '../../daemon/config.js';
+import { createLogger } from '../../util/log.js';
+
+const command: Command = {
+  summary: 'run the daemon (HTTP/WebSocket UI, control socket, coverage thread)',
+  usage: serveUsage,
+  async run(argv) {
+    const flags = parseServeFlags(argv);
+    const config = loadConfig(flags);
+    const log = createLogger({ level: config.logLevel }, { name: 'covd' });
+    const { startDaemon } = await import('../../daemon/daemon.js');
+    const { runAsService } = await import('../../daemon/service.js');
+    let daemon;
+    try {
+      daemon = await startDaemon(config, { log });
+    } catch (err) {
+      log.fatal('could not start', { err: (err as Error).message });
+      return 1;
+    }
+    return runAsService(daemon, log, () => loadConfig(flags));
+  },
+};
+
+export default command;

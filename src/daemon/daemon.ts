@@ -1,0 +1,284 @@
+/**
+ * The daemon, composed: store -> registry (restored) -> bus + coverage thread -> symbolizer
+ * pool -> dispatcher -> control socket + directory watchers + file-change watcher -> web
+ * server. docs/architecture.md follows one coverage message through these parts.
+ *
+ * startDaemon() resolves once everything listens (the "covd ready" log line); close() stops
+ * intake first, then the coverage thread, the web server, flushes and closes the store.
+ */
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { BusMessage, CoverageMessage } from '../bus/messages.js';
+import { createBus, type Bus } from '../bus/index.js';
+import type { Symbolizer } from '../workers/types.js';
+import type { WebServer } from '../web/types.js';
+import type { Logger } from '../util/log.js';
+import type { DaemonConfig } from './config.js';
+import { TargetRegistry } from './registry.js';
+import { Store, persistRegistry } from './store.js';
+import { Dispatcher } from './dispatch.js';
+import { startControlServer, type ControlReply, type ControlServer } from './control.js';
+import { CoverageDirWatcher, FileChangeWatcher } from './watch.js';
+import type { ThreadEvent } from './coverage-thread.js';
+import { readPcList } from './coverage-io.js';
+
+export interface DaemonOptions {
+  log: Logger;
+  /** Defaults to the piscina pool of src/workers/pool.ts. */
+  symbolizer?: Symbolizer;
+  /** Start the HTTP/WebSocket server (default true). */
+  web?: boolean;
+  /** Coverage thread tick (default 500 ms). */
+  tickMs?: number;
+  /** History sampling interval (default 5000 ms). */
+  historyIntervalMs?: number;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  version: string;
+  startedAt: number;
+  url: string | null;
+  socket: string;
+  stateDir: string;
+  watch: string[];
+  targets: { total: number; loading: number; ready: number; failed: number; retired: number };
+  coverageThread: { lastTickMicros: number; tracked: number; ticks: number };
+  bus: { posted: number; rejected: number };
+}
+
+export interface Daemon {
+  readonly registry: TargetRegistry;
+  readonly dispatcher: Dispatcher;
+  readonly config: DaemonConfig;
+  readonly web: WebServer | null;
+  status(): DaemonStatus;
+  /** Applies a new configuration (SIGHUP): log level, watched directories, retention. */
+  reload(cfg: DaemonConfig): void;
+  /** Resolves when close() finished (e.g. after a `shutdown` control message). */
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+async function defaultSymbolizer(log: Logger): Promise<Symbolizer> {
+  const mod = (await import('../workers/pool.js')) as Record<string, unknown>;
+  const make = (mod.createSymbolizerPool ?? mod.createSymbolizer ?? mod.createPool) as ((o?: object) => Symbolizer) | undefined;
+  if (typeof make === 'function') return make({});
+  const Cls = (mod.SymbolizerPool ?? mod.default) as (new (o?: object) => Symbolizer) | undefined;
+  if (typeof Cls === 'function') return new Cls({});
+  log.error('src/workers/pool.ts exports no symbolizer factory');
+  throw new Error('no symbolizer pool available in this build');
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0';
+  }
+}
+
+export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Promise<Daemon> {
+  let cfg = config;
+  const log = opts.log;
+  const startedAt = Date.now();
+  const cleanup: (() => Promise<void> | void)[] = [];
+  const undo = async () => { for (const f of cleanup.reverse()) await f(); };
+
+  try {
+    // ---- persistence and the registry
+    const store = Store.open(cfg.stateDir);
+    cleanup.push(() => store.close());
+    const registry = new TargetRegistry({ historyIntervalMs: opts.historyIntervalMs });
+    const retiredAt = new Map<string, number>();
+    let restored = 0;
+    for (const r of store.loadAll()) {
+      try {
+        registry.restore(r);
+        if (r.retiredAt !== undefined) retiredAt.set(r.info.id, r.retiredAt);
+        restored++;
+      } catch (err) {
+        log.warn('skipping a stored target that does not load', { id: r.info.id, err });
+      }
+    }
+    const persist = persistRegistry(registry, store, log, retiredAt);
+    log.info('state loaded', { stateDir: cfg.stateDir, targets: restored });
+
+    // ---- the bus and the coverage thread
+    const bus: Bus = createBus(1 << 20);
+    const thread = new Worker(new URL('./coverage-thread.js', import.meta.url), { workerData: { bus: bus.buffer, tickMs: opts.tickMs } });
+    const threadStats = { lastTickMicros: 0, tracked: 0, ticks: 0 };
+    let threadStopped!: () => void;
+    const threadDone = new Promise<void>((r) => { threadStopped = r; });
+    thread.on('exit', () => threadStopped());
+    thread.on('error', (err) => log.error('coverage thread crashed', { err }));
+    cleanup.push(async () => {
+      try { bus.post({ type: 'shutdown' }, 1000); } catch { /* closed */ }
+      bus.notify();
+      const timer = setTimeout(() => void thread.terminate(), 2000);
+      await threadDone;
+      clearTimeout(timer);
+    });
+    const toThread = (m: BusMessage) => {
+      // The ring holds ~1 MiB of small messages; if it is ever full, retry shortly instead of blocking the event loop.
+      if (!bus.tryPost(m)) setTimeout(() => toThread(m), 50);
+    };
+
+    // ---- symbolizer and dispatch
+    const symbolizer = opts.symbolizer ?? await defaultSymbolizer(log);
+    if (!opts.symbolizer) cleanup.push(() => symbolizer.destroy());
+    const files = new FileChangeWatcher(log);
+    cleanup.push(() => files.close());
+    const watchTargetFiles = (id: string) => {
+      const info = registry.info(id);
+      if (!info) return;
+      const paths = new Set<string>([info.exe]);
+      const idx = registry.target(id)?.index;
+      // Sources named by the debug info; capped so a huge program cannot exhaust inotify watches.
+      if (idx) for (let f = 0; f < idx.files.length && paths.size < 2000; f++) { const p = registry.sourcePath(id, f); if (p) paths.add(p); }
+      files.add([...paths]);
+    };
+    const dispatcher = new Dispatcher({
+      registry, symbolizer, store, toThread, readPcs: readPcList, log, retiredAt,
+      retireDays: cfg.retireDays, keepRetired: cfg.keepRetired, onReady: watchTargetFiles,
+    });
+    cleanup.push(() => dispatcher.close());
+    files.on('change', (p: string) => {
+      if (registry.idsForExe(p).length) dispatcher.exeChanged(p);
+      dispatcher.sourceChanged(p);
+    });
+    files.on('unlink', (p: string) => { if (registry.idsForExe(p).length) dispatcher.exeChanged(p); });
+
+    thread.on('message', (e: ThreadEvent) => {
+      if (e.kind === 'tick') {
+        threadStats.lastTickMicros = e.micros;
+        threadStats.tracked = e.tracked;
+        threadStats.ticks++;
+        for (const u of e.updates) registry.applyTick(u.id, u);
+      } else if (e.kind === 'error') {
+        const info = registry.info(e.id);
+        if (!info || info.state === 'retired') return;
+        if (e.code === 'ENOENT') {
+          log.info('coverage file is gone; the target keeps its coverage', { id: e.id, file: info.coverageFile });
+        } else if (e.code === 'REPLACED') {
+          log.info('coverage file was recreated; following the new one', { id: e.id });
+          toThread({ type: 'coverage', id: e.id, exe: info.exe, file: info.coverageFile });
+        } else {
+          registry.fail(e.id, `coverage file ${info.coverageFile} is unusable (${e.code}): ${e.message}`);
+        }
+      }
+    });
+
+    // Restored targets: follow their files again; finish symbolizing those that never got there.
+    for (const t of registry.targets()) {
+      if (t.state === 'ready') toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile });
+      else if (t.state === 'loading') { registry.remove(t.id); void dispatcher.announce({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile }); }
+      if (t.state === 'ready') watchTargetFiles(t.id);
+    }
+    dispatcher.enforceRetention();
+    const retention = setInterval(() => dispatcher.enforceRetention(), 3_600_000);
+    retention.unref();
+    cleanup.push(() => clearInterval(retention));
+
+    const announce = (m: CoverageMessage) => {
+      dispatcher.announce(m).catch((err) => log.error('announcement failed', { id: m.id, err }));
+    };
+
+    // ---- web server (before intake, so the URL is known when the first target arrives)
+    let web: WebServer | null = null;
+    if (opts.web !== false) {
+      const { startWebServer } = await import('../web/server.js');
+      web = await startWebServer({ hub: registry, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts, log: log.child({ part: 'web' }) });
+      const w = web;
+      cleanup.push(() => w.close());
+    }
+
+    // ---- intake: control socket and watched directories
+    let closing: Promise<void> | undefined;
+    let resolveClosed!: () => void;
+    const closed = new Promise<void>((r) => { resolveClosed = r; });
+
+    const status = (): DaemonStatus => {
+      const ts = registry.targets();
+      const count = (s: string) => ts.filter((t) => t.state === s).length;
+      const bs = bus.stats();
+      return {
+        pid: process.pid, version: packageVersion(), startedAt, url: web?.url ?? null, socket: cfg.socket, stateDir: cfg.stateDir, watch: cfg.watch,
+        targets: { total: ts.length, loading: count('loading'), ready: count('ready'), failed: count('failed'), retired: count('retired') },
+        coverageThread: { ...threadStats }, bus: { posted: bs.posted, rejected: bs.rejected },
+      };
+    };
+
+    const handle = async (m: BusMessage): Promise<ControlReply> => {
+      switch (m.type) {
+        case 'coverage': {
+          // Reply as soon as the target is known; symbolizing continues in the background.
+          const p = dispatcher.announce(m);
+          const info = await Promise.race([p, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
+          return { ok: true, id: m.id, state: (info ?? registry.info(m.id))?.state ?? 'loading' };
+        }
+        case 'remove':
+          return dispatcher.remove(m.id) ? { ok: true } : { ok: false, error: `no target with id ${m.id}` };
+        case 'list':
+          return { ok: true, targets: registry.targets() };
+        case 'status':
+          return { ok: true, status: status() };
+        case 'exe-changed':
+          dispatcher.exeChanged(m.exe);
+          return { ok: true };
+        case 'source-changed':
+          dispatcher.sourceChanged(m.path);
+          return { ok: true };
+        case 'shutdown':
+          setImmediate(() => void daemon.close());
+          return { ok: true };
+      }
+    };
+    const control: ControlServer = await startControlServer(cfg.socket, handle, log.child({ part: 'control' }));
+    cleanup.push(() => control.close());
+    const dirs = new CoverageDirWatcher(log.child({ part: 'watch' }), announce);
+    cleanup.push(() => dirs.close());
+    dirs.setDirs(cfg.watch);
+
+    const daemon: Daemon = {
+      registry, dispatcher, web,
+      get config() { return cfg; },
+      status,
+      reload(next: DaemonConfig) {
+        log.level = next.logLevel;
+        dirs.setDirs(next.watch);
+        const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
+        if (restartNeeded.length) log.warn('these settings take effect only after a restart', { settings: restartNeeded });
+        dispatcher.setRetention(next.retireDays, next.keepRetired);
+        cfg = { ...next, host: cfg.host, port: cfg.port, socket: cfg.socket, stateDir: cfg.stateDir, token: cfg.token };
+        dispatcher.enforceRetention();
+        log.info('configuration reloaded', { configFile: next.configFile ?? null, watch: next.watch, logLevel: next.logLevel });
+      },
+      closed,
+      close() {
+        closing ??= (async () => {
+          log.info('shutting down');
+          // Intake first (the control socket and watchers are the last cleanups pushed, so they run first).
+          for (const t of registry.targets()) if (t.state !== 'retired') registry.sampleNow(t.id);
+          const steps = cleanup.splice(0).reverse();
+          for (const f of steps) {
+            // Compact the store after the coverage thread stopped and before the store closes.
+            if (f === storeClose) await persist.compactAll().catch((err) => log.error('final compaction failed', { err }));
+            try { await f(); } catch (err) { log.warn('shutdown step failed', { err }); }
+          }
+          persist.detach();
+          log.info('stopped');
+          resolveClosed();
+        })();
+        return closing;
+      },
+    };
+    const storeClose = cleanup[0]!;
+
+    log.info('covd ready', { url: web?.url ?? null, socket: cfg.socket, stateDir: cfg.stateDir, watch: cfg.watch, targets: registry.targets().length });
+    return daemon;
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}

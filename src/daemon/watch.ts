@@ -1,0 +1,155 @@
+/**
+ * Intake by discovery: `covd serve --watch DIR` watches DIR/v/ (where agents write) with
+ * chokidar and announces every coverage file `v/<16 hex>` once its metadata
+ * `v/<16 hex>.meta.json` is there too (the agent renames both into place complete; a file
+ * from another producer that is still half-written is retried by dispatch, which gets a
+ * retryable reader error). A DIR that does not exist yet is polled for every second until it
+ * appears, and again if it disappears.
+ *
+ * Also here: FileChangeWatcher, which tells the daemon when a target's executable or a source
+ * file named by its debug info changes on disk (debounced, since builds write in steps).
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { readCoverageMeta } from '../coverage/meta.js';
+import { basename, dirname, join } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { CoverageMessage } from '../bus/messages.js';
+import type { CoverageMeta } from '../coverage/types.js';
+import type { Logger } from '../util/log.js';
+
+const ID = /^[0-9a-f]{16}$/;
+
+/** The metadata beside a coverage file, or undefined when absent or not (yet) valid. */
+export function readMeta(coverageFile: string): CoverageMeta | undefined {
+  try {
+    return readCoverageMeta(coverageFile) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class CoverageDirWatcher {
+  private watcher: FSWatcher | undefined;
+  private readonly dirs = new Set<string>();
+  private readonly waiting = new Set<string>();
+  private poll: NodeJS.Timeout | undefined;
+  /** id -> meta mtime last announced, so a restarted fuzzer (new meta) is announced again. */
+  private readonly announced = new Map<string, number>();
+  private closed = false;
+
+  constructor(private readonly log: Logger, private readonly onFound: (m: CoverageMessage) => void) {}
+
+  /** Sets the watched directories (SIGHUP may change them). */
+  setDirs(dirs: string[]): void {
+    const want = new Set(dirs);
+    for (const d of [...this.dirs]) if (!want.has(d)) { this.dirs.delete(d); this.waiting.delete(d); this.watcher?.unwatch(join(d, 'v')); }
+    for (const d of want) if (!this.dirs.has(d)) { this.dirs.add(d); this.start(d); }
+  }
+
+  private ensureWatcher(): FSWatcher {
+    if (this.watcher) return this.watcher;
+    this.watcher = watch([], {
+      depth: 0,
+      ignoreInitial: false,
+      // Agents write temp files as .<name>.tmp and rename: never look at those.
+      ignored: (p: string) => basename(p).startsWith('.'),
+    });
+    const onFile = (p: string) => this.consider(p);
+    this.watcher.on('add', onFile).on('change', onFile);
+    this.watcher.on('unlinkDir', (p: string) => {
+      const d = dirname(p);
+      if (this.dirs.has(d) && basename(p) === 'v') { this.log.info('watched directory went away; waiting for it', { dir: d }); this.start(d); }
+    });
+    this.watcher.on('error', (err) => this.log.warn('watcher error', { err }));
+    return this.watcher;
+  }
+
+  private start(dir: string): void {
+    if (this.closed) return;
+    const v = join(dir, 'v');
+    if (existsSync(v)) {
+      this.waiting.delete(dir);
+      this.ensureWatcher().add(v);
+      this.log.info('watching coverage directory', { dir });
+      return;
+    }
+    if (!this.waiting.has(dir)) this.log.info('coverage directory does not exist yet; waiting for it', { dir: v });
+    this.waiting.add(dir);
+    this.poll ??= setInterval(() => {
+      for (const d of [...this.waiting]) if (existsSync(join(d, 'v'))) this.start(d);
+      if (this.waiting.size === 0) { clearInterval(this.poll); this.poll = undefined; }
+    }, 1000);
+    this.poll.unref();
+  }
+
+  private consider(p: string): void {
+    const name = basename(p);
+    const id = name.endsWith('.meta.json') ? name.slice(0, -'.meta.json'.length) : name;
+    if (!ID.test(id)) return;
+    const vdir = dirname(p);
+    const file = join(vdir, id);
+    const metaPath = join(vdir, `${id}.meta.json`);
+    let mtime: number;
+    try {
+      statSync(file);
+      mtime = statSync(metaPath).mtimeMs;
+    } catch {
+      return; // the other half is not there yet; its own event will bring us back
+    }
+    if (this.announced.get(id) === mtime) return;
+    const meta = readMeta(file);
+    if (!meta) return; // unreadable for now: a later change event retries
+    this.announced.set(id, mtime);
+    this.onFound({ type: 'coverage', id, exe: meta.exe, file, pid: meta.pid });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.poll) clearInterval(this.poll);
+    await this.watcher?.close();
+  }
+}
+
+/** Watches individual files (executables, sources) and reports settled changes and deletions. */
+export class FileChangeWatcher extends EventEmitter {
+  private readonly watcher: FSWatcher;
+  private readonly paths = new Set<string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly log: Logger, private readonly debounceMs = 500) {
+    super();
+    this.watcher = watch([], { ignoreInitial: true, depth: 0 });
+    const later = (kind: 'change' | 'unlink') => (p: string) => {
+      if (!this.paths.has(p)) return;
+      clearTimeout(this.timers.get(p));
+      this.timers.set(p, setTimeout(() => {
+        this.timers.delete(p);
+        const gone = !existsSync(p);
+        this.emit(gone ? 'unlink' : kind === 'unlink' ? 'change' : kind, p);
+      }, this.debounceMs));
+    };
+    this.watcher.on('change', later('change')).on('add', later('change')).on('unlink', later('unlink'));
+    this.watcher.on('error', (err) => this.log.warn('file watcher error', { err }));
+  }
+
+  add(paths: string[]): void {
+    const fresh = paths.filter((p) => !this.paths.has(p));
+    for (const p of fresh) this.paths.add(p);
+    if (fresh.length) this.watcher.add(fresh);
+  }
+
+  remove(paths: string[]): void {
+    const gone = paths.filter((p) => this.paths.delete(p));
+    if (gone.length) this.watcher.unwatch(gone);
+  }
+
+  get size(): number {
+    return this.paths.size;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers.values()) clearTimeout(t);
+    await this.watcher.close();
+  }
+}
