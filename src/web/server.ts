@@ -49,7 +49,6 @@ interface Ctx {
   url: string;
   acceptEncoding: string;
   ifNoneMatch: string;
-  accept: string;
   query: (key: string) => string;
   setCookie?: string;
   aborted: boolean;
@@ -115,7 +114,9 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
       for (const [k, v] of securityHeaders) res.writeHeader(k, v);
       for (const [k, v] of headers) res.writeHeader(k, v);
       if (ctx.setCookie) res.writeHeader('Set-Cookie', ctx.setCookie);
-      if (ctx.method === 'head' || status === 304) res.endWithoutBody(status === 304 ? undefined : Buffer.byteLength(body));
+      // uWS 20.30 leaves a response open after endWithoutBody(length): write the length ourselves.
+      if (ctx.method === 'head' && status !== 304) res.writeHeader('Content-Length', String(Buffer.byteLength(body)));
+      if (ctx.method === 'head' || status === 304) res.endWithoutBody();
       else res.end(body);
     });
   };
@@ -226,8 +227,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     if (url.startsWith('/api/')) return error(res, ctx, 404, 'unknown API path');
     const a = assets.get(url);
     if (a) return serveAsset(res, ctx, a);
-    // Client-side routes (no file extension) get the page; everything else is a plain 404.
-    if (ctx.accept.includes('text/html') && /^\/[A-Za-z0-9/_-]*$/.test(url) && !url.includes('//')) return serveAsset(res, ctx, assets.get('/')!);
+    // The client routes with the URL hash, so any other path is a plain 404.
     return error(res, ctx, 404, 'not found');
   };
 
@@ -241,7 +241,6 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
       url: req.getUrl(),
       acceptEncoding: req.getHeader('accept-encoding'),
       ifNoneMatch: req.getHeader('if-none-match'),
-      accept: req.getHeader('accept'),
       query: (() => {
         const q = new URLSearchParams(req.getQuery() ?? '');
         return (k: string) => q.get(k) ?? '';

@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { buildExampleTarget, findCoverageFile, runFuzzer, type FuzzerRun } from '../helpers/fuzz-targets.js';
@@ -219,4 +220,29 @@ export function adopt(to: Tab, from: Tab) {
   to.firstSeen = from.firstSeen && Uint32Array.from(from.firstSeen);
   to.seq = from.seq;
   to.pcsLen = from.pcsLen;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: import('node:http').IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A GET (or other method) with exactly the path and headers given (Host included), via node:http. */
+export function request(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method, headers: { host: `127.0.0.1:${port}`, ...headers }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function getJson<T = any>(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+  const r = await request(port, path, headers);
+  return { status: r.status, body: JSON.parse(r.body.toString()) as T };
 }
