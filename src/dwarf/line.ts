@@ -53,7 +53,8 @@ function append(path: string, comp: string): string {
   return path + '/' + comp;
 }
 
-export function parseLineTable(sec: Sections, u: Unit, offset: number): LineTable {
+/** With headerOnly, only the file names are filled in (rows and sequences empty). */
+export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnly = false): LineTable {
   const r = new Reader(sec.line, '.debug_line');
   r.seek(offset);
   let len = r.u32();
@@ -115,6 +116,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number): LineTabl
     }
   }
   prog.seek(programStart);
+  if (headerOnly) prog.pos = prog.end;
 
   const rows = new Growable();
   const seqs: { low: number; high: number; first: number; last: number }[] = [];
@@ -201,18 +203,19 @@ export function lineFile(t: LineTable, index: number): string {
   return i >= 0 && i < t.filePaths.length ? t.filePaths[i]! : '';
 }
 
-/** LLVM's lookupAddress: the row index for addr, or -1. */
-export function lookupRow(t: LineTable, addr: number): number {
-  // upper_bound over sequences by high address.
+/** First sequence whose high address is above addr (std::upper_bound by HighPC, as LLVM does). */
+export function upperBoundSeq(t: LineTable, addr: number): number {
   let lo = 0, hi = t.seqHigh.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (addr < t.seqHigh[mid]!) hi = mid; else lo = mid + 1;
   }
-  if (lo === t.seqHigh.length) return -1;
-  if (!(t.seqLow[lo]! <= addr && addr < t.seqHigh[lo]!)) return -1;
-  // upper_bound over rows (first + 1 .. last - 1) by address, minus one.
-  let a = t.seqFirst[lo]! + 1, b = t.seqLast[lo]! - 1;
+  return lo;
+}
+
+/** The last row of sequence s at or below addr: upper_bound over rows (first + 1 .. last - 1) minus one. */
+export function rowInSeq(t: LineTable, s: number, addr: number): number {
+  let a = t.seqFirst[s]! + 1, b = t.seqLast[s]! - 1;
   while (a < b) {
     const mid = (a + b) >>> 1;
     if (addr < t.rowAddr[mid]!) b = mid; else a = mid + 1;
@@ -220,4 +223,9 @@ export function lookupRow(t: LineTable, addr: number): number {
   return a - 1;
 }
 
-export { corrupt };
+/** LLVM's lookupAddress: the row index for addr, or -1. */
+export function lookupRow(t: LineTable, addr: number): number {
+  const s = upperBoundSeq(t, addr);
+  if (s === t.seqHigh.length || !(t.seqLow[s]! <= addr && addr < t.seqHigh[s]!)) return -1;
+  return rowInSeq(t, s, addr);
+}

@@ -8,8 +8,8 @@
 import { ElfFile } from './elf.js';
 import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
-import { buildUnitMap, unitFor, type UnitMap } from './aranges.js';
-import { lineFile, lookupRow, parseLineTable, type LineTable } from './line.js';
+import { buildUnitMap, type UnitMap } from './aranges.js';
+import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { unitFunctions, type FunctionInfo } from './functions.js';
 import { readSymbols, symbolFor, type SymbolTable } from './symtab.js';
 import { parseUnitHeaders, type Sections, type Unit } from './units.js';
@@ -63,7 +63,9 @@ export class DebugInfo {
   readonly symbols: SymbolTable;
   readonly buildId: string | null;
   private lineTables = new Map<number, LineTable | null>();
-  private funcs = new Map<number, { low: Float64Array; high: Float64Array; fn: Uint32Array; infos: FunctionInfo[] }>();
+  private lineHeaders = new Map<number, LineTable | null>();
+  private funcs = new Map<number, { low: Float64Array; high: Float64Array; fn: Uint32Array; infos: FunctionInfo[]; base: number }>();
+  private funcCount = 0;
 
   private constructor(readonly exe: ElfFile, readonly dbg: ElfFile) {
     const d = (n: string) => dbg.data(n);
@@ -108,6 +110,18 @@ export class DebugInfo {
     return t;
   }
 
+  /** Just the file names of a unit's line table (what decl_file indexes). */
+  private lineHeader(u: Unit): LineTable | null {
+    const full = this.lineTables.get(u.index);
+    if (full !== undefined) return full;
+    let t = this.lineHeaders.get(u.index);
+    if (t === undefined) {
+      t = u.stmtList >= 0 && this.sec.line.length > 0 ? parseLineTable(this.sec, u, u.stmtList, true) : null;
+      this.lineHeaders.set(u.index, t);
+    }
+    return t;
+  }
+
   private functionsOf(u: Unit) {
     let f = this.funcs.get(u.index);
     if (!f) {
@@ -117,7 +131,10 @@ export class DebugInfo {
         for (let k = 0; k < fi.ranges.length; k += 2) if (fi.ranges[k]! < fi.ranges[k + 1]!) spans.push({ low: fi.ranges[k]!, high: fi.ranges[k + 1]!, fn: i });
       });
       spans.sort((a, b) => a.low - b.low);
-      f = { low: Float64Array.from(spans, (s) => s.low), high: Float64Array.from(spans, (s) => s.high), fn: Uint32Array.from(spans, (s) => s.fn), infos };
+      const k = spans.length;
+      f = { low: new Float64Array(k), high: new Float64Array(k), fn: new Uint32Array(k), infos, base: this.funcCount };
+      for (let i = 0; i < k; i++) { f.low[i] = spans[i]!.low; f.high[i] = spans[i]!.high; f.fn[i] = spans[i]!.fn; }
+      this.funcCount += infos.length;
       this.funcs.set(u.index, f);
     }
     return f;
@@ -127,89 +144,144 @@ export class DebugInfo {
     const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true;
     const [shareK, shareN] = opts.share ?? [0, 1];
     const n = pcs.length;
+    // Read the u64s as two u32 halves: no BigInt per PC (exact below 2^53, all user-space addresses).
     const addr = new Float64Array(n);
-    for (let i = 0; i < n; i++) addr[i] = Number(pcs[i]!);
-    // Sort once; consecutive PCs then hit the same unit, sequence and function.
-    const order = new Uint32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    order.sort((a, b) => addr[a]! - addr[b]!);
+    const halves = new Uint32Array(pcs.buffer, pcs.byteOffset, n * 2);
+    for (let i = 0; i < n; i++) addr[i] = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
+    // Sort once and drop duplicates; the sweep below then visits units, sequences and
+    // functions in address order, and each distinct address is resolved once.
+    const sorted = addr.slice().sort();
+    let m = 0;
+    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[m++] = sorted[i]!;
+    const uniq = sorted.subarray(0, m);
 
     const files = new Interner();
-    const pcFile = new Uint32Array(n).fill(NONE);
-    const pcLine = new Uint32Array(n);
-    const pcColumn = new Uint32Array(n);
-    const pcFunction = new Uint32Array(n).fill(NONE);
+    const uFile = new Uint32Array(m).fill(NONE);
+    const uLine = new Uint32Array(m);
+    const uCol = new Uint32Array(m);
+    const uFn = new Uint32Array(m).fill(NONE);
     const fnNames: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
     const fnIds = new Map<string, number>();
-    const fileIdCache = new Map<string, number>(); // `${unit}:${fileIndex}` -> interned id
+    const fnCache = new Map<number, number>(); // (symbol, function) pair -> interned id
+    const fileCache = new Map<number, Uint32Array>(); // unit -> file index -> interned id (NONE-1 = not yet)
+    const UNSET = NONE - 1;
 
     const internFile = (u: Unit, t: LineTable, index: number): number => {
-      const key = `${u.index}:${index}`;
-      let id = fileIdCache.get(key);
-      if (id === undefined) {
+      let c = fileCache.get(u.index);
+      if (!c) { c = new Uint32Array(t.filePaths.length + 1).fill(UNSET); fileCache.set(u.index, c); }
+      const slot = index - t.fileBase;
+      if (slot < 0 || slot >= t.filePaths.length) return NONE;
+      let id = c[slot]!;
+      if (id === UNSET) {
         const p = lineFile(t, index);
         id = p === '' ? NONE : files.file(p);
-        fileIdCache.set(key, id);
+        c[slot] = id;
       }
       return id;
     };
+    const internFn = (name: string, declFile: number, declLine: number): number => {
+      const key = `${name}\0${declFile}\0${declLine}`;
+      let id = fnIds.get(key);
+      if (id === undefined) { id = fnNames.length; fnNames.push(name); fnFile.push(declFile); fnLine.push(declLine); fnIds.set(key, id); }
+      return id;
+    };
 
-    let lastUnit = -2, lastLo = 0, lastHi = -1;
-    for (let k = 0; k < n; k++) {
-      const i = order[k]!;
-      const a = addr[i]!;
-      let ui: number;
-      if (a >= lastLo && a < lastHi) ui = lastUnit;
-      else { ui = unitFor(this.unitMap, a); lastUnit = ui; lastLo = a; lastHi = a; }
-      const owner = ui < 0 ? 0 : ui % shareN;
-      if (owner !== shareK) continue;
-      const u = ui >= 0 ? this.units[ui]! : undefined;
-      if (doLines && u) {
-        const t = this.lineTable(u);
-        if (t) {
-          const row = lookupRow(t, a);
-          if (row >= 0) {
-            pcFile[i] = internFile(u, t, t.rowFile[row]!);
-            pcLine[i] = t.rowLine[row]!;
-            pcColumn[i] = t.rowCol[row]!;
-          }
+    let ui = -1, uLo = 0, uHi = -1; // current unit and the unit-map range it covers
+    let u: Unit | undefined;
+    let table: LineTable | null = null;
+    let funcs: ReturnType<DebugInfo['functionsOf']> | undefined;
+    let seq = -1; // current sequence of table
+    let sym = -1, symLo = 0, symHi = -1; // current symbol and the addresses it answers for
+    let lastS = -2, lastFi = -2, lastFnId = NONE;
+    for (let k = 0; k < m; k++) {
+      const a = uniq[k]!;
+      if (!(a >= uLo && a < uHi)) {
+        const r = rangeOf(this.unitMap, a);
+        ui = r[2]; uLo = r[0]; uHi = r[1];
+        u = ui >= 0 ? this.units[ui]! : undefined;
+        table = null; funcs = undefined; seq = -1;
+        if (u && (ui % shareN) === shareK) {
+          if (doLines) table = this.lineTable(u);
+          if (doFuncs) funcs = this.functionsOf(u);
         }
       }
-      if (doLines && pcFile[i] === NONE) {
-        // Like llvm-symbolizer: no file from DWARF, so the STT_FILE before a local symbol names it.
-        const s = symbolFor(this.symbols, a);
-        const f = s >= 0 ? this.symbols.fileNames[s] : null;
-        if (f) pcFile[i] = files.file(f);
+      if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
+      if (!(a >= symLo && a < symHi)) {
+        sym = symbolFor(this.symbols, a);
+        if (sym >= 0) {
+          symLo = this.symbols.addr[sym]!;
+          const size = this.symbols.size[sym]!;
+          const next = sym + 1 < this.symbols.addr.length ? this.symbols.addr[sym + 1]! : Infinity;
+          symHi = size === 0 ? next : Math.min(symLo + size, next);
+        } else {
+          symLo = 0; symHi = -1;
+        }
+      }
+      if (doLines) {
+        if (table) {
+          const t = table;
+          // The sequence llvm-symbolizer picks (upper bound by high address), reusing the last one.
+          if (!(seq >= 0 && a < t.seqHigh[seq]! && (seq === 0 || t.seqHigh[seq - 1]! <= a))) seq = upperBoundSeq(t, a);
+          if (seq < t.seqHigh.length && t.seqLow[seq]! <= a && a < t.seqHigh[seq]!) {
+            const row = rowInSeq(t, seq, a);
+            uFile[k] = internFile(u!, t, t.rowFile[row]!);
+            uLine[k] = t.rowLine[row]!;
+            uCol[k] = t.rowCol[row]!;
+          }
+        }
+        if (uFile[k] === NONE && sym >= 0) {
+          // Like llvm-symbolizer: no file from DWARF, so the STT_FILE before a local symbol names it.
+          const f = this.symbols.fileNames[sym];
+          if (f) uFile[k] = files.file(f);
+        }
       }
       if (doFuncs) {
-        let name: string | null = null, declFile = NONE, declLine = 0;
-        const s = symbolFor(this.symbols, a);
-        if (s >= 0) name = this.symbols.names[s]!;
-        if (u) {
-          const f = this.functionsOf(u);
+        let fiIndex = -1;
+        if (funcs) {
+          const f = funcs;
           let lo = 0, hi = f.low.length;
-          while (lo < hi) { const m = (lo + hi) >>> 1; if (f.low[m]! <= a) lo = m + 1; else hi = m; }
-          if (lo > 0 && a < f.high[lo - 1]!) {
-            const fi = f.infos[f.fn[lo - 1]!]!;
-            name ??= fi.name;
+          while (lo < hi) { const mid = (lo + hi) >>> 1; if (f.low[mid]! <= a) lo = mid + 1; else hi = mid; }
+          if (lo > 0 && a < f.high[lo - 1]!) fiIndex = f.base + f.fn[lo - 1]!;
+        }
+        if (sym < 0 && fiIndex < 0) continue;
+        if (sym === lastS && fiIndex === lastFi) { uFn[k] = lastFnId; continue; }
+        const key = (sym + 1) * 2 ** 26 + (fiIndex + 1);
+        let id = fnCache.get(key);
+        if (id === undefined) {
+          // The name as llvm-symbolizer prints it: the symbol table first, then DWARF.
+          let name = sym >= 0 ? this.symbols.names[sym]! : '';
+          let declFile = NONE, declLine = 0;
+          if (fiIndex >= 0) {
+            const fi = funcs!.infos[fiIndex - funcs!.base]!;
+            if (name === '') name = fi.name;
             if (fi.declFile >= 0) {
               const du = this.units[fi.declUnit]!;
-              const t = this.lineTable(du);
+              const t = this.lineHeader(du);
               if (t) { declFile = internFile(du, t, fi.declFile); declLine = fi.declLine; }
             }
           }
+          id = name === '' ? NONE : internFn(name, declFile, declLine);
+          fnCache.set(key, id);
         }
-        if (name !== null && name !== '') {
-          const key = `${name}\0${declFile}\0${declLine}`;
-          let id = fnIds.get(key);
-          if (id === undefined) { id = fnNames.length; fnNames.push(name); fnFile.push(declFile); fnLine.push(declLine); fnIds.set(key, id); }
-          pcFunction[i] = id;
-        }
+        uFn[k] = id;
+        lastS = sym; lastFi = fiIndex; lastFnId = id;
       }
-      if (ui >= 0) { lastLo = Math.min(lastLo, a); }
-      // Keep the unit cache valid only within the covering unit-map range.
-      if (ui >= 0) { const r = rangeOf(this.unitMap, a); lastLo = r[0]; lastHi = r[1]; }
-      else { lastHi = -1; }
+    }
+    // Back to the caller's order.
+    const pcFile = new Uint32Array(n), pcLine = new Uint32Array(n), pcColumn = new Uint32Array(n), pcFunction = new Uint32Array(n);
+    let last = -1, lastK = 0;
+    for (let i = 0; i < n; i++) {
+      const a = addr[i]!;
+      let k: number;
+      if (a === last) k = lastK;
+      else if (lastK + 1 < m && uniq[lastK + 1] === a) k = lastK + 1; // already-sorted input
+      else {
+        let lo = 0, hi = m;
+        while (lo < hi) { const mid = (lo + hi) >>> 1; if (uniq[mid]! < a) lo = mid + 1; else hi = mid; }
+        k = lo;
+      }
+      last = a; lastK = k;
+      pcFile[i] = uFile[k]!; pcLine[i] = uLine[k]!; pcColumn[i] = uCol[k]!; pcFunction[i] = uFn[k]!;
     }
     return {
       buildId: this.buildId,
@@ -222,8 +294,10 @@ export class DebugInfo {
   }
 }
 
-function rangeOf(m: UnitMap, a: number): [number, number] {
+/** [low, high, unit] of the unit-map range holding a; outside every unit: the gap around a, unit -1. */
+function rangeOf(m: UnitMap, a: number): [number, number, number] {
   let lo = 0, hi = m.low.length;
   while (lo < hi) { const mid = (lo + hi) >>> 1; if (m.low[mid]! <= a) lo = mid + 1; else hi = mid; }
-  return lo > 0 && a < m.high[lo - 1]! ? [m.low[lo - 1]!, m.high[lo - 1]!] : [0, -1];
+  if (lo > 0 && a < m.high[lo - 1]!) return [m.low[lo - 1]!, m.high[lo - 1]!, m.unit[lo - 1]!];
+  return [lo > 0 ? m.high[lo - 1]! : 0, lo < m.low.length ? m.low[lo]! : Infinity, -1];
 }

@@ -1,0 +1,101 @@
+/**
+ * The symbolizer pool: piscina worker threads that load an executable's DWARF and resolve PCs.
+ * A large request is split in two jobs that run on two threads at once (line tables in one,
+ * functions in the other; with several threads, also by unit share), then merged.
+ * Errors come back as tagged results and are rethrown here as DebugInfoError with their code.
+ *
+ *   const pool = createSymbolizerPool();            // threads default: min(2, cores)
+ *   const index = await pool.resolve({ exe, pcs }); // SourceIndex, per PC in pcs order
+ *   await pool.destroy();
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { mergeIndexes } from './merge.js';
+import { DebugInfoError, type ResolveRequest, type SourceIndex, type Symbolizer } from './types.js';
+import type { WorkerJob, WorkerResult } from './worker.js';
+
+export interface SymbolizerPoolOptions {
+  /** Worker threads (default: 2, or 1 on a single-core machine). */
+  threads?: number;
+  /** Requests with fewer PCs than this run as one job (default 4096). */
+  splitMinPcs?: number;
+  /** Keep loaded DWARF in the workers between requests (default true). */
+  cache?: boolean;
+}
+
+export interface ResolveTiming {
+  /** Wall time of the whole resolve call, including merging. */
+  totalMs: number;
+  /** Per job: DWARF loading and resolving inside the worker. */
+  jobs: { loadMs: number; resolveMs: number }[];
+}
+
+export class SymbolizerPool implements Symbolizer {
+  private readonly piscina: Piscina;
+  private readonly threads: number;
+  private readonly splitMinPcs: number;
+  private readonly cache: boolean;
+  /** Timing of the last resolve (for benchmarks and logs). */
+  lastTiming: ResolveTiming | null = null;
+
+  constructor(opts: SymbolizerPoolOptions = {}) {
+    this.threads = Math.max(1, opts.threads ?? Math.min(2, availableParallelism()));
+    this.splitMinPcs = opts.splitMinPcs ?? 4096;
+    this.cache = opts.cache ?? true;
+    this.piscina = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** Splits one request into jobs: by kind first, then by unit share when there are more threads. */
+  private plan(n: number): { lines: boolean; functions: boolean; share: [number, number] }[] {
+    if (this.threads < 2 || n < this.splitMinPcs) return [{ lines: true, functions: true, share: [0, 1] }];
+    const perKind = Math.max(1, Math.floor(this.threads / 2));
+    const jobs: { lines: boolean; functions: boolean; share: [number, number] }[] = [];
+    for (let k = 0; k < perKind; k++) {
+      jobs.push({ lines: true, functions: false, share: [k, perKind] });
+      jobs.push({ lines: false, functions: true, share: [k, perKind] });
+    }
+    return jobs;
+  }
+
+  async resolve(req: ResolveRequest): Promise<SourceIndex> {
+    const t0 = performance.now();
+    const n = req.pcs.length;
+    // One shared copy of the PCs for every job of this request.
+    const shared = new SharedArrayBuffer(n * 8);
+    new BigUint64Array(shared).set(req.pcs);
+    const results = await Promise.all(
+      this.plan(n).map((p) => {
+        const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache };
+        if (req.debugFile !== undefined) job.debugFile = req.debugFile;
+        return this.piscina.run(job) as Promise<WorkerResult>;
+      }),
+    );
+    const parts: SourceIndex[] = [];
+    for (const r of results) {
+      if (!r.ok) {
+        if (r.code === 'INTERNAL') throw new Error(r.message);
+        throw new DebugInfoError(r.code, r.message);
+      }
+      parts.push(r.index);
+    }
+    const index = mergeIndexes(parts, n);
+    this.lastTiming = {
+      totalMs: performance.now() - t0,
+      jobs: results.map((r) => (r.ok ? { loadMs: r.loadMs, resolveMs: r.resolveMs } : { loadMs: 0, resolveMs: 0 })),
+    };
+    return index;
+  }
+
+  async destroy(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
+
+export function createSymbolizerPool(opts?: SymbolizerPoolOptions): SymbolizerPool {
+  return new SymbolizerPool(opts);
+}

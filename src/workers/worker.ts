@@ -1,0 +1,67 @@
+/**
+ * Piscina worker entry: resolves one job (a share of the work for one executable) and returns
+ * a tagged result, so a DebugInfoError keeps its class and code across the thread boundary
+ * (pool.ts rethrows it). Loaded DWARF is cached per thread by path, size and mtime, so the
+ * next coverage file of the same executable skips loading.
+ */
+import { statSync } from 'node:fs';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { DebugInfo } from '../dwarf/resolve.js';
+import { DebugInfoError, type DebugInfoErrorCode, type SourceIndex } from './types.js';
+
+export interface WorkerJob {
+  exe: string;
+  debugFile?: string;
+  /** The PCs, shared by all jobs of one request. */
+  pcs: SharedArrayBuffer | ArrayBuffer;
+  lines: boolean;
+  functions: boolean;
+  share: [number, number];
+  /** Keep the loaded DWARF for the next request (default true). */
+  cache?: boolean;
+}
+
+export type WorkerResult =
+  | { ok: true; index: SourceIndex; loadMs: number; resolveMs: number }
+  | { ok: false; code: DebugInfoErrorCode | 'INTERNAL'; message: string };
+
+const CACHE_SIZE = 2;
+const cache = new Map<string, DebugInfo>();
+
+function load(job: WorkerJob): { info: DebugInfo; loadMs: number } {
+  let key: string;
+  try {
+    const st = statSync(job.exe);
+    key = `${job.exe}\0${st.size}\0${st.mtimeMs}\0${job.debugFile ?? ''}`;
+  } catch {
+    key = '';
+  }
+  const hit = key ? cache.get(key) : undefined;
+  if (hit) return { info: hit, loadMs: 0 };
+  const t0 = performance.now();
+  const info = DebugInfo.open(job.exe, job.debugFile);
+  const loadMs = performance.now() - t0;
+  if (key && job.cache !== false) {
+    cache.set(key, info);
+    while (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  }
+  return { info, loadMs };
+}
+
+export default function resolveJob(job: WorkerJob): WorkerResult {
+  try {
+    const { info, loadMs } = load(job);
+    const t0 = performance.now();
+    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share });
+    const resolveMs = performance.now() - t0;
+    const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];
+    const result: WorkerResult = { ok: true, index, loadMs, resolveMs };
+    // Hand the typed arrays over instead of copying them.
+    return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never) as unknown as WorkerResult;
+  } catch (err) {
+    if (err instanceof DebugInfoError) return { ok: false, code: err.code, message: err.message };
+    // A reader bug on odd input must not take the daemon down: report it, with where it happened.
+    const e = err as Error;
+    return { ok: false, code: 'INTERNAL', message: `${job.exe}: internal error while reading debug info: ${e?.stack ?? String(err)}` };
+  }
+}
