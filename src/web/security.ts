@@ -35,7 +35,8 @@ export class HostPolicy {
   }
 
   private add(entry: string) {
-    const p = parseHost(entry);
+    // A bare IPv6 address (the listen address, --allow-host ::1) has no brackets to split on.
+    const p = isIP(entry) === 6 ? { hostname: entry.toLowerCase(), port: null } : parseHost(entry);
     if (!p) return;
     // A wildcard listen address is never a valid Host: clients must name the machine.
     if (p.hostname === '0.0.0.0' || p.hostname === '::') return;
