@@ -41,6 +41,8 @@ export class App {
   linkState: LinkState = 'connecting';
   linkDetail = '';
   onLinkState: () => void = () => {};
+  /** The target list changed (names for the breadcrumb). */
+  onTargetList: () => void = () => {};
   onError: (msg: string) => void = () => {};
 
   constructor(url = Link.defaultUrl()) {
@@ -112,6 +114,7 @@ export class App {
         for (const id of this.targets.keys()) if (!ids.has(id)) this.targets.delete(id);
         for (const t of msg.targets) this.setTarget(t);
         this.targetsLoaded = true;
+        this.onTargetList();
         v?.onTargets?.();
         break;
       }

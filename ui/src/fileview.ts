@@ -75,6 +75,12 @@ export class FileView implements View {
     if (line && this.source) this.source.goto(line);
   }
 
+  /** For tests and benchmarks: the marked line and the per-state line counts. */
+  probe(): { file: number; marked: number; lines: number[]; docLines: number } | null {
+    if (!this.source) return null;
+    return { file: this.file, marked: this.source.markedLine(), lines: this.source.lineCounts(), docLines: this.source.view.state.doc.lines };
+  }
+
   sameFile(path: string): boolean {
     return path === this.path;
   }

@@ -43,6 +43,7 @@ function renderConn(): void {
   conn.title = s === 'open' ? `connected to ${app.serverName || 'covd'}` : 'click to retry now';
 }
 app.onLinkState = renderConn;
+app.onTargetList = () => renderCrumbs();
 app.onError = (msg) => {
   setText(banner, msg);
   banner.hidden = false;
@@ -119,4 +120,9 @@ renderConn();
 app.start();
 
 // For tests and benchmarks: a read-only peek at the state (never used by the page itself).
-(window as unknown as { covd: unknown }).covd = { app, route: () => route };
+(window as unknown as { covd: unknown }).covd = {
+  app,
+  route: () => route,
+  link: () => ({ state: app.link.state, opens: app.link.opens, frames: app.link.frames }),
+  source: () => (app.view instanceof FileView ? app.view.probe() : null),
+};

@@ -212,6 +212,11 @@ export class SourceView {
     this.view.dispatch({ effects: refresh.of(null) });
   }
 
+  /** The line marked by a deep link, jump or click (0 = none). */
+  markedLine(): number {
+    return this.view.state.field(targetLine);
+  }
+
   /** Scrolls a line to the middle of the view and marks it. */
   goto(line: number): void {
     const doc = this.view.state.doc;

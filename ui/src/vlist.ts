@@ -40,12 +40,17 @@ export class VList {
     if (this.raf) return;
     this.raf = requestAnimationFrame(() => {
       this.raf = 0;
-      this.draw();
+      this.paint();
     });
   }
 
-  /** Draws synchronously (used right after the data changed shape). */
+  /** Draws synchronously, re-rendering every visible row (the data changed shape). */
   draw(): void {
+    this.dirty = true;
+    this.paint();
+  }
+
+  private paint(): void {
     const n = this.source.count();
     const h = this.rowHeight;
     this.spacer.style.height = `${n * h}px`;
