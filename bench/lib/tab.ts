@@ -26,7 +26,7 @@ export class BenchTab {
   /** Called after a delta or snapshot was applied (with the PCs that were new to this tab, for deltas). */
   onApplied?: (tab: BenchTab, fresh: number[] | null) => void;
 
-  constructor(url: string, readonly id: string, opts: { since?: number; seen?: Uint8Array } = {}) {
+  constructor(url: string, readonly id: string, opts: { since?: number; seen?: Uint8Array; have?: string | null } = {}) {
     const wsUrl = url.replace(/^http/, 'ws').replace(/\/?$/, '/') + 'ws';
     this.ws = new WebSocket(wsUrl, { perMessageDeflate: false });
     if (opts.seen && opts.since !== undefined) {
@@ -47,6 +47,8 @@ export class BenchTab {
     void this.opened.then(() => {
       const sub: ClientMessage = { t: 'sub', id, words: true, sparse: true };
       if (this.seen && this.seq >= 0) sub.since = this.seq;
+      // A tab that cached the source index (a reload): the server skips sending it.
+      if (opts.have) sub.have = opts.have;
       this.send(sub);
     }, () => {});
   }
@@ -96,18 +98,33 @@ export class BenchTab {
   }
 }
 
-/** Opens n tabs on target `id`, at most `perSecond` new connections a second (the server rate-limits upgrades per address). */
-export async function openTabs(url: string, id: string | ((i: number) => string), n: number, perSecond = 150): Promise<BenchTab[]> {
-  const tabs: BenchTab[] = [];
+/**
+ * Opens n tabs on target `id`, at most `perSecond` new connections a second; a tab refused
+ * with 429 (the server rate-limits upgrades per address) is retried after a pause.
+ */
+export async function openTabs(url: string, id: string | ((i: number) => string), n: number, perSecond = 100, have?: string | null): Promise<BenchTab[]> {
+  const open = async (i: number): Promise<BenchTab> => {
+    for (let attempt = 0; ; attempt++) {
+      const t = new BenchTab(url, typeof id === 'string' ? id : id(i), { have });
+      try {
+        await t.opened;
+        return t;
+      } catch (err) {
+        t.close();
+        if (attempt >= 20 || !/429/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 250 + Math.random() * 500));
+      }
+    }
+  };
+  const pending: Promise<BenchTab>[] = [];
   const gap = 1000 / perSecond;
   const t0 = Date.now();
   for (let i = 0; i < n; i++) {
     const wait = t0 + i * gap - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    tabs.push(new BenchTab(url, typeof id === 'string' ? id : id(i)));
+    pending.push(open(i));
   }
-  await Promise.all(tabs.map((t) => t.opened));
-  return tabs;
+  return Promise.all(pending);
 }
 
 /** Bits set in `a` but not in `b` (over pcsLen PCs). */

@@ -1,0 +1,158 @@
+/**
+ * Memory: the daemon's resident set (VmRSS from /proc) with 50 live targets, one of them
+ * 1,000,000 PCs, and 1,000 tabs subscribed, while coverage keeps arriving. Goal: < 300 MB.
+ *
+ * The targets are synthetic-but-valid coverage files (src/coverage/writer) whose PCs are the
+ * example target's real PCs (cycled to the size wanted), each naming its own copy of the real
+ * executable, so all 50 are symbolized from real DWARF and stay live (the daemon retires older
+ * targets of the same executable path). Measured in stages: idle, 50 targets ready, 1,000 tabs
+ * subscribed, and after 10 s of deltas; VmHWM is the peak over the whole run (symbolizing the
+ * 1M-PC target included).
+ *
+ *   node dist/bench/memory.js [--quick]      (--quick: 300 tabs, 200,000-PC big target)
+ */
+import { rmSync } from 'node:fs';
+import { DaemonProcess, MiB, sleep, tempDir, until } from './lib/daemon-process.js';
+import { copyExe, cyclePcs, exampleTarget, writeSynthetic } from './lib/fixtures.js';
+import { Producer } from './lib/producer.js';
+import { openTabs, type BenchTab } from './lib/tab.js';
+import { median, table, writeResults } from './lib/results.js';
+import { benchFlags, fmtMiB, isMain } from './lib/cli.js';
+
+export interface MemoryStage {
+  stage: string;
+  rssMiB: number;
+  note: string;
+}
+
+export interface MemoryResult {
+  targets: number;
+  bigPcs: number;
+  tabs: number;
+  stages: MemoryStage[];
+  peakMiB: number;
+  goalMiB: number;
+  pass: boolean;
+  deltasReceived: number;
+  bytesReceived: number;
+}
+
+const GOAL_MIB = 300;
+
+/** Median RSS over `ms`, sampled every 100 ms. */
+async function settledRss(d: DaemonProcess, ms: number): Promise<number> {
+  const xs: number[] = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    xs.push(d.rss());
+    await sleep(100);
+  }
+  return median(xs);
+}
+
+export async function runMemory(opts: { quick?: boolean } = {}): Promise<MemoryResult> {
+  const quick = opts.quick ?? false;
+  const TARGETS = 50;
+  const BIG = quick ? 200_000 : 1_000_000;
+  const TABS = quick ? 300 : 1000;
+  const target = await exampleTarget();
+  const work = tempDir('covd-memory-');
+  const daemon = await DaemonProcess.start();
+  const tabs: BenchTab[] = [];
+  const stages: MemoryStage[] = [];
+  try {
+    stages.push({ stage: 'idle', rssMiB: (await settledRss(daemon, 1000)) / MiB, note: 'no targets, no tabs' });
+
+    // 49 targets of the example's size and one big one, each with its own executable path.
+    const made: { id: string; file: string; exe: string; pcsLen: number }[] = [];
+    for (let i = 0; i < TARGETS; i++) {
+      const big = i === 0;
+      const n = big ? BIG : target.pcs.length;
+      const pcs = big ? cyclePcs(target.pcs, n) : target.pcs;
+      const exe = copyExe(target.exe, work, `exe${i}`);
+      // About a third of the PCs already seen, spread out.
+      const seen: number[] = [];
+      for (let k = i % 3; k < n; k += 3) seen.push(k);
+      const { id, file } = writeSynthetic(work, { exe, pcs, buildId: target.buildId, seen });
+      made.push({ id, file, exe, pcsLen: n });
+    }
+    const t0 = performance.now();
+    for (const m of made) {
+      const r = await daemon.control({ type: 'coverage', id: m.id, exe: m.exe, file: m.file });
+      if (!r.ok) throw new Error(`daemon refused a target: ${r.error}`);
+    }
+    await until(async () => {
+      const l = await daemon.control({ type: 'list' });
+      if (!l.ok) return false;
+      const ts = l.targets as { id: string; state: string; error?: string }[];
+      const failed = ts.find((t) => t.state === 'failed');
+      if (failed) throw new Error(`target ${failed.id} failed: ${failed.error}`);
+      return made.every((m) => ts.find((t) => t.id === m.id)?.state === 'ready');
+    }, `${TARGETS} targets to be ready`, 600_000, 250);
+    const readyMs = performance.now() - t0;
+    stages.push({ stage: `${TARGETS} targets ready`, rssMiB: (await settledRss(daemon, 2000)) / MiB, note: `one of ${BIG.toLocaleString('en-US')} PCs; all symbolized in ${(readyMs / 1000).toFixed(1)} s` });
+
+    // A fifth of the tabs on the big target, the rest spread over the others. First tabs that
+    // already hold the source index (reloads: the server skips it), then fresh tabs (it is sent).
+    const bigTabs = Math.round(TABS / 5);
+    const pick = (i: number) => (i < bigTabs ? made[0]!.id : made[1 + (i % (TARGETS - 1))]!.id);
+    const cached = await openTabs(daemon.url, pick, TABS, 100, target.buildId);
+    await until(() => cached.every((t) => t.seen !== null), 'every tab to get its snapshot', 300_000, 100);
+    stages.push({ stage: `${TABS} tabs, index cached`, rssMiB: (await settledRss(daemon, 2000)) / MiB, note: `${bigTabs} on the big target, the rest over the other ${TARGETS - 1}; tabs sent \`have\`` });
+    for (const t of cached) t.close();
+    await sleep(1000);
+    tabs.push(...(await openTabs(daemon.url, pick, TABS)));
+    await until(() => tabs.every((t) => t.seen !== null), 'every tab to get its snapshot', 300_000, 100);
+    stages.push({ stage: `${TABS} tabs, index sent`, rssMiB: (await settledRss(daemon, 2000)) / MiB, note: 'the same tabs opened fresh: each gets the source index' });
+
+    // Coverage keeps coming: new PCs on the big target and five others, notified, for 10 s.
+    const producers = [made[0]!, ...made.slice(1, 6)].map((m) => new Producer(m.file, m.pcsLen, { socket: daemon.socket, msg: { type: 'coverage', id: m.id, exe: m.exe, file: m.file } }));
+    for (const p of producers) await p.connect();
+    const peakDuring: number[] = [];
+    const end = Date.now() + 10_000;
+    let k = 0;
+    while (Date.now() < end) {
+      for (const [j, p] of producers.entries()) {
+        // Target j had the PCs with index % 3 === j % 3 seen; mark the next one of the others.
+        const pc = (k * 3 + ((j + 1) % 3)) % p.pcsLen;
+        // On the big target, spread the marks over the whole bitmap.
+        p.mark(j === 0 ? ((k * 97) % Math.floor(p.pcsLen / 3)) * 3 + 1 : pc);
+      }
+      k++;
+      peakDuring.push(daemon.rss());
+      await sleep(50);
+    }
+    for (const p of producers) p.close();
+    stages.push({ stage: 'under deltas', rssMiB: (await settledRss(daemon, 2000)) / MiB, note: `6 targets gaining a PC every 50 ms for 10 s; max ${fmtMiB(Math.max(...peakDuring))} MiB` });
+
+    const deltasReceived = tabs.reduce((a, t) => a + t.deltas, 0);
+    if (deltasReceived === 0) throw new Error('no tab received a delta');
+    const peakMiB = daemon.peakRss() / MiB;
+    const errs = daemon.errors();
+    if (errs.length) throw new Error(`the daemon logged errors: ${JSON.stringify(errs.slice(0, 3))}`);
+    const steady = Math.max(...stages.map((s) => s.rssMiB));
+    return {
+      targets: TARGETS, bigPcs: BIG, tabs: TABS, stages, peakMiB, goalMiB: GOAL_MIB, pass: steady < GOAL_MIB,
+      deltasReceived, bytesReceived: tabs.reduce((a, t) => a + t.bytes, 0),
+    };
+  } finally {
+    for (const t of tabs) t.close();
+    await daemon.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function memoryTable(r: MemoryResult): string {
+  const rows: (string | number)[][] = [['stage', 'daemon RSS (MiB)', 'note']];
+  for (const s of r.stages) rows.push([s.stage, Number(s.rssMiB.toFixed(1)), s.note]);
+  rows.push(['peak (VmHWM)', Number(r.peakMiB.toFixed(1)), 'highest over the run, symbolizing included']);
+  return `Memory: daemon with ${r.targets} targets (one of ${r.bigPcs.toLocaleString('en-US')} PCs) and ${r.tabs} tabs; goal < ${r.goalMiB} MB steady: ${r.pass ? 'pass' : 'FAIL'}\n\n` + table(rows);
+}
+
+if (isMain(import.meta.url)) {
+  const flags = benchFlags();
+  const r = await runMemory({ quick: flags.quick });
+  console.log(memoryTable(r));
+  console.log(`\nresults: ${writeResults('memory', r)}`);
+  process.exit(0);
+}
