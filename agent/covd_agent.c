@@ -71,6 +71,7 @@ static size_t n_counters;
 static size_t map_size;
 
 static void notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void choose_scan(void);
 static void notice(const char *fmt, ...) {
   const char *quiet = getenv("COVD_AGENT_QUIET");
   if (quiet && *quiet && strcmp(quiet, "0") != 0) return;
@@ -480,6 +481,7 @@ static void init(void) {
   counters = __start___sancov_cntrs;
   n_counters = nc;
   map_size = size;
+  choose_scan();
   state = STATE_ON;
 
   char exe[PATH_MAX];
@@ -502,35 +504,97 @@ static inline uint64_t nonzero_bytes(uint64_t w) {
   return (w * 0x0102040810204080ull) >> 56;
 }
 
-/* ORs this input's counters into the seen bits; returns 1 when it reached a PC never seen. */
-static inline int record(void) {
+/* Merges the 64-bit mask of non-zero counters of block k into the seen bits. */
+static inline uint64_t merge(size_t k, uint64_t m) {
+  uint64_t nb = m & ~__atomic_load_n(&seen[k], __ATOMIC_RELAXED);
+  if (__builtin_expect(nb != 0, 0)) __atomic_fetch_or(&seen[k], nb, __ATOMIC_RELAXED);
+  return nb;
+}
+
+/* The last, partial block (fewer than 64 counters). */
+static inline uint64_t record_tail(size_t full) {
+  const uint8_t *c = counters + full * 64;
+  uint64_t m = 0;
+  for (size_t i = 0; full * 64 + i < n_counters; i++) m |= (uint64_t)(c[i] != 0) << i;
+  return m ? merge(full, m) : 0;
+}
+
+/*
+ * ORs this input's counters into the seen bits; returns non-zero when it reached a PC never
+ * seen. Counters are scanned 64 at a time, one block per seen word: an all-zero block (most of
+ * them) costs one test; a non-zero block becomes its 64-bit mask branch-free, and only new bits
+ * cost an atomic.
+ */
+static uint64_t record_portable(void) {
   const uint8_t *c = counters;
-  size_t n = n_counters;
-  size_t full = n / 64;
+  size_t full = n_counters / 64;
   uint64_t fresh = 0;
   for (size_t k = 0; k < full; k++, c += 64) {
     uint64_t w[8];
     memcpy(w, c, 64);
-    /* Most blocks of 64 counters are all zero: one test skips them. */
     if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0) continue;
     uint64_t m = 0;
     for (int j = 0; j < 8; j++) m |= nonzero_bytes(w[j]) << (8 * j);
-    uint64_t nb = m & ~__atomic_load_n(&seen[k], __ATOMIC_RELAXED);
-    if (__builtin_expect(nb != 0, 0)) {
-      __atomic_fetch_or(&seen[k], nb, __ATOMIC_RELAXED);
-      fresh = 1;
-    }
+    fresh |= merge(k, m);
   }
-  if (full * 64 < n) {
-    uint64_t m = 0;
-    for (size_t i = 0; full * 64 + i < n; i++) m |= (uint64_t)(c[i] != 0) << i;
-    uint64_t nb = m & ~__atomic_load_n(&seen[full], __ATOMIC_RELAXED);
-    if (nb) {
-      __atomic_fetch_or(&seen[full], nb, __ATOMIC_RELAXED);
-      fresh = 1;
-    }
+  return fresh | record_tail(full);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* SSE2 (every x86-64): four 16-byte loads per block, masks from pcmpeqb + pmovmskb. */
+static uint64_t record_sse2(void) {
+  const uint8_t *c = counters;
+  size_t full = n_counters / 64;
+  uint64_t fresh = 0;
+  const __m128i zero = _mm_setzero_si128();
+  for (size_t k = 0; k < full; k++, c += 64) {
+    __m128i a = _mm_loadu_si128((const __m128i *)c);
+    __m128i b = _mm_loadu_si128((const __m128i *)(c + 16));
+    __m128i d = _mm_loadu_si128((const __m128i *)(c + 32));
+    __m128i e = _mm_loadu_si128((const __m128i *)(c + 48));
+    __m128i o = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(d, e));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(o, zero)) == 0xffff) continue;
+    uint64_t z = (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, zero)) |
+                 (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, zero)) << 16 |
+                 (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(d, zero)) << 32 |
+                 (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(e, zero)) << 48;
+    fresh |= merge(k, ~z);
   }
-  return (int)fresh;
+  return fresh | record_tail(full);
+}
+
+/* AVX2: two 32-byte loads per block, vptest to skip, vpmovmskb for the mask. */
+__attribute__((target("avx2"))) static uint64_t record_avx2(void) {
+  const uint8_t *c = counters;
+  size_t full = n_counters / 64;
+  uint64_t fresh = 0;
+  const __m256i zero = _mm256_setzero_si256();
+  for (size_t k = 0; k < full; k++, c += 64) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)c);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(c + 32));
+    __m256i o = _mm256_or_si256(a, b);
+    if (_mm256_testz_si256(o, o)) continue;
+    uint64_t z = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
+                 (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
+    fresh |= merge(k, ~z);
+  }
+  return fresh | record_tail(full);
+}
+#endif
+
+static uint64_t (*record)(void) = record_portable;
+
+/* COVD_AGENT_SCAN=portable|sse2|avx2 overrides the choice (for benchmarks and tests). */
+static void choose_scan(void) {
+  const char *want = getenv("COVD_AGENT_SCAN");
+  if (want && strcmp(want, "portable") == 0) return;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && !(want && strcmp(want, "sse2") == 0)) record = record_avx2;
+  else record = record_sse2;
+#endif
 }
 
 int __wrap_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -540,7 +604,7 @@ int __wrap_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uintptr_t stack_before = __sancov_lowest_stack;
   int r = __real_LLVMFuzzerTestOneInput(data, size);
   if (__builtin_expect(state == STATE_ON, 1)) {
-    int fresh = record();
+    uint64_t fresh = record();
     __atomic_fetch_add(&header->n_runs, 1, __ATOMIC_RELAXED);
     if (fresh) __atomic_fetch_add(&header->unique_runs, 1, __ATOMIC_RELAXED);
     uintptr_t low = __sancov_lowest_stack;

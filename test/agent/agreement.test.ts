@@ -6,10 +6,10 @@
  * it. PCs only that input reached may therefore be seen by the agent alone.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildExampleTarget, findCoverageFile, runFuzzer } from '../helpers/fuzz-targets.js';
+import { buildExampleTarget, buildSqliteTarget, findCoverageFile, runFuzzer, seedCorpusFor } from '../helpers/fuzz-targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { isSeen } from '../../src/coverage/layout.js';
 import { inferBias, parseLibFuzzerOutput } from './libfuzzer-output.js';
@@ -33,11 +33,10 @@ describe('agent agrees with libFuzzer on a real run', function () {
   };
   after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-  it('seen bits match -print_coverage=1, the final cov: and every NEW_PC of -print_pcs=1', async () => {
-    const exe = await buildExampleTarget();
+  /** Runs exe under libFuzzer and checks the agent's account against libFuzzer's; returns the seen set. */
+  async function checkAgreement(exe: string, runs: number, minCovered: number, env: NodeJS.ProcessEnv = {}): Promise<Set<number>> {
     const covdDir = tmp();
-    const runs = 40_000;
-    const { done } = runFuzzer(exe, { covdDir, runs, extraArgs: ['-seed=7', '-print_coverage=1', '-print_pcs=1'] });
+    const { done } = runFuzzer(exe, { covdDir, runs, env, extraArgs: ['-seed=7', '-print_coverage=1', '-print_pcs=1'] });
     const { code, stderr } = await done;
     expect(code, stderr.slice(-2000)).to.equal(0);
     const lf = parseLibFuzzerOutput(stderr);
@@ -52,7 +51,7 @@ describe('agent agrees with libFuzzer on a real run', function () {
     const emptyFile = join(emptyDir, 'empty');
     writeFileSync(emptyFile, '');
     const covEmpty = tmp();
-    const r0 = runFuzzer(exe, { covdDir: covEmpty, corpus: null, extraArgs: [emptyFile] });
+    const r0 = runFuzzer(exe, { covdDir: covEmpty, corpus: null, env, extraArgs: [emptyFile] });
     expect((await r0.done).code).to.equal(0);
     const emptySeen = (await seenIndices(covEmpty)).seen;
     expect(emptySeen.size).to.be.greaterThan(0);
@@ -81,7 +80,7 @@ describe('agent agrees with libFuzzer on a real run', function () {
     const agentOnly = seen.size - libfuzzerCovered;
     expect(agentOnly).to.be.at.most(emptySeen.size);
     // The run must have gone somewhere: well past the seeds.
-    expect(libfuzzerCovered).to.be.greaterThan(60);
+    expect(libfuzzerCovered).to.be.greaterThan(minCovered);
 
     // -print_pcs=1: each NEW_PC, mapped back with one load bias, is a seen PC of the file.
     expect(lf.newPcs.length).to.be.greaterThan(3);
@@ -93,5 +92,37 @@ describe('agent agrees with libFuzzer on a real run', function () {
       const i = index.get(p - bias!.adjust - bias!.bias)!;
       expect(seen.has(i), `NEW_PC ${p.toString(16)} is seen`).to.equal(true);
     }
+    return seen;
+  }
+
+  it('seen bits match -print_coverage=1, the final cov: and every NEW_PC of -print_pcs=1', async () => {
+    await checkAgreement(await buildExampleTarget(), 40_000, 60);
+  });
+
+  it('every counter scan (avx2, sse2, portable) records exactly the same bits', async () => {
+    const exe = await buildExampleTarget();
+    // A corpus from a short fuzz run, then each scan replays exactly those inputs (-runs=0).
+    const corpus = tmp();
+    cpSync(seedCorpusFor(exe)!, corpus, { recursive: true });
+    expect((await runFuzzer(exe, { covdDir: tmp(), corpus, runs: 30_000, extraArgs: ['-seed=11'] }).done).code).to.equal(0);
+    const sets: string[] = [];
+    for (const scan of ['avx2', 'sse2', 'portable']) {
+      const covdDir = tmp();
+      // Inputs named as files: libFuzzer runs each once, nothing else.
+      const files = readdirSync(corpus).map((f) => join(corpus, f));
+      const r = await runFuzzer(exe, { covdDir, corpus: null, extraArgs: files, env: { COVD_AGENT_SCAN: scan } }).done;
+      expect(r.code, r.stderr).to.equal(0);
+      const { seen } = await seenIndices(covdDir);
+      expect(seen.size).to.be.greaterThan(60);
+      sets.push([...seen].sort((a, b) => a - b).join(','));
+    }
+    expect(sets[1]).to.equal(sets[0]);
+    expect(sets[2]).to.equal(sets[0]);
+  });
+
+  it('agrees on the sqlite amalgamation (about 47,000 PCs)', async () => {
+    const exe = await buildSqliteTarget();
+    const seen = await checkAgreement(exe, 3000, 3000);
+    expect(seen.size).to.be.greaterThan(3000);
   });
 });
