@@ -1,6 +1,7 @@
 /**
  * ELF symbol table as llvm-symbolizer uses it to name functions: defined FUNC/OBJECT/IFUNC/NOTYPE
- * symbols, sorted by address, one per address (the largest size wins).
+ * symbols, stably sorted by address and size; one per address: the largest, and among equals the
+ * last in table order (what llvm-symbolizer 14 picks between aliases).
  */
 import { corrupt } from './errors.js';
 import { ElfFile, SHT_DYNSYM, SHT_SYMTAB } from './elf.js';
@@ -52,7 +53,7 @@ export function readSymbols(elf: ElfFile): SymbolTable {
   const kept: typeof syms = [];
   for (const s of syms) {
     const last = kept[kept.length - 1];
-    if (last && last.addr === s.addr) { if (last.size < s.size) kept[kept.length - 1] = s; }
+    if (last && last.addr === s.addr) { if (last.size <= s.size) kept[kept.length - 1] = s; }
     else kept.push(s);
   }
   const t: SymbolTable = { addr: new Float64Array(kept.length), size: new Float64Array(kept.length), names: kept.map((s) => s.name), fileNames: kept.map((s) => s.file) };

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VARIANTS, build, covdBin, covdSymbolize, differences, llvmSymbolize, pcTable, randomTextAddresses } from './programs.js';
+import { VARIANTS, build, covdBin, covdSymbolize, differences, functionStarts, llvmSymbolize, pcTable, randomTextAddresses } from './programs.js';
 
 const RANDOM = 4000;
 
@@ -19,9 +19,10 @@ describe('covd symbolize agrees with llvm-symbolizer-14', function () {
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   for (const v of VARIANTS) {
-    it(`${v.name}: ${RANDOM} random .text addresses${v.name.includes('fuzzer') ? ' and every pc-table PC' : ''}`, () => {
+    it(`${v.name}: ${RANDOM} random .text addresses, every function start${v.name.includes('fuzzer') ? ' and every pc-table PC' : ''}`, () => {
       const exe = build(v);
       const addrs = randomTextAddresses(exe, RANDOM);
+      addrs.push(...functionStarts(exe));
       let pcs: bigint[] = [];
       if (v.name.includes('fuzzer')) {
         pcs = pcTable(exe, tmp);
@@ -32,7 +33,7 @@ describe('covd symbolize agrees with llvm-symbolizer-14', function () {
       const ours = covdSymbolize(exe, addrs);
       // The comparison must be meaningful: addresses resolve to real lines (in a libFuzzer target
       // most of .text is the runtime without debug info, so there the pc-table PCs must).
-      const sample = pcs.length ? theirs.slice(RANDOM) : theirs;
+      const sample = pcs.length ? theirs.slice(addrs.length - pcs.length) : theirs;
       expect(sample.filter((l) => l.Line > 0).length).to.be.greaterThan(sample.length * (pcs.length ? 0.9 : 0.1));
       expect(differences(ours, theirs)).to.deep.equal([]);
     });

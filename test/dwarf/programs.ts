@@ -39,8 +39,12 @@ int main(int argc, char **argv) {
   'src/lib/util.c': `#include "../inc/util.h"
 static int helper(int x) { return x ^ 0x55; }
 int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+/* Aliases at one address: llvm-symbolizer names the last of the largest in the symbol table. */
+int util_real(int x) { return x * 7 + 1; }
+int util_alias(int x) __attribute__((alias("util_real")));
+int util_weak(int x) __attribute__((weak, alias("util_real")));
 int other_helper(int x) {
-  int acc = 0;
+  int acc = util_alias(x) & 1;
   for (int i = 0; i < (x & 15); i++)
     acc += clamp(helper(i), 1, 9);
   return acc;
@@ -133,6 +137,14 @@ export function pcTable(exe: string, tmpDir: string): bigint[] {
   const pcs: bigint[] = [];
   for (let i = 0; i < v.length; i += 2) pcs.push(v[i]!);
   return pcs;
+}
+
+/** Start addresses of every defined function symbol (nm), where naming rules matter most. */
+export function functionStarts(exe: string): bigint[] {
+  return execFileSync('nm', ['--defined-only', exe], { encoding: 'utf8' }).split('\n')
+    .map((l) => l.split(' '))
+    .filter((p) => p.length === 3 && /^[tTwW]$/.test(p[1]!))
+    .map((p) => BigInt('0x' + p[0]!));
 }
 
 /** Deterministic addresses spread over .text (a small LCG, so failures reproduce). */
