@@ -1,7 +1,9 @@
 /**
  * The live side of the web server: WebSocket sessions, per-target topics, snapshots, deltas,
  * resume, and backpressure. One publish per delta reaches every tab of a target from C++
- * (uWebSockets.js topics); JS only walks a target's subscribers to find the ones falling behind.
+ * (uWebSockets.js topics). Finding tabs that fall behind is kept off that path: a sweep every
+ * `CHECK_MS` (and uWS's drain events) walks the subscribers' send buffers, so the work per delta is
+ * two msgpack encodings and two publishes whatever the number of tabs.
  *
  * Consistency: the hub applies a delta to `seen` and bumps `seq` before emitting it, and all of this
  * runs on the main thread, so a snapshot built synchronously has exactly the state of its `seq`
@@ -56,6 +58,8 @@ interface TargetLive {
 }
 
 const topicOf = (id: string, words: boolean) => (words ? 'w/' : 'd/') + id;
+/** How often send buffers are checked. Until then a tab behind just queues (bounded by maxBackpressure). */
+const CHECK_MS = 200;
 const TARGETS_TOPIC = 'targets';
 
 export class Live {
@@ -80,8 +84,7 @@ export class Live {
     const onSource = (id: string, file: number) => this.publishTarget(id, { t: 'source-changed', id, file });
     hub.on('target', onTarget).on('removed', onRemoved).on('delta', onDelta).on('sourceChanged', onSource);
     Object.assign(this.listeners, { target: onTarget, removed: onRemoved, delta: onDelta, sourceChanged: onSource });
-    // Drain events normally resynchronise stale subscribers; this sweep covers any we miss.
-    this.timer = setInterval(() => this.sweepStale(), 1000);
+    this.timer = setInterval(() => this.sweep(), CHECK_MS);
     this.timer.unref();
   }
 
@@ -259,7 +262,20 @@ export class Live {
     });
   }
 
-  private sweepStale() {
+  /**
+   * Subscribers more than the bound behind are unsubscribed (they miss deltas on purpose from now
+   * on) and get one snapshot once drained; the stale ones that have drained are resynchronised.
+   */
+  private sweep() {
+    for (const [id, live] of this.targets) {
+      for (const ws of live.subscribers) {
+        const sub = ws.getUserData().subs.get(id);
+        if (!sub || sub.stale) continue;
+        const buffered = ws.getBufferedAmount();
+        if (buffered > sub.allowance) this.markStale(ws, id, sub);
+        else if (buffered < this.limits.resyncAfterBytes) sub.allowance = this.limits.resyncAfterBytes;
+      }
+    }
     for (const ws of [...this.stale]) this.resyncIfDrained(ws);
   }
 
@@ -271,16 +287,6 @@ export class Live {
     const pcs = this.packr.pack(pcsMsg);
     const words = encodeWords(d.newPcs);
     const wordsBytes = words && words.length < d.newPcs.length ? this.packr.pack({ ...pcsMsg, pcs: new Uint32Array(0), words } satisfies ServerMessage) : pcs;
-
-    // Subscribers already more than the bound behind miss this delta on purpose: they are
-    // unsubscribed now and get one snapshot when they have drained.
-    for (const ws of live.subscribers) {
-      const sub = ws.getUserData().subs.get(d.id)!;
-      if (sub.stale) continue;
-      const buffered = ws.getBufferedAmount();
-      if (buffered > sub.allowance) this.markStale(ws, d.id, sub);
-      else if (buffered < this.limits.resyncAfterBytes) sub.allowance = this.limits.resyncAfterBytes;
-    }
     this.publish(topicOf(d.id, false), pcs);
     this.publish(topicOf(d.id, true), wordsBytes);
 

@@ -87,7 +87,8 @@ describe('web: hostile input is refused and serving continues', function () {
       });
       s.on('close', () => r(d));
       s.on('error', () => r(d));
-      setTimeout(() => s.destroy(), 5000);
+      // uWS does not answer a request without Host at all; give it a moment to (not) answer.
+      setTimeout(() => s.destroy(), 1500);
     });
     expect(reply).to.not.match(/^HTTP\/1\.[01] 200/);
     expect(reply).to.not.include('"targets"');
