@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, parseServeFlags } from '../../src/daemon/config.js';
+import { UsageError } from '../../src/cli/command.js';
+import { startControlServer, validateMessage } from '../../src/daemon/control.js';
+import { request } from '../../src/daemon/client.js';
+import { createLogger } from '../../src/util/log.js';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+
+describe('daemon configuration', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(join(os.tmpdir(), 'covd-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('takes flags over environment over config file over defaults', () => {
+    const file = join(dir, 'c.json');
+    fs.writeFileSync(file, JSON.stringify({ port: 1111, host: '127.0.0.2', logLevel: 'debug', watch: ['/from/file'], retireDays: 7 }));
+    const env = { HOME: dir, XDG_STATE_HOME: join(dir, 'state'), COVD_PORT: '2222', COVD_WATCH: '/env/a:/env/b' };
+    const c = loadConfig(parseServeFlags(['--config', file, '--port', '3333']), env);
+    expect(c.port).to.equal(3333);
+    expect(c.host).to.equal('127.0.0.2');
+    expect(c.logLevel).to.equal('debug');
+    expect(c.watch).to.deep.equal(['/env/a', '/env/b']);
+    expect(c.retireDays).to.equal(7);
+    expect(c.keepRetired).to.equal(5);
+    expect(c.stateDir).to.equal(join(dir, 'state', 'covd'));
+    expect(c.configFile).to.equal(file);
+    const d = loadConfig(parseServeFlags([]), { HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
+    expect(d.port).to.equal(8317);
+    expect(d.host).to.equal('127.0.0.1');
+    expect(d.configFile).to.equal(undefined);
+  });
+
+  it('names the bad setting', () => {
+    const file = join(dir, 'c.json');
+    fs.writeFileSync(file, JSON.stringify({ prot: 1 }));
+    expect(() => loadConfig(parseServeFlags(['--config', file]), {})).to.throw(UsageError, /unknown key 'prot'/);
+    expect(() => loadConfig(parseServeFlags(['--port', '99999']), {})).to.throw(UsageError, /port must be/);
+    expect(() => loadConfig(parseServeFlags(['--log-level', 'loud']), {})).to.throw(UsageError, /log level/);
+    expect(() => parseServeFlags(['--bogus'])).to.throw(UsageError);
+    expect(() => loadConfig(parseServeFlags(['--config', join(dir, 'missing.json')]), {})).to.throw(UsageError, /cannot read/);
+  });
+});
+
+describe('control socket', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(join(os.tmpdir(), 'covd-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const log = createLogger({ level: 'silent' });
+
+  it('validates messages', () => {
+    expect(validateMessage({ type: 'coverage', id: '0123456789abcdef', exe: '/a', file: '/b' })).to.equal(undefined);
+    expect(validateMessage({ type: 'coverage', id: 'XYZ', exe: '/a', file: '/b' })).to.match(/id/);
+    expect(validateMessage({ type: 'coverage', id: '0123456789abcdef', exe: 'rel', file: '/b' })).to.match(/exe/);
+    expect(validateMessage({ type: 'nope' })).to.match(/unknown/);
+    expect(validateMessage(42)).to.match(/not a map/);
+  });
+
+  it('is private, answers requests, and survives garbage', async () => {
+    const path = join(dir, 'c.sock');
+    const srv = await startControlServer(path, async (m) => ({ ok: true, echo: m.type }), log);
+    expect(fs.statSync(path).mode & 0o777).to.equal(0o600);
+    expect(await request(path, { type: 'status' })).to.deep.equal({ ok: true, echo: 'status' });
+    // Raw bytes in, the first reply (or the close) out.
+    const raw = (bytes: Buffer) => new Promise<Buffer>((resolve) => {
+      const c = net.connect(path, () => c.write(bytes));
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => { c.destroy(); resolve(Buffer.concat(chunks)); }, 20_000);
+      c.on('data', (b) => { chunks.push(b); clearTimeout(timer); c.destroy(); resolve(Buffer.concat(chunks)); });
+      c.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks)); });
+      c.on('error', () => undefined);
+    });
+    // A frame claiming 1 GiB is refused with an error reply.
+    const huge = Buffer.alloc(8);
+    huge.writeUInt32LE(1 << 30, 0);
+    expect((await raw(huge)).length).to.be.greaterThan(4);
+    // Bytes that are not a message get an error reply too.
+    expect((await raw(Buffer.from([1, 0, 0, 0, 0xc1]))).length).to.be.greaterThan(4);
+    expect((await raw(Buffer.from([1, 0, 0, 0, 0x07]))).length).to.be.greaterThan(4);
+    expect((await request(path, { type: 'list' })).ok).to.equal(true);
+    await srv.close();
+  });
+
+  it('refuses a second server on a live socket and takes over a stale one', async () => {
+    const path = join(dir, 'c.sock');
+    const srv = await startControlServer(path, async () => ({ ok: true }), log);
+    let err: Error | undefined;
+    try { await startControlServer(path, async () => ({ ok: true }), log); } catch (e) { err = e as Error; }
+    expect(err?.message).to.match(/another daemon/);
+    await srv.close();
+    // A killed daemon leaves its socket file behind: make one with a process we SIGKILL.
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up')); setInterval(() => {}, 1000)`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise((r) => child.stdout!.once('data', r));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(fs.statSync(path).isSocket()).to.equal(true);
+    const srv2 = await startControlServer(path, async () => ({ ok: true, second: true }), log);
+    expect(await request(path, { type: 'list' })).to.deep.equal({ ok: true, second: true });
+    await srv2.close();
+    expect(fs.existsSync(path)).to.equal(false);
+  });
+});
