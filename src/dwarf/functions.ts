@@ -6,7 +6,7 @@
 import * as C from './constants.js';
 import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
-import { formString, isUnitRef, readForm, type Sections, type Unit } from './units.js';
+import { formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
 
 export interface FunctionInfo {
   name: string;
@@ -75,12 +75,46 @@ function completeNames(sec: Sections, units: Unit[], u: Unit, n: DieNames, f: Fu
   f.name = linkage ?? name ?? '';
 }
 
+/** Byte size of a form in this unit, or -1 when it varies (strings, blocks, LEB128). */
+function fixedSize(form: number, u: Unit): number {
+  switch (form) {
+    case C.DW_FORM_flag_present: case C.DW_FORM_implicit_const: return 0;
+    case C.DW_FORM_data1: case C.DW_FORM_ref1: case C.DW_FORM_flag: case C.DW_FORM_strx1: case C.DW_FORM_addrx1: return 1;
+    case C.DW_FORM_data2: case C.DW_FORM_ref2: case C.DW_FORM_strx2: case C.DW_FORM_addrx2: return 2;
+    case C.DW_FORM_strx3: case C.DW_FORM_addrx3: return 3;
+    case C.DW_FORM_data4: case C.DW_FORM_ref4: case C.DW_FORM_ref_sup4: case C.DW_FORM_strx4: case C.DW_FORM_addrx4: return 4;
+    case C.DW_FORM_data8: case C.DW_FORM_ref8: case C.DW_FORM_ref_sig8: case C.DW_FORM_ref_sup8: return 8;
+    case C.DW_FORM_data16: return 16;
+    case C.DW_FORM_addr: return u.addrSize;
+    case C.DW_FORM_strp: case C.DW_FORM_line_strp: case C.DW_FORM_sec_offset: case C.DW_FORM_strp_sup:
+    case C.DW_FORM_GNU_ref_alt: case C.DW_FORM_GNU_strp_alt: return u.offSize;
+    case C.DW_FORM_ref_addr: return u.version <= 2 ? u.addrSize : u.offSize;
+    default: return -1;
+  }
+}
+
+/** How to skip a DIE of this abbreviation: runs of fixed bytes (n >= 0) and variable forms (-form). */
+function skipPlan(a: Abbrev, u: Unit): number[] {
+  const plan: number[] = [];
+  let run = 0;
+  for (const form of a.forms) {
+    const n = fixedSize(form, u);
+    if (n >= 0) { run += n; continue; }
+    if (run > 0) plan.push(run);
+    run = 0;
+    plan.push(-form);
+  }
+  if (run > 0) plan.push(run);
+  return plan;
+}
+
 /** Walks the unit's DIEs and returns its functions with code. */
 export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionInfo[] {
   const out: FunctionInfo[] = [];
   const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
+  const plans = new Map<Abbrev, number[]>();
   let depth = 0;
-  while (r.remaining > 0) {
+  while (r.pos < r.end) {
     const code = r.uleb();
     if (code === 0) {
       if (--depth <= 0) break;
@@ -89,8 +123,13 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionIn
     const a = u.abbrevs.get(code);
     if (!a) throw r.err(`unknown abbreviation code ${code}`);
     if (a.tag !== C.DW_TAG_subprogram) {
-      const forms = a.forms;
-      for (let i = 0; i < forms.length; i++) readForm(r, forms[i]!, u, 0);
+      let plan = plans.get(a);
+      if (!plan) { plan = skipPlan(a, u); plans.set(a, plan); }
+      for (let i = 0; i < plan.length; i++) {
+        const p = plan[i]!;
+        if (p >= 0) r.skip(p);
+        else readForm(r, -p, u, 0);
+      }
     } else {
       const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
       const n: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };

@@ -132,38 +132,58 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
     }
   };
   const needRange = (): void => { if (lineRange === 0) prog.fail('line_range is 0'); };
-  while (prog.remaining > 0) {
-    const op = prog.u8();
+  // The hot loop reads bytes directly (pos < end is checked before each read); the rarer
+  // opcodes go through the checked reader.
+  const buf = prog.buf, end = prog.end;
+  let pos = prog.pos;
+  while (pos < end) {
+    const op = buf[pos++]!;
     if (op >= opcodeBase) {
-      needRange();
+      if (lineRange === 0) { prog.pos = pos; needRange(); }
       const adj = op - opcodeBase;
       address += Math.floor(adj / lineRange) * minInst;
       line = (line + lineBase + (adj % lineRange)) >>> 0;
-      emit(false);
-    } else if (op === 0) {
+      if (seqEmpty) { seqEmpty = false; seqLow = address; seqFirst = rows.n; }
+      rows.push(address, file, line, column);
+      continue;
+    }
+    if (op === C.DW_LNS_set_column || op === C.DW_LNS_advance_line || op === C.DW_LNS_advance_pc || op === C.DW_LNS_set_file) {
+      // One LEB128 operand, decoded in place.
+      let v = 0, mul = 1, b = 0x80;
+      while (b & 0x80) {
+        if (pos >= end) { prog.pos = pos; prog.fail('unterminated LEB128'); }
+        b = buf[pos++]!;
+        v += (b & 0x7f) * mul;
+        mul *= 128;
+      }
+      if (op === C.DW_LNS_advance_line) { if (b & 0x40) v -= mul; line = (line + v) >>> 0; }
+      else if (op === C.DW_LNS_set_column) column = v & 0xffff;
+      else if (op === C.DW_LNS_advance_pc) address += v * minInst;
+      else file = v & 0xffff;
+      continue;
+    }
+    prog.pos = pos;
+    if (op === 0) {
       const elen = prog.uleb();
       prog.need(elen);
-      const end = prog.pos + elen;
-      if (elen === 0) continue;
-      const sub = prog.u8();
-      switch (sub) {
-        case C.DW_LNE_end_sequence: emit(true); break;
-        case C.DW_LNE_set_address: address = elen - 1 === 8 || elen - 1 === 4 ? prog.uN(elen - 1) : prog.uN(addrSize); break;
-        case C.DW_LNE_define_file: {
-          const name = prog.cstr(); const dir = prog.uleb(); prog.uleb(); prog.uleb();
-          files.push({ name, dir });
-          break;
+      const next = prog.pos + elen;
+      if (elen > 0) {
+        const sub = prog.u8();
+        switch (sub) {
+          case C.DW_LNE_end_sequence: emit(true); break;
+          case C.DW_LNE_set_address: address = elen - 1 === 8 || elen - 1 === 4 ? prog.uN(elen - 1) : prog.uN(addrSize); break;
+          case C.DW_LNE_define_file: {
+            const name = prog.cstr(); const dir = prog.uleb(); prog.uleb(); prog.uleb();
+            files.push({ name, dir });
+            break;
+          }
+          default: break; // set_discriminator and vendor opcodes: nothing we keep
         }
-        default: break; // set_discriminator and vendor opcodes: nothing we keep
+        prog.seek(next);
       }
-      prog.seek(end);
     } else {
       switch (op) {
         case C.DW_LNS_copy: emit(false); break;
-        case C.DW_LNS_advance_pc: address += prog.uleb() * minInst; break;
-        case C.DW_LNS_advance_line: line = (line + prog.sleb()) >>> 0; break;
-        case C.DW_LNS_set_file: file = prog.uleb() & 0xffff; break;
-        case C.DW_LNS_set_column: column = prog.uleb() & 0xffff; break;
         case C.DW_LNS_const_add_pc: needRange(); address += Math.floor((255 - opcodeBase) / lineRange) * minInst; break;
         case C.DW_LNS_fixed_advance_pc: address += prog.u16(); break;
         case C.DW_LNS_negate_stmt: case C.DW_LNS_set_basic_block: case C.DW_LNS_set_prologue_end: case C.DW_LNS_set_epilogue_begin:
@@ -173,6 +193,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
           for (let i = 0; i < (stdLens[op] ?? 0); i++) prog.uleb();
       }
     }
+    pos = prog.pos;
   }
   seqs.sort((a, b) => a.low - b.low);
 

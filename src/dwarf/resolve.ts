@@ -11,7 +11,7 @@ import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { unitFunctions, type FunctionInfo } from './functions.js';
-import { readSymbols, symbolFor, type SymbolTable } from './symtab.js';
+import { readSymbols, symbolFile, symbolFor, symbolName, type SymbolTable } from './symtab.js';
 import { parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { NONE, type SourceIndex } from '../workers/types.js';
 
@@ -231,7 +231,7 @@ export class DebugInfo {
         }
         if (uFile[k] === NONE && sym >= 0) {
           // Like llvm-symbolizer: no file from DWARF, so the STT_FILE before a local symbol names it.
-          const f = this.symbols.fileNames[sym];
+          const f = symbolFile(this.symbols, sym);
           if (f) uFile[k] = files.file(f);
         }
       }
@@ -249,7 +249,7 @@ export class DebugInfo {
         let id = fnCache.get(key);
         if (id === undefined) {
           // The name as llvm-symbolizer prints it: the symbol table first, then DWARF.
-          let name = sym >= 0 ? this.symbols.names[sym]! : '';
+          let name = sym >= 0 ? symbolName(this.symbols, sym) : '';
           let declFile = NONE, declLine = 0;
           if (fiIndex >= 0) {
             const fi = funcs!.infos[fiIndex - funcs!.base]!;

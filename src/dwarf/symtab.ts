@@ -1,18 +1,22 @@
 /**
  * ELF symbol table as llvm-symbolizer uses it to name functions: defined FUNC/OBJECT/IFUNC/NOTYPE
  * symbols, stably sorted by address and size; one per address: the largest, and among equals the
- * last in table order (what llvm-symbolizer 14 picks between aliases).
+ * last in table order (what llvm-symbolizer 14 picks between aliases). Names are decoded only
+ * when a PC needs them.
  */
 import { corrupt } from './errors.js';
 import { ElfFile, SHT_DYNSYM, SHT_SYMTAB } from './elf.js';
-import { Reader, strAt } from './reader.js';
+import { strAt } from './reader.js';
 
 export interface SymbolTable {
   addr: Float64Array;
   size: Float64Array;
-  names: string[];
-  /** For local symbols, the preceding STT_FILE name (llvm-symbolizer reports it when DWARF has no file). */
-  fileNames: (string | null)[];
+  /** Offsets into strs of each symbol's name, and of the preceding STT_FILE name for local symbols (-1 = none). */
+  nameOff: Uint32Array;
+  fileOff: Int32Array;
+  strs: Uint8Array;
+  section: string;
+  names: Map<number, string>;
 }
 
 const STT_NOTYPE = 0, STT_OBJECT = 1, STT_FUNC = 2, STT_FILE = 4, STT_GNU_IFUNC = 10;
@@ -21,44 +25,64 @@ const SHN_UNDEF = 0, SHN_ABS = 0xfff1;
 
 export function readSymbols(elf: ElfFile): SymbolTable {
   const sec = elf.sections.find((s) => s.type === SHT_SYMTAB) ?? elf.sections.find((s) => s.type === SHT_DYNSYM);
-  const syms: { addr: number; size: number; name: string; file: string | null }[] = [];
-  if (sec && sec.link < elf.sections.length) {
-    const data = elf.sectionBytes(sec);
-    const strs = elf.sectionBytes(elf.sections[sec.link]!);
-    const r = new Reader(data, sec.name);
-    const n = Math.floor(data.length / 24);
-    let lastFile: string | null = null;
-    for (let i = 1; i < n; i++) {
-      r.seek(i * 24);
-      const nameOff = r.u32();
-      const info = r.u8();
-      r.u8();
-      const shndx = r.u16();
-      const value = r.u64n();
-      const size = r.u64n();
-      const type = info & 0xf;
-      if (type === STT_FILE) {
-        lastFile = nameOff < strs.length ? strAt(strs, nameOff, `${sec.name} strings`) : null;
-        continue;
-      }
-      if (shndx === SHN_UNDEF || shndx === SHN_ABS) continue;
-      if (type !== STT_FUNC && type !== STT_OBJECT && type !== STT_GNU_IFUNC && type !== STT_NOTYPE) continue;
-      if (nameOff >= strs.length) throw corrupt(sec.name, `symbol ${i} name offset outside the string table`);
-      const name = strAt(strs, nameOff, `${sec.name} strings`);
-      if (type === STT_NOTYPE && (name === '' || name.startsWith('$') || name.startsWith('.L'))) continue;
-      syms.push({ addr: value, size, name, file: info >> 4 === STB_LOCAL ? lastFile : null });
+  const empty: SymbolTable = { addr: new Float64Array(0), size: new Float64Array(0), nameOff: new Uint32Array(0), fileOff: new Int32Array(0), strs: new Uint8Array(0), section: '', names: new Map() };
+  if (!sec || sec.link >= elf.sections.length) return empty;
+  const data = elf.sectionBytes(sec);
+  const strs = elf.sectionBytes(elf.sections[sec.link]!);
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const n = Math.floor(data.length / 24);
+  const addr: number[] = [], size: number[] = [], nameOff: number[] = [], fileOff: number[] = [];
+  let lastFile = -1;
+  for (let i = 1; i < n; i++) {
+    const o = i * 24;
+    const name = dv.getUint32(o, true);
+    const info = data[o + 4]!;
+    const shndx = dv.getUint16(o + 6, true);
+    const type = info & 0xf;
+    if (name >= strs.length && name !== 0) throw corrupt(sec.name, `symbol ${i} name offset 0x${name.toString(16)} outside the string table`);
+    if (type === STT_FILE) { lastFile = name; continue; }
+    if (shndx === SHN_UNDEF || shndx === SHN_ABS) continue;
+    if (type !== STT_FUNC && type !== STT_OBJECT && type !== STT_GNU_IFUNC && type !== STT_NOTYPE) continue;
+    if (type === STT_NOTYPE) {
+      // Unnamed and assembler-local labels are not functions.
+      const c = strs[name];
+      if (c === 0 || c === undefined || c === 0x24 /* $ */ || (c === 0x2e /* . */ && strs[name + 1] === 0x4c /* L */)) continue;
     }
+    addr.push(dv.getUint32(o + 8, true) + dv.getUint32(o + 12, true) * 0x1_0000_0000);
+    size.push(dv.getUint32(o + 16, true) + dv.getUint32(o + 20, true) * 0x1_0000_0000);
+    nameOff.push(name);
+    fileOff.push(info >> 4 === STB_LOCAL ? lastFile : -1);
   }
-  syms.sort((a, b) => a.addr - b.addr || a.size - b.size);
-  const kept: typeof syms = [];
-  for (const s of syms) {
+  const order = Array.from(addr.keys()).sort((a, b) => addr[a]! - addr[b]! || size[a]! - size[b]! || a - b);
+  const kept: number[] = [];
+  for (const i of order) {
     const last = kept[kept.length - 1];
-    if (last && last.addr === s.addr) { if (last.size <= s.size) kept[kept.length - 1] = s; }
-    else kept.push(s);
+    if (last !== undefined && addr[last] === addr[i]) { if (size[last]! <= size[i]!) kept[kept.length - 1] = i; }
+    else kept.push(i);
   }
-  const t: SymbolTable = { addr: new Float64Array(kept.length), size: new Float64Array(kept.length), names: kept.map((s) => s.name), fileNames: kept.map((s) => s.file) };
-  kept.forEach((s, i) => { t.addr[i] = s.addr; t.size[i] = s.size; });
+  const t: SymbolTable = {
+    addr: Float64Array.from(kept, (i) => addr[i]!), size: Float64Array.from(kept, (i) => size[i]!),
+    nameOff: Uint32Array.from(kept, (i) => nameOff[i]!), fileOff: Int32Array.from(kept, (i) => fileOff[i]!),
+    strs, section: sec.name, names: new Map(),
+  };
   return t;
+}
+
+export function symbolName(t: SymbolTable, i: number): string {
+  let s = t.names.get(i);
+  if (s === undefined) {
+    s = strAt(t.strs, t.nameOff[i]!, `${t.section} strings`);
+    t.names.set(i, s);
+  }
+  return s;
+}
+
+/** The STT_FILE name before a local symbol, or null. */
+export function symbolFile(t: SymbolTable, i: number): string | null {
+  const off = t.fileOff[i]!;
+  if (off < 0) return null;
+  const s = strAt(t.strs, off, `${t.section} strings`);
+  return s === '' ? null : s;
 }
 
 /** llvm-symbolizer's getNameFromSymbolTable: the last symbol at or below addr, if addr is inside it (size 0 = unbounded). */
