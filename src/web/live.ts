@@ -128,9 +128,10 @@ export class Live {
     if (this.stale.has(ws)) this.resyncIfDrained(ws);
   }
 
-  message(ws: WS, data: ArrayBuffer) {
+  message(ws: WS, data: ArrayBuffer, isBinary: boolean) {
     const c = ws.getUserData();
     if (!c.rate.take('')) return this.drop(ws, 1008, 'rate', 'too many messages');
+    if (!isBinary) return this.drop(ws, 1007, 'bad-message', 'text frames are not part of the protocol; send binary msgpack');
     let msg: unknown;
     try {
       msg = this.unpackr.unpack(new Uint8Array(data));

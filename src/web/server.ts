@@ -290,7 +290,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
       conns.tryAdd(ws.getUserData().addr);
       live.open(ws);
     },
-    message: (ws, message) => live.message(ws, message),
+    message: (ws, message, isBinary) => live.message(ws, message, isBinary),
     drain: (ws) => live.drain(ws),
     close: (ws) => {
       conns.remove(ws.getUserData().addr);

@@ -127,10 +127,11 @@ describe('web: hostile input is refused and serving continues', function () {
       packr.pack({ t: 'rm -rf' }),
       packr.pack(new Uint8Array(10)),
     ];
-    for (const g of garbage) {
+    for (const [i, g] of [...garbage, Buffer.from('{"t":"ping"}')].entries()) {
       const tab = new Tab(srv.url, target.id);
       await tab.opened;
-      tab.ws.send(g);
+      // The last one, JSON in a text frame, is not the protocol either.
+      tab.ws.send(g, { binary: i < garbage.length });
       await until(() => tab.closed !== null, 'the garbage sender to be closed');
       expect(tab.errors, g.toString('hex').slice(0, 20)).to.deep.equal(['bad-message']);
       expect(tab.closed!.code).to.equal(1007);
