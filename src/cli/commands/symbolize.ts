@@ -31,48 +31,157 @@ examples:
   covd symbolize --exe ./fuzz_target 0x4f2a10
   llvm-objdump -d ./fuzz_target | ... | covd symbolize --exe ./fuzz_target --output-style=JSON`;
 
-/** Parses one address; null when it is not hexadecimal. */
+/** Parses one address; null when it is not hexadecimal (with or without 0x, at most 16 digits). */
 export function parseAddress(s: string): bigint | null {
-  const hex = normalizeHex(s);
-  return hex === null ? null : BigInt('0x' + hex);
+  const r = parseAddressList(Buffer.from(s + '\n'));
+  return r.count === 1 ? BigInt.asUintN(64, (BigInt(r.halves[1]!) << 32n) | BigInt(r.halves[0]!)) : null;
 }
 
-/** The address as lowercase hex without 0x or leading zeros ('0' for zero); null if not hex. */
-function normalizeHex(s: string): string | null {
-  let t = s.trim();
-  if (t.startsWith('0x') || t.startsWith('0X')) t = t.slice(2);
-  if (t.length === 0 || t.length > 16 || !/^[0-9a-fA-F]+$/.test(t)) return null;
-  let z = 0;
-  while (z < t.length - 1 && t.charCodeAt(z) === 48) z++;
-  return t.slice(z).toLowerCase();
+export interface AddressList {
+  /** PCs as (lo, hi) u32 pairs, valid lines only. */
+  halves: Uint32Array;
+  count: number;
+  /** Per input line: -1 when it is not an address (its text is in bad), else its index into halves. */
+  lineKind: Int32Array;
+  bad: Map<number, string>;
 }
 
-/** Formats results; file and function strings are JSON-escaped once per index, not per line. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** Parses addresses, one per line, straight from the bytes (no string per line). Blank lines are skipped. */
+export function parseAddressList(buf: Uint8Array): AddressList {
+  let lines = 0;
+  for (let i = 0; i < buf.length; i++) if (buf[i] === 10) lines++;
+  lines++;
+  const halves = new Uint32Array(lines * 2);
+  const lineKind = new Int32Array(lines);
+  const bad = new Map<number, string>();
+  let count = 0, line = 0, pos = 0;
+  while (pos < buf.length) {
+    let end = buf.indexOf(10, pos);
+    if (end < 0) end = buf.length;
+    let a = pos, b = end;
+    while (a < b && (buf[a] === 32 || buf[a] === 9 || buf[a] === 13)) a++;
+    while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9 || buf[b - 1] === 13)) b--;
+    pos = end + 1;
+    if (a === b) continue;
+    let d = a;
+    if (b - a > 2 && buf[a] === 48 && (buf[a + 1] === 120 || buf[a + 1] === 88)) d += 2;
+    let hi = 0, lo = 0, ok = b - d <= 16 && b > d;
+    for (let i = d; ok && i < b; i++) {
+      const v = hexValue(buf[i]!);
+      if (v < 0) { ok = false; break; }
+      hi = ((hi << 4) | (lo >>> 28)) >>> 0;
+      lo = ((lo << 4) | v) >>> 0;
+    }
+    if (ok) {
+      halves[2 * count] = lo;
+      halves[2 * count + 1] = hi;
+      lineKind[line++] = count++;
+    } else {
+      bad.set(line, Buffer.from(buf.subarray(a, b)).toString('utf8'));
+      lineKind[line++] = -1;
+    }
+  }
+  return { halves, count, lineKind: lineKind.subarray(0, line), bad };
+}
+
+/** Output assembled in byte chunks: precomputed fragments, digits written in place. */
+class Output {
+  private buf = Buffer.allocUnsafe(1 << 20);
+  private pos = 0;
+  readonly chunks: Buffer[] = [];
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    this.chunks.push(this.buf.subarray(0, this.pos));
+    this.buf = Buffer.allocUnsafe(Math.max(1 << 20, n));
+    this.pos = 0;
+  }
+  bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  uint(n: number): void {
+    this.room(10);
+    if (n === 0) { this.buf[this.pos++] = 48; return; }
+    let digits = 0;
+    for (let x = n; x > 0; x = Math.floor(x / 10)) digits++;
+    for (let i = digits - 1, x = n; i >= 0; i--, x = Math.floor(x / 10)) this.buf[this.pos + i] = 48 + (x % 10);
+    this.pos += digits;
+  }
+  /** hi:lo as lowercase hex without leading zeros. */
+  hex(lo: number, hi: number): void {
+    this.room(16);
+    const HEX = '0123456789abcdef';
+    let started = false;
+    for (let i = 15; i >= 0; i--) {
+      const v = i >= 8 ? (hi >>> ((i - 8) * 4)) & 15 : (lo >>> (i * 4)) & 15;
+      if (v === 0 && !started && i > 0) continue;
+      started = true;
+      this.buf[this.pos++] = HEX.charCodeAt(v);
+    }
+  }
+  take(): Buffer[] {
+    this.chunks.push(this.buf.subarray(0, this.pos));
+    this.buf = Buffer.allocUnsafe(1 << 20);
+    this.pos = 0;
+    return this.chunks.splice(0);
+  }
+  get size(): number { return this.pos + this.chunks.length * (1 << 20); }
+}
+
+const enc = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+/** Formats results like llvm-symbolizer; strings are encoded once per file or function, not per line. */
 class Formatter {
-  private fileJson: string[];
-  private fnJson: string[];
-  private startJson: string[];
-  private moduleJson: string;
-  constructor(private ix: SourceIndex, module: string) {
-    this.fileJson = ix.files.map((_, f) => JSON.stringify(filePath(ix, f)));
-    this.fnJson = ix.functions.names.map((n) => JSON.stringify(n));
-    this.startJson = ix.functions.names.map((_, f) => JSON.stringify(filePath(ix, ix.functions.file[f]!)));
-    this.moduleJson = JSON.stringify(module);
+  private readonly fileJson: Buffer[];
+  private readonly fnJson: Buffer[];
+  private readonly startJson: Buffer[];
+  private readonly fileText: Buffer[];
+  private readonly fnText: Buffer[];
+  private readonly p2: Buffer;
+  private static readonly EMPTY = enc('""');
+  private static readonly UNKNOWN = enc('??');
+  private static readonly P1 = enc('{"Address":"0x');
+  private static readonly P3 = enc(',"Discriminator":0,"FileName":');
+  private static readonly P4 = enc(',"FunctionName":');
+  private static readonly P5 = enc(',"Line":');
+  private static readonly P6 = enc(',"StartAddress":"","StartFileName":');
+  private static readonly P7 = enc(',"StartLine":');
+  private static readonly P8 = enc('}]}\n');
+  private static readonly NL = enc('\n');
+  private static readonly COLON = enc(':');
+  constructor(private readonly ix: SourceIndex, module: string) {
+    this.fileJson = ix.files.map((_, f) => enc(JSON.stringify(filePath(ix, f))));
+    this.fileText = ix.files.map((_, f) => enc(filePath(ix, f) || '??'));
+    this.fnJson = ix.functions.names.map((n) => enc(JSON.stringify(n)));
+    this.fnText = ix.functions.names.map((n) => enc(n || '??'));
+    this.startJson = ix.functions.names.map((_, f) => enc(JSON.stringify(filePath(ix, ix.functions.file[f]!))));
+    this.p2 = enc(`","ModuleName":${JSON.stringify(module)},"Symbol":[{"Column":`);
   }
-  json(hex: string, i: number): string {
-    const ix = this.ix;
+  json(o: Output, lo: number, hi: number, i: number): void {
+    const ix = this.ix, F = Formatter;
     const f = ix.pcFile[i]!, fn = ix.pcFunction[i]!;
-    const file = f === NONE ? '""' : this.fileJson[f]!;
-    const name = fn === NONE ? '""' : this.fnJson[fn]!;
-    const start = fn === NONE ? '""' : this.startJson[fn]!;
-    const startLine = fn === NONE ? 0 : ix.functions.line[fn]!;
-    return `{"Address":"0x${hex}","ModuleName":${this.moduleJson},"Symbol":[{"Column":${ix.pcColumn[i]!},"Discriminator":0,"FileName":${file},"FunctionName":${name},"Line":${ix.pcLine[i]!},"StartAddress":"","StartFileName":${start},"StartLine":${startLine}}]}\n`;
+    o.bytes(F.P1); o.hex(lo, hi); o.bytes(this.p2); o.uint(ix.pcColumn[i]!);
+    o.bytes(F.P3); o.bytes(f === NONE ? F.EMPTY : this.fileJson[f]!);
+    o.bytes(F.P4); o.bytes(fn === NONE ? F.EMPTY : this.fnJson[fn]!);
+    o.bytes(F.P5); o.uint(ix.pcLine[i]!);
+    o.bytes(F.P6); o.bytes(fn === NONE ? F.EMPTY : this.startJson[fn]!);
+    o.bytes(F.P7); o.uint(fn === NONE ? 0 : ix.functions.line[fn]!);
+    o.bytes(F.P8);
   }
-  llvm(i: number): string {
-    const ix = this.ix;
+  llvm(o: Output, i: number): void {
+    const ix = this.ix, F = Formatter;
     const f = ix.pcFile[i]!, fn = ix.pcFunction[i]!;
-    const file = f === NONE ? '??' : filePath(ix, f) || '??';
-    return `${fn === NONE ? '??' : ix.functions.names[fn]!}\n${file}:${ix.pcLine[i]!}:${ix.pcColumn[i]!}\n\n`;
+    o.bytes(fn === NONE ? F.UNKNOWN : this.fnText[fn]!); o.bytes(F.NL);
+    o.bytes(f === NONE ? F.UNKNOWN : this.fileText[f]!); o.bytes(F.COLON);
+    o.uint(ix.pcLine[i]!); o.bytes(F.COLON); o.uint(ix.pcColumn[i]!); o.bytes(F.NL); o.bytes(F.NL);
   }
 }
 
@@ -87,7 +196,7 @@ async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUi
   }
 }
 
-function write(s: string): Promise<void> {
+function write(s: Uint8Array): Promise<void> {
   return new Promise((res, rej) => process.stdout.write(s, (err) => (err ? rej(err) : res())));
 }
 
@@ -119,20 +228,11 @@ const command: Command = {
     const threads = values.threads === undefined ? 2 : Number(values.threads);
     if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new UsageError('--threads must be a whole number from 0 to 64');
 
-    const inputs = positionals.length > 0 ? positionals : readFileSync(0, 'utf8').split('\n').filter((l) => l.trim() !== '');
-    // PCs as u32 halves in one buffer: no BigInt per address.
-    const hexes = inputs.map(normalizeHex);
-    const halves = new Uint32Array(hexes.length * 2);
-    let n = 0;
-    for (const h of hexes) {
-      if (h === null) continue;
-      halves[2 * n] = parseInt(h.slice(-8), 16);
-      halves[2 * n + 1] = h.length > 8 ? parseInt(h.slice(0, -8), 16) : 0;
-      n++;
-    }
+    const input = positionals.length > 0 ? Buffer.from(positionals.join('\n') + '\n') : readFileSync(0);
+    const list = parseAddressList(input);
     let ix: SourceIndex;
     try {
-      ix = await resolveAll(exe, values['debug-file'], new BigUint64Array(halves.buffer, 0, n), threads);
+      ix = await resolveAll(exe, values['debug-file'], new BigUint64Array(list.halves.buffer, 0, list.count), threads);
     } catch (err) {
       if (err instanceof DebugInfoError) {
         console.error(`covd symbolize: ${err.message}`);
@@ -141,21 +241,21 @@ const command: Command = {
       throw err;
     }
     const fmt = new Formatter(ix, exe);
-    const out: string[] = [];
-    let k = 0;
-    let bad = 0;
-    for (let j = 0; j < inputs.length; j++) {
-      const h = hexes[j];
-      if (h === null || h === undefined) {
-        bad++;
-        out.push(style === 'JSON' ? JSON.stringify({ Error: { Message: `unable to parse address '${inputs[j]!.trim()}'` }, ModuleName: exe }) + '\n' : '??\n??:0:0\n\n');
-        continue;
+    const out = new Output();
+    const bad = list.bad.size;
+    for (let j = 0; j < list.lineKind.length; j++) {
+      const k = list.lineKind[j]!;
+      if (k < 0) {
+        const text = list.bad.get(j)!;
+        out.bytes(enc(style === 'JSON' ? JSON.stringify({ Error: { Message: `unable to parse arguments: ${text}` }, ModuleName: exe }) + '\n' : '??\n??:0:0\n\n'));
+      } else if (style === 'JSON') {
+        fmt.json(out, list.halves[2 * k]!, list.halves[2 * k + 1]!, k);
+      } else {
+        fmt.llvm(out, k);
       }
-      out.push(style === 'JSON' ? fmt.json(h, k) : fmt.llvm(k));
-      k++;
-      if (out.length >= 16384) await write(out.splice(0).join(''));
+      if (out.size >= 8 << 20) for (const c of out.take()) await write(c);
     }
-    await write(out.join(''));
+    for (const c of out.take()) await write(c);
     if (bad > 0) console.error(`covd symbolize: ${bad} input line(s) were not hexadecimal addresses`);
     return 0;
   },
