@@ -54,7 +54,8 @@ interface TargetLive {
   /** The index last published to subscribers (to notice when symbolization finishes). */
   index: SourceIndex | null;
   indexBytes?: { index: SourceIndex; bytes: Buffer };
-  snapshot?: { seq: number; sparse: boolean; at: number; bytes: Buffer };
+  /** Encoded snapshots shared by tabs subscribing at the same seq: [dense, sparse]. */
+  snapshots: ({ seq: number; at: number; bytes: Buffer } | undefined)[];
 }
 
 const topicOf = (id: string, words: boolean) => (words ? 'w/' : 'd/') + id;
@@ -225,15 +226,15 @@ export class Live {
     const live = this.live(id);
     const now = Date.now();
     // Many tabs subscribing at once share one encoding while seq is unchanged (history: within 1 s).
-    let snap = live.snapshot;
-    if (!snap || snap.seq !== t.seq || snap.sparse !== sub.sparse || now - snap.at > 1000) {
+    let snap = live.snapshots[sub.sparse ? 1 : 0];
+    if (!snap || snap.seq !== t.seq || now - snap.at > 1000) {
       const pcsLen = t.stats.pcsLen;
       const seen = t.seen.subarray(0, Math.ceil(pcsLen / 64) * 8);
       const firstSeen = sub.sparse ? sparseFirstSeen(t.seen, t.firstSeen, pcsLen) : t.firstSeen;
       const msg: ServerMessage = { t: 'snapshot', id, seq: t.seq, info: infoOf(t), seen, firstSeen, history: this.hub.history(id) };
       if (sub.sparse) msg.sparse = true;
-      snap = { seq: t.seq, sparse: sub.sparse, at: now, bytes: this.packr.pack(msg) };
-      live.snapshot = snap;
+      snap = { seq: t.seq, at: now, bytes: this.packr.pack(msg) };
+      live.snapshots[sub.sparse ? 1 : 0] = snap;
     }
     this.sendRaw(ws, snap.bytes);
     sub.allowance = this.limits.resyncAfterBytes + snap.bytes.length + extra;
@@ -331,7 +332,7 @@ export class Live {
 
   private live(id: string): TargetLive {
     let l = this.targets.get(id);
-    if (!l) this.targets.set(id, (l = { subscribers: new Set(), ring: [], index: null }));
+    if (!l) this.targets.set(id, (l = { subscribers: new Set(), ring: [], index: null, snapshots: [] }));
     return l;
   }
 

@@ -84,7 +84,8 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const summaries = new SummaryCache();
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
   const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
-  hub.on('removed', (id) => summaries.delete(id));
+  const forget = (id: string) => summaries.delete(id);
+  hub.on('removed', forget);
 
   let port = 0;
   let hostPolicy: HostPolicy;
@@ -317,6 +318,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
       closed = true;
       uws.us_listen_socket_close(listenSocket);
       live.shutdown();
+      hub.off('removed', forget);
       (app as { close?: () => void }).close?.();
       await new Promise((r) => setImmediate(r));
     },
