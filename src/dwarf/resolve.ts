@@ -193,13 +193,15 @@ export class DebugInfo {
     let seq = -1; // current sequence of table
     let sym = -1, symLo = 0, symHi = -1; // current symbol and the addresses it answers for
     let lastS = -2, lastFi = -2, lastFnId = NONE;
+    let lastRawFile = -1, lastFileId = NONE, lastFileTable: LineTable | null = null;
+    let fnLo = 0, fnHi = -1, fnAt = -1; // the function span of the last PC, reused while PCs stay in it
     for (let k = 0; k < m; k++) {
       const a = uniq[k]!;
       if (!(a >= uLo && a < uHi)) {
         const r = rangeOf(this.unitMap, a);
         ui = r[2]; uLo = r[0]; uHi = r[1];
         u = ui >= 0 ? this.units[ui]! : undefined;
-        table = null; funcs = undefined; seq = -1;
+        table = null; funcs = undefined; seq = -1; fnAt = -1;
         if (u && (ui % shareN) === shareK) {
           if (doLines) table = this.lineTable(u);
           if (doFuncs) funcs = this.functionsOf(u);
@@ -224,7 +226,9 @@ export class DebugInfo {
           if (!(seq >= 0 && a < t.seqHigh[seq]! && (seq === 0 || t.seqHigh[seq - 1]! <= a))) seq = upperBoundSeq(t, a);
           if (seq < t.seqHigh.length && t.seqLow[seq]! <= a && a < t.seqHigh[seq]!) {
             const row = rowInSeq(t, seq, a);
-            uFile[k] = internFile(u!, t, t.rowFile[row]!);
+            const raw = t.rowFile[row]!;
+            if (raw !== lastRawFile || t !== lastFileTable) { lastFileId = internFile(u!, t, raw); lastRawFile = raw; lastFileTable = t; }
+            uFile[k] = lastFileId;
             uLine[k] = t.rowLine[row]!;
             uCol[k] = t.rowCol[row]!;
           }
@@ -239,9 +243,19 @@ export class DebugInfo {
         let fiIndex = -1;
         if (funcs) {
           const f = funcs;
-          let lo = 0, hi = f.low.length;
-          while (lo < hi) { const mid = (lo + hi) >>> 1; if (f.low[mid]! <= a) lo = mid + 1; else hi = mid; }
-          if (lo > 0 && a < f.high[lo - 1]!) fiIndex = f.base + f.fn[lo - 1]!;
+          if (a >= fnLo && a < fnHi && fnAt >= 0) {
+            fiIndex = fnAt;
+          } else {
+            let lo = 0, hi = f.low.length;
+            while (lo < hi) { const mid = (lo + hi) >>> 1; if (f.low[mid]! <= a) lo = mid + 1; else hi = mid; }
+            if (lo > 0 && a < f.high[lo - 1]!) {
+              fiIndex = f.base + f.fn[lo - 1]!;
+              // Reuse while below both this span's end and the next span's start (spans may nest).
+              fnLo = a; fnHi = Math.min(f.high[lo - 1]!, lo < f.low.length ? f.low[lo]! : Infinity); fnAt = fiIndex;
+            } else {
+              fnAt = -1;
+            }
+          }
         }
         if (sym < 0 && fiIndex < 0) continue;
         if (sym === lastS && fiIndex === lastFi) { uFn[k] = lastFnId; continue; }

@@ -103,9 +103,18 @@ class Output {
     this.pos = 0;
   }
   bytes(b: Uint8Array): void {
-    this.room(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    const n = b.length;
+    this.room(n);
+    // A loop beats TypedArray#set for the short fragments that make up most of a line.
+    if (n < 64) {
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < n; i++) buf[p++] = b[i]!;
+      this.pos = p;
+    } else {
+      this.buf.set(b, this.pos);
+      this.pos += n;
+    }
   }
   uint(n: number): void {
     this.room(10);
