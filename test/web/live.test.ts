@@ -100,3 +100,54 @@ describe('web: live protocol with a real fuzzer', function () {
     }
   });
 });
+
+describe('web: target lifecycle over the socket', function () {
+  this.timeout(180_000);
+
+  it('sends the index when symbolization finishes, and target events to the dashboard', async () => {
+    const { TargetRegistry } = await import('../../src/daemon/registry.js');
+    const { DebugInfo } = await import('../../src/dwarf/resolve.js');
+    const { buildExampleTarget } = await import('../helpers/fuzz-targets.js');
+    const exe = await buildExampleTarget();
+    const registry = new TargetRegistry();
+    const srv = await startWebServer({ hub: registry, host: '127.0.0.1', port: 0, log: quietLog });
+    const dash = new Tab(srv.url, 'none');
+    const tab = new Tab(srv.url, '00000000000000aa');
+    const events: string[] = [];
+    dash.onMessage = (m) => {
+      if (m.t === 'targets') events.push(`targets:${m.targets.length}`);
+      if (m.t === 'target') events.push(`target:${m.target.id}:${m.target.state}`);
+      if (m.t === 'removed') events.push(`removed:${m.id}`);
+    };
+    try {
+      await Promise.all([dash.opened, tab.opened]);
+      dash.send({ t: 'sub-targets' });
+      await until(() => events.length === 1, 'the target list');
+      const pcs = BigUint64Array.from([0n, 1n, 2n]);
+      registry.add({ id: '00000000000000aa', exe, coverageFile: '/nonexistent', pcsLen: 3 });
+      tab.subscribe();
+      await until(() => tab.snapshots === 1, 'a snapshot while loading');
+      expect(tab.indexes).to.equal(0);
+      registry.applyTick('00000000000000aa', { newPcs: Uint32Array.of(1), nRuns: 5, uniqueRuns: 1, lowestStack: null, time: Date.now() });
+      await until(() => tab.seq === 1, 'a delta while loading');
+      const index = DebugInfo.open(exe).resolve(pcs);
+      let got: unknown;
+      tab.onMessage = (m) => { if (m.t === 'index') got = m.index; };
+      registry.setIndex('00000000000000aa', index);
+      await until(() => tab.indexes === 1, 'the index once ready');
+      expect((got as { pcFile: Uint32Array }).pcFile).to.deep.equal(index.pcFile);
+      expect([...tab.seen!.subarray(0, 1)]).to.deep.equal([0b10]);
+      registry.fail('00000000000000aa', 'executable vanished');
+      registry.remove('00000000000000aa');
+      await until(() => events.includes('removed:00000000000000aa'), 'removal on the dashboard');
+      expect(events).to.include.members(['targets:0', 'target:00000000000000aa:loading', 'target:00000000000000aa:ready', 'target:00000000000000aa:failed']);
+      tab.send({ t: 'resync', id: '00000000000000aa' });
+      await until(() => tab.errors.length > 0, 'an error for a removed target');
+      expect(tab.errors).to.deep.equal(['not-subscribed']);
+    } finally {
+      dash.close();
+      tab.close();
+      await srv.close();
+    }
+  });
+});
