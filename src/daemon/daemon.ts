@@ -43,7 +43,7 @@ export interface DaemonStatus {
   stateDir: string;
   watch: string[];
   targets: { total: number; loading: number; ready: number; failed: number; retired: number };
-  coverageThread: { lastTickMicros: number; tracked: number; ticks: number };
+  coverageThread: { lastTickMicros: number; tracked: number; ticks: number; restarts: number };
   bus: { posted: number; rejected: number };
 }
 
@@ -106,13 +106,32 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
 
     // ---- the bus and the coverage thread
     const bus: Bus = createBus(1 << 20);
-    const thread = new Worker(new URL('./coverage-thread.js', import.meta.url), { workerData: { bus: bus.buffer, tickMs: opts.tickMs } });
-    const threadStats = { lastTickMicros: 0, tracked: 0, ticks: 0 };
-    let threadStopped!: () => void;
-    const threadDone = new Promise<void>((r) => { threadStopped = r; });
-    thread.on('exit', () => threadStopped());
-    thread.on('error', (err) => log.error('coverage thread crashed', { err }));
+    const threadStats = { lastTickMicros: 0, tracked: 0, ticks: 0, restarts: 0 };
+    let stoppingThread = false;
+    let thread!: Worker;
+    let threadDone!: Promise<void>;
+    const spawnThread = () => {
+      thread = new Worker(new URL('./coverage-thread.js', import.meta.url), { workerData: { bus: bus.buffer, tickMs: opts.tickMs } });
+      threadDone = new Promise<void>((r) => thread.once('exit', () => r()));
+      thread.on('error', (err) => log.error('coverage thread crashed', { err }));
+      thread.on('message', (e: ThreadEvent) => onThreadEvent(e));
+      thread.once('exit', (code) => {
+        if (stoppingThread) return;
+        // It should never die; if it does, start another and give it every live target again.
+        threadStats.restarts++;
+        log.error('coverage thread exited; restarting it', { code, restarts: threadStats.restarts });
+        setTimeout(() => {
+          if (stoppingThread) return;
+          spawnThread();
+          for (const t of registry.targets()) if (t.state === 'ready' || t.state === 'loading') toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile });
+        }, Math.min(30_000, 500 * 2 ** Math.min(6, threadStats.restarts - 1)));
+      });
+    };
+    // Bound below, once the registry side is wired; events only arrive after the first await.
+    let onThreadEvent: (e: ThreadEvent) => void = () => {};
+    spawnThread();
     cleanup.push(async () => {
+      stoppingThread = true;
       try { bus.post({ type: 'shutdown' }, 1000); } catch { /* closed */ }
       bus.notify();
       const timer = setTimeout(() => void thread.terminate(), 2000);
@@ -149,7 +168,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     });
     files.on('unlink', (p: string) => { if (registry.idsForExe(p).length) dispatcher.exeChanged(p); });
 
-    thread.on('message', (e: ThreadEvent) => {
+    onThreadEvent = (e: ThreadEvent) => {
       if (e.kind === 'tick') {
         threadStats.lastTickMicros = e.micros;
         threadStats.tracked = e.tracked;
@@ -167,7 +186,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
           registry.fail(e.id, `coverage file ${info.coverageFile} is unusable (${e.code}): ${e.message}`);
         }
       }
-    });
+    };
 
     // Restored targets: follow their files again; finish symbolizing those that never got there.
     for (const t of registry.targets()) {
@@ -263,7 +282,10 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
           const steps = cleanup.splice(0).reverse();
           for (const f of steps) {
             // Compact the store after the coverage thread stopped and before the store closes.
-            if (f === storeClose) await persist.compactAll().catch((err) => log.error('final compaction failed', { err }));
+            if (f === storeClose) {
+              await persist.compactAll().catch((err) => log.error('final compaction failed', { err }));
+              persist.detach();
+            }
             try { await f(); } catch (err) { log.warn('shutdown step failed', { err }); }
           }
           persist.detach();

@@ -101,8 +101,16 @@ export class Dispatcher {
     return this.track(m.id, this.addNew(m));
   }
 
+  /** Never rejects: an unexpected error fails the target with its message. */
   private track(id: string, p: Promise<TargetInfo>): Promise<TargetInfo> {
-    const q = p.finally(() => this.pending.delete(id));
+    const q = p
+      .catch((err: unknown) => {
+        const info = this.d.registry.info(id);
+        this.d.log.error('dispatch failed', { id, err });
+        if (info) this.d.registry.fail(id, reasonFor(err, info.exe, info.coverageFile));
+        return { ...(this.d.registry.info(id) ?? ({ id, state: 'failed' } as TargetInfo)) };
+      })
+      .finally(() => this.pending.delete(id));
     this.pending.set(id, q);
     return q;
   }

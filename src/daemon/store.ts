@@ -61,7 +61,9 @@ export class Store {
     return new Store(db, path);
   }
 
+  /** Writes after close() (late events during shutdown) are dropped, not thrown. */
   private put(key: string, value: unknown): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
     return this.db.put(key, packr.pack(value));
   }
 
@@ -119,6 +121,7 @@ export class Store {
    * registry's thinned copy), atomically.
    */
   compact(id: string, snap: { seq: number; seen: Uint8Array; firstSeen: Uint32Array }, history: HistorySample[]): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
     this.deltasSinceCompact.set(id, 0);
     const snapBytes = packr.pack({ seq: snap.seq, seen: snap.seen, firstSeen: snap.firstSeen });
     const hist = history.map((s) => [histKey(id, s.t), packr.pack([s.nRuns, s.uniqueRuns, s.covered])] as const);
@@ -134,6 +137,7 @@ export class Store {
   }
 
   removeTarget(id: string): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
     this.deltasSinceCompact.delete(id);
     return this.db.transaction(() => {
       for (const prefix of [`delta/${id}/`, `hist/${id}/`]) {

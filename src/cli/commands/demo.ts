@@ -130,6 +130,7 @@ const command: Command = {
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);
         console.log('covd demo: stopped; nothing left running');
+        setTimeout(() => process.exit(0), 1000).unref();
         resolve(0);
       };
       const onInt = () => void stop('interrupted');

@@ -18,7 +18,10 @@ const command: Command = {
       log.fatal('could not start', { err: (err as Error).message });
       return 1;
     }
-    return runAsService(daemon, log, () => loadConfig(flags));
+    const code = await runAsService(daemon, log, () => loadConfig(flags));
+    // Everything is closed; if some library still holds the event loop, do not hang a service manager.
+    setTimeout(() => process.exit(code), 1000).unref();
+    return code;
   },
 };
 
