@@ -177,6 +177,17 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     await until('target view', () => page.locator('.target-page').count());
     await page.evaluate('window.marker = 42');
     const [before] = await cardCoverage(page);
+    // A second tab on the source of meta.c, scrolled down: it must update in place, keeping its scroll position.
+    const detail = await api<ApiDetail>(`/api/targets/${targetId}`);
+    const meta = detail.files.find((f) => f.path.endsWith('meta.c'))!;
+    const src = await ctx.newPage();
+    await src.goto(daemon.url + `#/target/${targetId}/file/${meta.path.replace(/^\/+/, '')}`);
+    await until('meta.c open', () => src.locator('.file-page[data-ready="1"]').count());
+    await src.evaluate(`document.querySelector('.cm-scroller').scrollTop = 600`);
+    const scrollBefore = await src.evaluate(`document.querySelector('.cm-scroller').scrollTop`);
+    const linesBefore = ((await src.evaluate('window.covd.source()')) as { lines: number[] }).lines;
+    await src.evaluate('window.marker = 7');
+
     const run = fuzz({ covdDir: covdDir(), seconds: 60 });
     const grown = await until('covered PCs to grow on the page', async () => {
       const [c] = await cardCoverage(page);
@@ -185,6 +196,15 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     expect(grown).to.be.greaterThan(before!);
     expect(await page.evaluate('window.marker')).to.equal(42);
     await screenshot(page, 'target-growing');
+    // meta.c gains covered lines (its parser is what the seed corpus exercises) without a reload or a jump.
+    await until('meta.c lines covered grow in place', async () => {
+      const p = (await src.evaluate('window.covd.source()')) as { lines: number[] };
+      return p.lines[3]! + p.lines[2]! > linesBefore[3]! + linesBefore[2]!;
+    }, 120_000);
+    expect(await src.evaluate('window.marker')).to.equal(7);
+    expect(await src.evaluate(`document.querySelector('.cm-scroller').scrollTop`)).to.equal(scrollBefore);
+    await screenshot(src, 'source-growing');
+    await src.close();
     run.child.kill('SIGINT');
     await run.done;
     // Settled: the page agrees with the API.
