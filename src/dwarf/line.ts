@@ -26,11 +26,16 @@ export interface LineTable {
 }
 
 class Growable {
-  addr = new Float64Array(1024);
-  file = new Uint32Array(1024);
-  line = new Uint32Array(1024);
-  col = new Uint32Array(1024);
+  addr: Float64Array;
+  file: Uint32Array;
+  line: Uint32Array;
+  col: Uint32Array;
   n = 0;
+  /** Sized from the program length (compilers emit about one row per 4-6 bytes), so it rarely grows. */
+  constructor(capacity: number) {
+    const c = Math.max(64, Math.min(capacity, 1 << 24));
+    this.addr = new Float64Array(c); this.file = new Uint32Array(c); this.line = new Uint32Array(c); this.col = new Uint32Array(c);
+  }
   push(a: number, f: number, l: number, c: number): void {
     if (this.n === this.addr.length) {
       const m = this.n * 2;
@@ -118,7 +123,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   prog.seek(programStart);
   if (headerOnly) prog.pos = prog.end;
 
-  const rows = new Growable();
+  const rows = new Growable(headerOnly ? 0 : Math.ceil((prog.end - programStart) / 4));
   const seqs: { low: number; high: number; first: number; last: number }[] = [];
   let address = 0, file = 1, line = 1, column = 0;
   let seqEmpty = true, seqLow = 0, seqFirst = 0;

@@ -142,10 +142,8 @@ export function formString(sec: Sections, u: Unit, form: number, v: number): str
     case C.DW_FORM_line_strp: return strAt(sec.lineStr, v, '.debug_line_str');
     case C.DW_FORM_strx: case C.DW_FORM_strx1: case C.DW_FORM_strx2: case C.DW_FORM_strx3: case C.DW_FORM_strx4:
     case C.DW_FORM_GNU_str_index: {
-      const off = u.strOffsetsBase + v * u.offSize;
-      const r = new Reader(sec.strOffsets, '.debug_str_offsets');
-      r.seek(off);
-      return strAt(sec.str, r.uN(u.offSize), '.debug_str');
+      const off = readSized(sec.strOffsets, u.strOffsetsBase + v * u.offSize, u.offSize, '.debug_str_offsets');
+      return strAt(sec.str, off, '.debug_str');
     }
     case C.DW_FORM_GNU_strp_alt: case C.DW_FORM_strp_sup: return '';
     default: throw corrupt(`.debug_info unit 0x${u.offset.toString(16)}`, `form 0x${form.toString(16)} is not a string`);
@@ -163,10 +161,25 @@ export function isAddrx(form: number): boolean {
   return form === C.DW_FORM_addrx || form === C.DW_FORM_GNU_addr_index || (form >= C.DW_FORM_addrx1 && form <= C.DW_FORM_addrx4);
 }
 
+/** One DataView per section buffer, so indexed reads allocate nothing. */
+const views = new WeakMap<Uint8Array, DataView>();
+function viewOf(b: Uint8Array): DataView {
+  let v = views.get(b);
+  if (!v) { v = new DataView(b.buffer, b.byteOffset, b.byteLength); views.set(b, v); }
+  return v;
+}
+
+/** Reads an unsigned value of size 4 or 8 at off, bounds-checked. */
+function readSized(b: Uint8Array, off: number, size: number, section: string): number {
+  if (!(off >= 0) || off + size > b.length) throw corrupt(section, `offset 0x${off.toString(16)} + ${size} outside section of ${b.length} bytes`);
+  const v = viewOf(b);
+  if (size === 4) return v.getUint32(off, true);
+  if (size === 8) return v.getUint32(off, true) + v.getUint32(off + 4, true) * 0x1_0000_0000;
+  throw corrupt(section, `unsupported size ${size}`);
+}
+
 export function addrIndex(sec: Sections, u: Unit, index: number): number {
-  const r = new Reader(sec.addr, '.debug_addr');
-  r.seek(u.addrBase + index * u.addrSize);
-  return r.uN(u.addrSize);
+  return readSized(sec.addr, u.addrBase + index * u.addrSize, u.addrSize, '.debug_addr');
 }
 
 /** True for forms whose value is an offset into .debug_info relative to the unit. */

@@ -22,7 +22,9 @@ options:
                          file found by build-id / .gnu_debuglink)
       --output-style S   LLVM (default): function, then file:line:column, then a blank line;
                          JSON: one object per line shaped like llvm-symbolizer's JSON
-      --threads N        worker threads for large inputs (default 2; 0 = resolve in-process)
+      --threads N        worker threads (0 = resolve in-process); by default lists of fewer
+                         than 200,000 addresses resolve in-process (starting threads costs more
+                         than it saves there) and larger ones on 2 threads
       --no-inlines       accepted for compatibility; inlined frames are never expanded
   -h, --help             this text
 
@@ -194,10 +196,13 @@ class Formatter {
   }
 }
 
+/** Below this many addresses the default is to resolve in-process (see bench/NOTES-symbolize.md). */
+const AUTO_POOL_MIN_PCS = 200_000;
+
 async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number): Promise<SourceIndex> {
-  if (threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs);
+  if (threads === 0 || (threads < 0 && pcs.length < AUTO_POOL_MIN_PCS) || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs);
   const { SymbolizerPool } = await import('../../workers/pool.js');
-  const pool = new SymbolizerPool({ threads, cache: false });
+  const pool = new SymbolizerPool({ threads: threads < 0 ? 2 : threads, cache: false });
   try {
     return await pool.resolve(debugFile === undefined ? { exe, pcs } : { exe, debugFile, pcs });
   } finally {
@@ -234,8 +239,8 @@ const command: Command = {
     if (!exe) throw new UsageError('--exe PATH is required');
     const style = (values['output-style'] ?? 'LLVM').toUpperCase();
     if (style !== 'LLVM' && style !== 'JSON') throw new UsageError(`--output-style must be LLVM or JSON, not '${values['output-style']}'`);
-    const threads = values.threads === undefined ? 2 : Number(values.threads);
-    if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new UsageError('--threads must be a whole number from 0 to 64');
+    const threads = values.threads === undefined ? -1 : Number(values.threads);
+    if (!Number.isInteger(threads) || threads < -1 || threads > 64) throw new UsageError('--threads must be a whole number from 0 to 64');
 
     const input = positionals.length > 0 ? Buffer.from(positionals.join('\n') + '\n') : readFileSync(0);
     const list = parseAddressList(input);
