@@ -23,6 +23,42 @@ function config(dir: string, watch: string[] = []): DaemonConfig {
   return { host: '127.0.0.1', port: 0, socket: join(dir, 'covd.sock'), stateDir: join(dir, 'state'), watch, logLevel: 'info', allowedHosts: [], retireDays: 30, keepRetired: 5 };
 }
 
+describe('retirement policy', () => {
+  it('deletes retired targets past retireDays and beyond keepRetired per executable', async () => {
+    const { TargetRegistry } = await import('../../src/daemon/registry.js');
+    const { Dispatcher } = await import('../../src/daemon/dispatch.js');
+    const { createSymbolizerPool } = await import('../../src/workers/pool.js');
+    let now = 1_800_000_000_000;
+    const reg = new TargetRegistry({ now: () => now });
+    const retiredAt = new Map<string, number>();
+    const pool = createSymbolizerPool({ threads: 1 });
+    const posted: string[] = [];
+    const disp = new Dispatcher({
+      registry: reg, symbolizer: pool, toThread: (m) => posted.push(m.type), readPcs: async () => { throw new Error('unused'); },
+      log, retiredAt, retireDays: 30, keepRetired: 2, now: () => now,
+    });
+    const day = 86_400_000;
+    for (let i = 0; i < 5; i++) {
+      const id = String(i).repeat(16);
+      reg.add({ id, exe: '/bin/fuzz', coverageFile: `/c/${id}`, pcsLen: 8 });
+      reg.retire(id, 'rebuilt');
+      retiredAt.set(id, now - (10 - i) * day);
+    }
+    reg.add({ id: 'a'.repeat(16), exe: '/bin/other', coverageFile: '/c/a', pcsLen: 8 });
+    reg.retire('a'.repeat(16));
+    retiredAt.set('a'.repeat(16), now - 31 * day);
+    reg.add({ id: 'b'.repeat(16), exe: '/bin/fuzz', coverageFile: '/c/b', pcsLen: 8 });
+    disp.enforceRetention();
+    // The two newest retired of /bin/fuzz stay, the live one stays, /bin/other's is too old.
+    expect(reg.targets().map((t) => t.id).sort()).to.deep.equal(['3'.repeat(16), '4'.repeat(16), 'b'.repeat(16)]);
+    now += 23.5 * day; // the older of the two is now past 30 days, the newer not
+    disp.enforceRetention();
+    expect(reg.targets().map((t) => t.id).sort()).to.deep.equal(['4'.repeat(16), 'b'.repeat(16)]);
+    expect(posted.filter((p) => p === 'remove').length).to.equal(4);
+    await pool.destroy();
+  });
+});
+
 describe('daemon in-process', function () {
   this.timeout(300_000);
   let dir: string;

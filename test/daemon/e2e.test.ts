@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/coverage/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { request } from '../../src/daemon/client.js';
-import { startServe, pollUntil, countBits, type ServeProcess } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { startServe, pollUntil, countBits, covdBin, type ServeProcess } from './helpers.js';
 
 describe('daemon end to end', function () {
   this.timeout(300_000);
@@ -78,6 +79,23 @@ describe('daemon end to end', function () {
     expect(hist2.samples[hist2.samples.length - 1]!.covered).to.equal(want);
     // Symbolization came from the store, not from parsing DWARF again.
     expect(d.lines.some((l) => l.msg === 'symbolized')).to.equal(false);
+
+    // The command-line clients against this daemon.
+    const covd = (...args: string[]) => spawnSync(process.execPath, [covdBin, ...args, '--socket', socket], { encoding: 'utf8' });
+    const listed = covd('list');
+    expect(listed.status).to.equal(0);
+    expect(listed.stdout).to.contain(final.id).and.contain(`${want}/${final.stats.pcsLen}`);
+    const status = covd('status', '--json');
+    expect(status.status).to.equal(0);
+    expect(JSON.parse(status.stdout).targets.ready).to.equal(1);
+    expect(covd('remove', final.id).status).to.equal(0);
+    expect(await d.list()).to.have.length(0);
+    const readd = covd('add', file);
+    expect(readd.status, readd.stderr).to.equal(0);
+    await pollUntil('the re-added target', async () => (await d.list()).find((t) => t.id === final.id && t.state === 'ready' && t.stats.covered === want));
+    const none = spawnSync(process.execPath, [covdBin, 'list', '--socket', join(dir, 'absent.sock')], { encoding: 'utf8' });
+    expect(none.status).to.equal(1);
+    expect(none.stderr).to.match(/no daemon is listening/);
     expect((await d.stop()).code).to.equal(0);
   });
 
