@@ -54,7 +54,7 @@ describe('retirement policy', () => {
     now += 23.5 * day; // the older of the two is now past 30 days, the newer not
     disp.enforceRetention();
     expect(reg.targets().map((t) => t.id).sort()).to.deep.equal(['4'.repeat(16), 'b'.repeat(16)]);
-    expect(posted.filter((p) => p === 'remove').length).to.equal(4);
+    expect(posted.filter((p) => p === 'remove').length).to.equal(5);
     await pool.destroy();
   });
 });
