@@ -245,18 +245,55 @@ static void mp_str(struct sbuf *b, const char *s) {
 
 /* ---- announcing: metadata file and control-socket message ---- */
 
-static void write_meta(const char *vdir, const char *id, const char *exe, const char *build_id) {
-  struct sbuf b = {0};
+/* Process start in ms since the epoch: /proc/self/stat's starttime (ticks since boot) plus
+ * /proc/stat's btime; the current time when either is unreadable. */
+static long long process_start_ms(void) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
+  long long now = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  char buf[4096];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return now;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return now;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
+  if (!p) return now;
+  unsigned long long start_ticks = 0;
+  /* after ") " come fields 3..: state is field 3, starttime field 22 */
+  int field = 2;
+  for (char *q = p + 1; *q; q++) {
+    if (*q == ' ') {
+      field++;
+      if (field == 22) {
+        start_ticks = strtoull(q + 1, NULL, 10);
+        break;
+      }
+    }
+  }
+  FILE *f = fopen("/proc/stat", "re");
+  if (!f) return now;
+  long long btime = 0;
+  char line[256];
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "btime %lld", &btime) == 1) break;
+  fclose(f);
+  long hz = sysconf(_SC_CLK_TCK);
+  if (btime <= 0 || hz <= 0 || start_ticks == 0) return now;
+  long long ms = btime * 1000 + (long long)(start_ticks * 1000 / (unsigned long long)hz);
+  return ms > now ? now : ms;
+}
+
+static void write_meta(const char *vdir, const char *id, const char *exe, const char *build_id) {
+  struct sbuf b = {0};
   char num[64];
   sb_str(&b, "{\"exe\":");
   json_string(&b, exe, strlen(exe));
   sb_str(&b, ",\"buildId\":");
   if (build_id[0]) json_string(&b, build_id, strlen(build_id));
   else sb_str(&b, "null");
-  snprintf(num, sizeof num, ",\"pid\":%d,\"startTime\":%lld,\"argv\":[", (int)getpid(),
-           (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+  snprintf(num, sizeof num, ",\"pid\":%d,\"startTime\":%lld,\"argv\":[", (int)getpid(), process_start_ms());
   sb_str(&b, num);
   int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -390,8 +427,10 @@ static int create_file(const char *vdir, const char *id, const char *path, const
   int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
   struct covd_header h = {0, 0, n, UINT64_MAX};
-  int ok = ftruncate(fd, (off_t)size) == 0 && write_all(fd, &h, sizeof h, 0) == 0 &&
-           write_all(fd, pcs, n * 8, sizeof h) == 0;
+  /* Allocate every block now: a store into a hole of the mapping on a full file system would
+   * kill the target with SIGBUS later. */
+  int ok = ftruncate(fd, (off_t)size) == 0 && posix_fallocate(fd, 0, (off_t)size) == 0 &&
+           write_all(fd, &h, sizeof h, 0) == 0 && write_all(fd, pcs, n * 8, sizeof h) == 0;
   int saved = errno;
   close(fd);
   if (!ok) {
