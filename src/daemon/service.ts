@@ -10,8 +10,20 @@ import type { DaemonConfig } from './config.js';
 
 export const SHUTDOWN_DEADLINE_MS = 5000;
 
+/**
+ * Catches SIGTERM/SIGINT/SIGHUP while the daemon starts (its readiness line is logged inside
+ * startDaemon, and a supervisor may signal right after it). Call before startDaemon; pass the
+ * result to runAsService, which takes over.
+ */
+export function holdSignals(): { signals: string[]; release(): void } {
+  const signals: string[] = [];
+  const handlers = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((s) => [s, () => signals.push(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  return { signals, release: () => { for (const [s, h] of handlers) process.off(s, h); } };
+}
+
 /** Installs the handlers; resolves with the exit code once the daemon stopped. */
-export function runAsService(daemon: Daemon, log: Logger, reloadConfig: () => DaemonConfig): Promise<number> {
+export function runAsService(daemon: Daemon, log: Logger, reloadConfig: () => DaemonConfig, held?: ReturnType<typeof holdSignals>): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -40,6 +52,10 @@ export function runAsService(daemon: Daemon, log: Logger, reloadConfig: () => Da
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
     process.on('SIGHUP', hup);
+    if (held) {
+      held.release();
+      for (const s of held.signals) s === 'SIGHUP' ? hup() : stop(s);
+    }
     void daemon.closed.then(() => {
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);

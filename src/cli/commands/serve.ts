@@ -10,15 +10,17 @@ const command: Command = {
     const config = loadConfig(flags);
     const log = createLogger({ level: config.logLevel }, { name: 'covd' });
     const { startDaemon } = await import('../../daemon/daemon.js');
-    const { runAsService } = await import('../../daemon/service.js');
+    const { runAsService, holdSignals } = await import('../../daemon/service.js');
+    const held = holdSignals();
     let daemon;
     try {
       daemon = await startDaemon(config, { log });
     } catch (err) {
+      held.release();
       log.fatal('could not start', { err: (err as Error).message });
       return 1;
     }
-    const code = await runAsService(daemon, log, () => loadConfig(flags));
+    const code = await runAsService(daemon, log, () => loadConfig(flags), held);
     // Everything is closed; if some library still holds the event loop, do not hang a service manager.
     setTimeout(() => process.exit(code), 1000).unref();
     return code;
