@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { buildExampleTarget, runFuzzer, type FuzzerRun } from '../helpers/fuzz-targets.js';
 import { ints, launchChromium, screenshot, startDaemon, until, type Daemon } from './browser.js';
+import { buildManyFilesTarget, MANY_FILES } from './many-files.js';
 
 interface ApiTarget {
   id: string;
@@ -42,8 +43,8 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     return (await r.json()) as T;
   };
   const apiTarget = async () => (await api<{ targets: ApiTarget[] }>('/api/targets')).targets.find((t) => t.id === targetId)!;
-  const fuzz = (opts: Parameters<typeof runFuzzer>[1]) => {
-    const run = runFuzzer(exe, { socket: join(tmp, 'covd.sock'), ...opts });
+  const fuzz = (opts: Parameters<typeof runFuzzer>[1], executable = exe) => {
+    const run = runFuzzer(executable, { socket: join(tmp, 'covd.sock'), ...opts });
     fuzzers.push(run);
     return run;
   };
@@ -263,5 +264,36 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
       return c === a.stats.covered && n === a.stats.pcsLen;
     }, 120_000);
     expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('keeps a 5,000-file tree responsive: only visible rows exist, filter and sort work', async () => {
+    const many = await buildManyFilesTarget();
+    const known = new Set((await api<{ targets: ApiTarget[] }>('/api/targets')).targets.map((t) => t.id));
+    await fuzz({ covdDir: covdDir(), runs: 20_000, corpus: null }, many).done;
+    const t = await until('5,000-file target ready', async () => (await api<{ targets: ApiTarget[] }>('/api/targets')).targets.find((x) => !known.has(x.id) && x.state === 'ready'), 120_000);
+    const detail = await api<ApiDetail>(`/api/targets/${t.id}`);
+    expect(detail.files.length).to.be.greaterThanOrEqual(MANY_FILES);
+    await page.goto(daemon.url + `#/target/${t.id}`);
+    await until('tree drawn', () => page.locator('.tree .vrow').count());
+    const summary = await page.locator('.tree-panel .panel-head .muted').innerText();
+    expect(ints(summary)[0]).to.equal(detail.files.length);
+    // Only a screenful of rows is in the DOM, however many files there are.
+    expect(await page.locator('.tree .vrow').count()).to.be.lessThan(120);
+    // Filter down to one file: its numbers match the API's.
+    const want = detail.files.find((f) => f.path.endsWith('/file_4321.c'))!;
+    await page.locator('.tree-panel input.filter').fill('file_4321.c');
+    await until('one file row', async () => (await page.locator('.tree .t-file').count()) === 1);
+    const row = page.locator('.tree .t-file').first();
+    expect(await row.getAttribute('title')).to.equal(want.path);
+    expect(Number(await row.locator('.c-size').innerText())).to.equal(want.pcs.total);
+    // Clear, sort by missed PCs, scroll to the end: still only visible rows.
+    await page.locator('.tree-panel input.filter').fill('');
+    await page.locator('.tree-cols .c-missed').click();
+    await page.locator('.tree .t-dir').first().click();
+    await page.evaluate(`document.querySelector('.tree').scrollTop = 1e9`);
+    await until('rows after scrolling', () => page.locator('.tree .vrow').count());
+    expect(await page.locator('.tree .vrow').count()).to.be.lessThan(120);
+    await page.evaluate(`document.querySelector('.tree').scrollTop = 0`);
+    await screenshot(page, 'tree-5000');
   });
 });

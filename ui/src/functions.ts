@@ -6,6 +6,7 @@ import { fileHref } from './router.js';
 
 type FnSort = 'name' | 'coverage' | 'missed' | 'size';
 const ROW_H = 24;
+const collator = new Intl.Collator('en', { numeric: true });
 
 export class FunctionList {
   readonly root: HTMLElement;
@@ -93,7 +94,7 @@ export class FunctionList {
     }
     const s = this.desc ? -1 : 1;
     const t = m.fnTotal, c = m.fnCovered;
-    const byName = (a: number, b: number) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : a - b);
+    const byName = (a: number, b: number) => collator.compare(names[a]!, names[b]!) || a - b;
     const cmp: Record<FnSort, (a: number, b: number) => number> = {
       name: (a, b) => s * byName(a, b),
       coverage: (a, b) => s * (c[a]! / t[a]! - c[b]! / t[b]!) || byName(a, b),
