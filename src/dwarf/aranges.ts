@@ -54,25 +54,30 @@ export function buildUnitMap(sec: Sections, units: Unit[]): UnitMap {
     for (let i = 0; i < ranges.length; i += 2) add(u.index, ranges[i]!, ranges[i + 1]!);
   }
   // Sweep over endpoints; between two endpoints the lowest-offset active unit owns the range.
+  // Active units sit in a min-heap with lazy deletion, so hostile overlaps stay O(n log n).
   const ends: { a: number; start: boolean; u: number }[] = [];
   for (let i = 0; i < lows.length; i++) { ends.push({ a: lows[i]!, start: true, u: us[i]! }); ends.push({ a: highs[i]!, start: false, u: us[i]! }); }
   ends.sort((x, y) => x.a - y.a);
   const active = new Map<number, number>();
+  const heap = new MinHeap();
+  const minActive = (): number => {
+    while (heap.size > 0 && !active.has(heap.peek())) heap.pop();
+    return heap.size > 0 ? heap.peek() : -1;
+  };
   const outL: number[] = [], outH: number[] = [], outU: number[] = [];
   let prev = -1;
-  let minActive = -1;
   for (const e of ends) {
     if (prev >= 0 && prev < e.a && active.size > 0) {
       const n = outL.length;
       if (n > 0 && outH[n - 1] === prev && active.has(outU[n - 1]!)) outH[n - 1] = e.a;
-      else { outL.push(prev); outH.push(e.a); outU.push(minActive); }
+      else { outL.push(prev); outH.push(e.a); outU.push(minActive()); }
     }
     const c = active.get(e.u) ?? 0;
-    if (e.start) active.set(e.u, c + 1);
-    else if (c <= 1) active.delete(e.u);
+    if (e.start) {
+      active.set(e.u, c + 1);
+      if (c === 0) heap.push(e.u);
+    } else if (c <= 1) active.delete(e.u);
     else active.set(e.u, c - 1);
-    if (e.start) { if (minActive < 0 || e.u < minActive) minActive = e.u; }
-    else if (!active.has(e.u) && e.u === minActive) minActive = active.size ? Math.min(...active.keys()) : -1;
     prev = e.a;
   }
   return { low: Float64Array.from(outL), high: Float64Array.from(outH), unit: Int32Array.from(outU) };
@@ -87,4 +92,35 @@ export function unitFor(m: UnitMap, addr: number): number {
   }
   if (lo === 0) return -1;
   return addr < m.high[lo - 1]! ? m.unit[lo - 1]! : -1;
+}
+
+class MinHeap {
+  private a: number[] = [];
+  get size(): number { return this.a.length; }
+  peek(): number { return this.a[0]!; }
+  push(v: number): void {
+    const a = this.a;
+    a.push(v);
+    for (let i = a.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (a[p]! <= a[i]!) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  pop(): void {
+    const a = this.a;
+    const last = a.pop()!;
+    if (a.length === 0) return;
+    a[0] = last;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < a.length && a[l]! < a[m]!) m = l;
+      if (r < a.length && a[r]! < a[m]!) m = r;
+      if (m === i) break;
+      [a[m], a[i]] = [a[i]!, a[m]!];
+      i = m;
+    }
+  }
 }

@@ -39,6 +39,7 @@ export function unitAt(units: Unit[], off: number): Unit | undefined {
 function readNames(sec: Sections, u: Unit, r: Reader, code: number): DieNames {
   const a = u.abbrevs.get(code);
   if (!a) throw r.err(`unknown abbreviation code ${code}`);
+  sec.budget.chargeAttrs(a.attrs.length);
   const out: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };
   for (let i = 0; i < a.attrs.length; i++) {
     const at = a.attrs[i]!, form = a.forms[i]!;
@@ -131,6 +132,7 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionIn
         else readForm(r, -p, u, 0);
       }
     } else {
+      sec.budget.chargeAttrs(a.attrs.length);
       const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
       const n: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };
       let declaration = false;

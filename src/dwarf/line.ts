@@ -122,6 +122,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   }
   prog.seek(programStart);
   if (headerOnly) prog.pos = prog.end;
+  sec.budget.chargeLines((headerOnly ? programStart : prog.end) - offset);
 
   const rows = new Growable(headerOnly ? 0 : Math.ceil((prog.end - programStart) / 4));
   const seqs: { low: number; high: number; first: number; last: number }[] = [];

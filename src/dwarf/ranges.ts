@@ -38,6 +38,7 @@ function rangeList(sec: Sections, u: Unit, offset: number, out: Ranges): void {
     const start = r.uN(u.addrSize);
     const end = r.uN(u.addrSize);
     if (start === 0 && end === 0) return;
+    sec.budget.chargeRanges(1);
     if (start === max) {
       base = end;
       continue;
@@ -57,6 +58,7 @@ function rnglist(sec: Sections, u: Unit, form: number, v: number, out: Ranges): 
   let base = u.lowPc;
   for (;;) {
     const kind = r.u8();
+    sec.budget.chargeRanges(1);
     switch (kind) {
       case C.DW_RLE_end_of_list: return;
       case C.DW_RLE_base_addressx: base = addrIndex(sec, u, r.uleb()); break;

@@ -12,7 +12,7 @@ import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { unitFunctions, type FunctionInfo } from './functions.js';
 import { readSymbols, symbolFile, symbolFor, symbolName, type SymbolTable } from './symtab.js';
-import { parseUnitHeaders, type Sections, type Unit } from './units.js';
+import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { NONE, type SourceIndex } from '../workers/types.js';
 
 export interface ResolveOptions {
@@ -73,7 +73,9 @@ export class DebugInfo {
       info: d('.debug_info'), abbrev: d('.debug_abbrev'), str: d('.debug_str'), lineStr: d('.debug_line_str'),
       line: d('.debug_line'), ranges: d('.debug_ranges'), rnglists: d('.debug_rnglists'),
       strOffsets: d('.debug_str_offsets'), addr: d('.debug_addr'), aranges: d('.debug_aranges'),
+      budget: new Budget(0, 0),
     };
+    this.sec.budget = Budget.forSections(this.sec);
     this.units = parseUnitHeaders(this.sec);
     this.unitMap = buildUnitMap(this.sec, this.units);
     const exeSyms = readSymbols(exe);

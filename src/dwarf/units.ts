@@ -19,6 +19,34 @@ export interface Sections {
   strOffsets: Uint8Array;
   addr: Uint8Array;
   aranges: Uint8Array;
+  /** Work left before input counts as hostile: lists and programs that many units point at. */
+  budget: Budget;
+}
+
+/**
+ * Units may share range lists and line programs, so a forged file could make every unit re-read
+ * the same huge one. Reads are charged here; the allowance is a few times what the sections hold.
+ */
+export class Budget {
+  constructor(public rangeEntries: number, public lineBytes: number, public attrs = Infinity) {}
+  static forSections(s: { ranges: Uint8Array; rnglists: Uint8Array; line: Uint8Array; info: Uint8Array }): Budget {
+    // Each range list entry is read about twice (unit map and functions); 2x the section bytes
+    // (at least 2 bytes an entry) leaves room for that and for honest sharing.
+    return new Budget(2 * (s.ranges.length + s.rnglists.length) + (1 << 16), 4 * s.line.length + (1 << 20), 16 * s.info.length + (1 << 20));
+  }
+  /** Attributes read one by one (zero-size forms cost no bytes, so bytes alone do not bound them). */
+  chargeAttrs(n: number): void {
+    this.attrs -= n;
+    if (this.attrs < 0) throw corrupt('.debug_abbrev', 'abbreviations with far more attributes than the DIEs could justify');
+  }
+  chargeRanges(n: number): void {
+    this.rangeEntries -= n;
+    if (this.rangeEntries < 0) throw corrupt('.debug_ranges/.debug_rnglists', 'range lists re-read far more often than the sections could justify');
+  }
+  chargeLines(n: number): void {
+    this.lineBytes -= n;
+    if (this.lineBytes < 0) throw corrupt('.debug_line', 'line programs re-read far more often than the section could justify');
+  }
 }
 
 export interface Unit {
@@ -201,6 +229,7 @@ export function readUnitDie(sec: Sections, u: Unit): { lowForm: number; low: num
   const a = u.abbrevs.get(code);
   if (!a) throw r.err(`unknown abbreviation code ${code}`);
   u.tag = a.tag;
+  sec.budget.chargeAttrs(a.attrs.length);
   let nameForm = 0, nameV = 0, dirForm = 0, dirV = 0;
   for (let i = 0; i < a.attrs.length; i++) {
     const at = a.attrs[i]!, form = a.forms[i]!;
