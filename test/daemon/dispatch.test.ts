@@ -161,4 +161,34 @@ describe('daemon in-process', function () {
     expect(old.stats.covered).to.be.greaterThan(0);
     expect(reg.history(first.id).length).to.be.greaterThan(0);
   });
+
+  it('re-resolves a target when its executable is rebuilt with the same PCs but new debug info', async () => {
+    const v1 = await buildExampleTarget();
+    // Same code, different DWARF paths: same PC list (same id), a different build-id.
+    const v2 = await buildExampleTarget({ cflags: ['-fdebug-prefix-map=/=/relocated/'] });
+    const exe = join(dir, 'fuzz_tinyimg');
+    fs.copyFileSync(v1, exe);
+    fs.chmodSync(exe, 0o755);
+    const covDir = join(dir, 'cov');
+    daemon = await startDaemon(config(dir, [covDir]), { log, web: false });
+    const reg = daemon.registry;
+    const r1 = runFuzzer(exe, { covdDir: covDir, socket: join(dir, 'nobody.sock'), runs: 5000 });
+    expect((await r1.done).code).to.equal(0);
+    const t1 = await pollUntil('ready', () => reg.targets().find((t) => t.state === 'ready'));
+    expect(t1.buildId).to.match(/^[0-9a-f]{16,}$/);
+    const dirs1 = reg.target(t1.id)!.index!.directories;
+    expect(dirs1.some((d) => d.startsWith('/relocated'))).to.equal(false);
+
+    fs.copyFileSync(v2, exe + '.new');
+    fs.renameSync(exe + '.new', exe);
+    const r2 = runFuzzer(exe, { covdDir: covDir, socket: join(dir, 'nobody.sock'), runs: 5000 });
+    expect((await r2.done).code).to.equal(0);
+    const t2 = await pollUntil('re-resolved', () => {
+      const t = reg.info(t1.id);
+      return t && t.state === 'ready' && t.buildId !== t1.buildId ? t : undefined;
+    });
+    expect(reg.targets()).to.have.length(1);
+    expect(reg.target(t2.id)!.index!.directories.some((d) => d.startsWith('/relocated'))).to.equal(true);
+    expect(reg.info(t1.id)!.stats.covered).to.be.at.least(t1.stats.covered);
+  });
 });
