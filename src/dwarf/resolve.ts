@@ -112,6 +112,14 @@ export class DebugInfo {
     return t;
   }
 
+  /** Rough memory held: section bytes and parsed line tables (for the workers' cache limit). */
+  approxBytes(): number {
+    let n = 0;
+    for (const v of Object.values(this.sec)) if (v instanceof Uint8Array) n += v.length;
+    for (const t of this.lineTables.values()) if (t) n += t.rowAddr.buffer.byteLength * 2.5;
+    return n;
+  }
+
   /** Just the file names of a unit's line table (what decl_file indexes). */
   private lineHeader(u: Unit): LineTable | null {
     const full = this.lineTables.get(u.index);

@@ -25,8 +25,20 @@ export type WorkerResult =
   | { ok: true; index: SourceIndex; loadMs: number; resolveMs: number }
   | { ok: false; code: DebugInfoErrorCode | 'INTERNAL'; message: string };
 
+/** Loaded DWARF kept per thread: at most this many executables and bytes, dropped when idle. */
 const CACHE_SIZE = 2;
+const CACHE_BYTES = 96 << 20;
+const CACHE_IDLE_MS = 30_000;
 const cache = new Map<string, DebugInfo>();
+let idleTimer: NodeJS.Timeout | undefined;
+
+function touchCache(): void {
+  if (idleTimer) clearTimeout(idleTimer);
+  if (cache.size === 0) return;
+  // The daemon keeps results by build-id, so a quiet thread need not hold on to DWARF.
+  idleTimer = setTimeout(() => cache.clear(), CACHE_IDLE_MS);
+  idleTimer.unref();
+}
 
 function load(job: WorkerJob): { info: DebugInfo; loadMs: number } {
   let key: string;
@@ -41,9 +53,15 @@ function load(job: WorkerJob): { info: DebugInfo; loadMs: number } {
   const t0 = performance.now();
   const info = DebugInfo.open(job.exe, job.debugFile);
   const loadMs = performance.now() - t0;
-  if (key && job.cache !== false) {
+  if (key && job.cache !== false && info.approxBytes() <= CACHE_BYTES) {
     cache.set(key, info);
-    while (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    let bytes = 0;
+    for (const v of cache.values()) bytes += v.approxBytes();
+    while (cache.size > CACHE_SIZE || (cache.size > 1 && bytes > CACHE_BYTES)) {
+      const oldest = cache.keys().next().value!;
+      bytes -= cache.get(oldest)!.approxBytes();
+      cache.delete(oldest);
+    }
   }
   return { info, loadMs };
 }
@@ -54,6 +72,7 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
     const t0 = performance.now();
     const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share });
     const resolveMs = performance.now() - t0;
+    touchCache();
     const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];
     const result: WorkerResult = { ok: true, index, loadMs, resolveMs };
     // Hand the typed arrays over instead of copying them.
