@@ -17,11 +17,15 @@ describe('daemon end to end', function () {
   let dir: string;
   let exe: string;
   const running: ServeProcess[] = [];
+  const fuzzers: ReturnType<typeof runFuzzer>[] = [];
+  /** runFuzzer, remembered so a failing test still stops it. */
+  const fuzz = (...a: Parameters<typeof runFuzzer>) => { const f = runFuzzer(...a); fuzzers.push(f); return f; };
 
   before(async () => { exe = await buildExampleTarget(); });
   beforeEach(() => { dir = fs.mkdtempSync(join(os.tmpdir(), 'covd-')); });
   afterEach(async () => {
     for (const d of running.splice(0)) { d.child.kill('SIGKILL'); await d.exited; }
+    for (const f of fuzzers.splice(0)) { f.child.kill('SIGKILL'); await f.done; }
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -34,8 +38,8 @@ describe('daemon end to end', function () {
     expect(fs.statSync(socket).mode & 0o777).to.equal(0o600);
 
     // Two fuzzer processes on one executable, both announcing over the socket.
-    const a = runFuzzer(exe, { covdDir: covDir, socket, seconds: 4 });
-    const b = runFuzzer(exe, { covdDir: covDir, socket, seconds: 4 });
+    const a = fuzz(exe, { covdDir: covDir, socket, seconds: 4 });
+    const b = fuzz(exe, { covdDir: covDir, socket, seconds: 4 });
     const ready = await pollUntil('a ready target', async () => (await d.list()).find((t) => t.state === 'ready'));
     const [ra, rb] = await Promise.all([a.done, b.done]);
     expect(ra.code, ra.stderr.slice(-500)).to.equal(0);
@@ -108,7 +112,7 @@ describe('daemon end to end', function () {
     const d = await startServe({ socket, stateDir: join(dir, 'state'), extra: ['--config', config] });
     running.push(d);
     // No socket for the agent: discovery must come from the watcher. The directory does not exist yet.
-    const f = runFuzzer(exe, { covdDir: covDir, socket: join(dir, 'nobody.sock'), seconds: 2 });
+    const f = fuzz(exe, { covdDir: covDir, socket: join(dir, 'nobody.sock'), seconds: 2 });
     expect((await f.done).code).to.equal(0);
     const file = await findCoverageFile(covDir);
     const want = countBits(readCoverageFile(file).seen);
@@ -122,7 +126,7 @@ describe('daemon end to end', function () {
     fs.writeFileSync(config, JSON.stringify({ watch: [covDir, covDir2], logLevel: 'info' }));
     d.child.kill('SIGHUP');
     await d.waitForLine((l) => l.msg === 'configuration reloaded', 'the reload line');
-    const g = runFuzzer(exeO2, { covdDir: covDir2, socket: join(dir, 'nobody.sock'), runs: 20000 });
+    const g = fuzz(exeO2, { covdDir: covDir2, socket: join(dir, 'nobody.sock'), runs: 20000 });
     expect((await g.done).code).to.equal(0);
     const file2 = await findCoverageFile(covDir2);
     await pollUntil('the second directory\'s target', async () => (await d.list()).find((x) => x.coverageFile === file2 && x.state === 'ready'));
@@ -138,7 +142,7 @@ describe('daemon end to end', function () {
     const stage = join(dir, 'stage');
 
     // A healthy target.
-    const good = runFuzzer(exe, { covdDir: covDir, socket, seconds: 60 });
+    const good = fuzz(exe, { covdDir: covDir, socket, seconds: 60 });
     const healthy = await pollUntil('the healthy target', async () => (await d.list()).find((t) => t.state === 'ready'));
     const goodFile = healthy.coverageFile;
 
@@ -149,7 +153,7 @@ describe('daemon end to end', function () {
     fs.chmodSync(stripped, 0o755);
     const { execFileSync } = await import('node:child_process');
     execFileSync('objcopy', ['--strip-debug', stripped]);
-    const s = runFuzzer(stripped, { covdDir: join(stage, 's'), socket: join(dir, 'nobody.sock'), runs: 2000 });
+    const s = fuzz(stripped, { covdDir: join(stage, 's'), socket: join(dir, 'nobody.sock'), runs: 2000 });
     expect((await s.done).code).to.equal(0);
     const strippedFile = await findCoverageFile(join(stage, 's'));
 
@@ -158,7 +162,7 @@ describe('daemon end to end', function () {
     const doomed = join(dir, 'fuzz_doomed');
     fs.copyFileSync(o2, doomed);
     fs.chmodSync(doomed, 0o755);
-    const g = runFuzzer(doomed, { covdDir: join(stage, 'g'), socket: join(dir, 'nobody.sock'), runs: 2000 });
+    const g = fuzz(doomed, { covdDir: join(stage, 'g'), socket: join(dir, 'nobody.sock'), runs: 2000 });
     expect((await g.done).code).to.equal(0);
     const doomedFile = await findCoverageFile(join(stage, 'g'));
     fs.rmSync(doomed);
