@@ -151,6 +151,40 @@ export interface FuzzerRun {
   child: ChildProcess;
   /** Resolves when the fuzzer exits; stderr is the last 4 MiB of its output. */
   done: Promise<{ code: number | null; stderr: string }>;
+  /**
+   * Signals the fuzzer and every process it started (-jobs/-fork workers, which a signal to the
+   * parent alone would leave running), then waits for it to exit.
+   */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; stderr: string }>;
+}
+
+/** Pids of all descendants of pid, from /proc/<pid>/stat (children before grandchildren). */
+export function descendantPids(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parentOf.set(Number(e), ppid);
+    } catch { /* exited meanwhile */ }
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift()!;
+    for (const [c, pp] of parentOf) if (pp === p) {
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
 }
 
 /** Starts `exe` under libFuzzer with COVD_DIR set; runs in a temp working directory (crash files go there). */
@@ -197,7 +231,18 @@ export function runFuzzer(exe: string, opts: RunFuzzerOptions): FuzzerRun {
     });
     child.on('close', (code) => finish(code));
   });
-  return { child, done };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const pids = [child.pid, ...descendantPids(child.pid)];
+      for (const p of pids) {
+        try {
+          process.kill(p, signal);
+        } catch { /* already gone */ }
+      }
+    }
+    return done;
+  };
+  return { child, done, stop };
 }
 
 const COVERAGE_NAME = /^[0-9a-f]{16}$/;

@@ -12,7 +12,7 @@ import { CoverageFile, openCoverageFileWhenReady, readCoverageFile } from '../..
 import { countSeen } from '../../src/coverage/layout.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 import { agentObject } from '../../src/coverage/toolchain.js';
-import { exampleDir } from '../../src/coverage/targets.js';
+import { descendantPids, exampleDir } from '../../src/coverage/targets.js';
 
 const covd = fileURLToPath(new URL('../../../bin/covd', import.meta.url));
 
@@ -91,6 +91,26 @@ describe('agent in a libFuzzer target', function () {
     expect(files).to.have.length(1);
     const snap = readCoverageFile(join(covdDir, 'v', files[0]!));
     expect(snap.header.nRuns).to.equal(BigInt(2 * runs));
+  });
+
+  it('stop() ends an unbounded -jobs run together with its worker processes', async () => {
+    const covdDir = tmp();
+    const run = runFuzzer(exe, { covdDir, extraArgs: ['-jobs=2', '-workers=2'] });
+    const f = await openCoverageFileWhenReady(await findCoverageFile(covdDir), { timeoutMs: 60_000 });
+    await until(() => f.readHeader().nRuns > 10_000n, 'the workers to run');
+    f.close();
+    const workers = descendantPids(run.child.pid!);
+    expect(workers.length, 'shells and fuzzers started by -jobs').to.be.at.least(2);
+    await run.stop();
+    const alive = (p: number) => {
+      try {
+        process.kill(p, 0);
+        return !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z'); // zombies are dead enough
+      } catch {
+        return false;
+      }
+    };
+    await until(() => workers.every((p) => !alive(p)), 'every worker to exit');
   });
 
   it('shares one file between -fork children, updated while they run', async () => {

@@ -12,8 +12,9 @@
  * - runFuzzer(exe, { covdDir, seconds?, runs?, socket?, extraArgs?, env?, corpus? })
  *     Starts libFuzzer with COVD_DIR=covdDir (and COVD_SOCKET=socket if given), in a temp working
  *     directory, on a temp copy of the target's seed corpus. Returns { child, done } where done
- *     resolves to { code, stderr } at exit. With neither seconds nor runs it runs until you kill
- *     it: always `child.kill()` in an after/afterEach hook.
+ *     resolves to { code, stderr } at exit, and stop(signal = 'SIGTERM') which signals the fuzzer
+ *     and all its -jobs/-fork workers and resolves like done. With neither seconds nor runs it
+ *     runs until stopped: always `await run.stop()` in an after/afterEach hook.
  * - findCoverageFile(covdDir, timeoutMs = 60000): Promise<string>
  *     Polls for <covdDir>/v/<16 hex digits> (at least a header long) and returns its path.
  *     The metadata file is the same path + '.meta.json' (written right after; poll for it).
