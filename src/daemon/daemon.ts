@@ -140,7 +140,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     });
     const toThread = (m: BusMessage) => {
       // The ring holds ~1 MiB of small messages; if it is ever full, retry shortly instead of blocking the event loop.
-      if (!bus.tryPost(m)) setTimeout(() => toThread(m), 50);
+      if (!bus.tryPost(m) && !stoppingThread) setTimeout(() => toThread(m), 50).unref();
     };
 
     // ---- symbolizer and dispatch
@@ -191,7 +191,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     // Restored targets: follow their files again; finish symbolizing those that never got there.
     for (const t of registry.targets()) {
       if (t.state === 'ready') toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile });
-      else if (t.state === 'loading') { registry.remove(t.id); void dispatcher.announce({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile }); }
+      else if (t.state === 'loading') void dispatcher.resume(t.id);
       if (t.state === 'ready') watchTargetFiles(t.id);
     }
     dispatcher.enforceRetention();

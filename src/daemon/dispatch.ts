@@ -154,6 +154,17 @@ export class Dispatcher {
     return this.resolveInto(m.id, m.exe, list, meta?.buildId ?? null);
   }
 
+  /** Finishes a restored target that was still 'loading' when the daemon stopped. */
+  resume(id: string): Promise<TargetInfo> {
+    const info = this.d.registry.info(id);
+    if (!info) return Promise.reject(new Error(`no target ${id}`));
+    return this.track(id, (async () => {
+      const list = await this.readPcsPatiently(info.coverageFile);
+      this.d.toThread({ type: 'coverage', id, exe: info.exe, file: info.coverageFile });
+      return this.resolveInto(id, info.exe, list, info.buildId);
+    })());
+  }
+
   private async reresolve(id: string, exe: string, buildId: string): Promise<TargetInfo> {
     const reg = this.d.registry;
     const info = reg.info(id)!;
