@@ -34,6 +34,8 @@ import type { Logger } from '../util/log.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 const COMPACT_EVERY = 256;
+/** History rows appended before the stored history is replaced by the registry's thinned copy. */
+const COMPACT_SAMPLES = 1024;
 
 export interface StoredTarget extends TargetInfo {
   /** When the target was retired (ms since epoch); the retirement policy deletes it later. */
@@ -47,6 +49,7 @@ const histKey = (id: string, t: number) => `hist/${id}/${pad(t, 15)}`;
 export class Store {
   private readonly db: RootDatabase<Buffer, string>;
   private readonly deltasSinceCompact = new Map<string, number>();
+  private readonly samplesSinceCompact = new Map<string, number>();
   private closed = false;
 
   private constructor(db: RootDatabase<Buffer, string>, readonly path: string) {
@@ -109,11 +112,13 @@ export class Store {
 
   /** True when the target's delta log is long enough to fold into its snapshot. */
   wantsCompaction(id: string): boolean {
-    return (this.deltasSinceCompact.get(id) ?? 0) >= COMPACT_EVERY;
+    return (this.deltasSinceCompact.get(id) ?? 0) >= COMPACT_EVERY || (this.samplesSinceCompact.get(id) ?? 0) >= COMPACT_SAMPLES;
   }
 
+  /** Appends a history sample; counts toward compaction so a plateaued target's samples get thinned too. */
   appendSample(id: string, s: HistorySample): void {
     void this.put(histKey(id, s.t), [s.nRuns, s.uniqueRuns, s.covered]);
+    this.samplesSinceCompact.set(id, (this.samplesSinceCompact.get(id) ?? 0) + 1);
   }
 
   /**
@@ -123,6 +128,7 @@ export class Store {
   compact(id: string, snap: { seq: number; seen: Uint8Array; firstSeen: Uint32Array }, history: HistorySample[]): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     this.deltasSinceCompact.set(id, 0);
+    this.samplesSinceCompact.set(id, 0);
     const snapBytes = packr.pack({ seq: snap.seq, seen: snap.seen, firstSeen: snap.firstSeen });
     const hist = history.map((s) => [histKey(id, s.t), packr.pack([s.nRuns, s.uniqueRuns, s.covered])] as const);
     return this.db.transaction(() => {
@@ -222,7 +228,10 @@ export function persistRegistry(reg: TargetRegistry, store: Store, log: Logger, 
       if (store.wantsCompaction(d.id)) compactOne(d.id).catch((err) => log.error('store compaction failed', { id: d.id, err }));
     }
   };
-  const onSample = (id: string, s: HistorySample) => store.appendSample(id, s);
+  const onSample = (id: string, s: HistorySample) => {
+    store.appendSample(id, s);
+    if (store.wantsCompaction(id)) compactOne(id).catch((err) => log.error('store compaction failed', { id, err }));
+  };
   const onRemoved = (id: string) => { store.removeTarget(id).catch((err) => log.error('store removal failed', { id, err })); };
   reg.on('target', onTarget);
   reg.on('delta', onDelta);
