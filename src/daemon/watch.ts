@@ -34,8 +34,9 @@ export class CoverageDirWatcher {
   private readonly dirs = new Set<string>();
   private readonly waiting = new Set<string>();
   private poll: NodeJS.Timeout | undefined;
-  /** id -> meta mtime last announced, so a restarted fuzzer (new meta) is announced again. */
-  private readonly announced = new Map<string, number>();
+  /** id -> (meta mtime, file size) last announced: a restarted fuzzer (new meta) or a file that was
+   * still growing when first seen is announced again; dispatch makes repeats of a healthy one no-ops. */
+  private readonly announced = new Map<string, string>();
   private closed = false;
 
   constructor(private readonly log: Logger, private readonly onFound: (m: CoverageMessage) => void) {}
@@ -90,17 +91,16 @@ export class CoverageDirWatcher {
     const vdir = dirname(p);
     const file = join(vdir, id);
     const metaPath = join(vdir, `${id}.meta.json`);
-    let mtime: number;
+    let key: string;
     try {
-      statSync(file);
-      mtime = statSync(metaPath).mtimeMs;
+      key = `${statSync(metaPath).mtimeMs}:${statSync(file).size}`;
     } catch {
       return; // the other half is not there yet; its own event will bring us back
     }
-    if (this.announced.get(id) === mtime) return;
+    if (this.announced.get(id) === key) return;
     const meta = readMeta(file);
     if (!meta) return; // unreadable for now: a later change event retries
-    this.announced.set(id, mtime);
+    this.announced.set(id, key);
     this.onFound({ type: 'coverage', id, exe: meta.exe, file, pid: meta.pid });
   }
 
