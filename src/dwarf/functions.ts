@@ -169,3 +169,104 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionIn
   }
   return out;
 }
+
+/**
+ * LLVM's AddrDieMap for one unit: every subroutine DIE (subprogram or inlined_subroutine) in
+ * tree order, each range laid over the ones before it, so a lookup finds the innermost frame.
+ * llvm-symbolizer names an address from it when no symbol covers the address. Built lazily:
+ * with a symbol table that covers the code it is never needed.
+ */
+export class SubroutineMap {
+  private keys: number[] = [];
+  private highs: number[] = [];
+  private dies: number[] = [];
+  private infos = new Map<number, FunctionInfo>();
+
+  constructor(private readonly sec: Sections, private readonly units: Unit[], private readonly u: Unit) {
+    const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
+    const plans = new Map<Abbrev, number[]>();
+    let depth = 0;
+    while (r.pos < r.end) {
+      const at = r.pos;
+      const code = r.uleb();
+      if (code === 0) {
+        if (--depth <= 0) break;
+        continue;
+      }
+      const a = u.abbrevs.get(code);
+      if (!a) throw r.err(`unknown abbreviation code ${code}`);
+      if (a.tag !== C.DW_TAG_subprogram && a.tag !== C.DW_TAG_inlined_subroutine) {
+        let plan = plans.get(a);
+        if (!plan) { plan = skipPlan(a, u); plans.set(a, plan); }
+        for (let i = 0; i < plan.length; i++) {
+          const p = plan[i]!;
+          if (p >= 0) r.skip(p);
+          else readForm(r, -p, u, 0);
+        }
+      } else {
+        sec.budget.chargeAttrs(a.attrs.length);
+        const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
+        for (let i = 0; i < a.attrs.length; i++) {
+          const form = a.forms[i]!;
+          const v = readForm(r, form, u, a.implicit[i]!);
+          switch (a.attrs[i]) {
+            case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
+            case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
+            case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
+          }
+        }
+        if (pc.lowForm || pc.rangesForm) {
+          const ranges: number[] = [];
+          dieRanges(sec, u, pc, ranges);
+          for (let k = 0; k < ranges.length; k += 2) if (ranges[k] !== ranges[k + 1]) this.insert(ranges[k]!, ranges[k + 1]!, at);
+        }
+      }
+      if (a.hasChildren) depth++;
+      else if (depth === 0) break;
+    }
+  }
+
+  /** upper_bound: the first index whose key is above x. */
+  private upper(x: number): number {
+    let lo = 0, hi = this.keys.length;
+    while (lo < hi) { const m = (lo + hi) >>> 1; if (this.keys[m]! <= x) lo = m + 1; else hi = m; }
+    return lo;
+  }
+
+  private set(key: number, high: number, die: number): void {
+    const i = this.upper(key);
+    if (i > 0 && this.keys[i - 1] === key) { this.highs[i - 1] = high; this.dies[i - 1] = die; return; }
+    // Splicing costs the entries it moves; charge them so a forged tree cannot go quadratic.
+    this.sec.budget.chargeAttrs((this.keys.length - i) >> 4);
+    this.keys.splice(i, 0, key);
+    this.highs.splice(i, 0, high);
+    this.dies.splice(i, 0, die);
+  }
+
+  /** DWARFUnit::updateAddressDieMap's insertion, step by step. */
+  private insert(low: number, high: number, die: number): void {
+    const b = this.upper(low);
+    if (b > 0 && low < this.highs[b - 1]!) {
+      const p = b - 1, pKey = this.keys[p]!, pHigh = this.highs[p]!, pDie = this.dies[p]!;
+      if (high < pHigh) this.set(high, pHigh, pDie);
+      if (low > pKey) this.highs[this.upper(pKey) - 1] = low;
+    }
+    this.set(low, high, die);
+  }
+
+  /** The innermost subroutine at addr, named and with its declaration, or null. */
+  lookup(addr: number): FunctionInfo | null {
+    const i = this.upper(addr);
+    if (i === 0 || addr >= this.highs[i - 1]!) return null;
+    const die = this.dies[i - 1]!;
+    let f = this.infos.get(die);
+    if (!f) {
+      const r = new Reader(this.sec.info, '.debug_info', die, this.u.end);
+      const n = readNames(this.sec, this.u, r, r.uleb());
+      f = { name: '', declUnit: this.u.index, declFile: -1, declLine: 0, ranges: [] };
+      completeNames(this.sec, this.units, this.u, n, f);
+      this.infos.set(die, f);
+    }
+    return f;
+  }
+}

@@ -10,7 +10,7 @@ import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
-import { unitFunctions, type FunctionInfo } from './functions.js';
+import { SubroutineMap, unitFunctions, type FunctionInfo } from './functions.js';
 import { readSymbols, symbolFile, symbolFor, symbolName, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { NONE, type SourceIndex } from '../workers/types.js';
@@ -64,6 +64,7 @@ export class DebugInfo {
   readonly buildId: string | null;
   private lineTables = new Map<number, LineTable | null>();
   private lineHeaders = new Map<number, LineTable | null>();
+  private subroutineMaps = new Map<number, SubroutineMap>();
   private funcs = new Map<number, { low: Float64Array; high: Float64Array; fn: Uint32Array; infos: FunctionInfo[]; base: number }>();
   private funcCount = 0;
 
@@ -266,6 +267,23 @@ export class DebugInfo {
               fnAt = -1;
             }
           }
+        }
+        if (sym < 0 && u) {
+          // No symbol: llvm-symbolizer names the innermost subroutine DIE (maybe an inlined one).
+          let map = this.subroutineMaps.get(u.index);
+          if (!map) { map = new SubroutineMap(this.sec, this.units, u); this.subroutineMaps.set(u.index, map); }
+          const leaf = map.lookup(a);
+          if (leaf && leaf.name !== '') {
+            let declFile = NONE;
+            if (leaf.declFile >= 0) {
+              const du = this.units[leaf.declUnit]!;
+              const t = this.lineHeader(du);
+              if (t) declFile = internFile(du, t, leaf.declFile);
+            }
+            uFn[k] = internFn(leaf.name, declFile, declFile === NONE ? 0 : leaf.declLine);
+          }
+          lastS = -2;
+          continue;
         }
         if (sym < 0 && fiIndex < 0) continue;
         if (sym === lastS && fiIndex === lastFi) { uFn[k] = lastFnId; continue; }

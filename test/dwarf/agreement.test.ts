@@ -23,6 +23,8 @@ describe('covd symbolize agrees with llvm-symbolizer-14', function () {
       const exe = build(v);
       const addrs = randomTextAddresses(exe, RANDOM);
       addrs.push(...functionStarts(exe));
+      // Low addresses: where --gc-sections leaves the DWARF of dropped functions.
+      for (let a = 0n; a < 0x200n; a += 4n) addrs.push(a);
       let pcs: bigint[] = [];
       if (v.name.includes('fuzzer')) {
         pcs = pcTable(exe, tmp);
@@ -46,6 +48,17 @@ describe('covd symbolize agrees with llvm-symbolizer-14', function () {
     const inproc = covdSymbolize(exe, addrs, ['--threads=0']);
     expect(pooled).to.deep.equal(inproc);
     expect(differences(pooled, llvmSymbolize(exe, addrs))).to.deep.equal([]);
+  });
+
+  it('without a symbol table, names come from DWARF as llvm-symbolizer gives them (innermost inlined frame)', () => {
+    for (const v of [VARIANTS[0]!, VARIANTS[3]!]) {
+      const exe = join(tmp, `nosym-${v.name}`);
+      execFileSync('objcopy', ['--remove-section=.symtab', '--remove-section=.strtab', build(v), exe]);
+      const addrs = randomTextAddresses(exe, 3000, 17);
+      const theirs = llvmSymbolize(exe, addrs);
+      expect(theirs.filter((l) => l.FunctionName !== '').length).to.be.greaterThan(1000);
+      expect(differences(covdSymbolize(exe, addrs), theirs)).to.deep.equal([]);
+    }
   });
 
   it('zstd-compressed sections (objcopy) give the uncompressed answers (llvm-symbolizer-14 cannot read zstd)', () => {

@@ -39,6 +39,8 @@ int main(int argc, char **argv) {
   'src/lib/util.c': `#include "../inc/util.h"
 static int helper(int x) { return x ^ 0x55; }
 int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+/* Never called: dropped by --gc-sections, leaving its DWARF at address 0. */
+int unused_function(int x) { return x * x - fib(x); }
 /* Aliases at one address: llvm-symbolizer names the last of the largest in the symbol table. */
 int util_real(int x) { return x * 7 + 1; }
 int util_alias(int x) __attribute__((alias("util_real")));
@@ -91,6 +93,13 @@ export const VARIANTS: Variant[] = [
   { name: 'gcc12-O2-gz', cc: 'gcc-12', flags: ['-O2', '-g', '-gz'], sources: PROGRAM },
   { name: 'clang14-O2-dwarf5', cc: 'clang-14', flags: ['-O2', '-g'], sources: PROGRAM },
   { name: 'clang14-O0-dwarf4', cc: 'clang-14', flags: ['-O0', '-gdwarf-4'], sources: PROGRAM },
+  { name: 'gcc12-O1-dwarf2', cc: 'gcc-12', flags: ['-O1', '-gdwarf-2'], sources: PROGRAM },
+  { name: 'gcc12-O0-dwarf3', cc: 'gcc-12', flags: ['-O0', '-gdwarf-3'], sources: PROGRAM },
+  // Function sections: unit ranges through rnglists, one line sequence per function, and with
+  // --gc-sections, debug info of dropped functions at address 0.
+  { name: 'clang14-O2-function-sections-gc', cc: 'clang-14', flags: ['-O2', '-g', '-ffunction-sections', '-Wl,--gc-sections'], sources: PROGRAM },
+  { name: 'gcc12-O2-function-sections-gc', cc: 'gcc-12', flags: ['-O2', '-g', '-ffunction-sections', '-Wl,--gc-sections'], sources: PROGRAM },
+  { name: 'gcc12-O2-dwarf4-function-sections', cc: 'gcc-12', flags: ['-O2', '-gdwarf-4', '-ffunction-sections'], sources: PROGRAM },
   {
     name: 'clang14-fuzzer-pctable', cc: 'clang-14',
     flags: ['-O1', '-g', '-fsanitize=fuzzer', '-fsanitize-coverage=inline-8bit-counters,pc-table'],
