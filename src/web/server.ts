@@ -299,9 +299,24 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     },
   });
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${opts.port} (address in use or not available)`))));
-  });
+  // uWebSockets.js 20.30 binds without SO_REUSEADDR, so connections of a previous daemon on the
+  // same port (FIN-WAIT/TIME-WAIT, up to about a minute) make bind fail: retry when asked to.
+  const tryListen = () => new Promise<us_listen_socket | false>((resolve) => app.listen(host, opts.port, resolve));
+  const deadline = Date.now() + (opts.listenRetryMs ?? 0);
+  let ls = await tryListen();
+  if (!ls && opts.port !== 0 && Date.now() < deadline) log.warn('port busy, retrying (connections of a previous daemon can hold it for up to a minute)', { host, port: opts.port, retryMs: opts.listenRetryMs });
+  while (!ls && opts.port !== 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    ls = await tryListen();
+  }
+  if (!ls) {
+    live.shutdown();
+    throw new Error(
+      `cannot listen on ${host}:${opts.port}: the address is in use or not available` +
+        (opts.port !== 0 ? ' (after a restart, connections of the previous daemon can hold the port for up to a minute)' : ''),
+    );
+  }
+  const listenSocket: us_listen_socket = ls;
   port = uws.us_socket_local_port(listenSocket as never);
   hostPolicy = new HostPolicy(host, port, opts.allowedHosts);
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

@@ -16,6 +16,12 @@ export interface WebServerOptions {
   /** Directory of the bundled browser client (dist/ui); defaults to the one next to the build. */
   uiDir?: string;
   log: Logger;
+  /**
+   * Keep retrying a fixed port this long (ms) when it is busy. uWebSockets.js binds without
+   * SO_REUSEADDR, so after a restart the previous daemon's closing connections can hold the port
+   * for up to about a minute. Default 0: fail at once.
+   */
+  listenRetryMs?: number;
   /** Overrides of the server's limits (src/web/limits.ts); defaults are safe for a loopback daemon. */
   limits?: Partial<WebLimits>;
 }

@@ -11,7 +11,8 @@ import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { buildExampleTarget, findCoverageFile, runFuzzer, type FuzzerRun } from '../helpers/fuzz-targets.js';
 import { TargetRegistry, seenBytes } from '../../src/daemon/registry.js';
-import { DebugInfo } from '../../src/dwarf/resolve.js';
+import { createSymbolizerPool } from '../../src/workers/pool.js';
+import type { SourceIndex } from '../../src/workers/types.js';
 import { createLogger } from '../../src/util/log.js';
 import { applyDelta, expandFirstSeen, packrOptions, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
 
@@ -59,6 +60,16 @@ export function readCoverageFile(path: string): CoverageFile {
   };
 }
 
+/** Resolves PCs with the daemon's symbolizer pool (one worker thread, then destroyed). */
+export async function symbolize(exe: string, pcs: BigUint64Array): Promise<SourceIndex> {
+  const pool = createSymbolizerPool({ threads: 1 });
+  try {
+    return await pool.resolve({ exe, pcs });
+  } finally {
+    await pool.destroy();
+  }
+}
+
 /** A live target: the example fuzzed by libFuzzer, its coverage fed into a real registry every `tickMs`. */
 export class LiveTarget {
   readonly registry = new TargetRegistry({ historyIntervalMs: 1000 });
@@ -76,7 +87,7 @@ export class LiveTarget {
     t.coverageFile = await findCoverageFile(t.dir);
     t.id = basename(t.coverageFile);
     const first = readCoverageFile(t.coverageFile);
-    const index = DebugInfo.open(t.exe).resolve(first.pcs);
+    const index = await symbolize(t.exe, first.pcs);
     t.registry.add({ id: t.id, exe: t.exe, coverageFile: t.coverageFile, pcsLen: first.pcsLen, buildId: index.buildId });
     t.registry.setIndex(t.id, index);
     t.tick();

@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -167,6 +168,30 @@ describe('web: HTTP API, exports and assets', function () {
     for (let pc = 0; pc < file.pcsLen; pc++) if (file.seen[pc >> 3]! & (1 << (pc & 7))) seen.push(pc);
     expect(json.body.seenPcs).to.deep.equal(seen);
     expect((await request(port, `/api/targets/${target.id}/coverage?format=xml`)).status).to.equal(400);
+  });
+
+  it('rebinds a fixed port still held by a closing connection when told to retry', async () => {
+    const a = await startWebServer({ hub: target.registry, host: '127.0.0.1', port: 0, log: quietLog, uiDir });
+    const fixed = a.port;
+    // A client that keeps its end open: after close() the server's side waits in FIN-WAIT-2.
+    const c = connect({ port: fixed, host: '127.0.0.1', allowHalfOpen: true });
+    c.on('error', () => {});
+    await new Promise((r) => c.once('connect', r));
+    c.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${fixed}\r\n\r\n`);
+    await new Promise((r) => c.once('data', r));
+    await a.close();
+    let err: Error | undefined;
+    await startWebServer({ hub: target.registry, host: '127.0.0.1', port: fixed, log: quietLog, uiDir }).then((s) => s.close(), (e: Error) => (err = e));
+    expect(err?.message).to.match(/cannot listen .*in use/);
+    // A reset (not a FIN) frees the port at once: no TIME-WAIT on the server side.
+    setTimeout(() => c.resetAndDestroy(), 300);
+    const b = await startWebServer({ hub: target.registry, host: '127.0.0.1', port: fixed, log: quietLog, uiDir, listenRetryMs: 60_000 });
+    try {
+      expect(b.port).to.equal(fixed);
+      expect((await request(fixed, '/healthz')).status).to.equal(200);
+    } finally {
+      await b.close();
+    }
   });
 
   it('exposes Prometheus metrics per target and for the server', async () => {

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { startWebServer } from '../../src/web/server.js';
 import type { WebServer } from '../../src/web/types.js';
-import { adopt, LiveTarget, quietLog, readCoverageFile, sameBits, Tab, until } from './harness.js';
+import { adopt, LiveTarget, quietLog, readCoverageFile, sameBits, symbolize, Tab, until } from './harness.js';
 
 describe('web: live protocol with a real fuzzer', function () {
   this.timeout(300_000);
@@ -106,7 +106,6 @@ describe('web: target lifecycle over the socket', function () {
 
   it('sends the index when symbolization finishes, and target events to the dashboard', async () => {
     const { TargetRegistry } = await import('../../src/daemon/registry.js');
-    const { DebugInfo } = await import('../../src/dwarf/resolve.js');
     const { buildExampleTarget } = await import('../helpers/fuzz-targets.js');
     const exe = await buildExampleTarget();
     const registry = new TargetRegistry();
@@ -130,7 +129,7 @@ describe('web: target lifecycle over the socket', function () {
       expect(tab.indexes).to.equal(0);
       registry.applyTick('00000000000000aa', { newPcs: Uint32Array.of(1), nRuns: 5, uniqueRuns: 1, lowestStack: null, time: Date.now() });
       await until(() => tab.seq === 1, 'a delta while loading');
-      const index = DebugInfo.open(exe).resolve(pcs);
+      const index = await symbolize(exe, pcs);
       let got: unknown;
       tab.onMessage = (m) => { if (m.t === 'index') got = m.index; };
       registry.setIndex('00000000000000aa', index);
