@@ -131,7 +131,10 @@ describe('daemon end to end', function () {
     const file2 = await findCoverageFile(covDir2);
     await pollUntil('the second directory\'s target', async () => (await d.list()).find((x) => x.coverageFile === file2 && x.state === 'ready'));
     expect(await d.list()).to.have.length(2);
-    expect((await d.stop()).code).to.equal(0);
+    // SIGINT stops it as cleanly as SIGTERM.
+    d.child.kill('SIGINT');
+    expect((await d.exited).code).to.equal(0);
+    expect(d.lines.some((l) => l.msg === 'signal received; stopping' && l.signal === 'SIGINT')).to.equal(true);
   });
 
   it('bad inputs fail one target each with a clear reason; the daemon serves the rest', async () => {
