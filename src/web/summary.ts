@@ -54,42 +54,107 @@ export function isSeen(seen: Uint8Array, pc: number): boolean {
   return (seen[pc >>> 3]! & (1 << (pc & 7))) !== 0;
 }
 
+/**
+ * What never changes for an index: each PC's source line as a dense id, lines sorted by file then
+ * number, and per-file / per-function PC totals. Built once per index (a sort of 64-bit keys, no
+ * hash maps), so a summary afterwards costs one pass over the seen PCs plus one over the lines.
+ */
+interface Layout {
+  pcsLen: number;
+  /** Per PC: its line id, NONE when the file or line is unknown. */
+  lineOf: Uint32Array;
+  /** Line ids are assigned in (file, line) order: per file, [fileStart[f], fileStart[f + 1]). */
+  fileStart: Uint32Array;
+  lineNo: Uint32Array;
+  filePcs: Uint32Array;
+  fnPcs: Uint32Array;
+}
+
+const layouts = new WeakMap<SourceIndex, Layout>();
+
+function layoutOf(index: SourceIndex, pcsLen: number): Layout {
+  const cached = layouts.get(index);
+  if (cached && cached.pcsLen === pcsLen) return cached;
+  const nFiles = index.files.length, nFuncs = index.functions.names.length;
+  const n = Math.min(pcsLen, index.pcFile.length);
+  const filePcs = new Uint32Array(nFiles), fnPcs = new Uint32Array(nFuncs);
+  // key = file * 2^32 + line (exact in a double while file < 2^21), PCs without a line get +Infinity.
+  const keys = new Float64Array(n);
+  for (let pc = 0; pc < n; pc++) {
+    const f = index.pcFile[pc]!, line = index.pcLine[pc]!;
+    const known = f !== NONE && f < nFiles;
+    if (known) filePcs[f]!++;
+    keys[pc] = known && line !== 0 ? f * 4294967296 + line : Infinity;
+    const fn = index.pcFunction[pc]!;
+    if (fn !== NONE && fn < nFuncs) fnPcs[fn]!++;
+  }
+  const sorted = keys.slice().sort();
+  const distinct: number[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const k = sorted[i]!;
+    if (k === Infinity) break;
+    if (i === 0 || k !== sorted[i - 1]) distinct.push(k);
+  }
+  const lineNo = new Uint32Array(distinct.length);
+  const fileStart = new Uint32Array(nFiles + 1);
+  for (let id = 0; id < distinct.length; id++) {
+    const f = Math.floor(distinct[id]! / 4294967296);
+    lineNo[id] = distinct[id]! - f * 4294967296;
+    fileStart[f + 1]!++;
+  }
+  for (let f = 0; f < nFiles; f++) fileStart[f + 1]! += fileStart[f]!;
+  const lineOf = new Uint32Array(pcsLen).fill(NONE);
+  const dk = Float64Array.from(distinct);
+  for (let pc = 0; pc < n; pc++) {
+    const k = keys[pc]!;
+    if (k === Infinity) continue;
+    let lo = 0, hi = dk.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (dk[mid]! < k) lo = mid + 1;
+      else hi = mid;
+    }
+    lineOf[pc] = lo;
+  }
+  const layout: Layout = { pcsLen, lineOf, fileStart, lineNo, filePcs, fnPcs };
+  layouts.set(index, layout);
+  return layout;
+}
+
 export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, seq: number): TargetSummary {
+  const L = layoutOf(index, pcsLen);
   const nFiles = index.files.length;
   const nFuncs = index.functions.names.length;
-  const filePcs = new Uint32Array(nFiles), fileCovPcs = new Uint32Array(nFiles);
-  const fnPcs = new Uint32Array(nFuncs), fnCov = new Uint32Array(nFuncs);
-  // Per file, line -> 1 if covered else 0.
-  const lineMaps: Map<number, number>[] = Array.from({ length: nFiles }, () => new Map());
+  const fileCovPcs = new Uint32Array(nFiles), fnCov = new Uint32Array(nFuncs);
+  const lineHit = new Uint8Array(L.lineNo.length);
   let coveredPcs = 0;
   const n = Math.min(pcsLen, index.pcFile.length);
-  for (let pc = 0; pc < n; pc++) {
-    const hit = isSeen(seen, pc) ? 1 : 0;
-    coveredPcs += hit;
-    const f = index.pcFile[pc]!;
-    if (f !== NONE && f < nFiles) {
-      filePcs[f]!++;
-      fileCovPcs[f]! += hit;
-      const line = index.pcLine[pc]!;
-      if (line !== 0) {
-        const m = lineMaps[f]!;
-        m.set(line, (m.get(line) ?? 0) | hit);
-      }
-    }
-    const fn = index.pcFunction[pc]!;
-    if (fn !== NONE && fn < nFuncs) {
-      fnPcs[fn]!++;
-      fnCov[fn]! += hit;
+  // Only seen PCs matter here: walk the set bits.
+  const bytes = Math.min(seen.length, Math.ceil(pcsLen / 8));
+  for (let byte = 0; byte < bytes; byte++) {
+    let b = seen[byte]!;
+    while (b !== 0) {
+      const pc = byte * 8 + (31 - Math.clz32(b & -b));
+      b &= b - 1;
+      if (pc >= pcsLen) break;
+      coveredPcs++;
+      if (pc >= n) continue;
+      const f = index.pcFile[pc]!;
+      if (f !== NONE && f < nFiles) fileCovPcs[f]!++;
+      const id = L.lineOf[pc]!;
+      if (id !== NONE) lineHit[id] = 1;
+      const fn = index.pcFunction[pc]!;
+      if (fn !== NONE && fn < nFuncs) fnCov[fn]!++;
     }
   }
   const fileFns: Count[] = Array.from({ length: nFiles }, () => ({ covered: 0, total: 0 }));
   const functions: FunctionSummary[] = [];
   let fnTotal = 0, fnCovered = 0;
   for (let i = 0; i < nFuncs; i++) {
-    if (fnPcs[i] === 0) continue; // declared but no instrumented PC: nothing to report
+    if (L.fnPcs[i] === 0) continue; // declared but no instrumented PC: nothing to report
     const file = index.functions.file[i]!;
     const known = file !== NONE && file < nFiles;
-    functions.push({ function: i, name: index.functions.names[i]!, file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: fnPcs[i]! } });
+    functions.push({ function: i, name: index.functions.names[i]!, file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: L.fnPcs[i]! } });
     fnTotal++;
     if (fnCov[i]! > 0) fnCovered++;
     if (known) {
@@ -101,19 +166,15 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
   const lineHits: TargetSummary['lineHits'] = [];
   let linesTotal = 0, linesCovered = 0;
   for (let f = 0; f < nFiles; f++) {
-    const m = lineMaps[f]!;
-    const lines = Uint32Array.from(m.keys()).sort();
-    const hits = new Uint8Array(lines.length);
+    const a = L.fileStart[f]!, z = L.fileStart[f + 1]!;
+    const hits = lineHit.subarray(a, z);
     let cov = 0;
-    lines.forEach((l, i) => {
-      hits[i] = m.get(l)!;
-      cov += hits[i]!;
-    });
-    lineHits.push({ lines, hits });
-    if (filePcs[f] === 0 && fileFns[f]!.total === 0) continue;
-    linesTotal += lines.length;
+    for (let i = 0; i < hits.length; i++) cov += hits[i]!;
+    lineHits.push({ lines: L.lineNo.subarray(a, z), hits });
+    if (L.filePcs[f] === 0 && fileFns[f]!.total === 0) continue;
+    linesTotal += z - a;
     linesCovered += cov;
-    files.push({ file: f, path: filePath(index, f), pcs: { covered: fileCovPcs[f]!, total: filePcs[f]! }, lines: { covered: cov, total: lines.length }, functions: fileFns[f]! });
+    files.push({ file: f, path: filePath(index, f), pcs: { covered: fileCovPcs[f]!, total: L.filePcs[f]! }, lines: { covered: cov, total: z - a }, functions: fileFns[f]! });
   }
   return {
     seq,
