@@ -10,6 +10,9 @@
  *     the first coverage mark is in the DOM; for genhtml, after the load event and a coverage line),
  *   - scroll: frame intervals while scrolling 120 px per frame for 300 frames, plus 20 far jumps,
  *   - DOM elements and JS heap once loaded.
+ * and, for a real target whose debug info names 5,000 files (test/ui/many-files.ts), the target
+ * view's file tree: load to painted tree, filter and sort latency, scroll frames (peer: genhtml's
+ * directory index of the same coverage, load only: it has no filter).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
@@ -19,6 +22,7 @@ import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { buildSqliteTarget, runFuzzer } from '../src/coverage/targets.js';
 import { launchChromium, startDaemon, until } from '../test/ui/browser.js';
+import { buildManyFilesTarget } from '../test/ui/many-files.js';
 import { median, percentile, table, writeResults } from './lib/results.js';
 
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '3' }, 'fuzz-seconds': { type: 'string', default: '15' } } });
@@ -77,6 +81,18 @@ async function scrollFrames(page: Page, selector: string | null): Promise<Scroll
     jumpMedianMs: median(r.jumps),
     jumpMaxMs: Math.max(...r.jumps),
   };
+}
+
+const twoFrames = `new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(performance.now()))))`;
+
+/** In the page: time from an input event on the tree filter (or a click) to the next painted frame. */
+async function treeAction(page: Page, action: string): Promise<number> {
+  return (await page.evaluate(`(async () => {
+    const t = performance.now();
+    ${action};
+    await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(res)));
+    return performance.now() - t;
+  })()`)) as number;
 }
 
 async function pageFacts(page: Page): Promise<{ domElements: number; heapMiB: number }> {
@@ -162,6 +178,57 @@ try {
     await ctx.close();
   }
 
+  // ---- 5,000-file tree ----
+  const many = await buildManyFilesTarget();
+  const known = new Set((await api<{ targets: { id: string }[] }>('/api/targets')).targets.map((t) => t.id));
+  await runFuzzer(many, { covdDir, socket: join(tmp, 'covd.sock'), runs: 20_000, corpus: null }).done;
+  const manyT = await until('5,000-file target ready', async () => (await api<{ targets: { id: string; state: string }[] }>('/api/targets')).targets.find((t) => !known.has(t.id) && t.state === 'ready'), 120_000);
+  const manyDetail = await api<Detail>(`/api/targets/${manyT.id}`);
+  const treeLoads: number[] = [], filterMs: number[] = [], unfilterMs: number[] = [], sortMs: number[] = [];
+  let treeScroll: ScrollStats | null = null;
+  let treeFacts = { domElements: 0, heapMiB: 0 };
+  const setFilter = (q: string) => `{ const b = document.querySelector('.tree-panel input.filter'); b.value = ${JSON.stringify(q)}; b.dispatchEvent(new Event('input')); }`;
+  for (let i = 0; i < reps; i++) {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await ctx.newPage();
+    await page.goto(`${daemon.url}#/target/${manyT.id}`);
+    await page.waitForSelector('.tree .t-dir', { timeout: 120_000 });
+    treeLoads.push((await page.evaluate(twoFrames)) as number);
+    filterMs.push(await treeAction(page, setFilter('file_4321')));
+    unfilterMs.push(await treeAction(page, setFilter('')));
+    sortMs.push(await treeAction(page, `document.querySelector('.tree-cols .c-missed').click()`));
+    if (i === reps - 1) {
+      treeFacts = await pageFacts(page);
+      treeScroll = await scrollFrames(page, '.tree');
+    }
+    await ctx.close();
+  }
+  const manyInfo = join(tmp, 'many.info');
+  writeFileSync(manyInfo, await (await fetch(new URL(`/api/targets/${manyT.id}/coverage?format=lcov`, daemon.url))).text());
+  const manyOut = join(tmp, 'many-html');
+  const m0 = Date.now();
+  execFileSync('genhtml', ['-q', '--no-source', '-o', manyOut, manyInfo], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const manyGenMs = Date.now() - m0;
+  const indexLoads: number[] = [];
+  let indexFacts = { domElements: 0, heapMiB: 0 };
+  for (let i = 0; i < reps; i++) {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await ctx.newPage();
+    await page.goto(`file://${join(manyOut, 'index.html')}`, { waitUntil: 'load', timeout: 300_000 });
+    indexLoads.push((await page.evaluate(twoFrames)) as number);
+    if (i === reps - 1) indexFacts = await pageFacts(page);
+    await ctx.close();
+  }
+  const treeRows: (string | number)[][] = [
+    ['metric', 'covd', 'genhtml', 'genhtml / covd'],
+    ['load to painted tree / index, median ms', median(treeLoads), median(indexLoads), median(indexLoads) / median(treeLoads)],
+    ['filter to one file, median ms', median(filterMs), '–', '–'],
+    ['clear filter (full tree), median ms', median(unfilterMs), '–', '–'],
+    ['sort by missed PCs, median ms', median(sortMs), '–', '–'],
+    ['tree scroll frame median / p95 / max ms', `${treeScroll!.medianMs.toFixed(1)} / ${treeScroll!.p95Ms.toFixed(1)} / ${treeScroll!.maxMs.toFixed(1)}`, '–', '–'],
+    ['DOM elements', treeFacts.domElements, indexFacts.domElements, indexFacts.domElements / treeFacts.domElements],
+  ];
+
   const rows: (string | number)[][] = [
     ['metric', 'covd', 'genhtml', 'genhtml / covd'],
     ['load to painted coverage, median ms', median(covdLoads), median(peerLoads), median(peerLoads) / median(covdLoads)],
@@ -176,12 +243,19 @@ try {
   ];
   console.log(`sqlite3.c: ${lines} lines, ${file.pcs.total} PCs (${file.pcs.covered} covered); opened at line ${deepLine}; ${reps} loads each; genhtml itself took ${genhtmlMs} ms`);
   console.log(table(rows));
+  console.log(`\n5,000-file target: ${manyDetail.files.length} files; ${reps} loads each; genhtml itself took ${manyGenMs} ms`);
+  console.log(table(treeRows));
   const path = writeResults('browser', {
     file: { lines, pcs: file.pcs, deepLine },
     target: target.stats,
     reps,
     covd: { loadsMs: covdLoads, scroll: covdScroll, ...covdFacts },
     genhtml: { loadsMs: peerLoads, scroll: peerScroll, ...peerFacts, generateMs: genhtmlMs },
+    tree: {
+      files: manyDetail.files.length,
+      covd: { loadsMs: treeLoads, filterMs, unfilterMs, sortMs, scroll: treeScroll, ...treeFacts },
+      genhtml: { loadsMs: indexLoads, ...indexFacts, generateMs: manyGenMs },
+    },
   });
   console.log(`results: ${path}`);
 } finally {
