@@ -14,7 +14,7 @@
  *
  * --variants adds the agent's other counter scans (COVD_AGENT_SCAN=sse2, portable); --disabled the
  * agent with an unusable coverage directory (it must then cost nothing).
- * Writes bench/results/agent-overhead.json. Goal: agent >= 90% of plain libFuzzer.
+ * Writes bench/results/agent-overhead.json (agent-overhead-<target>.json for other targets). Goal: agent >= 90% of plain libFuzzer.
  */
 import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     ['corpus', 'config', 'median exec/s (CPU)', 'vs plain', 'median exec/s (wall)', 'vs plain'],
     ...summary.map((s) => [s.corpus, s.config, s.cpuExecPerSec, pct(s.cpuRatio), s.wallExecPerSec, pct(s.wallRatio)]),
   ]));
-  const file = writeResults('agent-overhead', { target: values.target, rounds, runs: runsFor, results, summary, goal: 'agent >= 90% of plain libFuzzer exec/s' });
+  const file = writeResults(values.target === 'sqlite' ? 'agent-overhead' : `agent-overhead-${values.target}`, { target: values.target, rounds, runs: runsFor, results, summary, goal: 'agent >= 90% of plain libFuzzer exec/s' });
   console.error(`wrote ${file}`);
 }
 
