@@ -295,5 +295,8 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     expect(await page.locator('.tree .vrow').count()).to.be.lessThan(120);
     await page.evaluate(`document.querySelector('.tree').scrollTop = 0`);
     await screenshot(page, 'tree-5000');
+    await page.goto(daemon.url + '#/');
+    await until('both targets on the dashboard', async () => (await page.locator('table.targets tbody tr').count()) === 2);
+    await screenshot(page, 'dashboard-two-targets');
   });
 });

@@ -34,11 +34,13 @@ export class FileView implements View {
     this.pathEl = el('h1', 'path mono');
     this.statsEl = el('div', 'source-stats');
     const controls = el('div', 'controls');
-    const prev = el('button', 'btn', '↑ Previous uncovered');
+    const prev = el('button', 'btn');
+    prev.append('↑ Previous uncovered ', el('kbd', '', 'p'));
     prev.type = 'button';
     prev.title = 'Previous uncovered block (p or [)';
     prev.addEventListener('click', () => this.jump(-1));
-    const next = el('button', 'btn', '↓ Next uncovered');
+    const next = el('button', 'btn');
+    next.append('↓ Next uncovered ', el('kbd', '', 'n'));
     next.type = 'button';
     next.title = 'Next uncovered block (n or ])';
     next.addEventListener('click', () => this.jump(1));
