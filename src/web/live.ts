@@ -79,10 +79,18 @@ export class Live {
     private readonly stats: WebStats,
     private readonly log: Logger,
   ) {
-    const onTarget = (t: TargetInfo) => this.onTarget(t);
-    const onRemoved = (id: string) => this.onRemoved(id);
-    const onDelta = (d: CoverageDelta) => this.onDelta(d);
-    const onSource = (id: string, file: number) => this.publishTarget(id, { t: 'source-changed', id, file });
+    // Failures here are logged, never thrown into the registry that emitted the event.
+    const guard = <A extends unknown[]>(what: string, fn: (...a: A) => void) => (...a: A) => {
+      try {
+        fn(...a);
+      } catch (err) {
+        this.log.error(`publishing ${what} failed`, { err });
+      }
+    };
+    const onTarget = guard('target', (t: TargetInfo) => this.onTarget(t));
+    const onRemoved = guard('removed', (id: string) => this.onRemoved(id));
+    const onDelta = guard('delta', (d: CoverageDelta) => this.onDelta(d));
+    const onSource = guard('source-changed', (id: string, file: number) => this.publishTarget(id, { t: 'source-changed', id, file }));
     hub.on('target', onTarget).on('removed', onRemoved).on('delta', onDelta).on('sourceChanged', onSource);
     Object.assign(this.listeners, { target: onTarget, removed: onRemoved, delta: onDelta, sourceChanged: onSource });
     this.timer = setInterval(() => this.sweep(), CHECK_MS);

@@ -9,7 +9,7 @@
 import { stat, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gzip } from 'node:zlib';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import type { Hub } from '../daemon/hub.js';
 import type { Logger } from '../util/log.js';
 import { loadAssets, makeAsset, pickEncoding, type Asset } from './assets.js';
@@ -233,6 +233,15 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   };
 
   app.any('/*', (res, req) => {
+    try {
+      handle(res, req);
+    } catch (err) {
+      log.error('request failed', { err });
+      res.cork(() => res.writeStatus('500 Internal Server Error').end('internal error\n', true));
+    }
+  });
+
+  const handle = (res: HttpResponse, req: HttpRequest) => {
     stats.httpRequests++;
     const addr = addrOf(res);
     const cookie: { set?: string } = {};
@@ -260,7 +269,34 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
       log.error('request failed', { url: ctx.url, err });
       if (!ctx.aborted) error(res, ctx, 500, 'internal error');
     }
-  });
+  };
+
+  const guard = <A extends unknown[]>(what: string, fn: (...a: A) => void) => (...a: A) => {
+    try {
+      fn(...a);
+    } catch (err) {
+      log.error(`websocket ${what} handler failed`, { err });
+    }
+  };
+
+  const upgrade = (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+    stats.httpRequests++;
+    const addr = addrOf(res);
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    let refusal = admit(req, addr, {});
+    if (!refusal && conns.get(addr) >= limits.maxConnectionsPerAddress) refusal = [429, 'connections', 'too many connections from this address'];
+    if (!refusal && stats.clients >= limits.maxConnections) refusal = [503, 'connections', 'too many connections'];
+    if (refusal) {
+      refuse(refusal[1]);
+      res.cork(() => {
+        res.writeStatus(`${refusal[0]} ${statusText[refusal[0]]}`).writeHeader('Content-Type', 'text/plain; charset=utf-8').end(refusal[2] + '\n', true);
+      });
+      return;
+    }
+    res.upgrade(live.newConn(addr), key, protocol, extensions, context);
+  };
 
   app.ws<Conn>(WS_PATH, {
     maxPayloadLength: limits.maxClientMessage,
@@ -270,33 +306,25 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     sendPingsAutomatically: true,
     compression: uws.DISABLED,
     upgrade: (res, req, context) => {
-      stats.httpRequests++;
-      const addr = addrOf(res);
-      const key = req.getHeader('sec-websocket-key');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      let refusal = admit(req, addr, {});
-      if (!refusal && conns.get(addr) >= limits.maxConnectionsPerAddress) refusal = [429, 'connections', 'too many connections from this address'];
-      if (!refusal && stats.clients >= limits.maxConnections) refusal = [503, 'connections', 'too many connections'];
-      if (refusal) {
-        refuse(refusal[1]);
-        res.cork(() => {
-          res.writeStatus(`${refusal[0]} ${statusText[refusal[0]]}`).writeHeader('Content-Type', 'text/plain; charset=utf-8').end(refusal[2] + '\n', true);
-        });
-        return;
+      try {
+        upgrade(res, req, context);
+      } catch (err) {
+        // uWS aborts the process when a handler returns without answering.
+        log.error('upgrade failed', { err });
+        res.cork(() => res.writeStatus('500 Internal Server Error').end('internal error\n', true));
       }
-      res.upgrade(live.newConn(addr), key, protocol, extensions, context);
     },
-    open: (ws) => {
+    // A bug in a handler must not take the daemon down: log it and carry on.
+    open: guard('open', (ws) => {
       conns.tryAdd(ws.getUserData().addr);
       live.open(ws);
-    },
-    message: (ws, message, isBinary) => live.message(ws, message, isBinary),
-    drain: (ws) => live.drain(ws),
-    close: (ws) => {
+    }),
+    message: guard('message', (ws, message, isBinary) => live.message(ws, message, isBinary)),
+    drain: guard('drain', (ws) => live.drain(ws)),
+    close: guard('close', (ws) => {
       conns.remove(ws.getUserData().addr);
       live.closed(ws);
-    },
+    }),
   });
 
   // uWebSockets.js 20.30 binds without SO_REUSEADDR, so connections of a previous daemon on the
