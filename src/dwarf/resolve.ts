@@ -67,6 +67,8 @@ export class DebugInfo {
   private subroutineMaps = new Map<number, SubroutineMap>();
   private funcs = new Map<number, { low: Float64Array; high: Float64Array; fn: Uint32Array; infos: FunctionInfo[]; base: number }>();
   private funcCount = 0;
+  /** Every unit's subprograms in parse order; f.base indexes into it. */
+  private allFuncs: FunctionInfo[] = [];
 
   private constructor(readonly exe: ElfFile, readonly dbg: ElfFile) {
     const d = (n: string) => dbg.data(n);
@@ -146,6 +148,7 @@ export class DebugInfo {
       f = { low: new Float64Array(k), high: new Float64Array(k), fn: new Uint32Array(k), infos, base: this.funcCount };
       for (let i = 0; i < k; i++) { f.low[i] = spans[i]!.low; f.high[i] = spans[i]!.high; f.fn[i] = spans[i]!.fn; }
       this.funcCount += infos.length;
+      for (const fi of infos) this.allFuncs.push(fi);
       this.funcs.set(u.index, f);
     }
     return f;
@@ -155,16 +158,12 @@ export class DebugInfo {
     const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true;
     const [shareK, shareN] = opts.share ?? [0, 1];
     const n = pcs.length;
-    // Read the u64s as two u32 halves: no BigInt per PC (exact below 2^53, all user-space addresses).
-    const addr = new Float64Array(n);
-    const halves = new Uint32Array(pcs.buffer, pcs.byteOffset, n * 2);
-    for (let i = 0; i < n; i++) addr[i] = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
-    // Sort once and drop duplicates; the sweep below then visits units, sequences and
-    // functions in address order, and each distinct address is resolved once.
-    const sorted = addr.slice().sort();
-    let m = 0;
-    for (let i = 0; i < n; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[m++] = sorted[i]!;
-    const uniq = sorted.subarray(0, m);
+    // The work is done in phases of small loops over typed arrays, which V8 optimizes early.
+    const addr = toNumbers(pcs);
+    const uniq = sortedUnique(addr);
+    const m = uniq.length;
+    const unitOf = unitsFor(this.unitMap, uniq);
+    const symOf = symbolsFor(this.symbols, uniq);
 
     const files = new Interner();
     const uFile = new Uint32Array(m).fill(NONE);
@@ -174,7 +173,7 @@ export class DebugInfo {
     const fnNames: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
     const fnIds = new Map<string, number>();
     const fnCache = new Map<number, number>(); // (symbol, function) pair -> interned id
-    const fileCache = new Map<number, Uint32Array>(); // unit -> file index -> interned id (NONE-1 = not yet)
+    const fileCache = new Map<number, Uint32Array>(); // unit -> file index -> interned id (UNSET = not yet)
     const UNSET = NONE - 1;
 
     const internFile = (u: Unit, t: LineTable, index: number): number => {
@@ -196,133 +195,90 @@ export class DebugInfo {
       if (id === undefined) { id = fnNames.length; fnNames.push(name); fnFile.push(declFile); fnLine.push(declLine); fnIds.set(key, id); }
       return id;
     };
+    const declOf = (fi: FunctionInfo): [number, number] => {
+      if (fi.declFile < 0) return [NONE, 0];
+      const du = this.units[fi.declUnit]!;
+      const t = this.lineHeader(du);
+      const f = t ? internFile(du, t, fi.declFile) : NONE;
+      return f === NONE ? [NONE, 0] : [f, fi.declLine];
+    };
 
-    let ui = -1, uLo = 0, uHi = -1; // current unit and the unit-map range it covers
-    let u: Unit | undefined;
-    let table: LineTable | null = null;
-    let funcs: ReturnType<DebugInfo['functionsOf']> | undefined;
-    let seq = -1; // current sequence of table
-    let sym = -1, symLo = 0, symHi = -1; // current symbol and the addresses it answers for
-    let lastS = -2, lastFi = -2, lastFnId = NONE;
-    let lastRawFile = -1, lastFileId = NONE, lastFileTable: LineTable | null = null;
-    let fnLo = 0, fnHi = -1, fnAt = -1; // the function span of the last PC, reused while PCs stay in it
-    for (let k = 0; k < m; k++) {
-      const a = uniq[k]!;
-      if (!(a >= uLo && a < uHi)) {
-        const r = rangeOf(this.unitMap, a);
-        ui = r[2]; uLo = r[0]; uHi = r[1];
-        u = ui >= 0 ? this.units[ui]! : undefined;
-        table = null; funcs = undefined; seq = -1; fnAt = -1;
-        if (u && (ui % shareN) === shareK) {
-          if (doLines) table = this.lineTable(u);
-          if (doFuncs) funcs = this.functionsOf(u);
-        }
-      }
-      if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
-      if (!(a >= symLo && a < symHi)) {
-        sym = symbolFor(this.symbols, a);
-        if (sym >= 0) {
-          symLo = this.symbols.addr[sym]!;
-          const size = this.symbols.size[sym]!;
-          const next = sym + 1 < this.symbols.addr.length ? this.symbols.addr[sym + 1]! : Infinity;
-          symHi = size === 0 ? next : Math.min(symLo + size, next);
-        } else {
-          symLo = 0; symHi = -1;
-        }
-      }
-      if (doLines) {
-        if (table) {
-          const t = table;
-          // The sequence llvm-symbolizer picks (upper bound by high address), reusing the last one.
-          if (!(seq >= 0 && a < t.seqHigh[seq]! && (seq === 0 || t.seqHigh[seq - 1]! <= a))) seq = upperBoundSeq(t, a);
-          if (seq < t.seqHigh.length && t.seqLow[seq]! <= a && a < t.seqHigh[seq]!) {
-            const row = rowInSeq(t, seq, a);
-            const raw = t.rowFile[row]!;
-            if (raw !== lastRawFile || t !== lastFileTable) { lastFileId = internFile(u!, t, raw); lastRawFile = raw; lastFileTable = t; }
-            uFile[k] = lastFileId;
-            uLine[k] = t.rowLine[row]!;
-            uCol[k] = t.rowCol[row]!;
-          }
-        }
-        if (uFile[k] === NONE && sym >= 0) {
-          // Like llvm-symbolizer: no file from DWARF, so the STT_FILE before a local symbol names it.
-          const f = symbolFile(this.symbols, sym);
-          if (f) uFile[k] = files.file(f);
-        }
-      }
-      if (doFuncs) {
-        let fiIndex = -1;
-        if (funcs) {
-          const f = funcs;
-          if (a >= fnLo && a < fnHi && fnAt >= 0) {
-            fiIndex = fnAt;
-          } else {
-            let lo = 0, hi = f.low.length;
-            while (lo < hi) { const mid = (lo + hi) >>> 1; if (f.low[mid]! <= a) lo = mid + 1; else hi = mid; }
-            if (lo > 0 && a < f.high[lo - 1]!) {
-              fiIndex = f.base + f.fn[lo - 1]!;
-              // Reuse while below both this span's end and the next span's start (spans may nest).
-              fnLo = a; fnHi = Math.min(f.high[lo - 1]!, lo < f.low.length ? f.low[lo]! : Infinity); fnAt = fiIndex;
-            } else {
-              fnAt = -1;
+    const rows = new Int32Array(m).fill(-1);
+    const fnOf = new Int32Array(m).fill(-1); // global index of the outermost subprogram, -1 = none
+    // Runs of consecutive addresses in one unit (sorted addresses keep a unit's PCs together).
+    for (let s = 0; s < m;) {
+      const ui = unitOf[s]!;
+      let e = s + 1;
+      while (e < m && unitOf[e] === ui) e++;
+      if (ui >= 0 && ui % shareN === shareK) {
+        const u = this.units[ui]!;
+        if (doLines) {
+          const t = this.lineTable(u);
+          if (t) {
+            lookupRows(t, uniq, s, e, rows);
+            let lastRaw = -1, lastId = NONE;
+            for (let k = s; k < e; k++) {
+              const row = rows[k]!;
+              if (row < 0) continue;
+              const raw = t.rowFile[row]!;
+              if (raw !== lastRaw) { lastId = internFile(u, t, raw); lastRaw = raw; }
+              uFile[k] = lastId; uLine[k] = t.rowLine[row]!; uCol[k] = t.rowCol[row]!;
             }
           }
         }
-        if (sym < 0 && u) {
-          // No symbol: llvm-symbolizer names the innermost subroutine DIE (maybe an inlined one).
-          let map = this.subroutineMaps.get(u.index);
-          if (!map) { map = new SubroutineMap(this.sec, this.units, u); this.subroutineMaps.set(u.index, map); }
-          const leaf = map.lookup(a);
-          if (leaf && leaf.name !== '') {
-            let declFile = NONE;
-            if (leaf.declFile >= 0) {
-              const du = this.units[leaf.declUnit]!;
-              const t = this.lineHeader(du);
-              if (t) declFile = internFile(du, t, leaf.declFile);
-            }
-            uFn[k] = internFn(leaf.name, declFile, declFile === NONE ? 0 : leaf.declLine);
-          }
-          lastS = -2;
-          continue;
+        if (doFuncs) {
+          const f = this.functionsOf(u);
+          spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
         }
-        if (sym < 0 && fiIndex < 0) continue;
-        if (sym === lastS && fiIndex === lastFi) { uFn[k] = lastFnId; continue; }
-        const key = (sym + 1) * 2 ** 26 + (fiIndex + 1);
-        let id = fnCache.get(key);
-        if (id === undefined) {
-          // The name as llvm-symbolizer prints it: the symbol table first, then DWARF.
-          let name = sym >= 0 ? symbolName(this.symbols, sym) : '';
-          let declFile = NONE, declLine = 0;
-          if (fiIndex >= 0) {
-            const fi = funcs!.infos[fiIndex - funcs!.base]!;
-            if (name === '') name = fi.name;
-            if (fi.declFile >= 0) {
-              const du = this.units[fi.declUnit]!;
-              const t = this.lineHeader(du);
-              if (t) { declFile = internFile(du, t, fi.declFile); declLine = fi.declLine; }
-            }
-          }
-          id = name === '' ? NONE : internFn(name, declFile, declLine);
-          fnCache.set(key, id);
-        }
-        uFn[k] = id;
-        lastS = sym; lastFi = fiIndex; lastFnId = id;
       }
+      s = e;
     }
+
+    let lastSym = -2, lastFi = -2, lastFnId = NONE;
+    for (let k = 0; k < m; k++) {
+      const ui = unitOf[k]!;
+      if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
+      const sym = symOf[k]!;
+      if (doLines && uFile[k] === NONE && sym >= 0) {
+        // Like llvm-symbolizer: no file from DWARF, so the STT_FILE before a local symbol names it.
+        const f = symbolFile(this.symbols, sym);
+        if (f) uFile[k] = files.file(f);
+      }
+      if (!doFuncs) continue;
+      const u = ui >= 0 ? this.units[ui]! : undefined;
+      if (sym < 0) {
+        if (!u) continue;
+        // No symbol: llvm-symbolizer names the innermost subroutine DIE (maybe an inlined one).
+        let map = this.subroutineMaps.get(u.index);
+        if (!map) { map = new SubroutineMap(this.sec, this.units, u); this.subroutineMaps.set(u.index, map); }
+        const leaf = map.lookup(uniq[k]!);
+        if (leaf && leaf.name !== '') {
+          const [df, dl] = declOf(leaf);
+          uFn[k] = internFn(leaf.name, df, dl);
+        }
+        continue;
+      }
+      const fiIndex = fnOf[k]!;
+      // Sorted addresses: the next one is usually in the same function as the last.
+      if (sym === lastSym && fiIndex === lastFi) { uFn[k] = lastFnId; continue; }
+      const key = (sym + 1) * 2 ** 26 + (fiIndex + 1);
+      let id = fnCache.get(key);
+      if (id === undefined) {
+        // The name as llvm-symbolizer prints it (the symbol table's), declared where DWARF says.
+        let declFile = NONE, declLine = 0;
+        if (fiIndex >= 0) [declFile, declLine] = declOf(this.functionInfo(fiIndex));
+        id = internFn(symbolName(this.symbols, sym), declFile, declLine);
+        fnCache.set(key, id);
+      }
+      uFn[k] = id;
+      lastSym = sym; lastFi = fiIndex; lastFnId = id;
+    }
+
     // Back to the caller's order.
     const pcFile = new Uint32Array(n), pcLine = new Uint32Array(n), pcColumn = new Uint32Array(n), pcFunction = new Uint32Array(n);
-    let last = -1, lastK = 0;
+    const at = positions(addr, uniq);
     for (let i = 0; i < n; i++) {
-      const a = addr[i]!;
-      let k: number;
-      if (a === last) k = lastK;
-      else if (lastK + 1 < m && uniq[lastK + 1] === a) k = lastK + 1; // already-sorted input
-      else {
-        let lo = 0, hi = m;
-        while (lo < hi) { const mid = (lo + hi) >>> 1; if (uniq[mid]! < a) lo = mid + 1; else hi = mid; }
-        k = lo;
-      }
-      last = a; lastK = k;
+      const k = at[i]!;
       pcFile[i] = uFile[k]!; pcLine[i] = uLine[k]!; pcColumn[i] = uCol[k]!; pcFunction[i] = uFn[k]!;
     }
     return {
@@ -333,6 +289,106 @@ export class DebugInfo {
       functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
       pcFile, pcLine, pcColumn, pcFunction,
     };
+  }
+
+  /** A subprogram by its global index (units' function lists concatenated in parse order). */
+  private functionInfo(global: number): FunctionInfo {
+    const f = this.allFuncs[global];
+    if (!f) throw new DebugInfoError('CORRUPT', `function index ${global} out of range`);
+    return f;
+  }
+}
+
+/** PCs as numbers, read as two u32 halves: no BigInt per PC (exact below 2^53, all user-space addresses). */
+function toNumbers(pcs: BigUint64Array): Float64Array {
+  const n = pcs.length;
+  const addr = new Float64Array(n);
+  const halves = new Uint32Array(pcs.buffer, pcs.byteOffset, n * 2);
+  for (let i = 0; i < n; i++) addr[i] = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
+  return addr;
+}
+
+/** Sorted distinct addresses: each is resolved once, in address order. */
+function sortedUnique(addr: Float64Array): Float64Array {
+  let inOrder = true;
+  for (let i = 1; i < addr.length && inOrder; i++) inOrder = addr[i - 1]! <= addr[i]!;
+  // A pc-table is already in order: skip the sort.
+  const sorted = inOrder ? addr.slice() : addr.slice().sort();
+  let m = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[m++] = sorted[i]!;
+  return sorted.subarray(0, m);
+}
+
+/** Index into uniq of every address (a merge when the input is sorted, else a binary search). */
+function positions(addr: Float64Array, uniq: Float64Array): Uint32Array {
+  const n = addr.length, m = uniq.length;
+  const at = new Uint32Array(n);
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const a = addr[i]!;
+    if (uniq[k] !== a) {
+      if (k + 1 < m && uniq[k + 1] === a) k++;
+      else {
+        let lo = 0, hi = m;
+        while (lo < hi) { const mid = (lo + hi) >>> 1; if (uniq[mid]! < a) lo = mid + 1; else hi = mid; }
+        k = lo;
+      }
+    }
+    at[i] = k;
+  }
+  return at;
+}
+
+/** The unit of every sorted address, walking the unit map alongside (-1 = none). */
+function unitsFor(map: UnitMap, uniq: Float64Array): Int32Array {
+  const out = new Int32Array(uniq.length).fill(-1);
+  const n = map.low.length;
+  let j = 0;
+  for (let k = 0; k < uniq.length; k++) {
+    const a = uniq[k]!;
+    while (j < n && map.high[j]! <= a) j++;
+    if (j < n && map.low[j]! <= a) out[k] = map.unit[j]!;
+  }
+  return out;
+}
+
+/** The symbol naming every sorted address (symbolFor's rule), walking the symbols alongside. */
+function symbolsFor(t: SymbolTable, uniq: Float64Array): Int32Array {
+  const out = new Int32Array(uniq.length).fill(-1);
+  const n = t.addr.length;
+  let j = 0; // first symbol above the current address
+  for (let k = 0; k < uniq.length; k++) {
+    const a = uniq[k]!;
+    while (j < n && t.addr[j]! <= a) j++;
+    const i = j - 1;
+    if (i >= 0 && (t.size[i] === 0 || a < t.addr[i]! + t.size[i]!)) out[k] = i;
+  }
+  return out;
+}
+
+/**
+ * Line-table rows for uniq[s..e) (all in one unit), as LLVM's lookupAddress picks them: the first
+ * sequence whose end is above the address, if it starts at or below it; in it, the last row at or
+ * below the address. The sequence is reused while it stays the answer.
+ */
+function lookupRows(t: LineTable, uniq: Float64Array, s: number, e: number, rows: Int32Array): void {
+  const nSeq = t.seqHigh.length;
+  let seq = -1;
+  for (let k = s; k < e; k++) {
+    const a = uniq[k]!;
+    if (!(seq >= 0 && a < t.seqHigh[seq]! && (seq === 0 || t.seqHigh[seq - 1]! <= a))) seq = upperBoundSeq(t, a);
+    if (seq < nSeq && t.seqLow[seq]! <= a && a < t.seqHigh[seq]!) rows[k] = rowInSeq(t, seq, a);
+  }
+}
+
+/** For uniq[s..e): the innermost-starting span containing each address (global function index), spans sorted by low. */
+function spansFor(low: Float64Array, high: Float64Array, fn: Uint32Array, base: number, uniq: Float64Array, s: number, e: number, out: Int32Array): void {
+  const n = low.length;
+  for (let k = s; k < e; k++) {
+    const a = uniq[k]!;
+    let lo = 0, hi = n;
+    while (lo < hi) { const mid = (lo + hi) >>> 1; if (low[mid]! <= a) lo = mid + 1; else hi = mid; }
+    if (lo > 0 && a < high[lo - 1]!) out[k] = base + fn[lo - 1]!;
   }
 }
 
