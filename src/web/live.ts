@@ -51,6 +51,7 @@ interface Ring {
 interface TargetLive {
   subscribers: Set<WS>;
   ring: Ring[];
+  ringBytes: number;
   /** The index last published to subscribers (to notice when symbolization finishes). */
   index: SourceIndex | null;
   indexBytes?: { index: SourceIndex; bytes: Buffer };
@@ -61,6 +62,8 @@ interface TargetLive {
 const topicOf = (id: string, words: boolean) => (words ? 'w/' : 'd/') + id;
 /** How often send buffers are checked. Until then a tab behind just queues (bounded by maxBackpressure). */
 const CHECK_MS = 200;
+/** Most bytes of encoded deltas kept per target for resuming clients. */
+const RING_BYTES = 8 * 1024 * 1024;
 const TARGETS_TOPIC = 'targets';
 
 export class Live {
@@ -301,7 +304,12 @@ export class Live {
     this.publish(topicOf(d.id, true), wordsBytes);
 
     live.ring.push({ seq: d.seq, pcs, words: wordsBytes });
-    if (live.ring.length > this.limits.resumeDeltas) live.ring.splice(0, live.ring.length - this.limits.resumeDeltas);
+    live.ringBytes += pcs.length + (wordsBytes === pcs ? 0 : wordsBytes.length);
+    // Bounded by count and by bytes (a first tick can carry a large share of a big target).
+    while (live.ring.length > this.limits.resumeDeltas || (live.ring.length > 1 && live.ringBytes > RING_BYTES)) {
+      const old = live.ring.shift()!;
+      live.ringBytes -= old.pcs.length + (old.words === old.pcs ? 0 : old.words.length);
+    }
     if (this.app.numSubscribers(TARGETS_TOPIC) > 0) {
       const t = this.hub.target(d.id);
       if (t) this.publish(TARGETS_TOPIC, this.packr.pack({ t: 'target', target: infoOf(t) } satisfies ServerMessage));
@@ -340,7 +348,7 @@ export class Live {
 
   private live(id: string): TargetLive {
     let l = this.targets.get(id);
-    if (!l) this.targets.set(id, (l = { subscribers: new Set(), ring: [], index: null, snapshots: [] }));
+    if (!l) this.targets.set(id, (l = { subscribers: new Set(), ring: [], ringBytes: 0, index: null, snapshots: [] }));
     return l;
   }
 
