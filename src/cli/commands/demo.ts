@@ -95,6 +95,11 @@ const command: Command = {
 
     let stopping = false;
     let fuzzer: ReturnType<typeof runFuzzer> | undefined;
+    // Whatever ends this process (even an uncaught error, or a closed stdout pipe), the fuzzer
+    // it started must not outlive it: libFuzzer without -max_total_time runs forever.
+    process.on('exit', () => { if (fuzzer && fuzzer.child.exitCode === null) fuzzer.child.kill('SIGKILL'); });
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') void stopRef.stop?.('output closed'); });
+    const stopRef: { stop?: (why: string) => Promise<void> } = {};
     const startFuzzer = () => {
       fuzzer = runFuzzer(exe, { covdDir: join(work, 'cov'), socket: cfg.socket, env: { COVD_AGENT_QUIET: '1' } });
       console.log(`covd demo: fuzzing ${exe} (pid ${fuzzer.child.pid})`);
@@ -133,6 +138,7 @@ const command: Command = {
         setTimeout(() => process.exit(0), 1000).unref();
         resolve(0);
       };
+      stopRef.stop = stop;
       const onInt = () => void stop('interrupted');
       const onTerm = () => void stop('terminated');
       process.on('SIGINT', onInt);
