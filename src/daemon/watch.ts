@@ -19,6 +19,7 @@ import type { CoverageMeta } from '../coverage/types.js';
 import type { Logger } from '../util/log.js';
 
 const ID = /^[0-9a-f]{16}$/;
+const myUid = process.getuid?.() ?? 0;
 
 /** The metadata beside a coverage file, or undefined when absent or not (yet) valid. */
 export function readMeta(coverageFile: string): CoverageMeta | undefined {
@@ -37,6 +38,7 @@ export class CoverageDirWatcher {
   /** id -> (meta mtime, file size) last announced: a restarted fuzzer (new meta) or a file that was
    * still growing when first seen is announced again; dispatch makes repeats of a healthy one no-ops. */
   private readonly announced = new Map<string, string>();
+  private readonly untrusted = new Set<string>();
   private closed = false;
 
   constructor(private readonly log: Logger, private readonly onFound: (m: CoverageMessage) => void) {}
@@ -93,7 +95,15 @@ export class CoverageDirWatcher {
     const metaPath = join(vdir, `${id}.meta.json`);
     let key: string;
     try {
-      key = `${statSync(metaPath).mtimeMs}:${statSync(file).size}`;
+      const m = statSync(metaPath), f = statSync(file);
+      // The metadata names an executable whose debug info decides which source files the web
+      // server may show: only trust files written by this user (or root).
+      if (![m.uid, f.uid].every((u) => u === myUid || u === 0)) {
+        if (!this.untrusted.has(id)) this.log.warn('ignoring a coverage file owned by another user', { file, uid: f.uid, metaUid: m.uid });
+        this.untrusted.add(id);
+        return;
+      }
+      key = `${m.mtimeMs}:${f.size}`;
     } catch {
       return; // the other half is not there yet; its own event will bring us back
     }
