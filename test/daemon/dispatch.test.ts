@@ -98,6 +98,28 @@ describe('daemon in-process', function () {
     await w.close();
   });
 
+  it('ignores coverage files another user wrote into a watched directory', async function () {
+    if (process.getuid?.() !== 0) this.skip(); // needs chown
+    const v = join(dir, 'cov', 'v');
+    fs.mkdirSync(v, { recursive: true });
+    const lines: string[] = [];
+    const w = new CoverageDirWatcher(createLogger({ level: 'warn', write: (l) => lines.push(l) }), (m) => found.push(m));
+    const found: CoverageMessage[] = [];
+    const meta = { exe: '/bin/true', buildId: null, pid: 1, startTime: Date.now(), argv: [] };
+    for (const [id, uid] of [['1111111111111111', 65534], ['2222222222222222', 0]] as const) {
+      const f = join(v, id);
+      writeCoverageFile(f, { pcs: [1n, 2n] });
+      writeCoverageMeta(f, meta);
+      fs.chownSync(f, uid, uid);
+      fs.chownSync(`${f}.meta.json`, uid, uid);
+    }
+    w.setDirs([join(dir, 'cov')]);
+    await pollUntil('the trusted file', () => found.some((m) => m.id === '2222222222222222'));
+    await pollUntil('the warning', () => lines.some((l) => l.includes('owned by another user')));
+    expect(found.map((m) => m.id)).to.deep.equal(['2222222222222222']);
+    await w.close();
+  });
+
   it('waits for a half-written coverage file instead of failing it', async () => {
     const exe = await buildExampleTarget();
     const stage = join(dir, 'stage');
