@@ -27,48 +27,51 @@ export interface Part {
   /** Flags of a full run and of a --quick run (each part has its own flags). */
   full: string[];
   quick: string[];
+  /** bench/NOTES-<notes>.md holds the owner's discussion of these figures. */
+  notes?: string;
 }
 
 export const parts: Part[] = [
   {
-    name: 'symbolize', title: 'Symbolization',
+    name: 'symbolize', notes: 'symbolize', title: 'Symbolization',
     about: 'covd against `addr2line` and `llvm-symbolizer-14` on the sqlite target\'s PCs, and the growth curve on generated 100k / 300k / 1M-PC programs (time and peak memory).',
     full: [], quick: ['--rounds', '1', '--sizes', '100000'],
   },
   {
-    name: 'fanout', title: 'Fan-out',
+    name: 'fanout', notes: 'web', title: 'Fan-out',
     about: '1,000 tabs on a 1,000,000-PC target: covd\'s uWebSockets.js server against a `ws`-based server doing the same work (updates per second, CPU, bytes on the wire per update).',
     full: [], quick: ['--tabs', '300', '--rounds', '3'],
   },
   {
-    name: 'latency', title: 'Latency',
+    name: 'latency', notes: 'load', title: 'Latency',
     about: 'From a new PC in the coverage file to every one of 100 tabs having it, with the producer\'s notification and with the 500 ms poll alone. Goals: p99 < 50 ms notified, < 600 ms by poll.',
     full: [], quick: ['--quick'],
   },
   {
-    name: 'agent-overhead', title: 'Agent overhead',
+    name: 'agent-overhead', notes: 'agent', title: 'Agent overhead',
     about: 'libFuzzer executions per second on the sqlite target with and without the covd agent. Goal: the agent keeps >= 90 % of plain libFuzzer\'s exec/s.',
     full: [], quick: ['--rounds', '1', '--runs-empty', '200000', '--runs-seeds', '5000'],
   },
   {
-    name: 'memory', title: 'Memory',
+    name: 'memory', notes: 'load', title: 'Memory',
     about: 'The daemon\'s resident memory with 50 targets, one of them 1,000,000 PCs, and 1,000 tabs. Goal: < 300 MB.',
     full: [], quick: ['--quick'],
   },
   {
-    name: 'browser', title: 'Browser',
+    name: 'browser', notes: 'ui', title: 'Browser',
     about: 'Navigation to a painted sqlite3.c with coverage and scroll frame times in chromium, covd\'s source view against genhtml\'s report.',
-    full: [], quick: ['--reps', '1', '--fuzz-seconds', '5'],
+    // Two loads of each viewer keep the whole run within ~20 minutes (genhtml's page is slow to load).
+    full: ['--reps', '2'], quick: ['--reps', '1', '--fuzz-seconds', '5'],
   },
   {
-    name: 'tick', title: 'Coverage-thread tick',
+    name: 'tick', notes: 'daemon', title: 'Coverage-thread tick',
     about: 'Cost of one coverage-thread tick on a 1M-PC file and on 50 idle targets, and the per-tick fan-out cost against the seed\'s copy-the-bitmap-per-subscriber approach.',
     full: [], quick: ['--iters', '50'],
   },
   {
-    name: 'soak', title: 'Soak and faults',
+    name: 'soak', notes: 'load', title: 'Soak and faults',
     about: 'Three real fuzzers, 100 tabs connecting and dropping at random, periodic `covd add` / `covd remove`, and five faults (fuzzer killed, coverage file truncated, symbolizer thread killed, executable rebuilt, daemon SIGKILLed). Pass/fail verdict.',
-    full: ['--seconds', '300'], quick: ['--seconds', '120'],
+    full: ['--seconds', '240'], quick: ['--seconds', '120'],
   },
 ];
 
@@ -88,7 +91,7 @@ options:
   --only a,b          run only these parts
   --skip a,b          run all parts but these
   --quick             shortened runs (each part's quick flags; see --list)
-  --soak-seconds N    soak length (default 300; 120 with --quick)
+  --soak-seconds N    soak length (default 240; 120 with --quick)
   --no-markdown       do not rewrite BENCHMARKS.md
   --list              print the parts and their commands, run nothing
   -h, --help          this text
@@ -100,7 +103,7 @@ export function sanitize(text: string): string {
   const root = repoRoot.replace(/\/$/, '');
   return text
     .split('\n')
-    .filter((l) => !/^\s*(results|wrote|written|json)\s*:/i.test(l))
+    .filter((l) => !/^\s*(results\s*:|wrote\b|written\b|json\s*:)/i.test(l))
     .map((l) => l.split(root + '/').join('').split(root).join('.'))
     .map((l) => l.replace(new RegExp(`${tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[^\\s'"\`)]*`, 'g'), '<tmp>'))
     .join('\n')
@@ -137,9 +140,18 @@ function machineLine(): string {
   return `${m.cpus} × ${m.cpuModel ?? 'unknown CPU'}, ${m.memGiB} GiB RAM, ${m.platform}, Node ${m.node}`;
 }
 
+/** The part's notes file: NOTES-<notes>.md, else any NOTES-*.md that gives the part's command. */
+function notesFor(p: Part): string | undefined {
+  const dir = join(repoRoot, 'bench');
+  const named = `NOTES-${p.notes ?? p.name}.md`;
+  if (existsSync(join(dir, named))) return named;
+  return readdirSync(dir).filter((f) => /^NOTES-.*\.md$/.test(f)).sort().find((f) => readFileSync(join(dir, f), 'utf8').includes(`dist/bench/${p.name}.js`));
+}
+
 function section(p: Part, r: PartRun): string {
   const status = r.exitCode === 0 ? 'completed' : `**exited with status ${r.exitCode}** (figures below may be partial)`;
-  const notes = existsSync(join(repoRoot, 'bench', `NOTES-${p.name}.md`)) ? ` Discussion: [bench/NOTES-${p.name}.md](bench/NOTES-${p.name}.md).` : '';
+  const n = notesFor(p);
+  const notes = n ? ` Discussion: [bench/${n}](bench/${n}).` : '';
   return [
     begin(p.name),
     `## ${p.title}`,
