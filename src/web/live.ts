@@ -28,6 +28,8 @@ export interface Sub {
   stale: boolean;
   /** Buffered bytes tolerated before it counts as behind: the bound plus the last snapshot's size. */
   allowance: number;
+  /** The index this client holds (sent, published, or named by `have`); null: none yet. */
+  index: SourceIndex | null;
 }
 
 export interface Conn {
@@ -192,7 +194,8 @@ export class Live {
     if (!t) return void this.send(ws, { t: 'error', code: 'no-such-target', id: m.id, error: `no target ${m.id}` });
     const old = c.subs.get(m.id);
     if (old) ws.unsubscribe(topicOf(m.id, old.words));
-    const sub: Sub = { words: m.words === true, sparse: m.sparse === true, stale: false, allowance: this.limits.resyncAfterBytes };
+    const has = t.index && m.have != null && m.have === t.index.buildId ? t.index : null;
+    const sub: Sub = { words: m.words === true, sparse: m.sparse === true, stale: false, allowance: this.limits.resyncAfterBytes, index: has };
     c.subs.set(m.id, sub);
     const live = this.live(m.id);
     live.subscribers.add(ws);
@@ -201,7 +204,7 @@ export class Live {
     if (ws.getBufferedAmount() > this.limits.resyncAfterBytes) return this.markStale(ws, m.id, sub);
     ws.cork(() => {
       let extra = 0;
-      if (t.index && !(m.have != null && m.have === t.index.buildId)) extra += this.sendIndex(ws, m.id, t.index);
+      if (t.index && sub.index !== t.index) extra += this.sendIndex(ws, m.id, sub, t.index);
       // Resume: replay the deltas the client missed when we still have all of them.
       if (m.since !== undefined && m.since <= t.seq && this.replay(ws, live, sub, m.since, t.seq)) {
         this.send(ws, { t: 'target', target: infoOf(t) });
@@ -220,10 +223,11 @@ export class Live {
     return true;
   }
 
-  private sendIndex(ws: WS, id: string, index: SourceIndex): number {
+  private sendIndex(ws: WS, id: string, sub: Sub, index: SourceIndex): number {
     const live = this.live(id);
     if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: this.packr.pack({ t: 'index', id, index: wireIndex(index) } satisfies ServerMessage) };
     this.sendRaw(ws, live.indexBytes.bytes);
+    sub.index = index;
     return live.indexBytes.bytes.length;
   }
 
@@ -270,7 +274,10 @@ export class Live {
         sub.stale = false;
         ws.subscribe(topicOf(id, sub.words));
         this.stats.resyncs++;
-        this.sendSnapshot(ws, id, sub);
+        // It may have missed the index too (subscribed while behind, or published meanwhile).
+        const index = this.hub.target(id)?.index;
+        const extra = index && sub.index !== index ? this.sendIndex(ws, id, sub, index) : 0;
+        this.sendSnapshot(ws, id, sub, extra);
       }
     });
   }
@@ -319,15 +326,22 @@ export class Live {
   private onTarget(info: TargetInfo) {
     this.publish(TARGETS_TOPIC, this.packr.pack({ t: 'target', target: infoOf(info) } satisfies ServerMessage));
     const live = this.targets.get(info.id);
-    if (!live || live.subscribers.size === 0) return;
+    if (!live) return;
+    live.snapshots = []; // they carry the old info
+    if (live.subscribers.size === 0) return;
     this.publishTarget(info.id, { t: 'target', target: infoOf(info) });
-    // Symbolization finished (or the index changed): subscribers get the index now.
+    // Symbolization finished (or the index changed): subscribers get the index now; stale ones
+    // (not on the topic) get it with their snapshot.
     const t = this.hub.target(info.id);
     if (t?.index && t.index !== live.index) {
       live.index = t.index;
       live.indexBytes = { index: t.index, bytes: this.packr.pack({ t: 'index', id: info.id, index: wireIndex(t.index) } satisfies ServerMessage) };
       this.publish(topicOf(info.id, false), live.indexBytes.bytes);
       this.publish(topicOf(info.id, true), live.indexBytes.bytes);
+      for (const ws of live.subscribers) {
+        const sub = ws.getUserData().subs.get(info.id);
+        if (sub && !sub.stale) sub.index = t.index;
+      }
     }
   }
 
