@@ -103,8 +103,8 @@ describe('daemon in-process', function () {
     const v = join(dir, 'cov', 'v');
     fs.mkdirSync(v, { recursive: true });
     const lines: string[] = [];
-    const w = new CoverageDirWatcher(createLogger({ level: 'warn', write: (l) => lines.push(l) }), (m) => found.push(m));
     const found: CoverageMessage[] = [];
+    const w = new CoverageDirWatcher(createLogger({ level: 'warn', write: (l) => lines.push(l) }), (m) => found.push(m));
     const meta = { exe: '/bin/true', buildId: null, pid: 1, startTime: Date.now(), argv: [] };
     for (const [id, uid] of [['1111111111111111', 65534], ['2222222222222222', 0]] as const) {
       const f = join(v, id);
