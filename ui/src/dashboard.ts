@@ -125,7 +125,8 @@ export class Dashboard implements View {
     const s = t.stats;
     setText(r.name, t.name);
     r.name.title = `target ${t.id}`;
-    setText(r.exe, t.exe);
+    // The end of the path (the executable's name) matters most: overflow is cut on the left.
+    setText(r.exe, '\u200e' + t.exe + '\u200e');
     r.exe.title = t.exe;
     setText(r.error, t.state === 'failed' ? t.error ?? 'failed' : '');
     r.error.hidden = t.state !== 'failed';
