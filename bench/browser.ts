@@ -126,6 +126,7 @@ try {
   const covdLoads: number[] = [];
   let covdScroll: ScrollStats | null = null;
   let covdFacts = { domElements: 0, heapMiB: 0 };
+  let covdMarks: Record<string, number> = {};
   const rel = file.path.replace(/^\/+/, '').split('/').map(encodeURIComponent).join('/');
   for (let i = 0; i < reps; i++) {
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -135,6 +136,9 @@ try {
     const t = (await page.evaluate(`new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => res(performance.now()))))`)) as number;
     covdLoads.push(t);
     if (i === reps - 1) {
+      // Where the time goes (marks set by the client as it loads).
+      covdMarks = (await page.evaluate(`Object.fromEntries(performance.getEntriesByType('mark').filter((m) => m.name.startsWith('covd:')).map((m) => [m.name.slice(5), Math.round(m.startTime)]))`)) as Record<string, number>;
+      covdMarks.painted = Math.round(t);
       covdFacts = await pageFacts(page);
       covdScroll = await scrollFrames(page, '.cm-scroller');
     }
@@ -243,13 +247,14 @@ try {
   ];
   console.log(`sqlite3.c: ${lines} lines, ${file.pcs.total} PCs (${file.pcs.covered} covered); opened at line ${deepLine}; ${reps} loads each; genhtml itself took ${genhtmlMs} ms`);
   console.log(table(rows));
+  console.log(`covd load timeline (ms since navigation, last load): ${Object.entries(covdMarks).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`\n5,000-file target: ${manyDetail.files.length} files; ${reps} loads each; genhtml itself took ${manyGenMs} ms`);
   console.log(table(treeRows));
   const path = writeResults('browser', {
     file: { lines, pcs: file.pcs, deepLine },
     target: target.stats,
     reps,
-    covd: { loadsMs: covdLoads, scroll: covdScroll, ...covdFacts },
+    covd: { loadsMs: covdLoads, scroll: covdScroll, ...covdFacts, marks: covdMarks },
     genhtml: { loadsMs: peerLoads, scroll: peerScroll, ...peerFacts, generateMs: genhtmlMs },
     tree: {
       files: manyDetail.files.length,

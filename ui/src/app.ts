@@ -130,6 +130,7 @@ export class App {
         const m = this.models.get(msg.id);
         if (!m) break;
         m.setIndex(msg.index);
+        performance.mark('covd:index');
         v?.onIndex?.(msg.id);
         break;
       }
@@ -138,6 +139,7 @@ export class App {
         if (!m) break;
         m.applySnapshot(msg.seq, msg.info, msg.seen, expandFirstSeen(msg, msg.info.stats.pcsLen), msg.history);
         this.targetErrors.delete(msg.id);
+        performance.mark('covd:snapshot');
         this.setTarget(msg.info);
         v?.onTargets?.();
         v?.onCoverage?.(msg.id, null);

@@ -126,6 +126,7 @@ export class FileView implements View {
     this.setStatus(this.source ? '' : 'Loading source…');
     fetchSource(this.model.info.id, f)
       .then((text) => {
+        performance.mark('covd:source');
         this.loading = false;
         if (f !== this.file) return;
         const scroll = keepScroll && this.source ? this.source.view.scrollDOM.scrollTop : null;
@@ -141,6 +142,7 @@ export class FileView implements View {
             history.replaceState(null, '', fileHref(this.model.info.id, this.path, n));
           },
         });
+        performance.mark('covd:editor');
         this.setStatus('');
         if (scroll !== null) this.source.view.scrollDOM.scrollTop = scroll;
         else if (this.line) this.source.goto(this.line);
@@ -193,6 +195,16 @@ export class FileView implements View {
   onIndex(id: string): void {
     if (id !== this.model.info.id) return;
     this.tree.build();
+    // The same index again (e.g. resent after a reconnect): keep the editor and its scroll position.
+    const f = this.model.fileByPath(this.path);
+    if (this.source && f === this.file && this.model.paths[f] === this.path) {
+      this.tree.setSelected(f);
+      this.source.update();
+      this.updateStats();
+      return;
+    }
+    this.source?.destroy();
+    this.source = null;
     this.file = -1;
     this.load();
   }
