@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { startWebServer } from '../../src/web/server.js';
 import type { WebServer } from '../../src/web/types.js';
-import { adopt, LiveTarget, quietLog, readCoverageFile, sameBits, symbolize, Tab, until } from './harness.js';
+import { adopt, LiveTarget, quietLog, readCoverageFile, request, sameBits, symbolize, Tab, until } from './harness.js';
 
 describe('web: live protocol with a real fuzzer', function () {
   this.timeout(300_000);
@@ -93,6 +93,15 @@ describe('web: live protocol with a real fuzzer', function () {
     expect(back.snapshots, 'resumed without a snapshot').to.equal(0);
     expect(back.indexes, 'resumed without re-sending the index').to.equal(0);
     expect(back.deltas, 'resumed by replaying the missed deltas').to.be.greaterThanOrEqual(3);
+    // The server's own account of it, as Prometheus sees it.
+    const metrics = (await request(srv.port, '/metrics')).body.toString();
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(metric('covd_web_clients')).to.equal(everyone.length);
+    expect(metric('covd_web_behind_total')).to.be.at.least(1);
+    expect(metric('covd_web_resyncs_total')).to.be.at.least(1);
+    // hello, index, snapshot and at least the 5 deltas waited for above, per tab.
+    expect(metric('covd_web_messages_sent_total')).to.be.at.least(everyone.length * 8);
+    expect(metric('covd_web_bytes_sent_total')).to.be.greaterThan(metric('covd_web_messages_sent_total'));
     // First-seen times agree with the registry's for every covered PC.
     const fs = target.registry.target(target.id)!.firstSeen;
     for (const t of [tabs[0]!, tabs[1]!, back, slow]) {
