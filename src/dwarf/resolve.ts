@@ -3,7 +3,7 @@
  * PCs are sorted once and grouped by unit; a unit's line table and functions are parsed only
  * when some PC falls in it, then each PC takes the line-table row llvm-symbolizer would pick.
  * A resolve can be restricted to one part (lines or functions) and a share of the units, so
- * the pool can split one binary across threads; merge.ts puts the parts back together.
+ * the pool can split one binary across threads; src/workers/merge.ts puts the parts back together.
  */
 import { ElfFile } from './elf.js';
 import { DebugInfoError } from './errors.js';
@@ -11,7 +11,7 @@ import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { SubroutineMap, unitFunctions, type FunctionInfo } from './functions.js';
-import { readSymbols, symbolFile, symbolFor, symbolName, type SymbolTable } from './symtab.js';
+import { readSymbols, symbolFile, symbolName, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { NONE, type SourceIndex } from '../workers/types.js';
 
@@ -390,12 +390,4 @@ function spansFor(low: Float64Array, high: Float64Array, fn: Uint32Array, base: 
     while (lo < hi) { const mid = (lo + hi) >>> 1; if (low[mid]! <= a) lo = mid + 1; else hi = mid; }
     if (lo > 0 && a < high[lo - 1]!) out[k] = base + fn[lo - 1]!;
   }
-}
-
-/** [low, high, unit] of the unit-map range holding a; outside every unit: the gap around a, unit -1. */
-function rangeOf(m: UnitMap, a: number): [number, number, number] {
-  let lo = 0, hi = m.low.length;
-  while (lo < hi) { const mid = (lo + hi) >>> 1; if (m.low[mid]! <= a) lo = mid + 1; else hi = mid; }
-  if (lo > 0 && a < m.high[lo - 1]!) return [m.low[lo - 1]!, m.high[lo - 1]!, m.unit[lo - 1]!];
-  return [lo > 0 ? m.high[lo - 1]! : 0, lo < m.low.length ? m.low[lo]! : Infinity, -1];
 }
