@@ -86,6 +86,13 @@ export class VList {
   }
 
   scrollToRow(i: number): void {
+    // Not laid out yet (the view is being built): scroll once it is on screen.
+    if (!this.root.isConnected || this.root.clientHeight === 0) {
+      requestAnimationFrame(() => {
+        if (this.root.isConnected && this.root.clientHeight > 0) this.scrollToRow(i);
+      });
+      return;
+    }
     const h = this.rowHeight;
     const top = this.root.scrollTop, height = this.root.clientHeight;
     if (i * h < top || (i + 1) * h > top + height) this.root.scrollTop = Math.max(0, i * h - height / 3);
