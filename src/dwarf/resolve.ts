@@ -20,6 +20,12 @@ export interface ResolveOptions {
   lines?: boolean;
   /** Compute functions (default true). */
   functions?: boolean;
+  /**
+   * With functions: also find each PC's subprogram for the declaration file and line (default
+   * true). Without, names still come from the symbol table (and from DWARF where no symbol
+   * covers a PC), but the DIE tree is only walked for such PCs.
+   */
+  declarations?: boolean;
   /** Only PCs of units u with u.index % share[1] === share[0] (PCs outside every unit belong to share 0). */
   share?: [number, number];
 }
@@ -155,7 +161,7 @@ export class DebugInfo {
   }
 
   resolve(pcs: BigUint64Array, opts: ResolveOptions = {}): SourceIndex {
-    const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true;
+    const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true, doDecls = opts.declarations ?? true;
     const [shareK, shareN] = opts.share ?? [0, 1];
     const n = pcs.length;
     // The work is done in phases of small loops over typed arrays, which V8 optimizes early.
@@ -226,7 +232,7 @@ export class DebugInfo {
             }
           }
         }
-        if (doFuncs) {
+        if (doFuncs && doDecls) {
           const f = this.functionsOf(u);
           spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
         }

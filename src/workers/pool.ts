@@ -21,6 +21,8 @@ export interface SymbolizerPoolOptions {
   splitMinPcs?: number;
   /** Keep loaded DWARF in the workers between requests (default true). */
   cache?: boolean;
+  /** Find declaration files and lines of functions (default true; see ResolveOptions). */
+  declarations?: boolean;
 }
 
 export interface ResolveTiming {
@@ -35,6 +37,7 @@ export class SymbolizerPool implements Symbolizer {
   private readonly threads: number;
   private readonly splitMinPcs: number;
   private readonly cache: boolean;
+  private readonly declarations: boolean;
   /** Timing of the last resolve (for benchmarks and logs). */
   lastTiming: ResolveTiming | null = null;
 
@@ -42,6 +45,7 @@ export class SymbolizerPool implements Symbolizer {
     this.threads = Math.max(1, opts.threads ?? Math.min(2, availableParallelism()));
     this.splitMinPcs = opts.splitMinPcs ?? 4096;
     this.cache = opts.cache ?? true;
+    this.declarations = opts.declarations ?? true;
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: this.threads,
@@ -70,7 +74,7 @@ export class SymbolizerPool implements Symbolizer {
     new BigUint64Array(shared).set(req.pcs);
     const results = await Promise.all(
       this.plan(n).map((p) => {
-        const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache };
+        const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations };
         if (req.debugFile !== undefined) job.debugFile = req.debugFile;
         return this.piscina.run(job) as Promise<WorkerResult>;
       }),

@@ -19,6 +19,8 @@ export interface WorkerJob {
   share: [number, number];
   /** Keep the loaded DWARF for the next request (default true). */
   cache?: boolean;
+  /** Find functions' declaration lines (default true). */
+  declarations?: boolean;
 }
 
 export type WorkerResult =
@@ -70,7 +72,7 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
   try {
     const { info, loadMs } = load(job);
     const t0 = performance.now();
-    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share });
+    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true });
     const resolveMs = performance.now() - t0;
     touchCache();
     const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];

@@ -25,6 +25,9 @@ options:
       --threads N        worker threads (0 = resolve in-process); by default lists of fewer
                          than 200,000 addresses resolve in-process (starting threads costs more
                          than it saves there) and larger ones on 2 threads
+
+JSON objects have Address, ModuleName and Symbol[0] with Column, FileName, FunctionName
+and Line, the keys llvm-symbolizer gives them; its other keys are left out.
       --no-inlines       accepted for compatibility; inlined frames are never expanded
   -h, --help             this text
 
@@ -149,22 +152,23 @@ class Output {
 
 const enc = (s: string): Buffer => Buffer.from(s, 'utf8');
 
-/** Formats results like llvm-symbolizer; strings are encoded once per file or function, not per line. */
+/**
+ * Formats results like llvm-symbolizer; strings are encoded once per file or function, not per line.
+ * JSON objects carry Address, ModuleName and Symbol[0].{Column, FileName, FunctionName, Line}:
+ * llvm-symbolizer's other keys (Discriminator, Start*) are left out rather than guessed.
+ */
 class Formatter {
   private readonly fileJson: Buffer[];
   private readonly fnJson: Buffer[];
-  private readonly startJson: Buffer[];
   private readonly fileText: Buffer[];
   private readonly fnText: Buffer[];
   private readonly p2: Buffer;
   private static readonly EMPTY = enc('""');
   private static readonly UNKNOWN = enc('??');
   private static readonly P1 = enc('{"Address":"0x');
-  private static readonly P3 = enc(',"Discriminator":0,"FileName":');
+  private static readonly P3 = enc(',"FileName":');
   private static readonly P4 = enc(',"FunctionName":');
   private static readonly P5 = enc(',"Line":');
-  private static readonly P6 = enc(',"StartAddress":"","StartFileName":');
-  private static readonly P7 = enc(',"StartLine":');
   private static readonly P8 = enc('}]}\n');
   private static readonly NL = enc('\n');
   private static readonly COLON = enc(':');
@@ -173,7 +177,6 @@ class Formatter {
     this.fileText = ix.files.map((_, f) => enc(filePath(ix, f) || '??'));
     this.fnJson = ix.functions.names.map((n) => enc(JSON.stringify(n)));
     this.fnText = ix.functions.names.map((n) => enc(n || '??'));
-    this.startJson = ix.functions.names.map((_, f) => enc(JSON.stringify(filePath(ix, ix.functions.file[f]!))));
     this.p2 = enc(`","ModuleName":${JSON.stringify(module)},"Symbol":[{"Column":`);
   }
   json(o: Output, lo: number, hi: number, i: number): void {
@@ -183,8 +186,6 @@ class Formatter {
     o.bytes(F.P3); o.bytes(f === NONE ? F.EMPTY : this.fileJson[f]!);
     o.bytes(F.P4); o.bytes(fn === NONE ? F.EMPTY : this.fnJson[fn]!);
     o.bytes(F.P5); o.uint(ix.pcLine[i]!);
-    o.bytes(F.P6); o.bytes(fn === NONE ? F.EMPTY : this.startJson[fn]!);
-    o.bytes(F.P7); o.uint(fn === NONE ? 0 : ix.functions.line[fn]!);
     o.bytes(F.P8);
   }
   llvm(o: Output, i: number): void {
@@ -200,9 +201,10 @@ class Formatter {
 const AUTO_POOL_MIN_PCS = 200_000;
 
 async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number): Promise<SourceIndex> {
-  if (threads === 0 || (threads < 0 && pcs.length < AUTO_POOL_MIN_PCS) || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs);
+  // The output has no declaration lines, so the DIE tree is walked only where no symbol names a PC.
+  if (threads === 0 || (threads < 0 && pcs.length < AUTO_POOL_MIN_PCS) || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false });
   const { SymbolizerPool } = await import('../../workers/pool.js');
-  const pool = new SymbolizerPool({ threads: threads < 0 ? 2 : threads, cache: false });
+  const pool = new SymbolizerPool({ threads: threads < 0 ? 2 : threads, cache: false, declarations: false });
   try {
     return await pool.resolve(debugFile === undefined ? { exe, pcs } : { exe, debugFile, pcs });
   } finally {
