@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { buildSqliteTarget, runFuzzer } from '../src/coverage/targets.js';
-import { launchChromium, startDaemon, until } from '../test/ui/browser.js';
+import { launchChromium, screenshot, startDaemon, until } from '../test/ui/browser.js';
 import { buildManyFilesTarget } from '../test/ui/many-files.js';
 import { median, percentile, table, writeResults } from './lib/results.js';
 
@@ -139,6 +139,7 @@ try {
       // Where the time goes (marks set by the client as it loads).
       covdMarks = (await page.evaluate(`Object.fromEntries(performance.getEntriesByType('mark').filter((m) => m.name.startsWith('covd:')).map((m) => [m.name.slice(5), Math.round(m.startTime)]))`)) as Record<string, number>;
       covdMarks.painted = Math.round(t);
+      await screenshot(page, 'sqlite3-source');
       covdFacts = await pageFacts(page);
       covdScroll = await scrollFrames(page, '.cm-scroller');
     }

@@ -143,7 +143,8 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
 
     // Hover a covered line: a tooltip lists its PCs.
     const line = page.locator('.cm-line.cm-cov-hit').first();
-    await line.hover({ position: { x: 60, y: 5 } });
+    // Past the end of the text counts too: the whole line is the hover target.
+    await line.hover({ position: { x: 700, y: 5 } });
     const tip = page.locator('.pc-tip');
     await until('PC tooltip', () => tip.count());
     expect(await tip.locator('.pc-tip-head').innerText()).to.match(/Line \d+: \d+ of \d+ PCs? seen/);

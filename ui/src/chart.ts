@@ -86,7 +86,7 @@ export class CoverageChart {
           { label: 'Runs', scale: 'runs', stroke: runColor, width: 1.5, dash: [6, 3], value: (_u, v) => (v == null ? '–' : int(v)) },
         ],
         axes: [
-          { stroke: axis, grid: { stroke: grid } },
+          { stroke: axis, grid: { stroke: grid }, space: 90, values: (u, vs) => timeLabels(u, vs) },
           { scale: 'cov', stroke: covColor, grid: { stroke: grid }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
           { scale: 'runs', side: 1, stroke: runColor, grid: { show: false }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
         ],
@@ -111,4 +111,18 @@ export class CoverageChart {
     this.plot?.destroy();
     this.plot = null;
   }
+}
+
+/** Wall-clock tick labels: seconds for short runs, minutes for longer ones, dates for days. */
+function timeLabels(u: uPlot, vs: number[]): string[] {
+  const xs = u.data[0];
+  const span = xs.length > 1 ? xs[xs.length - 1]! - xs[0]! : 0;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return vs.map((v) => {
+    const d = new Date(v * 1000);
+    const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+    if (span < 3600) return `${hm}:${two(d.getSeconds())}`;
+    if (span < 2 * 86400) return hm;
+    return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+  });
 }

@@ -12,7 +12,8 @@ import {
   ViewPlugin,
   type ViewUpdate,
   gutter,
-  hoverTooltip,
+  showTooltip,
+  type Tooltip,
   lineNumbers,
   drawSelection,
 } from '@codemirror/view';
@@ -25,6 +26,9 @@ import { ago, el } from './format.js';
 const refresh = StateEffect.define<null>();
 /** The line a deep link or a jump points at (0 = none). */
 const setTarget = StateEffect.define<number>();
+
+/** The line whose PCs the tooltip shows (0 = none): set by hovering anywhere on a line or its gutter. */
+const setHover = StateEffect.define<number>();
 
 const targetLine = StateField.define<number>({
   create: () => 0,
@@ -82,6 +86,39 @@ export class SourceView {
     const state = EditorState.create({ doc: opts.text, extensions: this.extensions(opts.path) });
     this.lines = this.model.fileLines(this.file, state.doc.lines);
     this.view = new EditorView({ state, parent });
+    this.watchHover();
+  }
+
+  private hovered = 0;
+  private hoverTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Hovering anywhere on a line (text, empty space after it, or its gutter) shows its PCs. */
+  private watchHover(): void {
+    const dom = this.view.dom;
+    const set = (n: number) => {
+      if (this.hoverTimer) clearTimeout(this.hoverTimer);
+      this.hoverTimer = null;
+      if (n === this.hovered) return;
+      const apply = () => {
+        this.hovered = n;
+        this.view.dispatch({ effects: setHover.of(n) });
+      };
+      // Show after a short rest, hide at once.
+      if (n === 0) apply();
+      else this.hoverTimer = setTimeout(apply, 200);
+    };
+    dom.addEventListener('mousemove', (ev) => {
+      if ((ev.target as HTMLElement).closest('.cm-tooltip')) {
+        if (this.hoverTimer) clearTimeout(this.hoverTimer);
+        return;
+      }
+      const rect = this.view.scrollDOM.getBoundingClientRect();
+      if (ev.clientY < rect.top || ev.clientY > rect.bottom) return set(0);
+      const block = this.view.lineBlockAtHeight(ev.clientY - this.view.documentTop);
+      const n = this.view.state.doc.lineAt(block.from).number;
+      set(this.lines.total[n] ? n : 0);
+    });
+    dom.addEventListener('mouseleave', () => set(0));
   }
 
   private extensions(path: string): Extension[] {
@@ -111,12 +148,21 @@ export class SourceView {
       lineMarkerChange: (u) => u.transactions.some((t) => t.effects.some((e) => e.is(refresh))),
       initialSpacer: () => spacer,
     });
-    const hover = hoverTooltip((view, pos) => {
-      const line = view.state.doc.lineAt(pos);
-      const pcs = self.model.pcsOnLine(self.file, line.number);
-      if (pcs.length === 0) return null;
-      return { pos: line.from, end: line.to, above: true, create: () => ({ dom: self.tooltip(line.number, pcs) }) };
-    }, { hoverTime: 250 });
+    const hover = StateField.define<Tooltip | null>({
+      create: () => null,
+      update(v, tr) {
+        for (const e of tr.effects) {
+          if (!e.is(setHover)) continue;
+          if (e.value === 0) return null;
+          const n = e.value;
+          const line = tr.state.doc.line(n);
+          const pcs = self.model.pcsOnLine(self.file, n);
+          v = { pos: line.from, above: true, create: () => ({ dom: self.tooltip(n, pcs) }) };
+        }
+        return v && tr.docChanged ? null : v;
+      },
+      provide: (f) => showTooltip.from(f),
+    });
     return [
       EditorState.readOnly.of(true),
       EditorView.editable.of(false),
@@ -189,7 +235,7 @@ export class SourceView {
       const addr = (idx as { pcAddresses?: ArrayLike<number | bigint> }).pcAddresses?.[pc];
       const when = m.isSeen(pc) ? (m.firstSeen[pc] ? `seen ${ago(m.firstSeen[pc]! * 1000)}` : 'seen') : 'not seen';
       tr.append(
-        el('td', 'mono', addr !== undefined ? '0x' + addr.toString(16) : `#${pc}`),
+        el('td', 'mono', addr !== undefined ? '0x' + addr.toString(16) : `PC #${pc}`),
         el('td', 'mono', `col ${idx.pcColumn[pc]}`),
         el('td', 'mono fn', fn),
         el('td', '', (m.isSeen(pc) ? '● ' : '○ ') + when),
@@ -255,6 +301,7 @@ export class SourceView {
   }
 
   destroy(): void {
+    if (this.hoverTimer) clearTimeout(this.hoverTimer);
     this.view.destroy();
   }
 }
