@@ -222,14 +222,7 @@ export class DebugInfo {
           const t = this.lineTable(u);
           if (t) {
             lookupRows(t, uniq, s, e, rows);
-            let lastRaw = -1, lastId = NONE;
-            for (let k = s; k < e; k++) {
-              const row = rows[k]!;
-              if (row < 0) continue;
-              const raw = t.rowFile[row]!;
-              if (raw !== lastRaw) { lastId = internFile(u, t, raw); lastRaw = raw; }
-              uFile[k] = lastId; uLine[k] = t.rowLine[row]!; uCol[k] = t.rowCol[row]!;
-            }
+            copyRows(t, rows, s, e, uFile, uLine, uCol, (raw) => internFile(u, t, raw));
           }
         }
         if (doFuncs && doDecls) {
@@ -283,10 +276,7 @@ export class DebugInfo {
     // Back to the caller's order.
     const pcFile = new Uint32Array(n), pcLine = new Uint32Array(n), pcColumn = new Uint32Array(n), pcFunction = new Uint32Array(n);
     const at = positions(addr, uniq);
-    for (let i = 0; i < n; i++) {
-      const k = at[i]!;
-      pcFile[i] = uFile[k]!; pcLine[i] = uLine[k]!; pcColumn[i] = uCol[k]!; pcFunction[i] = uFn[k]!;
-    }
+    gather(at, uFile, pcFile); gather(at, uLine, pcLine); gather(at, uCol, pcColumn); gather(at, uFn, pcFunction);
     return {
       buildId: this.buildId,
       directories: files.directories,
@@ -303,6 +293,22 @@ export class DebugInfo {
     if (!f) throw new DebugInfoError('CORRUPT', `function index ${global} out of range`);
     return f;
   }
+}
+
+/** Row fields for uniq[s..e) from their rows; file indices interned (the same one as the last is reused). */
+function copyRows(t: LineTable, rows: Int32Array, s: number, e: number, file: Uint32Array, line: Uint32Array, col: Uint32Array, intern: (raw: number) => number): void {
+  let lastRaw = -1, lastId = NONE;
+  for (let k = s; k < e; k++) {
+    const row = rows[k]!;
+    if (row < 0) continue;
+    const raw = t.rowFile[row]!;
+    if (raw !== lastRaw) { lastId = intern(raw); lastRaw = raw; }
+    file[k] = lastId; line[k] = t.rowLine[row]!; col[k] = t.rowCol[row]!;
+  }
+}
+
+function gather(at: Uint32Array, from: Uint32Array, to: Uint32Array): void {
+  for (let i = 0; i < at.length; i++) to[i] = from[at[i]!]!;
 }
 
 /** PCs as numbers, read as two u32 halves: no BigInt per PC (exact below 2^53, all user-space addresses). */

@@ -179,14 +179,19 @@ class Formatter {
     this.fnText = ix.functions.names.map((n) => enc(n || '??'));
     this.p2 = enc(`","ModuleName":${JSON.stringify(module)},"Symbol":[{"Column":`);
   }
+  /** `,"FileName":F,"FunctionName":N,"Line":` per (file, function) pair, built on first use. */
+  private middle = new Map<number, Buffer>();
   json(o: Output, lo: number, hi: number, i: number): void {
     const ix = this.ix, F = Formatter;
     const f = ix.pcFile[i]!, fn = ix.pcFunction[i]!;
+    const key = (f === NONE ? 0 : f + 1) * 0x1_0000_0000 + (fn === NONE ? 0 : fn + 1);
+    let mid = this.middle.get(key);
+    if (!mid) {
+      mid = Buffer.concat([F.P3, f === NONE ? F.EMPTY : this.fileJson[f]!, F.P4, fn === NONE ? F.EMPTY : this.fnJson[fn]!, F.P5]);
+      this.middle.set(key, mid);
+    }
     o.bytes(F.P1); o.hex(lo, hi); o.bytes(this.p2); o.uint(ix.pcColumn[i]!);
-    o.bytes(F.P3); o.bytes(f === NONE ? F.EMPTY : this.fileJson[f]!);
-    o.bytes(F.P4); o.bytes(fn === NONE ? F.EMPTY : this.fnJson[fn]!);
-    o.bytes(F.P5); o.uint(ix.pcLine[i]!);
-    o.bytes(F.P8);
+    o.bytes(mid); o.uint(ix.pcLine[i]!); o.bytes(F.P8);
   }
   llvm(o: Output, i: number): void {
     const ix = this.ix, F = Formatter;
