@@ -141,14 +141,22 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   // The hot loop reads bytes directly (pos < end is checked before each read); the rarer
   // opcodes go through the checked reader.
   const buf = prog.buf, end = prog.end;
+  // Special opcodes' address and line advances, computed once instead of per row.
+  const addrStep = new Float64Array(256), lineStep = new Int32Array(256);
+  if (lineRange !== 0) {
+    for (let op = opcodeBase; op < 256; op++) {
+      const adj = op - opcodeBase;
+      addrStep[op] = Math.floor(adj / lineRange) * minInst;
+      lineStep[op] = lineBase + (adj % lineRange);
+    }
+  }
   let pos = prog.pos;
   while (pos < end) {
     const op = buf[pos++]!;
     if (op >= opcodeBase) {
       if (lineRange === 0) { prog.pos = pos; needRange(); }
-      const adj = op - opcodeBase;
-      address += Math.floor(adj / lineRange) * minInst;
-      line = (line + lineBase + (adj % lineRange)) >>> 0;
+      address += addrStep[op]!;
+      line = (line + lineStep[op]!) >>> 0;
       if (seqEmpty) { seqEmpty = false; seqLow = address; seqFirst = rows.n; }
       rows.push(address, file, line, column);
       continue;
