@@ -66,8 +66,12 @@ export class CoverageChart {
   }
 
   private redraw(): void {
-    this.empty.hidden = this.samples.length > 0;
-    if (this.samples.length === 0) return;
+    // A line needs two points; a single sample would leave uPlot without a time span.
+    this.empty.hidden = this.samples.length > 1;
+    if (this.samples.length < 2) {
+      this.empty.textContent = this.samples.length ? 'Collecting history: the chart starts with the next sample' : 'No history yet';
+      return;
+    }
     const data = this.data();
     if (!this.plot) {
       const w = this.host.clientWidth || 600;
@@ -79,7 +83,11 @@ export class CoverageChart {
       const opts: uPlot.Options = {
         width: w,
         height: 240,
-        scales: { x: { time: true }, cov: { auto: true }, runs: { auto: true } },
+        scales: {
+          x: { time: true },
+          cov: { auto: true },
+          runs: { auto: true },
+        },
         series: [
           {},
           { label: 'Covered PCs', scale: 'cov', stroke: covColor, width: 2, fill: covColor + '22', value: (_u, v) => (v == null ? '–' : int(v)) },
