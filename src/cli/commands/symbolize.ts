@@ -22,19 +22,19 @@ options:
                          file found by build-id / .gnu_debuglink)
       --output-style S   LLVM (default): function, then file:line:column, then a blank line;
                          JSON: one object per line shaped like llvm-symbolizer's JSON
-      --threads N        worker threads (0 = resolve in-process); by default lists of fewer
-                         than 200,000 addresses resolve in-process (starting threads costs more
-                         than it saves there) and larger ones on 2 threads
-
-JSON objects have Address, ModuleName and Symbol[0] with Column, FileName, FunctionName
-and Line, the keys llvm-symbolizer gives them; its other keys are left out.
+      --threads N        resolve on N worker threads (default 0: in the process itself; on
+                         the 2-core benchmark machine starting threads cost more than
+                         they saved, see bench/NOTES-symbolize.md)
       --no-inlines       accepted for compatibility; inlined frames are never expanded
   -h, --help             this text
+
+JSON objects have Address, ModuleName and Symbol[0] with Column, FileName, FunctionName and
+Line, as llvm-symbolizer gives them; its other keys (Discriminator, Start*) are left out.
 
 exit status: 0 on success, 1 when the debug info cannot be read, 2 on bad usage.
 examples:
   covd symbolize --exe ./fuzz_target 0x4f2a10
-  llvm-objdump -d ./fuzz_target | ... | covd symbolize --exe ./fuzz_target --output-style=JSON`;
+  printf '0x4f2a10\\n0x4f2a24\\n' | covd symbolize --exe ./fuzz_target --output-style=JSON`;
 
 /** Parses one address; null when it is not hexadecimal (with or without 0x, at most 16 digits). */
 export function parseAddress(s: string): bigint | null {
@@ -202,14 +202,11 @@ class Formatter {
   }
 }
 
-/** Below this many addresses the default is to resolve in-process (see bench/NOTES-symbolize.md). */
-const AUTO_POOL_MIN_PCS = 200_000;
-
 async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number): Promise<SourceIndex> {
   // The output has no declaration lines, so the DIE tree is walked only where no symbol names a PC.
-  if (threads === 0 || (threads < 0 && pcs.length < AUTO_POOL_MIN_PCS) || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false });
+  if (threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false });
   const { SymbolizerPool } = await import('../../workers/pool.js');
-  const pool = new SymbolizerPool({ threads: threads < 0 ? 2 : threads, cache: false, declarations: false });
+  const pool = new SymbolizerPool({ threads, cache: false, declarations: false });
   try {
     return await pool.resolve(debugFile === undefined ? { exe, pcs } : { exe, debugFile, pcs });
   } finally {
@@ -246,8 +243,8 @@ const command: Command = {
     if (!exe) throw new UsageError('--exe PATH is required');
     const style = (values['output-style'] ?? 'LLVM').toUpperCase();
     if (style !== 'LLVM' && style !== 'JSON') throw new UsageError(`--output-style must be LLVM or JSON, not '${values['output-style']}'`);
-    const threads = values.threads === undefined ? -1 : Number(values.threads);
-    if (!Number.isInteger(threads) || threads < -1 || threads > 64) throw new UsageError('--threads must be a whole number from 0 to 64');
+    const threads = values.threads === undefined ? 0 : Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new UsageError('--threads must be a whole number from 0 to 64');
 
     const input = positionals.length > 0 ? Buffer.from(positionals.join('\n') + '\n') : readFileSync(0);
     const list = parseAddressList(input);
