@@ -94,7 +94,7 @@ export class CoverageChart {
           { label: 'Runs', scale: 'runs', stroke: runColor, width: 1.5, dash: [6, 3], value: (_u, v) => (v == null ? '–' : int(v)) },
         ],
         axes: [
-          { stroke: axis, grid: { stroke: grid }, space: 90, values: (u, vs) => timeLabels(u, vs) },
+          { stroke: axis, grid: { stroke: grid }, space: 90, incrs: TIME_INCRS, values: (u, vs) => timeLabels(u, vs) },
           { scale: 'cov', stroke: covColor, grid: { stroke: grid }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
           { scale: 'runs', side: 1, stroke: runColor, grid: { show: false }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
         ],
@@ -120,6 +120,9 @@ export class CoverageChart {
     this.plot = null;
   }
 }
+
+/** Tick steps in seconds: whole seconds and up, so labels never repeat. */
+const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 30 * 86400];
 
 /** Wall-clock tick labels: seconds for short runs, minutes for longer ones, dates for days. */
 function timeLabels(u: uPlot, vs: number[]): string[] {
