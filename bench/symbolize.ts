@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, repoRoot, table, writeResults } from './lib/results.js';
@@ -27,17 +27,17 @@ const TOOLS: Tool[] = [
   { name: 'addr2line -f -e', cmd: 'addr2line', args: (exe) => ['-f', '-e', exe] },
 ];
 
-/** Wall time (ms) and peak RSS (MiB, from GNU time) of one run, stdin from a file, stdout discarded. */
-function runOnce(cmd: string, args: string[], input: string): { ms: number; rssMiB: number } {
+/** Wall time, CPU time (user + sys, ms) and peak RSS (MiB) of one run, from GNU time; stdin from a file, stdout discarded. */
+function runOnce(cmd: string, args: string[], input: string): { ms: number; cpuMs: number; rssMiB: number } {
   const inFd = openSync(input, 'r');
   const outFd = openSync('/dev/null', 'w');
   try {
     const t0 = performance.now();
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { stdio: [inFd, outFd, 'pipe'], encoding: 'utf8' });
+    const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { stdio: [inFd, outFd, 'pipe'], encoding: 'utf8' });
     const ms = performance.now() - t0;
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-    const kib = Number(r.stderr.trim().split('\n').pop());
-    return { ms, rssMiB: kib / 1024 };
+    const [kib, user, sys] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+    return { ms, cpuMs: (user + sys) * 1000, rssMiB: kib / 1024 };
   } finally {
     closeSync(inFd);
     closeSync(outFd);
@@ -129,17 +129,18 @@ function agreement(exe: string, input: string): { total: number; differ: number 
 async function measure(label: string, exe: string, addrs: bigint[], rounds: number, dir: string) {
   const input = join(dir, `${label}.txt`);
   writeAddrs(input, addrs);
-  const samples = new Map<string, { ms: number[]; rss: number[] }>(TOOLS.map((t) => [t.name, { ms: [], rss: [] }]));
+  const samples = new Map<string, { ms: number[]; cpu: number[]; rss: number[] }>(TOOLS.map((t) => [t.name, { ms: [], cpu: [], rss: [] }]));
   for (let r = 0; r < rounds; r++) {
     for (const t of TOOLS) { // interleaved, so background load hits every tool alike
       const s = runOnce(t.cmd, t.args(exe), input);
       samples.get(t.name)!.ms.push(s.ms);
+      samples.get(t.name)!.cpu.push(s.cpuMs);
       samples.get(t.name)!.rss.push(s.rssMiB);
     }
   }
   const pool2 = await inPool(exe, BigUint64Array.from(addrs), 2, rounds);
   const pool1 = await inPool(exe, BigUint64Array.from(addrs), 1, rounds);
-  const proc = Object.fromEntries([...samples].map(([k, v]) => [k, { ms: median(v.ms), rssMiB: Math.max(...v.rss), samples: v.ms }]));
+  const proc = Object.fromEntries([...samples].map(([k, v]) => [k, { ms: median(v.ms), cpuMs: median(v.cpu), rssMiB: Math.max(...v.rss), samples: v.ms }]));
   return { label, exe, pcs: addrs.length, proc, pool2, pool1 };
 }
 
@@ -148,6 +149,8 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds ?? 5);
   const sizes = (values.sizes ?? '100000,300000,1000000').split(',').map(Number);
   const dir = mkdtempSync(join(tmpdir(), 'covd-bench-'));
+  // The machine may be shared: say how busy it was, since every figure depends on it.
+  const loadBefore = loadavg()[0]!;
   try {
     const sqlite = await sqliteTarget();
     const pcs = pcTable(sqlite, dir);
@@ -163,15 +166,15 @@ async function main(): Promise<void> {
     const agreePcs = agreement(sqlite, join(dir, 'sqlite.txt'));
     const agreeRandom = agreement(sqlite, join(dir, 'random.txt'));
 
-    const llvm = s.proc['llvm-symbolizer-14 --no-inlines']!.ms, a2l = s.proc['addr2line -e']!.ms;
-    console.log(`\nsqlite3 libFuzzer target: ${s.pcs} pc-table PCs, median of ${rounds} runs\n`);
+    const llvm = s.proc['llvm-symbolizer-14 --no-inlines']!, a2l = s.proc['addr2line -e']!;
+    console.log(`\nsqlite3 libFuzzer target: ${s.pcs} pc-table PCs, median of ${rounds} interleaved runs (wall and CPU = user + sys)\n`);
     console.log(table([
-      ['what', 'ms', 'peak RSS MiB', 'vs llvm-symbolizer', 'vs addr2line -e'],
-      ...Object.entries(s.proc).map(([k, v]) => [k, v.ms, v.rssMiB, v.ms / llvm, v.ms / a2l]),
-      ['covd pool, 2 threads, first request (in-pool)', s.pool2.coldMs, '', s.pool2.coldMs / llvm, s.pool2.coldMs / a2l],
-      ['covd pool, 2 threads, later requests, no cache (in-pool)', s.pool2.warmMs, '', s.pool2.warmMs / llvm, s.pool2.warmMs / a2l],
-      ['covd pool, 1 thread, first request (in-pool)', s.pool1.coldMs, '', s.pool1.coldMs / llvm, s.pool1.coldMs / a2l],
-      ['covd pool, 1 thread, later requests, no cache (in-pool)', s.pool1.warmMs, '', s.pool1.warmMs / llvm, s.pool1.warmMs / a2l],
+      ['what', 'wall ms', 'CPU ms', 'peak RSS MiB', 'wall vs llvm-symbolizer', 'CPU vs llvm-symbolizer', 'wall vs addr2line -e'],
+      ...Object.entries(s.proc).map(([k, v]) => [k, v.ms, v.cpuMs, v.rssMiB, v.ms / llvm.ms, v.cpuMs / llvm.cpuMs, v.ms / a2l.ms]),
+      ['covd pool, 2 threads, first request (in-pool)', s.pool2.coldMs, '', '', s.pool2.coldMs / llvm.ms, '', s.pool2.coldMs / a2l.ms],
+      ['covd pool, 2 threads, later requests, no cache (in-pool)', s.pool2.warmMs, '', '', s.pool2.warmMs / llvm.ms, '', s.pool2.warmMs / a2l.ms],
+      ['covd pool, 1 thread, first request (in-pool)', s.pool1.coldMs, '', '', s.pool1.coldMs / llvm.ms, '', s.pool1.coldMs / a2l.ms],
+      ['covd pool, 1 thread, later requests, no cache (in-pool)', s.pool1.warmMs, '', '', s.pool1.warmMs / llvm.ms, '', s.pool1.warmMs / a2l.ms],
     ]));
     console.log(`\nagreement with llvm-symbolizer-14: pc-table ${agreePcs.total - agreePcs.differ}/${agreePcs.total}, random .text ${agreeRandom.total - agreeRandom.differ}/${agreeRandom.total}`);
 
@@ -182,16 +185,18 @@ async function main(): Promise<void> {
         const g = await measure(`gen-${n}`, exe, pcTable(exe, dir), Math.max(1, Math.min(rounds, 3)), dir);
         growth.push(g);
       }
-      console.log('\ngrowth on generated programs (median ms / peak RSS MiB)\n');
+      console.log('\ngrowth on generated programs (median wall ms / CPU ms / peak RSS MiB; pool columns: wall ms in-pool)\n');
       console.log(table([
         ['PCs', 'covd 2 threads', 'covd in-process', 'pool 2 thr first', 'pool 2 thr later', 'pool 1 thr first', 'llvm-symbolizer', 'addr2line -e'],
         ...growth.map((g) => {
-          const p = (k: string) => `${g.proc[k]!.ms.toFixed(0)} / ${g.proc[k]!.rssMiB.toFixed(0)}`;
+          const p = (k: string) => `${g.proc[k]!.ms.toFixed(0)} / ${g.proc[k]!.cpuMs.toFixed(0)} / ${g.proc[k]!.rssMiB.toFixed(0)}`;
           return [g.pcs, p(TOOLS[0]!.name), p(TOOLS[1]!.name), g.pool2.coldMs, g.pool2.warmMs, g.pool1.coldMs, p(TOOLS[2]!.name), p(TOOLS[3]!.name)];
         }),
       ]));
     }
-    const file = writeResults('symbolize', { rounds, sqlite: s, agreement: { pcTable: agreePcs, randomText: agreeRandom }, growth });
+    const loadAfter = loadavg()[0]!;
+    console.log(`\n1-minute load average: ${loadBefore.toFixed(1)} at start, ${loadAfter.toFixed(1)} at end (2 cores)`);
+    const file = writeResults('symbolize', { rounds, loadAverage: { start: loadBefore, end: loadAfter }, sqlite: s, agreement: { pcTable: agreePcs, randomText: agreeRandom }, growth });
     console.log(`\nwrote ${file}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
