@@ -143,6 +143,22 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     const stats = /\(([\d,]+) \/ ([\d,]+)\)/.exec(await page.locator('.source-stats').innerText())!;
     expect(ints(stats[0])).to.deep.equal([decode.pcs.covered, decode.pcs.total]);
 
+    // Line by line, the page's states agree with the server's own export: covered or partly
+    // covered = a line with a seen PC, uncovered = a line whose PCs are all unseen, else no PC.
+    const exp = await api<{ files: { file: number; coveredLines: number[]; uncoveredLines: number[] }[] }>(`/api/targets/${targetId}/coverage?format=json`);
+    const ef = exp.files.find((f) => f.file === decode.file)!;
+    const { states } = (await page.evaluate('window.covd.source(true)')) as { states: number[] };
+    const hit = new Set(ef.coveredLines), miss = new Set(ef.uncoveredLines);
+    let partly = 0;
+    for (let l = 1; l < states.length; l++) {
+      const want = hit.has(l) ? 'seen' : miss.has(l) ? 'unseen' : 'none';
+      const got = states[l] === 3 || states[l] === 2 ? 'seen' : states[l] === 1 ? 'unseen' : 'none';
+      expect(got, `decode.c:${l}`).to.equal(want);
+      if (states[l] === 2) partly++;
+    }
+    expect(hit.size + miss.size).to.be.greaterThan(10);
+    expect(await page.locator('.source-stats').innerText()).to.contain(`${partly} partly`);
+
     // Hover a covered line: a tooltip lists its PCs.
     const line = page.locator('.cm-line.cm-cov-hit').first();
     // Past the end of the text counts too: the whole line is the hover target.

@@ -78,9 +78,11 @@ export class FileView implements View {
   }
 
   /** For tests and benchmarks: the marked line and the per-state line counts. */
-  probe(): { file: number; marked: number; lines: number[]; docLines: number } | null {
+  probe(withStates = false): { file: number; marked: number; lines: number[]; docLines: number; states?: number[] } | null {
     if (!this.source) return null;
-    return { file: this.file, marked: this.source.markedLine(), lines: this.source.lineCounts(), docLines: this.source.view.state.doc.lines };
+    const p: { file: number; marked: number; lines: number[]; docLines: number; states?: number[] } = { file: this.file, marked: this.source.markedLine(), lines: this.source.lineCounts(), docLines: this.source.view.state.doc.lines };
+    if (withStates) p.states = Array.from(this.source.lines.state);
+    return p;
   }
 
   sameFile(path: string): boolean {

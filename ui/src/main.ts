@@ -124,5 +124,5 @@ app.start();
   app,
   route: () => route,
   link: () => ({ state: app.link.state, opens: app.link.opens, frames: app.link.frames }),
-  source: () => (app.view instanceof FileView ? app.view.probe() : null),
+  source: (withStates = false) => (app.view instanceof FileView ? app.view.probe(withStates) : null),
 };
