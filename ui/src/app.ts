@@ -182,6 +182,12 @@ export class App {
 
   private setTarget(t: TargetInfo): void {
     const known = this.targets.has(t.id);
+    // A deep link opened before its target existed: subscribe now that it does.
+    if (this.followed === t.id && this.targetErrors.has(t.id)) {
+      this.targetErrors.delete(t.id);
+      const m = this.models.get(t.id);
+      if (m) this.link.send(subMessage(m, false));
+    }
     this.targets.set(t.id, t);
     const m = this.models.get(t.id);
     if (m) m.info = { ...t, stats: t.stats };

@@ -68,7 +68,7 @@ export class TargetView implements View {
     setText(this.title, info.name);
     setText(this.stateBadge, info.state);
     this.stateBadge.className = `state state-${info.state}`;
-    setText(this.meta, `${info.exe} · target ${info.id}${info.buildId ? ' · build ' + info.buildId : ''}`);
+    setText(this.meta, [info.exe, `target ${info.id}`, info.buildId ? 'build ' + info.buildId : ''].filter(Boolean).join(' · '));
     const set = (k: string, v: string, sub = '') => {
       const st = this.stats.get(k)!;
       setText(st.value, v);
@@ -86,6 +86,13 @@ export class TargetView implements View {
     else if (!this.app.targets.has(m.info.id) && this.app.targetsLoaded) notice = `No target ${m.info.id} on this daemon.`;
     else if (info.state === 'failed') notice = `This target failed: ${info.error ?? 'unknown reason'}`;
     else if (!m.index) notice = info.state === 'loading' ? 'Reading debug info…' : 'Waiting for the source index…';
+    // An unknown target has nothing to show but the notice.
+    const missing = !!err || (!this.app.targets.has(m.info.id) && this.app.targetsLoaded);
+    this.root.classList.toggle('missing', missing);
+    if (missing) {
+      setText(this.stateBadge, 'unknown');
+      this.stateBadge.className = 'state state-retired';
+    }
     setText(this.notice, notice);
     this.notice.hidden = notice === '';
     this.notice.classList.toggle('bad', info.state === 'failed' || !!err || notice.startsWith('No target'));
