@@ -93,6 +93,7 @@ options:
   --quick             shortened runs (each part's quick flags; see --list)
   --soak-seconds N    soak length (default 240; 120 with --quick)
   --no-markdown       do not rewrite BENCHMARKS.md
+  --markdown-only     only rewrite BENCHMARKS.md (goals from bench/results/*.json), run nothing
   --list              print the parts and their commands, run nothing
   -h, --help          this text
 
@@ -169,6 +170,39 @@ function section(p: Part, r: PartRun): string {
   ].join('\n');
 }
 
+/** One row per goal of issue 7 that a part's JSON results let us judge: [goal, measured, verdict]. */
+function goalRows(): Map<string, string[]> {
+  const rows = new Map<string, string[]>();
+  const read = (name: string): any => {
+    try {
+      return JSON.parse(readFileSync(join(repoRoot, 'bench', 'results', `${name}.json`), 'utf8')).data;
+    } catch {
+      return undefined;
+    }
+  };
+  const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const lat = read('latency');
+  for (const m of (lat?.modes ?? []) as { mode: string; p50: number; p99: number; max: number; goalMs: number; pass: boolean }[]) {
+    rows.set(`latency, ${m.mode}`, [`latency to all ${lat.tabs} tabs, ${m.mode}: p99 < ${m.goalMs} ms`, `p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms, max ${m.max.toFixed(0)} ms`, verdict(m.pass)]);
+  }
+  const mem = read('memory');
+  if (mem?.stages) {
+    const worst = Math.max(...(mem.stages as { rssMiB: number }[]).map((x) => x.rssMiB));
+    rows.set('memory', [`daemon RSS, ${mem.targets} targets (one of ${Number(mem.bigPcs).toLocaleString('en-US')} PCs), ${mem.tabs} tabs: < ${mem.goalMiB} MB`, `${worst.toFixed(0)} MiB (stages: ${(mem.stages as { stage: string; rssMiB: number }[]).map((x) => `${x.stage} ${x.rssMiB.toFixed(0)}`).join(', ')})`, verdict(!!mem.pass)]);
+  }
+  const agent = read('agent-overhead');
+  if (Array.isArray(agent?.summary)) {
+    const a = (agent.summary as { corpus: string; config: string; cpuRatio: number }[]).filter((x) => x.config === 'covd agent');
+    if (a.length) rows.set('agent', ['agent overhead: >= 90 % of plain libFuzzer exec/s (CPU time)', a.map((x) => `${x.corpus} ${(x.cpuRatio * 100).toFixed(1)} %`).join(', '), verdict(a.every((x) => x.cpuRatio >= 0.9))]);
+  }
+  const soak = read('soak');
+  if (soak?.checks) {
+    const failed = (soak.checks as { name: string; pass: boolean }[]).filter((c) => !c.pass).map((c) => c.name);
+    rows.set('soak', [`soak (${soak.seconds} s) and five faults: every check passes`, failed.length ? `failed: ${failed.join(', ')}` : `${soak.checks.length} checks, ${soak.faults.length} faults passed`, verdict(!!soak.pass)]);
+  }
+  return rows;
+}
+
 /** Rewrites BENCHMARKS.md: sections of the parts in `runs` replaced, the others kept as they were. */
 export function writeBenchmarksMd(runs: PartRun[]): string {
   const file = join(repoRoot, 'BENCHMARKS.md');
@@ -193,6 +227,15 @@ export function writeBenchmarksMd(runs: PartRun[]): string {
     summary.push([`[${p.title}](#${p.title.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')})`, date, secs, status, `\`${cmd}\``]);
   }
   const notes = readdirSync(join(repoRoot, 'bench')).filter((f) => /^NOTES-.*\.md$/.test(f)).sort();
+  // Goals: from this machine's results where present, else the row BENCHMARKS.md already had.
+  const goals = goalRows();
+  const oldGoals = /<!-- goals -->([\s\S]*?)<!-- \/goals -->/.exec(old)?.[1] ?? '';
+  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'soak'];
+  const goalTable: string[][] = [['goal', 'measured', 'verdict']];
+  for (const k of goalKeys) {
+    const row = goals.get(k) ?? oldGoals.split('\n').find((l) => l.includes(`<!-- ${k} -->`))?.split(' | ').slice(0, 3).map((c) => c.replace(/^\| /, '').replace(/<!--.*-->/, '').replace(/\s*\|\s*$/, '').trim());
+    if (row) goalTable.push([row[0]!, row[1]!, `${row[2]} <!-- ${k} -->`]);
+  }
   const md = [
     '# covd benchmarks',
     '',
@@ -210,6 +253,14 @@ export function writeBenchmarksMd(runs: PartRun[]): string {
     'npm run bench -- --list                         # the parts and their exact commands',
     'npm run build && node dist/bench/latency.js     # one part on its own',
     '```',
+    '',
+    '## Goals',
+    '',
+    '<!-- goals -->',
+    table(goalTable),
+    '<!-- /goals -->',
+    '',
+    'Fan-out, symbolization, browser and tick figures are judged against their peers in their sections.',
     '',
     '## Summary',
     '',
@@ -231,7 +282,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         only: { type: 'string' }, skip: { type: 'string' }, quick: { type: 'boolean' }, 'soak-seconds': { type: 'string' },
-        'no-markdown': { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'no-markdown': { type: 'boolean' }, 'markdown-only': { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }));
@@ -262,6 +313,10 @@ async function main(): Promise<number> {
     }
     return f;
   };
+  if (values['markdown-only']) {
+    console.log(`rewrote ${writeBenchmarksMd([])}`);
+    return 0;
+  }
   if (values.list) {
     for (const p of parts) console.log(`${p.name.padEnd(15)} ${commandOf(p, flagsOf(p))}`);
     return 0;
