@@ -26,7 +26,7 @@ export function debugFileCandidates(exe: string, buildId: string | null, link: s
 }
 
 /** Opens the file that holds the executable's DWARF (maybe the executable itself). */
-export function openDebugInfo(exe: ElfFile, debugFile?: string): ElfFile {
+export function openDebugInfo(exe: ElfFile, debugFile?: string, root = DEBUG_ROOT): ElfFile {
   if (debugFile) {
     const d = ElfFile.open(debugFile);
     if (!hasDwarf(d)) {
@@ -39,7 +39,7 @@ export function openDebugInfo(exe: ElfFile, debugFile?: string): ElfFile {
   const buildId = exe.buildId();
   const link = exe.debugLink();
   const tried: string[] = [];
-  for (const c of debugFileCandidates(exe.path, buildId, link?.file ?? null)) {
+  for (const c of debugFileCandidates(exe.path, buildId, link?.file ?? null, root)) {
     if (resolve(c) === resolve(exe.path) || !existsSync(c)) { tried.push(c); continue; }
     const d = ElfFile.open(c);
     if (hasDwarf(d)) return d;

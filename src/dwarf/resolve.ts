@@ -92,12 +92,12 @@ export class DebugInfo {
     this.buildId = exe.buildId();
   }
 
-  /** Opens exe (and its separate debug file); throws DebugInfoError. */
-  static open(exe: string, debugFile?: string): DebugInfo {
+  /** Opens exe (and its separate debug file; debugRoot stands in for /usr/lib/debug); throws DebugInfoError. */
+  static open(exe: string, debugFile?: string, debugRoot?: string): DebugInfo {
     const e = ElfFile.open(exe);
     let dbg: ElfFile | undefined;
     try {
-      dbg = openDebugInfo(e, debugFile);
+      dbg = openDebugInfo(e, debugFile, debugRoot);
       return new DebugInfo(e, dbg);
     } catch (err) {
       if (dbg && dbg !== e) dbg.close();

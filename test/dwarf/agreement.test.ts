@@ -8,6 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DebugInfo, filePath } from '../../src/dwarf/resolve.js';
+import { DebugInfoError } from '../../src/workers/types.js';
 import { VARIANTS, build, covdBin, covdSymbolize, differences, functionStarts, llvmSymbolize, pcTable, randomTextAddresses } from './programs.js';
 
 const RANDOM = 4000;
@@ -98,6 +100,25 @@ describe('covd symbolize agrees with llvm-symbolizer-14', function () {
     copyFileSync(dbg, join(dir, '.debug', 'prog.debug'));
     rmSync(dbg);
     expect(differences(covdSymbolize(exe, addrs), want), 'in .debug/').to.deep.equal([]);
+  });
+
+  it('separate debug file found by build-id under the debug root (.build-id/xx/rest.debug)', () => {
+    const full = build(VARIANTS[0]!);
+    const root = join(tmp, 'debugroot');
+    const exe = join(tmp, 'by-build-id');
+    execFileSync('objcopy', ['--strip-debug', full, exe]);
+    const id = execFileSync('readelf', ['-n', full], { encoding: 'utf8' }).match(/Build ID: ([0-9a-f]+)/)![1]!;
+    mkdirSync(join(root, '.build-id', id.slice(0, 2)), { recursive: true });
+    execFileSync('objcopy', ['--only-keep-debug', full, join(root, '.build-id', id.slice(0, 2), `${id.slice(2)}.debug`)]);
+    const pcs = BigUint64Array.from(randomTextAddresses(full, 500, 9));
+    const want = DebugInfo.open(full).resolve(pcs);
+    expect(() => DebugInfo.open(exe)).to.throw(DebugInfoError, /\.build-id/);
+    const got = DebugInfo.open(exe, undefined, root).resolve(pcs);
+    expect(Array.from(got.pcLine)).to.deep.equal(Array.from(want.pcLine));
+    // Files of PCs with a line (--strip-debug also dropped the STT_FILE symbols used elsewhere).
+    const paths = (ix: typeof want) => Array.from(ix.pcFile, (f, i) => (ix.pcLine[i] ? filePath(ix, f) : ''));
+    expect(paths(got)).to.deep.equal(paths(want));
+    expect(Array.from(got.pcLine).filter((l) => l > 0).length).to.be.greaterThan(50);
   });
 
   it('a binary without debug info: exit 1 and a message naming the binary and what is missing', () => {
