@@ -5,7 +5,7 @@
  *   node dist/bench/gen-program.js 100000   # prints the executable's path
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -39,9 +39,11 @@ function functionSource(i: number): string {
 
 /** Writes the sources and builds them; resolves to the executable. */
 export async function generateProgram(targetPcs: number): Promise<string> {
-  const dir = join(repoRoot, 'build', 'symbolize-bench', `gen-${targetPcs}-v${GENERATOR_VERSION}`);
-  const exe = join(dir, 'prog');
-  if (existsSync(exe)) return exe;
+  const final = join(repoRoot, 'build', 'symbolize-bench', `gen-${targetPcs}-v${GENERATOR_VERSION}`);
+  if (existsSync(join(final, 'prog'))) return join(final, 'prog');
+  // Built in a private directory and renamed into place, so concurrent runs cannot mix files.
+  const dir = `${final}.tmp-${process.pid}`;
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const nFunctions = Math.ceil(targetPcs / PCS_PER_FUNCTION);
   const files: string[] = [];
@@ -74,10 +76,10 @@ int main(int argc, char **argv) { (void)argv; return f${nFunctions - 1}(argc, ar
     }
   };
   await Promise.all([worker(), worker()]);
-  const tmp = `${exe}.tmp`;
-  await execFileP('clang-14', [...files.map((f) => f.replace(/\.c$/, '.o')), '-o', tmp], { cwd: dir });
-  renameSync(tmp, exe);
-  return exe;
+  await execFileP('clang-14', [...files.map((f) => f.replace(/\.c$/, '.o')), '-o', 'prog'], { cwd: dir });
+  if (existsSync(join(final, 'prog'))) rmSync(dir, { recursive: true, force: true });
+  else { rmSync(final, { recursive: true, force: true }); renameSync(dir, final); }
+  return join(final, 'prog');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
