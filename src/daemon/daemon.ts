@@ -60,14 +60,9 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-async function defaultSymbolizer(log: Logger): Promise<Symbolizer> {
-  const mod = (await import('../workers/pool.js')) as Record<string, unknown>;
-  const make = (mod.createSymbolizerPool ?? mod.createSymbolizer ?? mod.createPool) as ((o?: object) => Symbolizer) | undefined;
-  if (typeof make === 'function') return make({});
-  const Cls = (mod.SymbolizerPool ?? mod.default) as (new (o?: object) => Symbolizer) | undefined;
-  if (typeof Cls === 'function') return new Cls({});
-  log.error('src/workers/pool.ts exports no symbolizer factory');
-  throw new Error('no symbolizer pool available in this build');
+async function defaultSymbolizer(): Promise<Symbolizer> {
+  const { createSymbolizerPool } = await import('../workers/pool.js');
+  return createSymbolizerPool();
 }
 
 function packageVersion(): string {
@@ -144,7 +139,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     };
 
     // ---- symbolizer and dispatch
-    const symbolizer = opts.symbolizer ?? await defaultSymbolizer(log);
+    const symbolizer = opts.symbolizer ?? await defaultSymbolizer();
     if (!opts.symbolizer) cleanup.push(() => symbolizer.destroy());
     const files = new FileChangeWatcher(log);
     cleanup.push(() => files.close());
@@ -207,7 +202,12 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     let web: WebServer | null = null;
     if (opts.web !== false) {
       const { startWebServer } = await import('../web/server.js');
-      web = await startWebServer({ hub: registry, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts, log: log.child({ part: 'web' }) });
+      // A fixed port can stay busy for up to a minute after a previous daemon's connections
+      // closed (this uWS build binds without SO_REUSEADDR): keep trying rather than fail a restart.
+      web = await startWebServer({
+        hub: registry, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts,
+        listenRetryMs: cfg.port === 0 ? 0 : 90_000, log: log.child({ part: 'web' }),
+      });
       const w = web;
       cleanup.push(() => w.close());
     }
