@@ -109,6 +109,31 @@ function skipPlan(a: Abbrev, u: Unit): number[] {
   return plan;
 }
 
+const EXPRLOC = -C.DW_FORM_exprloc, UDATA = -C.DW_FORM_udata, SDATA = -C.DW_FORM_sdata;
+const LOCLISTX = -C.DW_FORM_loclistx, RNGLISTX = -C.DW_FORM_rnglistx, STRX = -C.DW_FORM_strx, ADDRX = -C.DW_FORM_addrx;
+
+/** Skips one DIE's attributes by its plan; the common variable-size forms are decoded in place. */
+function skipDie(r: Reader, plan: number[], u: Unit): void {
+  for (let i = 0; i < plan.length; i++) {
+    const p = plan[i]!;
+    if (p >= 0) {
+      if (p > r.end - r.pos) r.fail(`need ${p} bytes, ${r.end - r.pos} left`);
+      r.pos += p;
+    } else if (p === EXPRLOC) {
+      r.skip(r.uleb());
+    } else if (p === UDATA || p === SDATA || p === LOCLISTX || p === RNGLISTX || p === STRX || p === ADDRX) {
+      // Any LEB128: skip to the byte without the continuation bit.
+      const buf = r.buf;
+      let pos = r.pos;
+      while (pos < r.end && buf[pos]! & 0x80) pos++;
+      if (pos >= r.end) r.fail('unterminated LEB128');
+      r.pos = pos + 1;
+    } else {
+      readForm(r, -p, u, 0);
+    }
+  }
+}
+
 /** Walks the unit's DIEs and returns its functions with code. */
 export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionInfo[] {
   const out: FunctionInfo[] = [];
@@ -126,11 +151,7 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionIn
     if (a.tag !== C.DW_TAG_subprogram) {
       let plan = plans.get(a);
       if (!plan) { plan = skipPlan(a, u); plans.set(a, plan); }
-      for (let i = 0; i < plan.length; i++) {
-        const p = plan[i]!;
-        if (p >= 0) r.skip(p);
-        else readForm(r, -p, u, 0);
-      }
+      skipDie(r, plan, u);
     } else {
       sec.budget.chargeAttrs(a.attrs.length);
       const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
@@ -198,11 +219,7 @@ export class SubroutineMap {
       if (a.tag !== C.DW_TAG_subprogram && a.tag !== C.DW_TAG_inlined_subroutine) {
         let plan = plans.get(a);
         if (!plan) { plan = skipPlan(a, u); plans.set(a, plan); }
-        for (let i = 0; i < plan.length; i++) {
-          const p = plan[i]!;
-          if (p >= 0) r.skip(p);
-          else readForm(r, -p, u, 0);
-        }
+        skipDie(r, plan, u);
       } else {
         sec.budget.chargeAttrs(a.attrs.length);
         const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
