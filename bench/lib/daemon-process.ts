@@ -48,7 +48,7 @@ export class DaemonProcess {
   readonly ready: Promise<void>;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  private constructor(readonly socket: string, readonly stateDir: string, child: ChildProcess, onLog?: (l: LogLine) => void) {
+  private constructor(readonly socket: string, readonly stateDir: string, child: ChildProcess, private readonly work: string, onLog?: (l: LogLine) => void) {
     this.child = child;
     let readyResolve!: () => void, readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
@@ -72,6 +72,8 @@ export class DaemonProcess {
     createInterface({ input: child.stdout! }).on('line', take);
     createInterface({ input: child.stderr! }).on('line', (s) => take(JSON.stringify({ level: 'stderr', time: new Date().toISOString(), msg: s })));
     this.exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+    // Its own temp directory (config home, and socket/state unless the caller chose them) goes with it.
+    void this.exited.then(() => rmSync(this.work, { recursive: true, force: true }));
     void this.exited.then(({ code, signal }) => readyReject(new Error(`daemon exited before it was ready (code ${code}, signal ${signal}): ${this.tail()}`)));
   }
 
@@ -86,7 +88,7 @@ export class DaemonProcess {
     const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: work, COVD_LOG_FORMAT: 'json', ...opts.env };
     for (const k of ['COVD_CONFIG', 'COVD_WATCH', 'COVD_PORT', 'COVD_HOST', 'COVD_TOKEN', 'COVD_SOCKET', 'COVD_STATE_DIR']) if (!opts.env?.[k]) delete env[k];
     const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const d = new DaemonProcess(socket, stateDir, child, opts.onLog);
+    const d = new DaemonProcess(socket, stateDir, child, work, opts.onLog);
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     try {
       await d.ready;
@@ -145,11 +147,6 @@ export class DaemonProcess {
     if (!this.alive) return;
     this.child.kill('SIGKILL');
     await this.exited;
-  }
-
-  /** Removes the temp directory holding the default socket and state (not caller-provided ones). */
-  static cleanup(dir: string): void {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
