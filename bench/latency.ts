@@ -49,8 +49,8 @@ const PCS = 50_000;
 export async function runLatency(opts: { quick?: boolean } = {}): Promise<LatencyResult> {
   const quick = opts.quick ?? false;
   const target = await exampleTarget();
-  const work = tempDir('covd-latency-');
   const daemon = await DaemonProcess.start();
+  const work = tempDir('covd-latency-');
   const tabs: BenchTab[] = [];
   try {
     const pcs = cyclePcs(target.pcs, PCS);

@@ -56,8 +56,8 @@ export async function runMemory(opts: { quick?: boolean } = {}): Promise<MemoryR
   const BIG = quick ? 200_000 : 1_000_000;
   const TABS = quick ? 300 : 1000;
   const target = await exampleTarget();
-  const work = tempDir('covd-memory-');
   const daemon = await DaemonProcess.start();
+  const work = tempDir('covd-memory-');
   const tabs: BenchTab[] = [];
   const stages: MemoryStage[] = [];
   try {
