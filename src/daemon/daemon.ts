@@ -202,11 +202,11 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     let web: WebServer | null = null;
     if (opts.web !== false) {
       const { startWebServer } = await import('../web/server.js');
-      // A fixed port can stay busy for up to a minute after a previous daemon's connections
-      // closed (this uWS build binds without SO_REUSEADDR): keep trying rather than fail a restart.
+      // A supervisor may start us while the previous daemon is still closing: wait for the port a
+      // little rather than fail the restart.
       web = await startWebServer({
         hub: registry, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts,
-        listenRetryMs: cfg.port === 0 ? 0 : 90_000, log: log.child({ part: 'web' }),
+        listenRetryMs: cfg.port === 0 ? 0 : 10_000, log: log.child({ part: 'web' }),
       });
       const w = web;
       cleanup.push(() => w.close());

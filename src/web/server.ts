@@ -327,12 +327,16 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     }),
   });
 
-  // uWebSockets.js 20.30 binds without SO_REUSEADDR, so connections of a previous daemon on the
-  // same port (FIN-WAIT/TIME-WAIT, up to about a minute) make bind fail: retry when asked to.
-  const tryListen = () => new Promise<us_listen_socket | false>((resolve) => app.listen(host, opts.port, resolve));
+  // Exclusive: without it uSockets sets SO_REUSEPORT and a second daemon on the same port would
+  // silently share it with the first. Sockets a previous daemon left in TIME-WAIT do not block this
+  // bind; a port really held by another process is retried for `listenRetryMs` when asked to.
+  // (The typings lack the host + options overload the addon has.)
+  const listen = app.listen.bind(app) as unknown as (h: string, p: number, o: number, cb: (ls: us_listen_socket | false) => void) => void;
+  const exclusive = (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+  const tryListen = () => new Promise<us_listen_socket | false>((resolve) => listen(host, opts.port, exclusive, resolve));
   const deadline = Date.now() + (opts.listenRetryMs ?? 0);
   let ls = await tryListen();
-  if (!ls && opts.port !== 0 && Date.now() < deadline) log.warn('port busy, retrying (connections of a previous daemon can hold it for up to a minute)', { host, port: opts.port, retryMs: opts.listenRetryMs });
+  if (!ls && opts.port !== 0 && Date.now() < deadline) log.warn('port busy, retrying (is a previous daemon still shutting down?)', { host, port: opts.port, retryMs: opts.listenRetryMs });
   while (!ls && opts.port !== 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 250));
     ls = await tryListen();
@@ -341,7 +345,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     live.shutdown();
     throw new Error(
       `cannot listen on ${host}:${opts.port}: the address is in use or not available` +
-        (opts.port !== 0 ? ' (after a restart, connections of the previous daemon can hold the port for up to a minute)' : ''),
+        (opts.port !== 0 ? ' (is another covd or another server already listening there?)' : ''),
     );
   }
   const listenSocket: us_listen_socket = ls;
