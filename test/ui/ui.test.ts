@@ -54,7 +54,12 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
   before(async function () {
     exe = await buildExampleTarget();
     tmp = mkdtempSync(join(tmpdir(), 'covd-ui-'));
-    daemon = await start();
+    // A port outside Linux's ephemeral range (where port 0 picks from): there a restarted daemon
+    // could not rebind while the old connections sit in TIME-WAIT, and the restart test needs to.
+    daemon = await until('daemon started', () => start(20_000 + Math.floor(Math.random() * 10_000)).catch((e: Error) => {
+      if (/cannot listen/.test(e.message)) return null;
+      throw e;
+    }), 120_000, 100);
     browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     page = await ctx.newPage();
@@ -269,7 +274,7 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     // Coverage moves on while the daemon is down (the agent keeps writing its file).
     const run = fuzz({ covdDir: covdDir(), seconds: 5, extraArgs: ['-seed=7'] });
     await run.done;
-    // Same port, so the page can find it again; the port may take a moment to be free.
+    // Same port, so the page can find it again.
     daemon = await until('daemon restarted on the same port', () => start(port).catch((e: Error) => {
       if (/cannot listen/.test(e.message)) return null;
       throw e;
