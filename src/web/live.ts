@@ -9,6 +9,7 @@
  * runs on the main thread, so a snapshot built synchronously has exactly the state of its `seq`
  * and every later publish on the topic carries seq + 1, seq + 2, ...
  */
+import { randomBytes } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 import type { CoverageDelta, Hub, TargetInfo } from '../daemon/hub.js';
 import type { SourceIndex } from '../workers/types.js';
@@ -26,6 +27,8 @@ export interface Sub {
   sparse: boolean;
   /** Unsubscribed because it fell behind; gets a snapshot once its buffer drains. */
   stale: boolean;
+  /** Waiting for a big send (index and/or snapshot too large to send whole); off its topic meanwhile. */
+  queued: boolean;
   /** Buffered bytes tolerated before it counts as behind: the bound plus the last snapshot's size. */
   allowance: number;
   /** The index this client holds (sent, published, or named by `have`); null: none yet. */
@@ -39,6 +42,23 @@ export interface Conn {
   closed: boolean;
   /** Client message rate limiter, keyed by nothing (one bucket per connection). */
   rate: RateLimiter;
+  /** The large messages being streamed to this socket, in fragments; null when none. */
+  big: BigJob | null;
+  /** Messages for this socket held back while a large one is streamed (null when none is). */
+  out: Uint8Array[] | null;
+}
+
+interface BigJob {
+  parts: Uint8Array[];
+  /** The message being written and the offset of its next fragment. */
+  part: number;
+  off: number;
+  /** Per target: the seq of the snapshot in `parts`, to replay from once done. */
+  seqs: Map<string, number>;
+  /** Also subscribed to the target list (left for the duration). */
+  targets: boolean;
+  /** When a fragment was last written. */
+  last: number;
 }
 
 type WS = WebSocket<Conn>;
@@ -67,6 +87,13 @@ const CHECK_MS = 200;
 /** Most bytes of encoded deltas kept per target for resuming clients. */
 const RING_BYTES = 8 * 1024 * 1024;
 const TARGETS_TOPIC = 'targets';
+/** Messages larger than this are streamed in fragments through the bounded queue of big sends. */
+const BIG_MESSAGE = 256 * 1024;
+const FRAGMENT = 64 * 1024;
+/** Sockets streaming a big message at once; together they buffer at most about BIG_SLOTS x FRAGMENT. */
+const BIG_SLOTS = 4;
+/** A socket that takes no fragment for this long is closed (it would hold a slot forever). */
+const BIG_STALL_MS = 30_000;
 
 export class Live {
   private readonly packr = new Packr(packrOptions);
@@ -75,6 +102,12 @@ export class Live {
   private readonly stale = new Set<WS>();
   private readonly conns = new Set<WS>();
   private readonly timer: NodeJS.Timeout;
+  /** Sockets waiting for a big send (FIFO) and those streaming one now. */
+  private readonly bigWaiting = new Set<WS>();
+  private readonly bigActive = new Set<WS>();
+  private pumpScheduled = false;
+  /** This run's epoch: seq numbers of a restarted server are not comparable with this one's. */
+  readonly epoch = randomBytes(8).toString('hex');
   private readonly listeners: { [K in 'target' | 'removed' | 'delta' | 'sourceChanged']?: (...a: never[]) => void } = {};
 
   constructor(
@@ -84,6 +117,7 @@ export class Live {
     private readonly stats: WebStats,
     private readonly log: Logger,
   ) {
+    this.stats.bigSends = { waiting: 0, active: 0, peakActive: 0, peakBuffered: 0, sent: 0 };
     // Failures here are logged, never thrown into the registry that emitted the event.
     const guard = <A extends unknown[]>(what: string, fn: (...a: A) => void) => (...a: A) => {
       try {
@@ -118,7 +152,7 @@ export class Live {
   }
 
   newConn(addr: string): Conn {
-    return { addr, subs: new Map(), targets: false, closed: false, rate: new RateLimiter(this.limits.clientMessageRate, this.limits.clientMessageRate * 2) };
+    return { addr, subs: new Map(), targets: false, closed: false, big: null, out: null, rate: new RateLimiter(this.limits.clientMessageRate, this.limits.clientMessageRate * 2) };
   }
 
   // ---- socket events ----
@@ -134,12 +168,16 @@ export class Live {
     c.closed = true;
     this.conns.delete(ws);
     this.stale.delete(ws);
+    this.bigWaiting.delete(ws);
+    if (this.bigActive.delete(ws)) this.schedulePump();
+    this.bigStats();
     for (const id of c.subs.keys()) this.targets.get(id)?.subscribers.delete(ws);
     this.stats.clients = this.conns.size;
   }
 
   drain(ws: WS) {
-    if (this.stale.has(ws)) this.resyncIfDrained(ws);
+    if (ws.getUserData().big) this.stepBig(ws);
+    else if (this.stale.has(ws)) this.resyncIfDrained(ws);
   }
 
   message(ws: WS, data: ArrayBuffer, isBinary: boolean) {
@@ -160,15 +198,18 @@ export class Live {
       case 'sub-targets':
         if (!c.targets) {
           c.targets = true;
-          ws.subscribe(TARGETS_TOPIC);
+          // While a big message streams, the list is sent (and the topic joined) once it is done.
+          if (c.big) c.big.targets = true;
+          else ws.subscribe(TARGETS_TOPIC);
         }
+        if (c.big) return;
         return void this.send(ws, { t: 'targets', targets: this.hub.targets().map(infoOf) });
       case 'sub':
         return this.subscribe(ws, m);
       case 'unsub': {
         const sub = c.subs.get(m.id);
         if (sub) {
-          ws.unsubscribe(topicOf(m.id, sub.words));
+          if (!sub.stale && !sub.queued && !c.big) ws.unsubscribe(topicOf(m.id, sub.words));
           c.subs.delete(m.id);
           this.targets.get(m.id)?.subscribers.delete(ws);
         }
@@ -177,11 +218,11 @@ export class Live {
       case 'resync': {
         const sub = c.subs.get(m.id);
         if (!sub) return void this.send(ws, { t: 'error', code: 'not-subscribed', id: m.id, error: `not subscribed to target ${m.id}` });
-        if (sub.stale) return; // a snapshot is already due
+        if (sub.stale || sub.queued || c.big) return; // a snapshot is already due
         // Behind already: coalesce into the snapshot sent when the buffer drains.
         if (ws.getBufferedAmount() > this.limits.resyncLowWater) return this.markStale(ws, m.id, sub);
         this.stats.resyncs++;
-        return void this.sendSnapshot(ws, m.id, sub);
+        return void this.sendFresh(ws, m.id, sub);
       }
     }
   }
@@ -193,26 +234,38 @@ export class Live {
     const t = this.hub.target(m.id);
     if (!t) return void this.send(ws, { t: 'error', code: 'no-such-target', id: m.id, error: `no target ${m.id}` });
     const old = c.subs.get(m.id);
-    if (old) ws.unsubscribe(topicOf(m.id, old.words));
+    if (old && !old.stale && !old.queued && !c.big) ws.unsubscribe(topicOf(m.id, old.words));
     const has = t.index && m.have != null && m.have === t.index.buildId ? t.index : null;
-    const sub: Sub = { words: m.words === true, sparse: m.sparse === true, stale: false, allowance: this.limits.resyncAfterBytes, index: has };
+    const sub: Sub = { words: m.words === true, sparse: m.sparse === true, stale: false, queued: false, allowance: this.limits.resyncAfterBytes, index: has };
     c.subs.set(m.id, sub);
     const live = this.live(m.id);
     live.subscribers.add(ws);
     if (live.index === null && t.index) live.index = t.index;
+    // A large message is being streamed to this socket: nothing else may go in between.
+    if (c.big) return this.queueBig(ws, m.id, sub);
     ws.subscribe(topicOf(m.id, sub.words));
     if (ws.getBufferedAmount() > this.limits.resyncAfterBytes) return this.markStale(ws, m.id, sub);
     ws.cork(() => {
-      let extra = 0;
-      if (t.index && sub.index !== t.index) extra += this.sendIndex(ws, m.id, sub, t.index);
-      // Resume: replay the deltas the client missed when we still have all of them.
-      if (m.since !== undefined && m.since <= t.seq && this.replay(ws, live, sub, m.since, t.seq)) {
+      // Resume: replay the deltas the client missed when we still have all of them. Only within
+      // one epoch: a restarted server can reuse seq numbers for other deltas.
+      const index = t.index && sub.index !== t.index ? this.indexBytes(m.id, t.index) : null;
+      if (m.since !== undefined && m.epoch === this.epoch && m.since <= t.seq && (!index || index.length <= BIG_MESSAGE) && this.canReplay(live, m.since, t.seq)) {
+        if (index) {
+          this.sendRaw(ws, index);
+          sub.index = t.index;
+        }
+        this.replay(ws, live, sub, m.since, t.seq);
         this.send(ws, { t: 'target', target: infoOf(t) });
-        sub.allowance = this.limits.resyncAfterBytes + extra;
+        sub.allowance = this.limits.resyncAfterBytes + (index?.length ?? 0);
         return;
       }
-      this.sendSnapshot(ws, m.id, sub, extra);
+      this.sendFresh(ws, m.id, sub);
     });
+  }
+
+  private canReplay(live: TargetLive, since: number, seq: number): boolean {
+    if (since === seq) return true;
+    return live.ring.length > 0 && live.ring[0]!.seq <= since + 1 && live.ring[live.ring.length - 1]!.seq === seq && live.ring.some((r) => r.seq === since + 1);
   }
 
   private replay(ws: WS, live: TargetLive, sub: Sub, since: number, seq: number): boolean {
@@ -223,41 +276,50 @@ export class Live {
     return true;
   }
 
-  private sendIndex(ws: WS, id: string, sub: Sub, index: SourceIndex): number {
+  /** The target's index message, encoded once per index and shared by every socket. */
+  private indexBytes(id: string, index: SourceIndex): Buffer {
     const live = this.live(id);
     if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: this.packr.pack({ t: 'index', id, index: wireIndex(index) } satisfies ServerMessage) };
-    this.sendRaw(ws, live.indexBytes.bytes);
-    sub.index = index;
-    return live.indexBytes.bytes.length;
+    return live.indexBytes.bytes;
   }
 
-  /** Sends a fresh snapshot; `extra` = bytes just queued before it (the index), allowed in the buffer. */
-  private sendSnapshot(ws: WS, id: string, sub: Sub, extra = 0): boolean {
-    const t = this.hub.target(id);
-    if (!t) {
-      this.send(ws, { t: 'error', code: 'no-such-target', id, error: `no target ${id}` });
-      return false;
-    }
+  /** The current snapshot, encoded once while seq is unchanged (history: within 1 s) and shared. */
+  private snapshotBytes(id: string, t: NonNullable<ReturnType<Hub['target']>>, sparse: boolean): Buffer {
     const live = this.live(id);
     const now = Date.now();
-    // Many tabs subscribing at once share one encoding while seq is unchanged (history: within 1 s).
-    let snap = live.snapshots[sub.sparse ? 1 : 0];
+    let snap = live.snapshots[sparse ? 1 : 0];
     if (!snap || snap.seq !== t.seq || now - snap.at > 1000) {
       const pcsLen = t.stats.pcsLen;
       const seen = t.seen.subarray(0, Math.ceil(pcsLen / 64) * 8);
-      const firstSeen = sub.sparse ? sparseFirstSeen(t.seen, t.firstSeen, pcsLen) : t.firstSeen;
-      const msg: ServerMessage = { t: 'snapshot', id, seq: t.seq, info: infoOf(t), seen, firstSeen, history: this.hub.history(id) };
-      if (sub.sparse) msg.sparse = true;
+      const firstSeen = sparse ? sparseFirstSeen(t.seen, t.firstSeen, pcsLen) : t.firstSeen;
+      const msg: ServerMessage = { t: 'snapshot', id, seq: t.seq, epoch: this.epoch, info: infoOf(t), seen, firstSeen, history: this.hub.history(id) };
+      if (sparse) msg.sparse = true;
       snap = { seq: t.seq, at: now, bytes: this.packr.pack(msg) };
-      live.snapshots[sub.sparse ? 1 : 0] = snap;
+      live.snapshots[sparse ? 1 : 0] = snap;
     }
-    this.sendRaw(ws, snap.bytes);
-    sub.allowance = this.limits.resyncAfterBytes + snap.bytes.length + extra;
-    return true;
+    return snap.bytes;
+  }
+
+  /**
+   * Sends a subscriber (already on its topic) the index if it lacks it, and a fresh snapshot.
+   * Large ones go through the bounded queue of big sends instead (which takes it off the topic).
+   */
+  private sendFresh(ws: WS, id: string, sub: Sub): void {
+    const t = this.hub.target(id);
+    if (!t) return void this.send(ws, { t: 'error', code: 'no-such-target', id, error: `no target ${id}` });
+    const index = t.index && sub.index !== t.index ? this.indexBytes(id, t.index) : null;
+    const snap = this.snapshotBytes(id, t, sub.sparse);
+    if ((index?.length ?? 0) > BIG_MESSAGE || snap.length > BIG_MESSAGE) return this.queueBig(ws, id, sub);
+    if (index) {
+      this.sendRaw(ws, index);
+      sub.index = t.index;
+    }
+    this.sendRaw(ws, snap);
+    sub.allowance = this.limits.resyncAfterBytes + snap.length + (index?.length ?? 0);
   }
 
   private markStale(ws: WS, id: string, sub: Sub) {
-    if (sub.stale) return;
+    if (sub.stale || sub.queued || ws.getUserData().big) return;
     sub.stale = true;
     ws.unsubscribe(topicOf(id, sub.words));
     this.stale.add(ws);
@@ -266,7 +328,7 @@ export class Live {
 
   private resyncIfDrained(ws: WS) {
     const c = ws.getUserData();
-    if (c.closed || ws.getBufferedAmount() > this.limits.resyncLowWater) return;
+    if (c.closed || c.big || ws.getBufferedAmount() > this.limits.resyncLowWater) return;
     this.stale.delete(ws);
     ws.cork(() => {
       for (const [id, sub] of c.subs) {
@@ -275,11 +337,144 @@ export class Live {
         ws.subscribe(topicOf(id, sub.words));
         this.stats.resyncs++;
         // It may have missed the index too (subscribed while behind, or published meanwhile).
-        const index = this.hub.target(id)?.index;
-        const extra = index && sub.index !== index ? this.sendIndex(ws, id, sub, index) : 0;
-        this.sendSnapshot(ws, id, sub, extra);
+        this.sendFresh(ws, id, sub);
       }
     });
+  }
+
+  // ---- big sends ----
+  //
+  // uWebSockets.js copies whatever a socket cannot write at once into that socket's buffer, and a
+  // buffer keeps its size once drained: a 16 MB index sent whole to 200 tabs stays resident as
+  // 200 x 16 MB. So a message over BIG_MESSAGE is streamed as WebSocket fragments of FRAGMENT
+  // bytes, the next one written only once the socket's buffer is empty, to at most BIG_SLOTS
+  // sockets at a time (the others wait in FIFO order). Between the fragments of a message nothing
+  // else may reach the socket, so a streaming socket is off every topic and its other messages
+  // wait in `out`; once done it rejoins its topics and gets the deltas it missed from the ring.
+
+  private queueBig(ws: WS, id: string, sub: Sub) {
+    const c = ws.getUserData();
+    if (!sub.queued) {
+      sub.queued = true;
+      if (!sub.stale && !c.big) ws.unsubscribe(topicOf(id, sub.words));
+    }
+    sub.stale = false;
+    if (!c.big && !this.bigWaiting.has(ws)) this.bigWaiting.add(ws);
+    this.bigStats();
+    this.schedulePump();
+  }
+
+  private schedulePump() {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump() {
+    for (const ws of this.bigWaiting) {
+      if (this.bigActive.size >= BIG_SLOTS) break;
+      this.bigWaiting.delete(ws);
+      if (!ws.getUserData().closed) this.startBig(ws);
+    }
+    this.bigStats();
+  }
+
+  private startBig(ws: WS) {
+    const c = ws.getUserData();
+    const parts: Uint8Array[] = [];
+    const seqs = new Map<string, number>();
+    // Every subscription of the socket leaves its topic and gets a fresh snapshot in this go.
+    for (const [id, sub] of c.subs) {
+      const t = this.hub.target(id);
+      if (!t) continue;
+      if (!sub.queued && !sub.stale) ws.unsubscribe(topicOf(id, sub.words));
+      sub.queued = false;
+      sub.stale = false;
+      if (t.index && sub.index !== t.index) {
+        parts.push(this.indexBytes(id, t.index));
+        sub.index = t.index;
+      }
+      parts.push(this.snapshotBytes(id, t, sub.sparse));
+      seqs.set(id, t.seq);
+    }
+    if (c.targets) ws.unsubscribe(TARGETS_TOPIC);
+    c.big = { parts, part: 0, off: 0, seqs, targets: c.targets, last: Date.now() };
+    c.out = [];
+    this.bigActive.add(ws);
+    this.bigStats();
+    // A turn of the loop first, so messages published to its topics before it left them are out.
+    setImmediate(() => this.stepBig(ws));
+  }
+
+  /** Writes fragments while the socket's buffer is empty; the drain event or the sweep resumes it. */
+  private stepBig(ws: WS) {
+    const c = ws.getUserData();
+    const job = c.big;
+    if (!job || c.closed) return;
+    let burst = 0;
+    while (job.part < job.parts.length) {
+      if (ws.getBufferedAmount() > 0) return;
+      if (burst++ >= 64) return void setImmediate(() => this.stepBig(ws));
+      const msg = job.parts[job.part]!;
+      const end = Math.min(msg.length, job.off + FRAGMENT);
+      const chunk = msg.subarray(job.off, end);
+      if (job.off === 0 && end === msg.length) ws.send(chunk, true, false);
+      else if (job.off === 0) ws.sendFirstFragment(chunk, true, false);
+      else if (end === msg.length) ws.sendLastFragment(chunk, false);
+      else ws.sendFragment(chunk, false);
+      this.stats.bytesSent += chunk.length;
+      job.off = end;
+      job.last = Date.now();
+      if (end === msg.length) {
+        job.part++;
+        job.off = 0;
+        this.stats.messagesSent++;
+      }
+      let buffered = 0;
+      for (const w of this.bigActive) buffered += w.getBufferedAmount();
+      const b = this.stats.bigSends!;
+      if (buffered > b.peakBuffered) b.peakBuffered = buffered;
+    }
+    this.finishBig(ws);
+  }
+
+  private finishBig(ws: WS) {
+    const c = ws.getUserData();
+    const job = c.big!;
+    const out = c.out ?? [];
+    c.big = null;
+    c.out = null;
+    this.bigActive.delete(ws);
+    this.stats.bigSends!.sent++;
+    ws.cork(() => {
+      for (const bytes of out) this.sendRaw(ws, bytes);
+      for (const [id, seq] of job.seqs) {
+        const sub = c.subs.get(id);
+        const t = this.hub.target(id);
+        if (!sub || sub.queued || !t) continue;
+        ws.subscribe(topicOf(id, sub.words));
+        // The deltas published while it streamed; a new index meanwhile means another go.
+        if ((t.index && sub.index !== t.index) || !this.replay(ws, this.live(id), sub, seq, t.seq)) this.queueBig(ws, id, sub);
+        else sub.allowance = this.limits.resyncAfterBytes;
+      }
+      if (c.targets) {
+        ws.subscribe(TARGETS_TOPIC);
+        this.send(ws, { t: 'targets', targets: this.hub.targets().map(infoOf) });
+      }
+    });
+    if ([...c.subs.values()].some((s) => s.queued) && !this.bigWaiting.has(ws)) this.bigWaiting.add(ws);
+    this.bigStats();
+    this.schedulePump();
+  }
+
+  private bigStats() {
+    const b = this.stats.bigSends!;
+    b.waiting = this.bigWaiting.size;
+    b.active = this.bigActive.size;
+    if (b.active > b.peakActive) b.peakActive = b.active;
   }
 
   /**
@@ -289,14 +484,22 @@ export class Live {
   private sweep() {
     for (const [id, live] of this.targets) {
       for (const ws of live.subscribers) {
-        const sub = ws.getUserData().subs.get(id);
-        if (!sub || sub.stale) continue;
+        const c = ws.getUserData();
+        const sub = c.subs.get(id);
+        if (!sub || sub.stale || sub.queued || c.big) continue;
         const buffered = ws.getBufferedAmount();
         if (buffered > sub.allowance) this.markStale(ws, id, sub);
         else if (buffered < this.limits.resyncAfterBytes) sub.allowance = this.limits.resyncAfterBytes;
       }
     }
     for (const ws of [...this.stale]) this.resyncIfDrained(ws);
+    // Streams stuck on a client that stopped reading hold a slot: give up on them after a while.
+    const now = Date.now();
+    for (const ws of [...this.bigActive]) {
+      const job = ws.getUserData().big;
+      if (job && now - job.last > BIG_STALL_MS) this.drop(ws, 1008, 'slow', 'stopped reading in the middle of a large message');
+      else this.stepBig(ws);
+    }
   }
 
   // ---- hub events ----
@@ -335,12 +538,20 @@ export class Live {
     const t = this.hub.target(info.id);
     if (t?.index && t.index !== live.index) {
       live.index = t.index;
-      live.indexBytes = { index: t.index, bytes: this.packr.pack({ t: 'index', id: info.id, index: wireIndex(t.index) } satisfies ServerMessage) };
-      this.publish(topicOf(info.id, false), live.indexBytes.bytes);
-      this.publish(topicOf(info.id, true), live.indexBytes.bytes);
+      const bytes = this.indexBytes(info.id, t.index);
+      if (bytes.length > BIG_MESSAGE) {
+        // Too big to publish (each socket's buffer would keep a copy): the bounded queue instead.
+        for (const ws of live.subscribers) {
+          const sub = ws.getUserData().subs.get(info.id);
+          if (sub && !sub.stale && !sub.queued) this.queueBig(ws, info.id, sub);
+        }
+        return;
+      }
+      this.publish(topicOf(info.id, false), bytes);
+      this.publish(topicOf(info.id, true), bytes);
       for (const ws of live.subscribers) {
         const sub = ws.getUserData().subs.get(info.id);
-        if (sub && !sub.stale) sub.index = t.index;
+        if (sub && !sub.stale && !sub.queued && !ws.getUserData().big) sub.index = t.index;
       }
     }
   }
@@ -385,6 +596,11 @@ export class Live {
   }
 
   private sendRaw(ws: WS, bytes: Uint8Array): boolean {
+    const c = ws.getUserData();
+    if (c.out) {
+      c.out.push(bytes);
+      return true;
+    }
     const r = ws.send(bytes, true, false);
     if (r === 2) return false; // over the hard cap: uWS closes the socket
     this.stats.messagesSent++;
@@ -422,6 +638,7 @@ export function validate(m: unknown): ClientMessage | null {
       if (o.words === true) out.words = true;
       if (o.sparse === true) out.sparse = true;
       if (typeof o.since === 'number') out.since = o.since;
+      if (typeof o.epoch === 'string' && o.epoch.length <= 64) out.epoch = o.epoch;
       return out;
     }
     default:

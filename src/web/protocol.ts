@@ -25,6 +25,8 @@ export type ClientMessage =
       sparse?: boolean;
       /** Resume: the client holds this target's state up to this seq; the server replays the missed deltas when it still has them, else sends a snapshot. */
       since?: number;
+      /** With `since`: the server epoch of the snapshot the client's state descends from; another (or none) gets a snapshot. */
+      epoch?: string;
     }
   | { t: 'unsub'; id: string }
   /** Ask for a fresh snapshot (after a gap in seq). */
@@ -55,6 +57,11 @@ export type ServerMessage =
       t: 'snapshot'; id: string; seq: number; info: TargetInfo; seen: Uint8Array; firstSeen: Uint32Array; history: HistorySample[];
       /** true (only for clients that sent `sparse`): firstSeen[k] is the time of the k-th seen PC in PC order. Use expandFirstSeen. */
       sparse?: boolean;
+      /**
+       * Random id of this run of the server. `seq` numbers are only comparable within one epoch (a
+       * restarted daemon can reuse them for other deltas), so a resume names it along with `since`.
+       */
+      epoch?: string;
     }
   /**
    * Newly seen PCs since seq - 1. Apply only if seq === last + 1, else send `resync`.

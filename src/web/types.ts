@@ -51,4 +51,11 @@ export interface WebStats {
   /** Requests and upgrades refused, by reason (host, origin, token, rate, connections, ...). */
   refused: Record<string, number>;
   httpRequests: number;
+  /**
+   * Large messages (source index, snapshot) are streamed to one socket at a time per slot, in
+   * fragments written only when the socket's buffer is empty, so their memory is bounded whatever
+   * the number of tabs: sockets waiting for a slot, sockets streaming now, the most ever streaming
+   * at once, and the most bytes of large messages ever buffered in all sockets together.
+   */
+  bigSends?: { waiting: number; active: number; peakActive: number; peakBuffered: number; sent: number };
 }

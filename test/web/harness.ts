@@ -145,6 +145,8 @@ export class Tab {
   seen: Uint8Array | null = null;
   firstSeen: Uint32Array | null = null;
   seq = -1;
+  /** The server epoch of the last snapshot (resumes name it along with `since`). */
+  epoch: string | undefined;
   pcsLen = 0;
   snapshots = 0;
   deltas = 0;
@@ -191,6 +193,7 @@ export class Tab {
         this.seen = Uint8Array.from(m.seen);
         this.firstSeen = expandFirstSeen(m, this.pcsLen).slice();
         this.seq = m.seq;
+        this.epoch = m.epoch;
         break;
       case 'delta':
         if (!this.seen || m.seq <= this.seq) break;
@@ -230,6 +233,7 @@ export function adopt(to: Tab, from: Tab) {
   to.seen = from.seen && Uint8Array.from(from.seen);
   to.firstSeen = from.firstSeen && Uint32Array.from(from.firstSeen);
   to.seq = from.seq;
+  to.epoch = from.epoch;
   to.pcsLen = from.pcsLen;
 }
 

@@ -72,8 +72,17 @@ describe('web: live protocol with a real fuzzer', function () {
     const back = new Tab(srv.url, target.id, { words: true, sparse: true });
     adopt(back, leaver);
     await back.opened;
-    back.subscribe({ since: leaver.seq, have: target.registry.target(target.id)!.index!.buildId });
+    expect(leaver.epoch, 'snapshots name the server epoch').to.be.a('string');
+    back.subscribe({ since: leaver.seq, epoch: leaver.epoch, have: target.registry.target(target.id)!.index!.buildId });
     tabs[7] = back;
+    // The same resume naming another epoch (a restarted server that reused seq numbers): a snapshot, not a replay.
+    const other = new Tab(srv.url, target.id, { words: true, sparse: true });
+    adopt(other, leaver);
+    await other.opened;
+    other.subscribe({ since: leaver.seq, epoch: 'another-run', have: target.registry.target(target.id)!.index!.buildId });
+    await until(() => other.snapshots === 1, 'a resume from another epoch to get a snapshot');
+    expect(other.epoch).to.equal(leaver.epoch);
+    other.close();
 
     await new Promise((r) => setTimeout(r, 1000));
     await target.stopFuzzing();
