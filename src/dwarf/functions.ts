@@ -36,7 +36,7 @@ export function unitAt(units: Unit[], off: number): Unit | undefined {
   return u && u.offset <= off ? u : undefined;
 }
 
-function readNames(sec: Sections, u: Unit, r: Reader, code: number): DieNames {
+function readNames(sec: Sections, u: Unit, r: Reader, code: number, names = true): DieNames {
   const a = u.abbrevs.get(code);
   if (!a) throw r.err(`unknown abbreviation code ${code}`);
   sec.budget.chargeAttrs(a.attrs.length);
@@ -45,8 +45,8 @@ function readNames(sec: Sections, u: Unit, r: Reader, code: number): DieNames {
     const at = a.attrs[i]!, form = a.forms[i]!;
     const v = readForm(r, form, u, a.implicit[i]!);
     switch (at) {
-      case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: out.linkage = formString(sec, u, form, v); break;
-      case C.DW_AT_name: out.name = formString(sec, u, form, v); break;
+      case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: if (names) out.linkage = formString(sec, u, form, v); break;
+      case C.DW_AT_name: if (names) out.name = formString(sec, u, form, v); break;
       case C.DW_AT_decl_file: out.declFile = v; break;
       case C.DW_AT_decl_line: out.declLine = v; break;
       case C.DW_AT_specification: case C.DW_AT_abstract_origin:
@@ -58,16 +58,19 @@ function readNames(sec: Sections, u: Unit, r: Reader, code: number): DieNames {
   return out;
 }
 
-/** Follows specification/abstract_origin (at most 16 hops, so cycles end) to fill in what is missing. */
-function completeNames(sec: Sections, units: Unit[], u: Unit, n: DieNames, f: FunctionInfo): void {
+/**
+ * Follows specification/abstract_origin (at most 16 hops, so cycles end) to fill in what is
+ * missing. Without names, only the declaration is looked for (f.name stays '').
+ */
+function completeNames(sec: Sections, units: Unit[], u: Unit, n: DieNames, f: FunctionInfo, names = true): void {
   let linkage = n.linkage, name = n.name;
   if (n.declFile >= 0) { f.declFile = n.declFile; f.declLine = n.declLine; f.declUnit = u.index; }
   let ref = n.ref;
-  for (let hops = 0; ref >= 0 && hops < 16 && (linkage === null || f.declFile < 0); hops++) {
+  for (let hops = 0; ref >= 0 && hops < 16 && ((names && linkage === null) || f.declFile < 0); hops++) {
     const ru = unitAt(units, ref);
     if (!ru) break;
     const r = new Reader(sec.info, '.debug_info', ref, ru.end);
-    const m = readNames(sec, ru, r, r.uleb());
+    const m = readNames(sec, ru, r, r.uleb(), names);
     linkage ??= m.linkage;
     name ??= m.name;
     if (f.declFile < 0 && m.declFile >= 0) { f.declFile = m.declFile; f.declLine = m.declLine; f.declUnit = ru.index; }
@@ -134,8 +137,12 @@ function skipDie(r: Reader, plan: number[], u: Unit): void {
   }
 }
 
-/** Walks the unit's DIEs and returns its functions with code. */
-export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionInfo[] {
+/**
+ * Walks the unit's DIEs and returns its functions with code. Without names, only ranges and
+ * declarations are found (the resolver names functions from the symbol table): no string is
+ * decoded.
+ */
+export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = true): FunctionInfo[] {
   const out: FunctionInfo[] = [];
   const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
   const plans = new Map<Abbrev, number[]>();
@@ -164,8 +171,8 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionIn
           case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
           case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
           case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
-          case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: n.linkage = formString(sec, u, form, v); break;
-          case C.DW_AT_name: n.name = formString(sec, u, form, v); break;
+          case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: if (names) n.linkage = formString(sec, u, form, v); break;
+          case C.DW_AT_name: if (names) n.name = formString(sec, u, form, v); break;
           case C.DW_AT_decl_file: n.declFile = v; break;
           case C.DW_AT_decl_line: n.declLine = v; break;
           case C.DW_AT_declaration: declaration = v !== 0; break;
@@ -180,7 +187,7 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit): FunctionIn
         dieRanges(sec, u, pc, ranges);
         if (ranges.length > 0) {
           const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges };
-          completeNames(sec, units, u, n, f);
+          completeNames(sec, units, u, n, f, names);
           out.push(f);
         }
       }

@@ -11,7 +11,7 @@ import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { SubroutineMap, unitFunctions, type FunctionInfo } from './functions.js';
-import { readSymbols, symbolFile, symbolName, type SymbolTable } from './symtab.js';
+import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { NONE, type SourceIndex } from '../workers/types.js';
 
@@ -66,7 +66,8 @@ export class DebugInfo {
   readonly sec: Sections;
   readonly units: Unit[];
   readonly unitMap: UnitMap;
-  readonly symbols: SymbolTable;
+  private symbolSources: (SymbolSource | null)[];
+  private symbolTable: SymbolTable | null = null;
   readonly buildId: string | null;
   private lineTables = new Map<number, LineTable | null>();
   private lineHeaders = new Map<number, LineTable | null>();
@@ -87,9 +88,19 @@ export class DebugInfo {
     this.sec.budget = Budget.forSections(this.sec);
     this.units = parseUnitHeaders(this.sec);
     this.unitMap = buildUnitMap(this.sec, this.units);
-    const exeSyms = readSymbols(exe);
-    this.symbols = exeSyms.addr.length === 0 && dbg !== exe ? readSymbols(dbg) : exeSyms;
+    // Read now (the files close after loading), parsed on first use: a line-table job never needs it.
+    this.symbolSources = dbg !== exe ? [symbolSource(exe), symbolSource(dbg)] : [symbolSource(exe)];
     this.buildId = exe.buildId();
+  }
+
+  /** The executable's symbol table (the debug file's when the executable has none). */
+  get symbols(): SymbolTable {
+    if (!this.symbolTable) {
+      let t = parseSymbols(this.symbolSources[0]!);
+      if (t.addr.length === 0 && this.symbolSources.length > 1) t = parseSymbols(this.symbolSources[1]!);
+      this.symbolTable = t;
+    }
+    return this.symbolTable;
   }
 
   /** Opens exe (and its separate debug file; debugRoot stands in for /usr/lib/debug); throws DebugInfoError. */
@@ -144,7 +155,8 @@ export class DebugInfo {
   private functionsOf(u: Unit) {
     let f = this.funcs.get(u.index);
     if (!f) {
-      const infos = unitFunctions(this.sec, this.units, u);
+      // Names come from the symbol table (or the subroutine map); only ranges and declarations are needed here.
+      const infos = unitFunctions(this.sec, this.units, u, false);
       const spans: { low: number; high: number; fn: number }[] = [];
       infos.forEach((fi, i) => {
         for (let k = 0; k < fi.ranges.length; k += 2) if (fi.ranges[k]! < fi.ranges[k + 1]!) spans.push({ low: fi.ranges[k]!, high: fi.ranges[k + 1]!, fn: i });
@@ -169,7 +181,7 @@ export class DebugInfo {
     const uniq = sortedUnique(addr);
     const m = uniq.length;
     const unitOf = unitsFor(this.unitMap, uniq);
-    const symOf = symbolsFor(this.symbols, uniq);
+    let symOf: Int32Array | null = null;
 
     const files = new Interner();
     const uFile = new Uint32Array(m).fill(NONE);
@@ -233,8 +245,11 @@ export class DebugInfo {
       s = e;
     }
 
+    // Symbols name functions, and files where DWARF has none: a line-table job whose every
+    // address got a file never parses the symbol table.
+    if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = symbolsFor(this.symbols, uniq);
     let lastSym = -2, lastFi = -2, lastFnId = NONE;
-    for (let k = 0; k < m; k++) {
+    for (let k = 0; symOf && k < m; k++) {
       const ui = unitOf[k]!;
       if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
       const sym = symOf[k]!;
@@ -305,6 +320,15 @@ function copyRows(t: LineTable, rows: Int32Array, s: number, e: number, file: Ui
     if (raw !== lastRaw) { lastId = intern(raw); lastRaw = raw; }
     file[k] = lastId; line[k] = t.rowLine[row]!; col[k] = t.rowCol[row]!;
   }
+}
+
+/** Whether some address of this share has no file yet. */
+function anyMissing(file: Uint32Array, unitOf: Int32Array, shareK: number, shareN: number): boolean {
+  for (let k = 0; k < file.length; k++) {
+    const ui = unitOf[k]!;
+    if (file[k] === NONE && (ui < 0 ? 0 : ui % shareN) === shareK) return true;
+  }
+  return false;
 }
 
 function gather(at: Uint32Array, from: Uint32Array, to: Uint32Array): void {

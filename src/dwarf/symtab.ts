@@ -23,16 +23,29 @@ const STT_NOTYPE = 0, STT_OBJECT = 1, STT_FUNC = 2, STT_FILE = 4, STT_GNU_IFUNC 
 const STB_LOCAL = 0;
 const SHN_UNDEF = 0, SHN_ABS = 0xfff1;
 
-export function readSymbols(elf: ElfFile): SymbolTable {
+/** The raw bytes a symbol table is parsed from (read while the file is open; parsed when needed). */
+export interface SymbolSource { data: Uint8Array; strs: Uint8Array; section: string }
+
+export function symbolSource(elf: ElfFile): SymbolSource | null {
   const sec = elf.sections.find((s) => s.type === SHT_SYMTAB) ?? elf.sections.find((s) => s.type === SHT_DYNSYM);
+  if (!sec || sec.link >= elf.sections.length) return null;
+  return { data: elf.sectionBytes(sec), strs: elf.sectionBytes(elf.sections[sec.link]!), section: sec.name };
+}
+
+export function readSymbols(elf: ElfFile): SymbolTable {
+  return parseSymbols(symbolSource(elf));
+}
+
+export function parseSymbols(src: SymbolSource | null): SymbolTable {
   const empty: SymbolTable = { addr: new Float64Array(0), size: new Float64Array(0), nameOff: new Uint32Array(0), fileOff: new Int32Array(0), strs: new Uint8Array(0), section: '', names: new Map() };
-  if (!sec || sec.link >= elf.sections.length) return empty;
-  const data = elf.sectionBytes(sec);
-  const strs = elf.sectionBytes(elf.sections[sec.link]!);
+  if (!src) return empty;
+  const { data, strs } = src;
+  const sec = { name: src.section };
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const n = Math.floor(data.length / 24);
-  const addr: number[] = [], size: number[] = [], nameOff: number[] = [], fileOff: number[] = [];
-  let lastFile = -1;
+  // Kept symbols in table order, in typed arrays sized for the whole table (no growth, no boxing).
+  const addr = new Float64Array(n), size = new Float64Array(n), nameOff = new Uint32Array(n), fileOff = new Int32Array(n);
+  let count = 0, lastFile = -1, minAddr = Infinity, maxAddr = 0;
   for (let i = 1; i < n; i++) {
     const o = i * 24;
     const name = dv.getUint32(o, true);
@@ -48,24 +61,54 @@ export function readSymbols(elf: ElfFile): SymbolTable {
       const c = strs[name];
       if (c === 0 || c === undefined || c === 0x24 /* $ */ || (c === 0x2e /* . */ && strs[name + 1] === 0x4c /* L */)) continue;
     }
-    addr.push(dv.getUint32(o + 8, true) + dv.getUint32(o + 12, true) * 0x1_0000_0000);
-    size.push(dv.getUint32(o + 16, true) + dv.getUint32(o + 20, true) * 0x1_0000_0000);
-    nameOff.push(name);
-    fileOff.push(info >> 4 === STB_LOCAL ? lastFile : -1);
+    const a = dv.getUint32(o + 8, true) + dv.getUint32(o + 12, true) * 0x1_0000_0000;
+    addr[count] = a;
+    size[count] = dv.getUint32(o + 16, true) + dv.getUint32(o + 20, true) * 0x1_0000_0000;
+    nameOff[count] = name;
+    fileOff[count] = info >> 4 === STB_LOCAL ? lastFile : -1;
+    if (a < minAddr) minAddr = a;
+    if (a > maxAddr) maxAddr = a;
+    count++;
   }
-  const order = Array.from(addr.keys()).sort((a, b) => addr[a]! - addr[b]! || size[a]! - size[b]! || a - b);
-  const kept: number[] = [];
-  for (const i of order) {
-    const last = kept[kept.length - 1];
-    if (last !== undefined && addr[last] === addr[i]) { if (size[last]! <= size[i]!) kept[kept.length - 1] = i; }
-    else kept.push(i);
+  const order = sortByAddress(addr, count, minAddr, maxAddr);
+  // One symbol per address: the largest, and among equal sizes the last in table order
+  // (order lists equal addresses by table index, so a later one of equal size replaces).
+  const kept = new Uint32Array(count);
+  let k = 0;
+  for (let j = 0; j < count; j++) {
+    const i = order[j]!;
+    if (k > 0 && addr[kept[k - 1]!] === addr[i]) { if (size[kept[k - 1]!]! <= size[i]!) kept[k - 1] = i; }
+    else kept[k++] = i;
   }
   const t: SymbolTable = {
-    addr: Float64Array.from(kept, (i) => addr[i]!), size: Float64Array.from(kept, (i) => size[i]!),
-    nameOff: Uint32Array.from(kept, (i) => nameOff[i]!), fileOff: Int32Array.from(kept, (i) => fileOff[i]!),
+    addr: new Float64Array(k), size: new Float64Array(k), nameOff: new Uint32Array(k), fileOff: new Int32Array(k),
     strs, section: sec.name, names: new Map(),
   };
+  for (let j = 0; j < k; j++) {
+    const i = kept[j]!;
+    t.addr[j] = addr[i]!; t.size[j] = size[i]!; t.nameOff[j] = nameOff[i]!; t.fileOff[j] = fileOff[i]!;
+  }
   return t;
+}
+
+/**
+ * Indices 0..count-1 ordered by address, then by table index. When address offsets and indices
+ * fit in 52 bits together, each is packed into one double and sorted by the engine's numeric
+ * sort (no comparator calls: much faster before the JIT has warmed up).
+ */
+function sortByAddress(addr: Float64Array, count: number, minAddr: number, maxAddr: number): Uint32Array {
+  const order = new Uint32Array(count);
+  const idxBits = Math.max(1, Math.ceil(Math.log2(count + 1)));
+  if (count > 0 && idxBits <= 24 && (maxAddr - minAddr) < 2 ** (52 - idxBits)) {
+    const scale = 2 ** idxBits;
+    const keys = new Float64Array(count);
+    for (let i = 0; i < count; i++) keys[i] = (addr[i]! - minAddr) * scale + i;
+    keys.sort();
+    for (let j = 0; j < count; j++) order[j] = keys[j]! % scale;
+    return order;
+  }
+  for (let i = 0; i < count; i++) order[i] = i;
+  return order.sort((a, b) => addr[a]! - addr[b]! || a - b);
 }
 
 export function symbolName(t: SymbolTable, i: number): string {
