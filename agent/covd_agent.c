@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__has_feature)
@@ -55,6 +56,8 @@ int __real_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define STATE_UNINIT 0
 #define STATE_ON 1
 #define STATE_OFF 2
+/* Recording, and a notification is due once notify_ms has passed since the last one. */
+#define STATE_PENDING 3
 
 struct covd_header {
   uint64_t n_runs;
@@ -334,7 +337,116 @@ static void write_meta(const char *vdir, const char *id, const char *exe, const 
   free(b.p);
 }
 
-/* Sends {type:'coverage', id, exe, file, pid} framed as u32 LE length + msgpack. Never blocks. */
+/*
+ * The control-socket announcement. The `coverage` frame is built once at start-up and sent on
+ * a connection kept open for the life of the process: once at start, then again (the same
+ * frame) whenever an input reaches PCs nobody had seen, at most once per notify_ms, so the
+ * daemon's coverage thread wakes at once instead of at its next 500 ms poll. A repeat for a
+ * known id is a cheap wake-up on the daemon's side.
+ *
+ * It never blocks the fuzzer: the socket is non-blocking and a frame that does not fit is
+ * dropped (the daemon polls anyway). Replies are read and discarded before each send so they
+ * never pile up. When the daemon is gone (EOF, EPIPE) the connection is dropped and re-made
+ * lazily on a later notification; failed connects back off (100 ms doubling to 5 s), so a
+ * missing daemon costs one failed connect() every few seconds at most.
+ */
+#define NOTIFY_MS_DEFAULT 25
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static int sock_fd = -1;
+static uint8_t *frame;        /* u32 LE length + msgpack map, built once */
+static size_t frame_len;
+static uint64_t notify_ms = NOTIFY_MS_DEFAULT; /* 0: announce at start-up only */
+static uint64_t last_send_ms; /* monotonic ms of the last send attempt */
+static uint64_t next_connect_ms;
+static uint64_t backoff_ms = BACKOFF_MIN_MS;
+/* Counters for tests and benchmarks, printed at exit with COVD_AGENT_STATS=1. */
+static uint64_t n_sent, n_dropped, n_connects;
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  /* The coarse clock is a vDSO read of a kernel variable: no syscall, a few ns. */
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sock_close(void) {
+  if (sock_fd >= 0) close(sock_fd);
+  sock_fd = -1;
+}
+
+static int sock_connect(uint64_t now) {
+  if (now < next_connect_ms) return -1;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  memcpy(addr.sun_path, sock_path, sizeof sock_path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+    sock_fd = fd;
+    backoff_ms = BACKOFF_MIN_MS;
+    next_connect_ms = 0;
+    n_connects++;
+    return 0;
+  }
+  if (fd >= 0) close(fd); /* no daemon: not an error, try again later */
+  next_connect_ms = now + backoff_ms;
+  backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
+  return -1;
+}
+
+/* Reads and discards the daemon's replies; returns -1 when the daemon hung up. */
+static int sock_drain(void) {
+  char buf[512];
+  for (;;) {
+    ssize_t r = recv(sock_fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) continue;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return -1; /* EOF or a dead connection */
+  }
+}
+
+/* One attempt to send the frame; never blocks. Returns 1 when the frame went out whole. */
+static int send_frame(uint64_t now) {
+  if (!frame) return 0;
+  last_send_ms = now;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (sock_fd < 0 && sock_connect(now) != 0) break;
+    if (sock_drain() != 0) {
+      /* The daemon restarted or went away: one immediate reconnect, then back off. */
+      sock_close();
+      continue;
+    }
+    ssize_t w = send(sock_fd, frame, frame_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w == (ssize_t)frame_len) {
+      n_sent++;
+      return 1;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break; /* daemon busy: drop this one */
+    /* A partial frame would desynchronise the stream, and any other error means the
+     * connection is unusable: start a fresh one. */
+    sock_close();
+    if (w >= 0) break;
+  }
+  n_dropped++;
+  return 0;
+}
+
+static void print_stats(void) {
+  const char *s = getenv("COVD_AGENT_STATS");
+  if (!s || strcmp(s, "1") != 0) return;
+  char buf[160];
+  int n = snprintf(buf, sizeof buf, "covd-agent: notifications sent=%llu dropped=%llu connects=%llu\n",
+                   (unsigned long long)n_sent, (unsigned long long)n_dropped, (unsigned long long)n_connects);
+  if (n > 0) {
+    ssize_t w = write(2, buf, (size_t)n);
+    (void)w;
+  }
+}
+
+/* Builds {type:'coverage', id, exe, file, pid} framed as u32 LE length + msgpack, connects,
+ * and sends it once. */
 static void announce(const char *dir, const char *id, const char *exe, const char *file) {
   const char *sock = getenv("COVD_SOCKET");
   char def[PATH_MAX];
@@ -342,15 +454,10 @@ static void announce(const char *dir, const char *id, const char *exe, const cha
     snprintf(def, sizeof def, "%s/covd.sock", dir);
     sock = def;
   }
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (strlen(sock) >= sizeof addr.sun_path) return;
-  strcpy(addr.sun_path, sock);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    close(fd); /* no daemon: not an error */
-    return;
-  }
+  if (strlen(sock) >= sizeof sock_path) return;
+  strcpy(sock_path, sock);
+  const char *ms = getenv("COVD_AGENT_NOTIFY_MS");
+  if (ms && *ms) notify_ms = strtoull(ms, NULL, 10);
   struct sbuf b = {0};
   uint8_t len[4] = {0};
   sb_put(&b, len, 4);
@@ -367,17 +474,21 @@ static void announce(const char *dir, const char *id, const char *exe, const cha
   uint32_t pid = (uint32_t)getpid();
   uint8_t pidb[5] = {0xce, (uint8_t)(pid >> 24), (uint8_t)(pid >> 16), (uint8_t)(pid >> 8), (uint8_t)pid};
   sb_put(&b, pidb, 5);
-  if (!b.oom) {
-    uint32_t n = (uint32_t)(b.len - 4);
-    b.p[0] = (char)n;
-    b.p[1] = (char)(n >> 8);
-    b.p[2] = (char)(n >> 16);
-    b.p[3] = (char)(n >> 24);
-    ssize_t w = send(fd, b.p, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (w != (ssize_t)b.len) notice("covd-agent: could not notify the daemon at %s", sock);
+  if (b.oom) {
+    free(b.p);
+    return;
   }
-  free(b.p);
-  close(fd);
+  uint32_t n = (uint32_t)(b.len - 4);
+  b.p[0] = (char)n;
+  b.p[1] = (char)(n >> 8);
+  b.p[2] = (char)(n >> 16);
+  b.p[3] = (char)(n >> 24);
+  frame = (uint8_t *)b.p;
+  frame_len = b.len;
+  atexit(print_stats);
+  uint64_t now = mono_ms();
+  if (sock_connect(now) == 0 && !send_frame(now)) notice("covd-agent: could not notify the daemon at %s", sock);
+  if (notify_ms == 0) sock_close();
 }
 
 /* ---- creating or opening the shared file ---- */
@@ -636,23 +747,59 @@ static void choose_scan(void) {
 #endif
 }
 
+/*
+ * An input reached PCs nobody had seen: tell the daemon now, or, within notify_ms of the last
+ * notification, mark one as pending (later ones coalesce into it). Out of line: the common
+ * path never comes here.
+ */
+__attribute__((noinline, cold)) static void on_new_pcs(void) {
+  if (notify_ms == 0 || !frame) return;
+  uint64_t now = mono_ms();
+  if (now - last_send_ms >= notify_ms) {
+    send_frame(now);
+    state = STATE_ON;
+  } else {
+    state = STATE_PENDING;
+  }
+}
+
+/* While a notification is pending, each input checks whether its time has come. */
+__attribute__((noinline, cold)) static void flush_pending(void) {
+  uint64_t now = mono_ms();
+  if (now - last_send_ms < notify_ms) return;
+  state = STATE_ON;
+  send_frame(now);
+}
+
+static inline __attribute__((always_inline)) void after_input(uintptr_t stack_before) {
+  uint64_t fresh = record();
+  __atomic_fetch_add(&header->n_runs, 1, __ATOMIC_RELAXED);
+  if (fresh) {
+    __atomic_fetch_add(&header->unique_runs, 1, __ATOMIC_RELAXED);
+    on_new_pcs();
+  }
+  uintptr_t low = __sancov_lowest_stack;
+  if (low != 0 && low < stack_before) {
+    uint64_t cur = __atomic_load_n(&header->lowest_stack, __ATOMIC_RELAXED);
+    while (low < cur && !__atomic_compare_exchange_n(&header->lowest_stack, &cur, low, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED)) {
+    }
+  }
+}
+
 int __wrap_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (__builtin_expect(state == STATE_UNINIT, 0)) init();
   /* libFuzzer parks __sancov_lowest_stack at its own frame; only code built with
    * -fsanitize-coverage=stack-depth moves it lower, so an unchanged value means "not tracked". */
   uintptr_t stack_before = __sancov_lowest_stack;
   int r = __real_LLVMFuzzerTestOneInput(data, size);
+  /* The pending state shares the state test the hot path always made: no extra work per
+   * input unless a notification is waiting. */
   if (__builtin_expect(state == STATE_ON, 1)) {
-    uint64_t fresh = record();
-    __atomic_fetch_add(&header->n_runs, 1, __ATOMIC_RELAXED);
-    if (fresh) __atomic_fetch_add(&header->unique_runs, 1, __ATOMIC_RELAXED);
-    uintptr_t low = __sancov_lowest_stack;
-    if (low != 0 && low < stack_before) {
-      uint64_t cur = __atomic_load_n(&header->lowest_stack, __ATOMIC_RELAXED);
-      while (low < cur && !__atomic_compare_exchange_n(&header->lowest_stack, &cur, low, 1, __ATOMIC_RELAXED,
-                                                        __ATOMIC_RELAXED)) {
-      }
-    }
+    after_input(stack_before);
+  } else if (state == STATE_PENDING) {
+    after_input(stack_before);
+    if (state == STATE_PENDING) flush_pending();
   }
   return r;
 }
