@@ -14,8 +14,13 @@
  * at $COVD_DIR/v/<16 hex digits of a hash of the unslid PC list>, shared by every process
  * that fuzzes the same executable (-jobs, -fork) through atomic read-modify-writes.
  *
+ * It announces the file on the daemon's control socket at start-up and again, rate-limited,
+ * whenever an input finds new PCs (see "The control-socket announcement" below).
+ *
  * Environment: COVD_DIR (default ${XDG_RUNTIME_DIR:-/tmp}/covd), COVD_SOCKET (default
- * $COVD_DIR/covd.sock), COVD_AGENT_QUIET=1 silences the one-line notices.
+ * $COVD_DIR/covd.sock), COVD_AGENT_QUIET=1 silences the one-line notices, COVD_AGENT_NOTIFY_MS
+ * (default 25; 0 = announce at start-up only), COVD_AGENT_STATS=1 prints notification counts
+ * at exit.
  * Any failure prints one warning and leaves the target running as plain libFuzzer.
  */
 #define _GNU_SOURCE

@@ -10,18 +10,22 @@
  * inputs, the highest exec/s, the agent's worst case) and examples/sqlite/corpus (the seeds).
  *
  *   node dist/bench/agent-overhead.js [--rounds 2] [--runs-empty 600000] [--runs-seeds 20000]
- *       [--target sqlite|tinyimg] [--variants] [--disabled]
+ *       [--target sqlite|tinyimg] [--variants] [--disabled] [--listening]
  *
  * --variants adds the agent's other counter scans (COVD_AGENT_SCAN=sse2, portable); --disabled the
- * agent with an unusable coverage directory (it must then cost nothing).
+ * agent with an unusable coverage directory (it must then cost nothing); --listening the agent
+ * with a control socket that reads and answers its frames like the daemon, so every new-coverage
+ * notification is really sent (the default configs have no daemon: connects fail and back off).
  * Writes bench/results/agent-overhead.json (agent-overhead-<target>.json for other targets). Goal: agent >= 90% of plain libFuzzer.
  */
 import { spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, table, writeResults } from './lib/results.js';
+import { encodeFrame, FrameDecoder } from '../src/bus/framing.js';
 import { buildExampleTarget, buildSqliteTarget, seedCorpusFor } from '../src/coverage/targets.js';
 
 interface RunResult {
@@ -35,6 +39,8 @@ interface RunResult {
   wallExecPerSec: number;
   /** The final status line's "cov: C ft: F corp: N/S", equal across configs when the work was the same. */
   final: string;
+  /** Frames the agent sent (COVD_AGENT_STATS), when it printed them. */
+  notifications?: number;
 }
 
 const { values } = parseArgs({
@@ -45,11 +51,12 @@ const { values } = parseArgs({
     target: { type: 'string', default: 'sqlite' },
     variants: { type: 'boolean', default: false },
     disabled: { type: 'boolean', default: false },
+    listening: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: node dist/bench/agent-overhead.js [--rounds 2] [--runs-empty 600000] [--runs-seeds 20000] [--target sqlite|tinyimg] [--variants] [--disabled]');
+  console.log('usage: node dist/bench/agent-overhead.js [--rounds 2] [--runs-empty 600000] [--runs-seeds 20000] [--target sqlite|tinyimg] [--variants] [--disabled] [--listening]');
   process.exit(0);
 }
 const rounds = Number(values.rounds);
@@ -87,7 +94,8 @@ async function fuzzOnce(exe: string, seeds: string | null, runs: number, env: No
   if (code !== 0 || !done) throw new Error(`fuzzer failed (exit ${code}):\n${stderr.slice(-3000)}`);
   const final = /cov: \d+ ft: \d+ corp: \S+/.exec(done)?.[0] ?? '?';
   const cpuSeconds = user + sys;
-  return { runs, cpuSeconds, wallSeconds, cpuExecPerSec: runs / cpuSeconds, wallExecPerSec: runs / wallSeconds, final };
+  const sent = /covd-agent: notifications sent=(\d+)/.exec(stderr)?.[1];
+  return { runs, cpuSeconds, wallSeconds, cpuExecPerSec: runs / cpuSeconds, wallExecPerSec: runs / wallSeconds, final, ...(sent ? { notifications: Number(sent) } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -106,6 +114,21 @@ async function main(): Promise<void> {
     configs.push({ name: 'agent, sse2 scan', exe: withAgent, env: () => ({ COVD_DIR: fresh(), COVD_AGENT_SCAN: 'sse2' }) });
     configs.push({ name: 'agent, portable scan', exe: withAgent, env: () => ({ COVD_DIR: fresh(), COVD_AGENT_SCAN: 'portable' }) });
   }
+  // A stand-in daemon for --listening: reads frames and answers each one, as the daemon does.
+  const sockets = new Set<Socket>();
+  const server = createServer((c) => {
+    sockets.add(c);
+    c.on('close', () => sockets.delete(c)).on('error', () => {});
+    const dec = new FrameDecoder();
+    c.on('data', (d) => {
+      for (const m of dec.push(d)) c.write(encodeFrame({ ok: true, id: (m as { id?: string }).id, state: 'ready' }));
+    });
+  });
+  const listenSock = join(covdRoot, 'covd.sock');
+  if (values.listening) {
+    await new Promise<void>((r) => server.listen(listenSock, r));
+    configs.push({ name: 'agent, daemon listening', exe: withAgent, env: () => ({ COVD_DIR: fresh(), COVD_SOCKET: listenSock, COVD_AGENT_STATS: '1' }) });
+  }
   if (values.disabled) {
     configs.push({ name: 'agent, unusable dir', exe: withAgent, env: () => ({ COVD_DIR: '/proc/covd-bench-unwritable', COVD_AGENT_QUIET: '1' }) });
   }
@@ -123,10 +146,12 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    for (const c of sockets) c.destroy();
+    server.close();
     rmSync(covdRoot, { recursive: true, force: true });
   }
-  const rows: (string | number)[][] = [['corpus', 'config', 'round', 'runs', 'CPU s', 'exec/s (CPU)', 'exec/s (wall)', 'final']];
-  for (const r of results) rows.push([r.corpus, r.config, r.round, r.runs, r.cpuSeconds, Math.round(r.cpuExecPerSec), Math.round(r.wallExecPerSec), r.final]);
+  const rows: (string | number)[][] = [['corpus', 'config', 'round', 'runs', 'CPU s', 'exec/s (CPU)', 'exec/s (wall)', 'final', 'notifications']];
+  for (const r of results) rows.push([r.corpus, r.config, r.round, r.runs, r.cpuSeconds, Math.round(r.cpuExecPerSec), Math.round(r.wallExecPerSec), r.final, r.notifications ?? '-']);
   console.log(table(rows));
   const summary: { corpus: string; config: string; cpuExecPerSec: number; wallExecPerSec: number; cpuRatio: number; wallRatio: number }[] = [];
   for (const corpus of ['empty', 'seeds']) {
