@@ -177,8 +177,11 @@ export class DebugInfo {
     const [shareK, shareN] = opts.share ?? [0, 1];
     const n = pcs.length;
     // The work is done in phases of small loops over typed arrays, which V8 optimizes early.
-    const addr = toNumbers(pcs);
-    const uniq = sortedUnique(addr);
+    const addr = new Float64Array(n);
+    // Strictly increasing input (a pc-table's order) is its own sorted distinct list: no copy,
+    // no dedupe, and no gather back to the caller's order at the end.
+    const identity = toNumbers(pcs, addr);
+    const { uniq, at } = identity ? { uniq: addr, at: null } : sortedUnique(addr);
     const m = uniq.length;
     const unitOf = unitsFor(this.unitMap, uniq);
     let symOf: Int32Array | null = null;
@@ -289,9 +292,11 @@ export class DebugInfo {
     }
 
     // Back to the caller's order.
-    const pcFile = new Uint32Array(n), pcLine = new Uint32Array(n), pcColumn = new Uint32Array(n), pcFunction = new Uint32Array(n);
-    const at = positions(addr, uniq);
-    gather(at, uFile, pcFile); gather(at, uLine, pcLine); gather(at, uCol, pcColumn); gather(at, uFn, pcFunction);
+    let pcFile = uFile, pcLine = uLine, pcColumn = uCol, pcFunction = uFn;
+    if (at) {
+      pcFile = new Uint32Array(n); pcLine = new Uint32Array(n); pcColumn = new Uint32Array(n); pcFunction = new Uint32Array(n);
+      gather(at, uFile, uLine, uCol, uFn, pcFile, pcLine, pcColumn, pcFunction);
+    }
     return {
       buildId: this.buildId,
       directories: files.directories,
@@ -331,24 +336,64 @@ function anyMissing(file: Uint32Array, unitOf: Int32Array, shareK: number, share
   return false;
 }
 
-function gather(at: Uint32Array, from: Uint32Array, to: Uint32Array): void {
-  for (let i = 0; i < at.length; i++) to[i] = from[at[i]!]!;
+/** The four per-address fields back in the caller's order, in one pass. */
+function gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array, fn: Uint32Array, toF: Uint32Array, toL: Uint32Array, toC: Uint32Array, toFn: Uint32Array): void {
+  for (let i = 0; i < at.length; i++) {
+    const k = at[i]!;
+    toF[i] = f[k]!; toL[i] = l[k]!; toC[i] = c[k]!; toFn[i] = fn[k]!;
+  }
 }
 
-/** PCs as numbers, read as two u32 halves: no BigInt per PC (exact below 2^53, all user-space addresses). */
-function toNumbers(pcs: BigUint64Array): Float64Array {
+/**
+ * PCs as numbers into addr, read as two u32 halves: no BigInt per PC (exact below 2^53, all
+ * user-space addresses). Returns whether they are strictly increasing.
+ */
+function toNumbers(pcs: BigUint64Array, addr: Float64Array): boolean {
   const n = pcs.length;
-  const addr = new Float64Array(n);
   const halves = new Uint32Array(pcs.buffer, pcs.byteOffset, n * 2);
-  for (let i = 0; i < n; i++) addr[i] = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
-  return addr;
+  let increasing = true, prev = -1;
+  for (let i = 0; i < n; i++) {
+    const a = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
+    addr[i] = a;
+    if (a <= prev) increasing = false;
+    prev = a;
+  }
+  return increasing;
 }
 
-/** Sorted distinct addresses: each is resolved once, in address order. */
-function sortedUnique(addr: Float64Array): Float64Array {
+/**
+ * Sorted distinct addresses (each is resolved once, in address order) and, for every input
+ * address, its index among them. When address offsets and input indices fit in 53 bits
+ * together, one numeric sort of packed keys gives both (no comparator, no binary searches).
+ */
+function sortedUnique(addr: Float64Array): { uniq: Float64Array; at: Uint32Array } {
+  const n = addr.length;
+  let min = Infinity, max = -Infinity;
+  for (let i = 0; i < n; i++) { const a = addr[i]!; if (a < min) min = a; if (a > max) max = a; }
+  const idxBits = Math.max(1, Math.ceil(Math.log2(n + 1)));
+  if (n === 0 || idxBits > 26 || !(max - min < 2 ** (53 - idxBits))) {
+    const uniq = sortedUniqueSlow(addr);
+    return { uniq, at: positions(addr, uniq) };
+  }
+  const scale = 2 ** idxBits;
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = (addr[i]! - min) * scale + i;
+  keys.sort();
+  const uniq = new Float64Array(n), at = new Uint32Array(n);
+  let m = 0, prev = -1;
+  for (let j = 0; j < n; j++) {
+    const i = keys[j]! % scale;
+    const a = addr[i]!;
+    if (a !== prev) { uniq[m++] = a; prev = a; }
+    at[i] = m - 1;
+  }
+  return { uniq: uniq.subarray(0, m), at };
+}
+
+function sortedUniqueSlow(addr: Float64Array): Float64Array {
   let inOrder = true;
   for (let i = 1; i < addr.length && inOrder; i++) inOrder = addr[i - 1]! <= addr[i]!;
-  // A pc-table is already in order: skip the sort.
+  // Input already in order: skip the sort.
   const sorted = inOrder ? addr.slice() : addr.slice().sort();
   let m = 0;
   for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[m++] = sorted[i]!;
