@@ -112,6 +112,21 @@ function skipPlan(a: Abbrev, u: Unit): number[] {
   return plan;
 }
 
+/** A unit's skip plans by abbreviation code (one abbreviation per code in a unit): an array index, not a map lookup, per DIE. */
+class SkipPlans {
+  private dense: (number[] | undefined)[] = [];
+  private sparse = new Map<number, number[]>();
+  constructor(private readonly u: Unit) {}
+  get(code: number, a: Abbrev): number[] {
+    let plan = code < 1 << 16 ? this.dense[code] : this.sparse.get(code);
+    if (!plan) {
+      plan = skipPlan(a, this.u);
+      if (code < 1 << 16) this.dense[code] = plan; else this.sparse.set(code, plan);
+    }
+    return plan;
+  }
+}
+
 const EXPRLOC = -C.DW_FORM_exprloc, UDATA = -C.DW_FORM_udata, SDATA = -C.DW_FORM_sdata;
 const LOCLISTX = -C.DW_FORM_loclistx, RNGLISTX = -C.DW_FORM_rnglistx, STRX = -C.DW_FORM_strx, ADDRX = -C.DW_FORM_addrx;
 
@@ -145,7 +160,7 @@ function skipDie(r: Reader, plan: number[], u: Unit): void {
 export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = true): FunctionInfo[] {
   const out: FunctionInfo[] = [];
   const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
-  const plans = new Map<Abbrev, number[]>();
+  const plans = new SkipPlans(u);
   let depth = 0;
   while (r.pos < r.end) {
     const code = r.uleb();
@@ -156,9 +171,7 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
     const a = u.abbrevs.get(code);
     if (!a) throw r.err(`unknown abbreviation code ${code}`);
     if (a.tag !== C.DW_TAG_subprogram) {
-      let plan = plans.get(a);
-      if (!plan) { plan = skipPlan(a, u); plans.set(a, plan); }
-      skipDie(r, plan, u);
+      skipDie(r, plans.get(code, a), u);
     } else {
       sec.budget.chargeAttrs(a.attrs.length);
       const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
@@ -212,7 +225,7 @@ export class SubroutineMap {
 
   constructor(private readonly sec: Sections, private readonly units: Unit[], private readonly u: Unit) {
     const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
-    const plans = new Map<Abbrev, number[]>();
+    const plans = new SkipPlans(u);
     let depth = 0;
     while (r.pos < r.end) {
       const at = r.pos;
@@ -224,9 +237,7 @@ export class SubroutineMap {
       const a = u.abbrevs.get(code);
       if (!a) throw r.err(`unknown abbreviation code ${code}`);
       if (a.tag !== C.DW_TAG_subprogram && a.tag !== C.DW_TAG_inlined_subroutine) {
-        let plan = plans.get(a);
-        if (!plan) { plan = skipPlan(a, u); plans.set(a, plan); }
-        skipDie(r, plan, u);
+        skipDie(r, plans.get(code, a), u);
       } else {
         sec.budget.chargeAttrs(a.attrs.length);
         const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
