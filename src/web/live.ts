@@ -409,14 +409,16 @@ export class Live {
     setImmediate(() => this.stepBig(ws));
   }
 
-  /** Writes fragments while the socket's buffer is empty; the drain event or the sweep resumes it. */
+  /** Writes fragments while the socket's buffer is under one fragment; the drain event or the sweep resumes it. */
   private stepBig(ws: WS) {
     const c = ws.getUserData();
     const job = c.big;
     if (!job || c.closed) return;
     let burst = 0;
     while (job.part < job.parts.length) {
-      if (ws.getBufferedAmount() > 0) return;
+      // Below one fragment: writing the next also flushes what is buffered (uWS does not always
+      // poll an almost drained socket for writability again).
+      if (ws.getBufferedAmount() >= FRAGMENT) return;
       if (burst++ >= 64) return void setImmediate(() => this.stepBig(ws));
       const msg = job.parts[job.part]!;
       const end = Math.min(msg.length, job.off + FRAGMENT);

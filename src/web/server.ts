@@ -29,6 +29,9 @@ export const defaultUiDir = fileURLToPath(new URL('../../ui/', import.meta.url))
 /** The WebSocket endpoint of the live protocol. */
 export const WS_PATH = '/ws';
 
+/** Memory for gzipped source files kept between requests. */
+const SOURCE_GZ_CACHE_BYTES = 64 * 1024 * 1024;
+
 const securityHeaders: [string, string][] = [
   ['X-Content-Type-Options', 'nosniff'],
   ['Referrer-Policy', 'no-referrer'],
@@ -150,6 +153,27 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     write(res, ctx, 200, headers, enc === 'br' ? a.br! : enc === 'gzip' ? a.gzip! : a.identity);
   };
 
+  /**
+   * Gzipped source files by (path, size, mtime), least recently used first out, at most
+   * SOURCE_GZ_CACHE_BYTES in all: a large file (sqlite3.c, 9.5 MB) is compressed once, not on
+   * every request of every tab.
+   */
+  const gzCache = new Map<string, Buffer>();
+  let gzCacheBytes = 0;
+  const cacheGz = (key: string, gz: Buffer) => {
+    if (gz.length > SOURCE_GZ_CACHE_BYTES / 4) return;
+    const old = gzCache.get(key);
+    if (old) gzCacheBytes -= old.length;
+    gzCache.delete(key);
+    gzCache.set(key, gz);
+    gzCacheBytes += gz.length;
+    for (const [k, v] of gzCache) {
+      if (gzCacheBytes <= SOURCE_GZ_CACHE_BYTES) break;
+      gzCache.delete(k);
+      gzCacheBytes -= v.length;
+    }
+  };
+
   const serveSource = (res: HttpResponse, ctx: Ctx, id: string) => {
     const fileParam = ctx.query('file');
     if (!/^\d{1,9}$/.test(fileParam)) return error(res, ctx, 400, 'file must be a file index (a non-negative integer) from the target\'s source index');
@@ -166,8 +190,23 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
         const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
         const headers: [string, string][] = [['ETag', etag], ['Cache-Control', 'no-cache'], ['X-Content-Type-Options', 'nosniff']];
         if (ctx.ifNoneMatch === etag) return write(res, ctx, 304, headers, '');
+        const type = 'text/plain; charset=utf-8';
+        const key = `${path}\0${st.size}\0${st.mtimeMs}`;
+        const wantsGzip = st.size >= 16 * 1024 && pickEncoding(ctx.acceptEncoding, { gzip: Buffer.alloc(0) }) === 'gzip';
+        const cached = wantsGzip ? gzCache.get(key) : undefined;
+        if (cached) {
+          cacheGz(key, cached); // most recently used
+          return write(res, ctx, 200, [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers, ['Content-Encoding', 'gzip']], cached);
+        }
         const body = await readFile(path);
-        sendCompressible(res, ctx, 200, 'text/plain; charset=utf-8', body, headers);
+        if (!wantsGzip) return sendCompressible(res, ctx, 200, type, body, headers);
+        ensureAbortHandler(res, ctx);
+        gzip(body, (err, gz) => {
+          const hs: [string, string][] = [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers];
+          if (err) return write(res, ctx, 200, hs, body);
+          cacheGz(key, gz);
+          write(res, ctx, 200, [...hs, ['Content-Encoding', 'gzip']], gz);
+        });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') error(res, ctx, 404, `source file ${file} of target ${id} is gone from disk`);

@@ -137,7 +137,7 @@ export class App {
       case 'snapshot': {
         const m = this.models.get(msg.id);
         if (!m) break;
-        m.applySnapshot(msg.seq, msg.info, msg.seen, expandFirstSeen(msg, msg.info.stats.pcsLen), msg.history);
+        m.applySnapshot(msg.seq, msg.info, msg.seen, expandFirstSeen(msg, msg.info.stats.pcsLen), msg.history, msg.epoch);
         this.targetErrors.delete(msg.id);
         performance.mark('covd:snapshot');
         this.setTarget(msg.info);
@@ -222,8 +222,11 @@ export class App {
 
 function subMessage(m: TargetModel, resume: boolean): ClientMessage {
   const msg: ClientMessage = { t: 'sub', id: m.info.id, have: m.index?.buildId ?? null, words: true, sparse: true };
-  if (resume && m.synced && m.seq >= 0) msg.since = m.seq;
-  else m.synced = false;
+  // seq numbers only mean something within one run of the daemon: resume names the epoch.
+  if (resume && m.synced && m.seq >= 0 && m.epoch) {
+    msg.since = m.seq;
+    msg.epoch = m.epoch;
+  } else m.synced = false;
   return msg;
 }
 

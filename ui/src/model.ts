@@ -35,6 +35,8 @@ export class TargetModel {
   seen: Uint8Array = new Uint8Array(0);
   firstSeen: Uint32Array = new Uint32Array(0);
   seq = -1;
+  /** The daemon run the seq belongs to (from the snapshot); a resume names it. */
+  epoch: string | undefined = undefined;
   history: HistorySample[] = [];
   /** True once a snapshot arrived after the last (re)subscription. */
   synced = false;
@@ -104,9 +106,10 @@ export class TargetModel {
   }
 
   /** Replaces all coverage state (snapshot). */
-  applySnapshot(seq: number, info: TargetInfo, seen: Uint8Array, firstSeen: Uint32Array, history: HistorySample[]): void {
+  applySnapshot(seq: number, info: TargetInfo, seen: Uint8Array, firstSeen: Uint32Array, history: HistorySample[], epoch?: string): void {
     this.info = info;
     this.seq = seq;
+    this.epoch = epoch;
     this.seen = seen;
     this.firstSeen = firstSeen;
     this.history = history.slice();
