@@ -180,8 +180,8 @@ export class DebugInfo {
     const addr = new Float64Array(n);
     // Strictly increasing input (a pc-table's order) is its own sorted distinct list: no copy,
     // no dedupe, and no gather back to the caller's order at the end.
-    const identity = toNumbers(pcs, addr);
-    const { uniq, at } = identity ? { uniq: addr, at: null } : sortedUnique(addr);
+    const range = toNumbers(pcs, addr);
+    const { uniq, at } = range.increasing ? { uniq: addr, at: null } : sortedUnique(addr, range.min, range.max);
     const m = uniq.length;
     const unitOf = unitsFor(this.unitMap, uniq);
     let symOf: Int32Array | null = null;
@@ -346,19 +346,21 @@ function gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array,
 
 /**
  * PCs as numbers into addr, read as two u32 halves: no BigInt per PC (exact below 2^53, all
- * user-space addresses). Returns whether they are strictly increasing.
+ * user-space addresses). Returns whether they are strictly increasing, and their range.
  */
-function toNumbers(pcs: BigUint64Array, addr: Float64Array): boolean {
+function toNumbers(pcs: BigUint64Array, addr: Float64Array): { increasing: boolean; min: number; max: number } {
   const n = pcs.length;
   const halves = new Uint32Array(pcs.buffer, pcs.byteOffset, n * 2);
-  let increasing = true, prev = -1;
+  let increasing = true, prev = -1, min = Infinity, max = -Infinity;
   for (let i = 0; i < n; i++) {
     const a = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
     addr[i] = a;
     if (a <= prev) increasing = false;
+    if (a < min) min = a;
+    if (a > max) max = a;
     prev = a;
   }
-  return increasing;
+  return { increasing, min, max };
 }
 
 /**
@@ -366,10 +368,8 @@ function toNumbers(pcs: BigUint64Array, addr: Float64Array): boolean {
  * address, its index among them. When address offsets and input indices fit in 53 bits
  * together, one numeric sort of packed keys gives both (no comparator, no binary searches).
  */
-function sortedUnique(addr: Float64Array): { uniq: Float64Array; at: Uint32Array } {
+function sortedUnique(addr: Float64Array, min: number, max: number): { uniq: Float64Array; at: Uint32Array } {
   const n = addr.length;
-  let min = Infinity, max = -Infinity;
-  for (let i = 0; i < n; i++) { const a = addr[i]!; if (a < min) min = a; if (a > max) max = a; }
   const idxBits = Math.max(1, Math.ceil(Math.log2(n + 1)));
   if (n === 0 || idxBits > 26 || !(max - min < 2 ** (53 - idxBits))) {
     const uniq = sortedUniqueSlow(addr);
