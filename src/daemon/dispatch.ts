@@ -2,8 +2,9 @@
  * Dispatch: what the daemon does with a `coverage` announcement (from the control socket or
  * the directory watcher), mirroring the seed's coverageRun.
  *
- * - Known id: a cheap no-op (the coverage thread is reminded to track the file), unless the
- *   target failed (then it is retried from scratch) or the metadata beside the file names a
+ * - Known id: a cheap no-op (the coverage thread is reminded to track the file, which wakes it:
+ *   the agent re-announces whenever it finds new PCs), unless the target failed (then it is
+ *   retried from scratch, except for a repeat from the same pid with the file unchanged) or the metadata beside the file names a
  *   different build-id than the target's (the executable was rebuilt with the same PC list,
  *   so the lines moved): then its PCs are resolved again against the new executable.
  * - New id: read the PC list (retrying while the file is still being written), add the target
@@ -17,7 +18,7 @@
  * reading their files). Retired targets are deleted `retireDays` after retirement, and beyond
  * the newest `keepRetired` retired targets per executable (checked at start and hourly).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { CoverageMessage, BusMessage } from '../bus/messages.js';
 import { CoverageFileError } from '../coverage/types.js';
 import { DebugInfoError, type SourceIndex, type Symbolizer } from '../workers/types.js';
@@ -77,6 +78,8 @@ export class Dispatcher {
   /** PC lists of targets being (re)resolved or kept for re-resolution, by id. */
   private readonly now: () => number;
   private closed = false;
+  /** By id: the attempt (attemptKey) that last started resolving it, for failed-target repeats. */
+  private readonly failedAttempt = new Map<string, string | undefined>();
 
   constructor(private readonly d: DispatchDeps) {
     this.now = d.now ?? Date.now;
@@ -97,8 +100,26 @@ export class Dispatcher {
       }
       return Promise.resolve({ ...known });
     }
-    if (known) reg.remove(m.id); // failed before: start over
+    const attempt = this.attemptKey(m);
+    if (known) {
+      // Failed before: start over, unless it is the same process re-announcing the same file
+      // (the agent re-sends its frame whenever it finds new PCs; redoing the work each time
+      // would only fail again). A new process, a changed file or a manual add retries.
+      if (attempt !== undefined && this.failedAttempt.get(m.id) === attempt) return Promise.resolve({ ...known });
+      reg.remove(m.id);
+    }
+    this.failedAttempt.set(m.id, attempt);
     return this.track(m.id, this.addNew(m));
+  }
+
+  /** Which announcement a failure belongs to: the sender's pid and the file's size (undefined: always retry). */
+  private attemptKey(m: CoverageMessage): string | undefined {
+    if (m.pid === undefined) return undefined;
+    try {
+      return `${m.pid}:${statSync(m.file).size}`;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Never rejects: an unexpected error fails the target with its message. */

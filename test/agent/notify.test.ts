@@ -4,13 +4,18 @@
  * and a restarted one is found again.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpack } from 'msgpackr';
 import { buildExampleTarget, buildSqliteTarget, findCoverageFile, runFuzzer } from '../helpers/fuzz-targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
+import { CoverageFileError } from '../../src/coverage/types.js';
+import { Dispatcher } from '../../src/daemon/dispatch.js';
+import { TargetRegistry } from '../../src/daemon/registry.js';
+import { createSymbolizerPool } from '../../src/workers/pool.js';
+import { createLogger } from '../../src/util/log.js';
 
 async function until<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -147,6 +152,38 @@ describe('agent notifications on new coverage', function () {
       }
     } finally {
       await run.stop(); // libFuzzer exits with _Exit on a signal: no statistics line here
+    }
+  });
+
+  it('a failed target is not retried on every repeat from the same process, but is for a new one', async () => {
+    const dir = tmp();
+    const file = join(dir, '0123456789abcdef');
+    writeFileSync(file, Buffer.alloc(100));
+    let reads = 0;
+    const pool = createSymbolizerPool({ threads: 1 });
+    const reg = new TargetRegistry();
+    const disp = new Dispatcher({
+      registry: reg, symbolizer: pool, toThread: () => {}, log: createLogger({ level: 'silent' }),
+      readPcs: async () => { reads++; throw new CoverageFileError('BAD_SIZE', 'not a coverage file', false); },
+      retiredAt: new Map(), retireDays: 30, keepRetired: 5,
+    });
+    try {
+      const m = { type: 'coverage' as const, id: '0123456789abcdef', exe: '/bin/true', file, pid: 4242 };
+      expect((await disp.announce(m)).state).to.equal('failed');
+      expect(reads).to.equal(1);
+      for (let i = 0; i < 20; i++) expect((await disp.announce(m)).state).to.equal('failed');
+      expect(reads).to.equal(1);
+      await disp.announce({ ...m, pid: 4243 }); // a new process: worth another try
+      expect(reads).to.equal(2);
+      writeFileSync(file, Buffer.alloc(200)); // the file changed under the same process
+      await disp.announce({ ...m, pid: 4243 });
+      expect(reads).to.equal(3);
+      const { pid: _pid, ...noPid } = m; // `covd add` (no pid) always retries
+      await disp.announce(noPid);
+      expect(reads).to.equal(4);
+    } finally {
+      await disp.idle();
+      await pool.destroy();
     }
   });
 });
