@@ -187,7 +187,7 @@ export async function runSoak(opts: SoakOptions = {}): Promise<SoakResult> {
   const pickTarget = () => { const a = [...live]; return a[Math.floor(Math.random() * a.length)]!; };
   const openTab = (id: string, from?: BenchTab) => {
     const resume = from && from.id === id && from.seen && from.seq >= 0;
-    const t = new BenchTab(daemon.url, id, resume ? { since: from.seq, seen: Uint8Array.from(from.seen!) } : {});
+    const t = new BenchTab(daemon.url, id, resume ? { since: from.seq, seen: Uint8Array.from(from.seen!), epoch: from.epoch } : {});
     tabStats.connects++;
     if (resume) tabStats.resumes++;
     t.opened.catch(() => {});

@@ -26,12 +26,16 @@ export class BenchTab {
   /** Called after a delta or snapshot was applied (with the PCs that were new to this tab, for deltas). */
   onApplied?: (tab: BenchTab, fresh: number[] | null) => void;
 
-  constructor(url: string, readonly id: string, opts: { since?: number; seen?: Uint8Array; have?: string | null } = {}) {
+  /** Server run the state descends from: a resume is replayed only within the same epoch. */
+  epoch: string | undefined;
+
+  constructor(url: string, readonly id: string, opts: { since?: number; seen?: Uint8Array; epoch?: string; have?: string | null } = {}) {
     const wsUrl = url.replace(/^http/, 'ws').replace(/\/?$/, '/') + 'ws';
     this.ws = new WebSocket(wsUrl, { perMessageDeflate: false });
     if (opts.seen && opts.since !== undefined) {
       this.seen = opts.seen;
       this.seq = opts.since;
+      this.epoch = opts.epoch;
     }
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
@@ -46,7 +50,10 @@ export class BenchTab {
     this.ws.on('error', () => {});
     void this.opened.then(() => {
       const sub: ClientMessage = { t: 'sub', id, words: true, sparse: true };
-      if (this.seen && this.seq >= 0) sub.since = this.seq;
+      if (this.seen && this.seq >= 0) {
+        sub.since = this.seq;
+        sub.epoch = this.epoch;
+      }
       // A tab that cached the source index (a reload): the server skips sending it.
       if (opts.have) sub.have = opts.have;
       this.send(sub);
@@ -65,6 +72,7 @@ export class BenchTab {
         this.pcsLen = m.info.stats.pcsLen;
         this.seen = Uint8Array.from(m.seen);
         this.seq = m.seq;
+        this.epoch = m.epoch;
         this.onApplied?.(this, null);
         return;
       case 'delta': {

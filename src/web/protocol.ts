@@ -4,6 +4,7 @@
  * so both sides always agree. Every frame is one binary msgpack message (msgpackr, options below).
  */
 import type { HistorySample, TargetInfo, TargetStats } from '../daemon/hub.js';
+import type { SourceIndex } from '../workers/types.js';
 
 /** msgpackr options both sides use; typed arrays travel as msgpackr typed-array extensions. */
 export const packrOptions = { useRecords: false, moreTypes: true } as const;
@@ -34,17 +35,8 @@ export type ClientMessage =
   | { t: 'ping' };
 
 // ---- server -> client ----
-export interface WireSourceIndex {
-  buildId: string | null;
-  directories: string[];
-  files: string[];
-  fileDirs: Uint32Array;
-  functions: { names: string[]; file: Uint32Array; line: Uint32Array };
-  pcFile: Uint32Array;
-  pcLine: Uint32Array;
-  pcColumn: Uint32Array;
-  pcFunction: Uint32Array;
-}
+/** The source index exactly as the symbolizer produces it (src/workers/types.ts); only its fields travel. */
+export type WireSourceIndex = SourceIndex;
 
 export type ServerMessage =
   | { t: 'hello'; version: number; server: string }
