@@ -56,7 +56,7 @@ export interface ControlServer {
 }
 
 export async function startControlServer(path: string, handler: ControlHandler, log: Logger): Promise<ControlServer> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  checkSocketDir(dirname(path));
   let exists = false;
   try { exists = lstatSync(path).isSocket(); } catch { /* absent */ }
   if (exists) {
@@ -90,20 +90,26 @@ export async function startControlServer(path: string, handler: ControlHandler, 
             try { reply = await handler(m as BusMessage); } catch (err) { reply = { ok: false, error: (err as Error).message }; }
           }
           if (!sock.destroyed && sock.writable) sock.write(encodeFrame(reply));
+        }).catch((err: unknown) => {
+          // Keep the chain alive for the next request, and never leave a rejection unhandled.
+          log.warn('control socket: could not answer a request', { err });
         });
       }
     });
   });
-  // Create the socket already private: umask for the bind, chmod as a second guard.
+  // Create the socket already private: umask for the bind (which listen() does synchronously, so
+  // the umask is restored before anything else runs), chmod as a second guard.
+  const listening = new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => { server.off('error', reject); resolve(); });
+  });
   const old = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => { server.off('error', reject); resolve(); });
-    });
+    server.listen(path);
   } finally {
     process.umask(old);
   }
+  await listening;
   chmodSync(path, 0o600);
   return {
     path,
@@ -115,4 +121,22 @@ export async function startControlServer(path: string, handler: ControlHandler, 
       try { unlinkSync(path); } catch { /* already gone */ }
     },
   };
+}
+
+/**
+ * The socket's directory must be ours (or root's) and not open to others, or another local user
+ * could replace the socket and receive what agents and `covd` clients send. A world-writable
+ * directory is accepted only with the sticky bit (like /tmp), where others cannot unlink our socket.
+ */
+function checkSocketDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const uid = process.geteuid?.() ?? st.uid;
+  const openToOthers = (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0;
+  if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0) || openToOthers) {
+    throw new Error(
+      `refusing to put the control socket in ${dir}: it must be a directory owned by this user and not writable by others ` +
+        `(it is owned by uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); pick another with --socket or COVD_SOCKET`,
+    );
+  }
 }

@@ -84,6 +84,13 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     // ---- persistence and the registry
     const store = Store.open(cfg.stateDir);
     cleanup.push(() => store.close());
+    let lastWriteError = 0;
+    store.onWriteError = (err, key) => {
+      if (Date.now() - lastWriteError < 10_000) return; // a full disk fails every write: say it once in a while
+      lastWriteError = Date.now();
+      log.error('state store write failed; serving from memory, recent coverage may not survive a restart', { key, err });
+    };
+    store.onLoadError = (err, key) => log.warn('skipping a stored target that does not load', { key, err });
     const registry = new TargetRegistry({ historyIntervalMs: opts.historyIntervalMs });
     const retiredAt = new Map<string, number>();
     let restored = 0;

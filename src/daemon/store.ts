@@ -65,9 +65,19 @@ export class Store {
   }
 
   /** Writes after close() (late events during shutdown) are dropped, not thrown. */
+  /**
+   * Told about a failed commit (disk full, read-only state dir). Writes are fire-and-forget on the
+   * hot path, so a failure must never surface as an unhandled rejection: the daemon keeps serving
+   * from memory and says so in its log.
+   */
+  onWriteError: (err: unknown, key: string) => void = () => {};
+
   private put(key: string, value: unknown): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    return this.db.put(key, packr.pack(value));
+    return this.db.put(key, packr.pack(value)).catch((err: unknown) => {
+      this.onWriteError(err, key);
+      return false;
+    });
   }
 
   private get<T>(key: string): T | undefined {
@@ -165,34 +175,47 @@ export class Store {
   /** Every stored target with its coverage (snapshot + log replayed) and history. */
   loadAll(): (RestoredTarget & { retiredAt?: number })[] {
     const out: (RestoredTarget & { retiredAt?: number })[] = [];
-    for (const { value: t } of this.range<StoredTarget>('target/')) {
-      const pcsLen = t.stats.pcsLen;
-      const snap = this.get<{ seq: number; seen: Uint8Array; firstSeen: Uint32Array }>(`cov/${t.id}`);
-      const ok = snap && snap.seen.length === seenBytes(pcsLen) && snap.firstSeen.length === pcsLen;
-      const seen = ok ? snap.seen.slice() : new Uint8Array(seenBytes(pcsLen));
-      const firstSeen = ok ? snap.firstSeen.slice() : new Uint32Array(pcsLen);
-      let seq = ok ? snap.seq : 0;
-      let n = 0;
-      for (const { value: d } of this.range<{ t: number; pcs: Uint32Array }>(`delta/${t.id}/`)) {
-        const sec = Math.floor(d.t / 1000) || 1;
-        for (const pc of d.pcs) {
-          if (pc >= pcsLen) continue;
-          if (!(seen[pc >>> 3]! & (1 << (pc & 7)))) { seen[pc >>> 3] = seen[pc >>> 3]! | (1 << (pc & 7)); firstSeen[pc] = sec; }
-        }
-        n++;
+    for (const { key, value: t } of this.range<StoredTarget>('target/')) {
+      try {
+        out.push(this.loadTarget(t));
+      } catch (err) {
+        // One unreadable record (corrupt, or an older schema) must not keep the daemon from starting.
+        this.onLoadError(err, key);
       }
-      const deltaSeqs = [...this.db.getKeys({ start: `delta/${t.id}/`, end: `delta/${t.id}/\uffff` })].map((k) => Number(String(k).slice(-12)));
-      if (deltaSeqs.length) seq = Math.max(seq, ...deltaSeqs);
-      this.deltasSinceCompact.set(t.id, n);
-      const history: HistorySample[] = [];
-      for (const { key, value } of this.range<[number, number, number]>(`hist/${t.id}/`)) {
-        history.push({ t: Number(key.slice(-15)), nRuns: value[0], uniqueRuns: value[1], covered: value[2] });
-      }
-      const index = t.state === 'failed' ? null : this.getIndex(Store.indexKey(t.id, t.buildId)) ?? null;
-      const { retiredAt, ...info } = t;
-      out.push({ info, index, seen, firstSeen, seq, history, retiredAt });
     }
     return out;
+  }
+
+  /** Told about a stored target that could not be loaded (it is skipped). */
+  onLoadError: (err: unknown, key: string) => void = () => {};
+
+  private loadTarget(t: StoredTarget): RestoredTarget & { retiredAt?: number } {
+    const pcsLen = t.stats.pcsLen;
+    const snap = this.get<{ seq: number; seen: Uint8Array; firstSeen: Uint32Array }>(`cov/${t.id}`);
+    const ok = snap && snap.seen.length === seenBytes(pcsLen) && snap.firstSeen.length === pcsLen;
+    const seen = ok ? snap.seen.slice() : new Uint8Array(seenBytes(pcsLen));
+    const firstSeen = ok ? snap.firstSeen.slice() : new Uint32Array(pcsLen);
+    let seq = ok ? snap.seq : 0;
+    let n = 0;
+    for (const { value: d } of this.range<{ t: number; pcs: Uint32Array }>(`delta/${t.id}/`)) {
+      const sec = Math.floor(d.t / 1000) || 1;
+      for (const pc of d.pcs) {
+        if (pc >= pcsLen) continue;
+        if (!(seen[pc >>> 3]! & (1 << (pc & 7)))) { seen[pc >>> 3] = seen[pc >>> 3]! | (1 << (pc & 7)); firstSeen[pc] = sec; }
+      }
+      n++;
+    }
+    for (const k of this.db.getKeys({ start: `delta/${t.id}/`, end: `delta/${t.id}/\uffff` })) {
+      seq = Math.max(seq, Number(String(k).slice(-12)));
+    }
+    this.deltasSinceCompact.set(t.id, n);
+    const history: HistorySample[] = [];
+    for (const { key, value } of this.range<[number, number, number]>(`hist/${t.id}/`)) {
+      history.push({ t: Number(key.slice(-15)), nRuns: value[0], uniqueRuns: value[1], covered: value[2] });
+    }
+    const index = t.state === 'failed' ? null : this.getIndex(Store.indexKey(t.id, t.buildId)) ?? null;
+    const { retiredAt, ...info } = t;
+    return { info, index, seen, firstSeen, seq, history, retiredAt };
   }
 
   /** Resolves when every write so far is committed. */

@@ -132,8 +132,17 @@ export class Live {
     const onSource = guard('source-changed', (id: string, file: number) => this.publishTarget(id, { t: 'source-changed', id, file }));
     hub.on('target', onTarget).on('removed', onRemoved).on('delta', onDelta).on('sourceChanged', onSource);
     Object.assign(this.listeners, { target: onTarget, removed: onRemoved, delta: onDelta, sourceChanged: onSource });
-    this.timer = setInterval(() => this.sweep(), CHECK_MS);
+    this.timer = setInterval(() => this.safely('sweep', () => this.sweep()), CHECK_MS);
     this.timer.unref();
+  }
+
+  /** Work started from a timer runs outside uWS's handlers and our guards: a bug there is logged, never fatal. */
+  private safely(what: string, fn: () => void) {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error(`${what} failed`, { err });
+    }
   }
 
   shutdown() {
@@ -369,7 +378,7 @@ export class Live {
     this.pumpScheduled = true;
     setImmediate(() => {
       this.pumpScheduled = false;
-      this.pump();
+      this.safely('pump', () => this.pump());
     });
   }
 
@@ -406,7 +415,7 @@ export class Live {
     this.bigActive.add(ws);
     this.bigStats();
     // A turn of the loop first, so messages published to its topics before it left them are out.
-    setImmediate(() => this.stepBig(ws));
+    setImmediate(() => this.safely('big send', () => this.stepBig(ws)));
   }
 
   /** Writes fragments while the socket's buffer is under one fragment; the drain event or the sweep resumes it. */
@@ -419,7 +428,7 @@ export class Live {
       // Below one fragment: writing the next also flushes what is buffered (uWS does not always
       // poll an almost drained socket for writability again).
       if (ws.getBufferedAmount() >= FRAGMENT) return;
-      if (burst++ >= 64) return void setImmediate(() => this.stepBig(ws));
+      if (burst++ >= 64) return void setImmediate(() => this.safely('big send', () => this.stepBig(ws)));
       const msg = job.parts[job.part]!;
       const end = Math.min(msg.length, job.off + FRAGMENT);
       const chunk = msg.subarray(job.off, end);

@@ -55,6 +55,8 @@ interface Ctx {
   query: (key: string) => string;
   setCookie?: string;
   aborted: boolean;
+  /** Set once a response went out: a second write (say, a 500 after a failure late in a handler) is dropped, not thrown. */
+  responded?: boolean;
 }
 
 const FALLBACK_INDEX = `<!doctype html><meta charset="utf-8"><title>covd</title>
@@ -112,7 +114,8 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
 
   // ---- response helpers ----
   const write = (res: HttpResponse, ctx: Ctx, status: number, headers: [string, string][], body: Buffer | string) => {
-    if (ctx.aborted) return;
+    if (ctx.aborted || ctx.responded) return;
+    ctx.responded = true;
     res.cork(() => {
       res.writeStatus(`${status} ${statusText[status] ?? ''}`);
       for (const [k, v] of securityHeaders) res.writeHeader(k, v);

@@ -16,6 +16,8 @@ import { DebugInfoError, type ResolveRequest, type SourceIndex, type Symbolizer 
 import type { WorkerJob, WorkerResult } from './worker.js';
 
 export interface SymbolizerPoolOptions {
+  /** Old-generation heap limit of each worker thread, MiB (default 4096). */
+  maxHeapMb?: number;
   /** Worker threads (default: 2, or 1 on a single-core machine). */
   threads?: number;
   /** Requests with fewer PCs than this run as one job (default 4096). */
@@ -69,6 +71,9 @@ export class SymbolizerPool implements Symbolizer {
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: 60_000,
+      // A heap limit per thread: a huge or hostile binary then kills only its worker (the task
+      // rejects and that target fails) instead of aborting the whole daemon at V8's fatal limit.
+      resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb ?? 4096 },
     });
   }
 

@@ -84,6 +84,20 @@ describe('control socket', () => {
     await srv.close();
   });
 
+  it('refuses a socket directory others can write to, but accepts a sticky one like /tmp', async () => {
+    const open = join(dir, 'open');
+    fs.mkdirSync(open);
+    fs.chmodSync(open, 0o777);
+    let err: Error | undefined;
+    try { await startControlServer(join(open, 'c.sock'), async () => ({ ok: true }), log); } catch (e) { err = e as Error; }
+    expect(err?.message).to.match(/refusing to put the control socket in .*open.*mode 777/);
+    expect(fs.existsSync(join(open, 'c.sock'))).to.equal(false);
+    fs.chmodSync(open, 0o1777);
+    const srv = await startControlServer(join(open, 'c.sock'), async () => ({ ok: true }), log);
+    expect(fs.statSync(join(open, 'c.sock')).mode & 0o777).to.equal(0o600);
+    await srv.close();
+  });
+
   it('refuses a second server on a live socket and takes over a stale one', async () => {
     const path = join(dir, 'c.sock');
     const srv = await startControlServer(path, async () => ({ ok: true }), log);

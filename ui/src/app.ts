@@ -122,10 +122,19 @@ export class App {
         this.setTarget(msg.target);
         v?.onTargets?.();
         break;
-      case 'removed':
+      case 'removed': {
         this.targets.delete(msg.id);
+        // The server dropped our subscription with the target. If the id comes back (the fuzzer
+        // announces it again), it is a new incarnation: start from a fresh snapshot, not a resume.
+        const m = this.models.get(msg.id);
+        if (m) {
+          m.synced = false;
+          m.seq = -1;
+          m.removed = true;
+        }
         v?.onTargets?.();
         break;
+      }
       case 'index': {
         const m = this.models.get(msg.id);
         if (!m) break;
@@ -182,11 +191,15 @@ export class App {
 
   private setTarget(t: TargetInfo): void {
     const known = this.targets.has(t.id);
-    // A deep link opened before its target existed: subscribe now that it does.
-    if (this.followed === t.id && this.targetErrors.has(t.id)) {
+    // A deep link opened before its target existed, or a followed target that was removed and
+    // came back: subscribe now that it exists.
+    if (this.followed === t.id && (this.targetErrors.has(t.id) || this.models.get(t.id)?.removed)) {
       this.targetErrors.delete(t.id);
       const m = this.models.get(t.id);
-      if (m) this.link.send(subMessage(m, false));
+      if (m) {
+        m.removed = false;
+        this.link.send(subMessage(m, false));
+      }
     }
     this.targets.set(t.id, t);
     const m = this.models.get(t.id);

@@ -35,6 +35,8 @@ export class TargetModel {
   seen: Uint8Array = new Uint8Array(0);
   firstSeen: Uint32Array = new Uint32Array(0);
   seq = -1;
+  /** The server said the target was removed; if it comes back, subscribe afresh. */
+  removed = false;
   /** The daemon run the seq belongs to (from the snapshot); a resume names it. */
   epoch: string | undefined = undefined;
   history: HistorySample[] = [];
@@ -118,10 +120,12 @@ export class TargetModel {
   }
 
   /**
-   * Applies one delta; returns the files whose coverage changed, or null when the sequence
-   * has a gap and the caller must ask for a resync.
+   * Applies one delta; returns the files whose coverage changed (none for a delta already
+   * applied, which the protocol says to ignore), or null when the sequence has a gap and the
+   * caller must ask for a resync.
    */
   applyDelta(seq: number, time: number, pcs: Uint32Array, stats: TargetStats): Set<number> | null {
+    if (this.synced && seq <= this.seq) return new Set();
     if (!this.synced || seq !== this.seq + 1) return null;
     this.seq = seq;
     this.info = { ...this.info, stats };

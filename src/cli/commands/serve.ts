@@ -9,6 +9,8 @@ const command: Command = {
     const flags = parseServeFlags(argv);
     const config = loadConfig(flags);
     const log = createLogger({ level: config.logLevel }, { name: 'covd' });
+    // A long-running service: a stray rejected promise is a bug to log, not a reason to drop every target.
+    process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err }));
     const { startDaemon } = await import('../../daemon/daemon.js');
     const { runAsService, holdSignals } = await import('../../daemon/service.js');
     const held = holdSignals();
