@@ -62,7 +62,9 @@ export interface Daemon {
 
 async function defaultSymbolizer(): Promise<Symbolizer> {
   const { createSymbolizerPool } = await import('../workers/pool.js');
-  return createSymbolizerPool();
+  // The daemon resolves each build once and then serves the result from its store: no DWARF
+  // cache in the threads, and threads that exit when idle, so neither holds memory between uses.
+  return createSymbolizerPool({ cache: false, idleExitMs: 5_000 });
 }
 
 function packageVersion(): string {

@@ -16,6 +16,11 @@ import { DebugInfoError, type ResolveRequest, type SourceIndex, type Symbolizer 
 import type { WorkerJob, WorkerResult } from './worker.js';
 
 export interface SymbolizerPoolOptions {
+  /**
+   * Let threads exit after this long without work (default: keep them). A long-running daemon
+   * resolves rarely, and an exited thread gives back the heap a large binary made it grow.
+   */
+  idleExitMs?: number;
   /** Old-generation heap limit of each worker thread, MiB (default 4096). */
   maxHeapMb?: number;
   /** Worker threads (default: 2, or 1 on a single-core machine). */
@@ -68,9 +73,9 @@ export class SymbolizerPool implements Symbolizer {
     compileOnOwnThread();
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
-      minThreads: this.threads,
+      minThreads: opts.idleExitMs === undefined ? this.threads : 0,
       maxThreads: this.threads,
-      idleTimeout: 60_000,
+      idleTimeout: opts.idleExitMs ?? 60_000,
       // A heap limit per thread: a huge or hostile binary then kills only its worker (the task
       // rejects and that target fails) instead of aborting the whole daemon at V8's fatal limit.
       resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb ?? 4096 },
