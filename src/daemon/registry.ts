@@ -87,13 +87,8 @@ export function popcount(bits: Uint8Array): number {
   return n;
 }
 
-interface Entry {
-  info: TargetInfo;
-  index: SourceIndex | null;
-  seen: Uint8Array;
-  firstSeen: Uint32Array;
-  seq: number;
-  history: HistorySample[];
+/** A live target: what the store keeps of it, plus what is only worth knowing while running. */
+interface Entry extends RestoredTarget {
   /** Recent (t, nRuns) points for runsPerSec. */
   rate: { t: number; n: number }[];
 }
