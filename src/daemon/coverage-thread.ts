@@ -32,8 +32,6 @@ export interface ThreadUpdate {
   uniqueRuns: number;
   lowestStack: number | null;
   time: number;
-  /** True when the file was recreated and earlier bits vanished. */
-  reset?: boolean;
 }
 
 export type ThreadEvent =
@@ -123,7 +121,8 @@ export class CoverageTicker {
           const bits = t.live.readSeen();
           const r = t.diff!.apply(bits);
           if (r.cleared > 0) {
-            // Bits vanished: the file was recreated. Start over from what it holds now.
+            // Bits vanished: the file was recreated. Start over from what it holds now; the
+            // registry keeps what was seen before (coverage only grows), so nothing else to tell.
             t.diff!.reset();
             newPcs = t.diff!.apply(bits).newPcs;
             reset = true;
@@ -131,7 +130,7 @@ export class CoverageTicker {
         }
         if ((newPcs && newPcs.length > 0) || moved || lowest !== t.lastLowest || reset) {
           const pcs = newPcs ?? new Uint32Array(0);
-          updates.push({ id: t.id, newPcs: pcs, nRuns: runs, uniqueRuns: unique, lowestStack: lowest, time, ...(reset ? { reset } : {}) });
+          updates.push({ id: t.id, newPcs: pcs, nRuns: runs, uniqueRuns: unique, lowestStack: lowest, time });
           if (pcs.byteLength) transfer.push(pcs.buffer as ArrayBuffer);
         }
         t.lastRuns = runs;

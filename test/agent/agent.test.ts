@@ -13,18 +13,9 @@ import { countSeen } from '../../src/coverage/layout.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 import { agentObject } from '../../src/coverage/toolchain.js';
 import { descendantPids, exampleDir } from '../../src/coverage/targets.js';
+import { scratchDirs, until } from '../helpers/scratch.js';
 
 const covd = fileURLToPath(new URL('../../../bin/covd', import.meta.url));
-
-async function until<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The GNU build-id as readelf prints it. */
 function readelfBuildId(exe: string): string | null {
@@ -35,16 +26,10 @@ function readelfBuildId(exe: string): string | null {
 describe('agent in a libFuzzer target', function () {
   this.timeout(600_000);
   let exe: string;
-  const dirs: string[] = [];
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'covd-'));
-    dirs.push(d);
-    return d;
-  };
+  const tmp = scratchDirs();
   before(async () => {
     exe = await buildExampleTarget();
   });
-  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   it('writes a valid coverage file and metadata naming the executable, its build-id, pid and argv', async () => {
     const covdDir = tmp();

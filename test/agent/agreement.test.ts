@@ -6,13 +6,13 @@
  * it. PCs only that input reached may therefore be seen by the agent alone.
  */
 import { expect } from 'chai';
-import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildExampleTarget, buildSqliteTarget, findCoverageFile, runFuzzer, seedCorpusFor } from '../helpers/fuzz-targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { isSeen } from '../../src/coverage/layout.js';
 import { inferBias, parseLibFuzzerOutput } from './libfuzzer-output.js';
+import { scratchDirs } from '../helpers/scratch.js';
 
 /** Seen PC indices of the coverage file in covdDir. */
 async function seenIndices(covdDir: string): Promise<{ seen: Set<number>; pcs: BigUint64Array; nRuns: bigint }> {
@@ -25,13 +25,7 @@ async function seenIndices(covdDir: string): Promise<{ seen: Set<number>; pcs: B
 
 describe('agent agrees with libFuzzer on a real run', function () {
   this.timeout(600_000);
-  const dirs: string[] = [];
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'covd-'));
-    dirs.push(d);
-    return d;
-  };
-  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const tmp = scratchDirs();
 
   /** Runs exe under libFuzzer and checks the agent's account against libFuzzer's; returns the seen set. */
   async function checkAgreement(exe: string, runs: number, minCovered: number, env: NodeJS.ProcessEnv = {}): Promise<Set<number>> {

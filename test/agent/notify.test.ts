@@ -4,9 +4,8 @@
  * and a restarted one is found again.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpack } from 'msgpackr';
 import { buildExampleTarget, buildSqliteTarget, findCoverageFile, runFuzzer } from '../helpers/fuzz-targets.js';
@@ -16,16 +15,7 @@ import { Dispatcher } from '../../src/daemon/dispatch.js';
 import { TargetRegistry } from '../../src/daemon/registry.js';
 import { createSymbolizerPool } from '../../src/workers/pool.js';
 import { createLogger } from '../../src/util/log.js';
-
-async function until<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { scratchDirs, until } from '../helpers/scratch.js';
 
 /** A control-socket stand-in: splits frames, answers each like the daemon, counts connections. */
 class FrameServer {
@@ -72,13 +62,7 @@ function agentStats(stderr: string): { sent: number; dropped: number; connects: 
 
 describe('agent notifications on new coverage', function () {
   this.timeout(600_000);
-  const dirs: string[] = [];
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'covd-'));
-    dirs.push(d);
-    return d;
-  };
-  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const tmp = scratchDirs();
 
   it('re-sends the same coverage frame on one connection while new PCs are found, at most once per interval', async () => {
     const exe = await buildExampleTarget();

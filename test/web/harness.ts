@@ -22,14 +22,7 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'covd-'));
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000, stepMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+export { until } from '../helpers/scratch.js';
 
 /** The coverage file as the fuzzer's agent writes it (the seed layout): header, PCs, seen bits. */
 export interface CoverageFile {
