@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(clang-14 libclang-rt-14-dev llvm-14 binutils gcc lcov chromium chromium-driver)
+debs=(clang-14 libclang-rt-14-dev lld-14 llvm-14 binutils gcc lcov chromium chromium-driver)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,6 +21,11 @@ export class AbbrevTable {
     return code < this.dense.length ? this.dense[code] : this.sparse.get(code);
   }
 
+  /** The abbreviations with dense codes, indexed by code (holes are undefined). */
+  denseCodes(): readonly (Abbrev | undefined)[] {
+    return this.dense;
+  }
+
   static parse(section: Uint8Array, offset: number): AbbrevTable {
     const r = new Reader(section, '.debug_abbrev');
     r.seek(offset);

@@ -7,6 +7,7 @@ import { Reader } from './reader.js';
 import { dieRanges } from './ranges.js';
 import { readUnitDie, type Sections, type Unit } from './units.js';
 import { unitAt } from './functions.js';
+import { stableOrder } from './order.js';
 
 export interface UnitMap {
   low: Float64Array;
@@ -15,6 +16,12 @@ export interface UnitMap {
 }
 
 export function buildUnitMap(sec: Sections, units: Unit[]): UnitMap {
+  const { lows, highs, us } = unitRanges(sec, units);
+  return disjointMap(lows, highs, us) ?? sweepMap(lows, highs, us);
+}
+
+/** Every unit's ranges, as found: .debug_aranges sets, then unit DIEs of units not described there. */
+export function unitRanges(sec: Sections, units: Unit[]): { lows: number[]; highs: number[]; us: number[] } {
   const lows: number[] = [], highs: number[] = [], us: number[] = [];
   const add = (u: number, lo: number, hi: number): void => { if (lo < hi) { lows.push(lo); highs.push(hi); us.push(u); } };
   const described = new Set<number>();
@@ -53,8 +60,35 @@ export function buildUnitMap(sec: Sections, units: Unit[]): UnitMap {
     dieRanges(sec, u, pc, ranges);
     for (let i = 0; i < ranges.length; i += 2) add(u.index, ranges[i]!, ranges[i + 1]!);
   }
-  // Sweep over endpoints; between two endpoints the lowest-offset active unit owns the range.
-  // Active units sit in a min-heap with lazy deletion, so hostile overlaps stay O(n log n).
+  return { lows, highs, us };
+}
+
+/**
+ * The usual case, no two ranges overlapping: the ranges in address order, a range joined to
+ * the one before when it continues it in the same unit. This is what the sweep gives then,
+ * without its per-endpoint objects (the sweep is a cold request's cost). Null on overlap.
+ */
+export function disjointMap(lows: number[], highs: number[], us: number[]): UnitMap | null {
+  const n = lows.length;
+  const order = stableOrder(Float64Array.from(lows));
+  const low = new Float64Array(n), high = new Float64Array(n), unit = new Int32Array(n);
+  let k = 0;
+  for (let j = 0; j < n; j++) {
+    const i = order[j]!;
+    if (k > 0 && lows[i]! < high[k - 1]!) return null;
+    if (k > 0 && lows[i] === high[k - 1] && us[i] === unit[k - 1]) { high[k - 1] = highs[i]!; continue; }
+    low[k] = lows[i]!; high[k] = highs[i]!; unit[k] = us[i]!;
+    k++;
+  }
+  return { low: low.slice(0, k), high: high.slice(0, k), unit: unit.slice(0, k) };
+}
+
+/**
+ * Any ranges: sweep over endpoints; between two endpoints the lowest-offset active unit owns
+ * the range. Active units sit in a min-heap with lazy deletion, so hostile overlaps stay
+ * O(n log n).
+ */
+export function sweepMap(lows: number[], highs: number[], us: number[]): UnitMap {
   const ends: { a: number; start: boolean; u: number }[] = [];
   for (let i = 0; i < lows.length; i++) { ends.push({ a: lows[i]!, start: true, u: us[i]! }); ends.push({ a: highs[i]!, start: false, u: us[i]! }); }
   ends.sort((x, y) => x.a - y.a);

@@ -6,7 +6,8 @@
 import * as C from './constants.js';
 import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
-import { formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
+import { DieSkipper, ROW_F64S, SLOT } from './kernels.js';
+import { fixedFormSize, formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
 
 export interface FunctionInfo {
   name: string;
@@ -79,30 +80,12 @@ function completeNames(sec: Sections, units: Unit[], u: Unit, n: DieNames, f: Fu
   f.name = linkage ?? name ?? '';
 }
 
-/** Byte size of a form in this unit, or -1 when it varies (strings, blocks, LEB128). */
-function fixedSize(form: number, u: Unit): number {
-  switch (form) {
-    case C.DW_FORM_flag_present: case C.DW_FORM_implicit_const: return 0;
-    case C.DW_FORM_data1: case C.DW_FORM_ref1: case C.DW_FORM_flag: case C.DW_FORM_strx1: case C.DW_FORM_addrx1: return 1;
-    case C.DW_FORM_data2: case C.DW_FORM_ref2: case C.DW_FORM_strx2: case C.DW_FORM_addrx2: return 2;
-    case C.DW_FORM_strx3: case C.DW_FORM_addrx3: return 3;
-    case C.DW_FORM_data4: case C.DW_FORM_ref4: case C.DW_FORM_ref_sup4: case C.DW_FORM_strx4: case C.DW_FORM_addrx4: return 4;
-    case C.DW_FORM_data8: case C.DW_FORM_ref8: case C.DW_FORM_ref_sig8: case C.DW_FORM_ref_sup8: return 8;
-    case C.DW_FORM_data16: return 16;
-    case C.DW_FORM_addr: return u.addrSize;
-    case C.DW_FORM_strp: case C.DW_FORM_line_strp: case C.DW_FORM_sec_offset: case C.DW_FORM_strp_sup:
-    case C.DW_FORM_GNU_ref_alt: case C.DW_FORM_GNU_strp_alt: return u.offSize;
-    case C.DW_FORM_ref_addr: return u.version <= 2 ? u.addrSize : u.offSize;
-    default: return -1;
-  }
-}
-
 /** How to skip a DIE of this abbreviation: runs of fixed bytes (n >= 0) and variable forms (-form). */
 function skipPlan(a: Abbrev, u: Unit): number[] {
   const plan: number[] = [];
   let run = 0;
   for (const form of a.forms) {
-    const n = fixedSize(form, u);
+    const n = fixedFormSize(form, u);
     if (n >= 0) { run += n; continue; }
     if (run > 0) plan.push(run);
     run = 0;
@@ -161,8 +144,46 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
   const out: FunctionInfo[] = [];
   const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
   const plans = new SkipPlans(u);
+  const isSubprogram = (tag: number) => tag === C.DW_TAG_subprogram;
+  // In WebAssembly: other DIEs are skipped and, without names, subprograms' attributes read.
+  const fast = DieSkipper.forUnit(sec.info, u, isSubprogram, names ? undefined : isSubprogram);
+  const add = (pc: PcAttrs, n: DieNames, declaration: boolean): void => {
+    if (declaration || !(pc.lowForm || pc.rangesForm)) return;
+    const ranges: number[] = [];
+    dieRanges(sec, u, pc, ranges);
+    if (ranges.length > 0) {
+      const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges };
+      completeNames(sec, units, u, n, f, names);
+      out.push(f);
+    }
+  };
   let depth = 0;
   while (r.pos < r.end) {
+    if (fast) {
+      const ended = fast.skip(r.pos, depth);
+      const rows = fast.rows;
+      for (let i = 0, o = 0; i < fast.captured; i++, o += ROW_F64S) {
+        sec.budget.chargeAttrs(rows[o + 1]!);
+        const slot = (k: number) => o + 2 + 2 * k;
+        const pc: PcAttrs = {
+          lowForm: rows[slot(SLOT.low)]!, low: rows[slot(SLOT.low) + 1]!,
+          highForm: rows[slot(SLOT.high)]!, high: rows[slot(SLOT.high) + 1]!,
+          rangesForm: rows[slot(SLOT.ranges)]!, ranges: rows[slot(SLOT.ranges) + 1]!,
+        };
+        const n: DieNames = {
+          linkage: null, name: null,
+          declFile: rows[slot(SLOT.declFile)] ? rows[slot(SLOT.declFile) + 1]! : -1,
+          declLine: rows[slot(SLOT.declLine)] ? rows[slot(SLOT.declLine) + 1]! : 0,
+          ref: -1,
+        };
+        const refForm = rows[slot(SLOT.ref)]!;
+        if (refForm) n.ref = isUnitRef(refForm) ? u.offset + rows[slot(SLOT.ref) + 1]! : rows[slot(SLOT.ref) + 1]!;
+        add(pc, n, rows[slot(SLOT.declaration)] ? rows[slot(SLOT.declaration) + 1]! !== 0 : false);
+      }
+      if (ended) break;
+      r.pos = fast.pos; depth = fast.depth;
+      if (r.pos >= r.end) break;
+    }
     const code = r.uleb();
     if (code === 0) {
       if (--depth <= 0) break;
@@ -195,15 +216,7 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
             break;
         }
       }
-      if (!declaration && (pc.lowForm || pc.rangesForm)) {
-        const ranges: number[] = [];
-        dieRanges(sec, u, pc, ranges);
-        if (ranges.length > 0) {
-          const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges };
-          completeNames(sec, units, u, n, f, names);
-          out.push(f);
-        }
-      }
+      add(pc, n, declaration);
     }
     if (a.hasChildren) depth++;
     else if (depth === 0) break; // a unit DIE without children
@@ -226,8 +239,14 @@ export class SubroutineMap {
   constructor(private readonly sec: Sections, private readonly units: Unit[], private readonly u: Unit) {
     const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
     const plans = new SkipPlans(u);
+    const fast = DieSkipper.forUnit(sec.info, u, (tag) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine);
     let depth = 0;
     while (r.pos < r.end) {
+      if (fast) {
+        if (fast.skip(r.pos, depth)) break;
+        r.pos = fast.pos; depth = fast.depth;
+        if (r.pos >= r.end) break;
+      }
       const at = r.pos;
       const code = r.uleb();
       if (code === 0) {

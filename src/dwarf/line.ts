@@ -5,6 +5,7 @@
  */
 import * as C from './constants.js';
 import { corrupt } from './errors.js';
+import { kernels, type LineProgramInput } from './kernels.js';
 import { Reader } from './reader.js';
 import { formString, readForm, type Sections, type Unit } from './units.js';
 
@@ -23,6 +24,8 @@ export interface LineTable {
   seqHigh: Float64Array;
   seqFirst: Uint32Array;
   seqLast: Uint32Array;
+  /** Header-only tables: the program, for the kernel to run (kernels.ts lineLookup). */
+  program?: LineProgramInput;
 }
 
 class Growable {
@@ -35,6 +38,12 @@ class Growable {
   constructor(capacity: number) {
     const c = Math.max(64, Math.min(capacity, 1 << 24));
     this.addr = new Float64Array(c); this.file = new Uint32Array(c); this.line = new Uint32Array(c); this.col = new Uint32Array(c);
+  }
+  /** Starts with the rows the kernel produced (adopting its arrays when they are at least as large). */
+  take(a: Float64Array, f: Uint32Array, l: Uint32Array, c: Uint32Array): void {
+    if (a.length >= this.addr.length) { this.addr = a; this.file = f; this.line = l; this.col = c; this.n = a.length; return; }
+    this.addr.set(a); this.file.set(f); this.line.set(l); this.col.set(c);
+    this.n = a.length;
   }
   push(a: number, f: number, l: number, c: number): void {
     if (this.n === this.addr.length) {
@@ -124,19 +133,6 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   if (headerOnly) prog.pos = prog.end;
   sec.budget.chargeLines((headerOnly ? programStart : prog.end) - offset);
 
-  const rows = new Growable(headerOnly ? 0 : Math.ceil((prog.end - programStart) / 4));
-  const seqs: { low: number; high: number; first: number; last: number }[] = [];
-  let address = 0, file = 1, line = 1, column = 0;
-  let seqEmpty = true, seqLow = 0, seqFirst = 0;
-  const emit = (end: boolean): void => {
-    if (seqEmpty) { seqEmpty = false; seqLow = address; seqFirst = rows.n; }
-    rows.push(address, file, line, column);
-    if (end) {
-      if (seqLow < address && seqFirst < rows.n) seqs.push({ low: seqLow, high: address, first: seqFirst, last: rows.n });
-      seqEmpty = true;
-      address = 0; file = 1; line = 1; column = 0;
-    }
-  };
   const needRange = (): void => { if (lineRange === 0) prog.fail('line_range is 0'); };
   // The hot loop reads bytes directly (pos < end is checked before each read); the rarer
   // opcodes go through the checked reader.
@@ -150,7 +146,36 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
       lineStep[op] = lineBase + (adj % lineRange);
     }
   }
+  const program: LineProgramInput = {
+    buf, start: programStart, end, addrStep, lineStep, stdLens, opcodeBase, lineRange, minInst,
+    constAddPc: lineRange === 0 ? 0 : Math.floor((255 - opcodeBase) / lineRange) * minInst,
+  };
   let pos = prog.pos;
+  let address = 0, file = 1, line = 1, column = 0;
+  let seqEmpty = true, seqLow = 0, seqFirst = 0;
+  const seqs: { low: number; high: number; first: number; last: number }[] = [];
+  // The WebAssembly kernel runs the machine as far as it can; the loop below goes on from there
+  // (to the end when the kernel stopped at define_file, an odd operand or an error).
+  const k = headerOnly ? null : kernels();
+  const out = k?.lineProgram(program);
+  // When the kernel ran to the end its arrays are taken as they are.
+  const rows = new Growable(headerOnly || out?.pos === end ? 0 : (out ? out.rowAddr.length : 0) + Math.ceil((end - (out ? out.pos : pos)) / 4));
+  if (out) {
+    rows.take(out.rowAddr, out.rowFile, out.rowLine, out.rowCol);
+    for (let i = 0; i < out.seqLow.length; i++) seqs.push({ low: out.seqLow[i]!, high: out.seqHigh[i]!, first: out.seqFirst[i]!, last: out.seqLast[i]! });
+    pos = out.pos;
+    address = out.address; file = out.file; line = out.line; column = out.column;
+    seqEmpty = out.seqEmpty; seqLow = out.seqLow0; seqFirst = out.seqFirst0;
+  }
+  const emit = (end: boolean): void => {
+    if (seqEmpty) { seqEmpty = false; seqLow = address; seqFirst = rows.n; }
+    rows.push(address, file, line, column);
+    if (end) {
+      if (seqLow < address && seqFirst < rows.n) seqs.push({ low: seqLow, high: address, first: seqFirst, last: rows.n });
+      seqEmpty = true;
+      address = 0; file = 1; line = 1; column = 0;
+    }
+  };
   while (pos < end) {
     const op = buf[pos++]!;
     if (op >= opcodeBase) {
@@ -223,6 +248,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   });
   const n = seqs.length;
   const t: LineTable = {
+    ...(headerOnly ? { program } : {}),
     version, filePaths, fileBase: version >= 5 ? 0 : 1,
     rowAddr: rows.addr.subarray(0, rows.n), rowFile: rows.file.subarray(0, rows.n),
     rowLine: rows.line.subarray(0, rows.n), rowCol: rows.col.subarray(0, rows.n),

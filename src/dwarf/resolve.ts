@@ -6,6 +6,8 @@
  * the pool can split one binary across threads; src/workers/merge.ts puts the parts back together.
  */
 import { ElfFile } from './elf.js';
+import { kernels, NO_ROW } from './kernels.js';
+import { stableOrder } from './order.js';
 import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
@@ -157,14 +159,19 @@ export class DebugInfo {
     if (!f) {
       // Names come from the symbol table (or the subroutine map); only ranges and declarations are needed here.
       const infos = unitFunctions(this.sec, this.units, u, false);
-      const spans: { low: number; high: number; fn: number }[] = [];
+      // Spans (non-empty ranges) in typed arrays, stably ordered by low address.
+      let k = 0;
+      for (const fi of infos) for (let r = 0; r < fi.ranges.length; r += 2) if (fi.ranges[r]! < fi.ranges[r + 1]!) k++;
+      const lows = new Float64Array(k), highs = new Float64Array(k), fns = new Uint32Array(k);
+      k = 0;
       infos.forEach((fi, i) => {
-        for (let k = 0; k < fi.ranges.length; k += 2) if (fi.ranges[k]! < fi.ranges[k + 1]!) spans.push({ low: fi.ranges[k]!, high: fi.ranges[k + 1]!, fn: i });
+        for (let r = 0; r < fi.ranges.length; r += 2) {
+          if (fi.ranges[r]! < fi.ranges[r + 1]!) { lows[k] = fi.ranges[r]!; highs[k] = fi.ranges[r + 1]!; fns[k] = i; k++; }
+        }
       });
-      spans.sort((a, b) => a.low - b.low);
-      const k = spans.length;
+      const order = stableOrder(lows);
       f = { low: new Float64Array(k), high: new Float64Array(k), fn: new Uint32Array(k), infos, base: this.funcCount };
-      for (let i = 0; i < k; i++) { f.low[i] = spans[i]!.low; f.high[i] = spans[i]!.high; f.fn[i] = spans[i]!.fn; }
+      for (let i = 0; i < k; i++) { const j = order[i]!; f.low[i] = lows[j]!; f.high[i] = highs[j]!; f.fn[i] = fns[j]!; }
       this.funcCount += infos.length;
       for (const fi of infos) this.allFuncs.push(fi);
       this.funcs.set(u.index, f);
@@ -177,13 +184,12 @@ export class DebugInfo {
     const [shareK, shareN] = opts.share ?? [0, 1];
     const n = pcs.length;
     // The work is done in phases of small loops over typed arrays, which V8 optimizes early.
-    const addr = new Float64Array(n);
-    // Strictly increasing input (a pc-table's order) is its own sorted distinct list: no copy,
-    // no dedupe, and no gather back to the caller's order at the end.
-    const range = toNumbers(pcs, addr);
-    const { uniq, at } = range.increasing ? { uniq: addr, at: null } : sortedUnique(addr, range.min, range.max);
+    // Strictly increasing input (a pc-table's order) is its own sorted distinct list: no
+    // dedupe, and no gather back to the caller's order at the end.
+    const k = kernels();
+    const { uniq, at } = k?.sortPcs(pcs) ?? sortPcs(pcs);
     const m = uniq.length;
-    const unitOf = unitsFor(this.unitMap, uniq);
+    const unitOf = k?.unitsFor(uniq, this.unitMap.low, this.unitMap.high, this.unitMap.unit) ?? unitsFor(this.unitMap, uniq);
     let symOf: Int32Array | null = null;
 
     const files = new Interner();
@@ -216,86 +222,110 @@ export class DebugInfo {
       if (id === undefined) { id = fnNames.length; fnNames.push(name); fnFile.push(declFile); fnLine.push(declLine); fnIds.set(key, id); }
       return id;
     };
-    const declOf = (fi: FunctionInfo): [number, number] => {
-      if (fi.declFile < 0) return [NONE, 0];
+    // A function's declaration file (interned) and line: NONE and 0 when unknown.
+    let declFile = NONE, declLine = 0;
+    const declOf = (fi: FunctionInfo): void => {
+      declFile = NONE; declLine = 0;
+      if (fi.declFile < 0) return;
       const du = this.units[fi.declUnit]!;
       const t = this.lineHeader(du);
       const f = t ? internFile(du, t, fi.declFile) : NONE;
-      return f === NONE ? [NONE, 0] : [f, fi.declLine];
+      if (f !== NONE) { declFile = f; declLine = fi.declLine; }
     };
 
     const rows = new Int32Array(m).fill(-1);
     const fnOf = new Int32Array(m).fill(-1); // global index of the outermost subprogram, -1 = none
     // Runs of consecutive addresses in one unit (sorted addresses keep a unit's PCs together).
+    const runs: number[] = [];
     for (let s = 0; s < m;) {
       const ui = unitOf[s]!;
       let e = s + 1;
       while (e < m && unitOf[e] === ui) e++;
-      if (ui >= 0 && ui % shareN === shareK) {
-        const u = this.units[ui]!;
-        if (doLines) {
-          const t = this.lineTable(u);
-          if (t) {
-            lookupRows(t, uniq, s, e, rows);
-            copyRows(t, rows, s, e, uFile, uLine, uCol, (raw) => internFile(u, t, raw));
-          }
+      if (ui >= 0 && ui % shareN === shareK) runs.push(s, e, ui);
+      s = e;
+    }
+    const kernelRows = doLines ? this.kernelLines(runs, uniq) : null;
+    for (let r = 0; r < runs.length; r += 3) {
+      const s = runs[r]!, e = runs[r + 1]!, u = this.units[runs[r + 2]!]!;
+      const got = kernelRows?.get(u.index);
+      if (got) {
+        // The unit's rows come in the order of its runs; files are interned run by run, as
+        // copyRows does, so ids come out the same either way.
+        let lastRaw = -1, lastId = NONE;
+        for (let x = s, i = got.next; x < e; x++, i++) {
+          const raw = got.file[i]!;
+          if (raw === NO_ROW) continue;
+          if (raw !== lastRaw) { lastId = internFile(u, got.header, raw); lastRaw = raw; }
+          uFile[x] = lastId; uLine[x] = got.line[i]!; uCol[x] = got.col[i]!;
         }
-        if (doFuncs && doDecls) {
-          const f = this.functionsOf(u);
-          spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
+        got.next += e - s;
+      } else if (doLines) {
+        const t = this.lineTable(u);
+        if (t) {
+          lookupRows(t, uniq, s, e, rows);
+          copyRows(t, rows, s, e, uFile, uLine, uCol, (raw) => internFile(u, t, raw));
         }
       }
-      s = e;
+      if (doFuncs && doDecls) {
+        const f = this.functionsOf(u);
+        // Short runs stay in JavaScript: the kernel copies the unit's spans in for each call.
+        if (!(e - s >= 256 && k?.spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf))) spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
+      }
     }
 
     // Symbols name functions, and files where DWARF has none: a line-table job whose every
     // address got a file never parses the symbol table.
-    if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = symbolsFor(this.symbols, uniq);
-    let lastSym = -2, lastFi = -2, lastFnId = NONE;
-    for (let k = 0; symOf && k < m; k++) {
-      const ui = unitOf[k]!;
-      if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
-      const sym = symOf[k]!;
-      if (doLines && uFile[k] === NONE && sym >= 0) {
+    if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k?.symbolsFor(uniq, this.symbols.addr, this.symbols.size) ?? symbolsFor(this.symbols, uniq);
+    if (symOf && doLines) {
+      for (let k = 0; k < m; k++) {
+        const ui = unitOf[k]!, sym = symOf[k]!;
+        if ((ui < 0 ? 0 : ui % shareN) !== shareK || uFile[k] !== NONE || sym < 0) continue;
         // Like llvm-symbolizer: no file from DWARF, so the STT_FILE before a local symbol names it.
         const f = symbolFile(this.symbols, sym);
         if (f) uFile[k] = files.file(f);
       }
-      if (!doFuncs) continue;
-      const u = ui >= 0 ? this.units[ui]! : undefined;
-      if (sym < 0) {
-        if (!u) continue;
-        // No symbol: llvm-symbolizer names the innermost subroutine DIE (maybe an inlined one).
-        let map = this.subroutineMaps.get(u.index);
-        if (!map) { map = new SubroutineMap(this.sec, this.units, u); this.subroutineMaps.set(u.index, map); }
-        const leaf = map.lookup(uniq[k]!);
-        if (leaf && leaf.name !== '') {
-          const [df, dl] = declOf(leaf);
-          uFn[k] = internFn(leaf.name, df, dl);
+    }
+    if (symOf && doFuncs) {
+      // Sorted addresses come in runs named alike; each run is named once.
+      const runs = k?.nameRuns(unitOf, symOf, fnOf, shareK, shareN) ?? nameRuns(unitOf, symOf, fnOf, shareK, shareN);
+      for (let r = 0; r < runs.length; r += 2) {
+        const k = runs[r]!, sym = symOf[k]!;
+        if (sym < 0) {
+          const ui = unitOf[k]!;
+          if (ui < 0) continue;
+          // No symbol: llvm-symbolizer names the innermost subroutine DIE (maybe an inlined one).
+          let map = this.subroutineMaps.get(ui);
+          if (!map) { map = new SubroutineMap(this.sec, this.units, this.units[ui]!); this.subroutineMaps.set(ui, map); }
+          const leaf = map.lookup(uniq[k]!);
+          if (leaf && leaf.name !== '') {
+            declOf(leaf);
+            uFn[k] = internFn(leaf.name, declFile, declLine);
+          }
+          continue;
         }
-        continue;
+        const fiIndex = fnOf[k]!;
+        const key = (sym + 1) * 2 ** 26 + (fiIndex + 1);
+        let id = fnCache.get(key);
+        if (id === undefined) {
+          // The name as llvm-symbolizer prints it (the symbol table's), declared where DWARF says.
+          declFile = NONE; declLine = 0;
+          if (fiIndex >= 0) declOf(this.functionInfo(fiIndex));
+          id = internFn(symbolName(this.symbols, sym), declFile, declLine);
+          fnCache.set(key, id);
+        }
+        uFn.fill(id, k, runs[r + 1]!);
       }
-      const fiIndex = fnOf[k]!;
-      // Sorted addresses: the next one is usually in the same function as the last.
-      if (sym === lastSym && fiIndex === lastFi) { uFn[k] = lastFnId; continue; }
-      const key = (sym + 1) * 2 ** 26 + (fiIndex + 1);
-      let id = fnCache.get(key);
-      if (id === undefined) {
-        // The name as llvm-symbolizer prints it (the symbol table's), declared where DWARF says.
-        let declFile = NONE, declLine = 0;
-        if (fiIndex >= 0) [declFile, declLine] = declOf(this.functionInfo(fiIndex));
-        id = internFn(symbolName(this.symbols, sym), declFile, declLine);
-        fnCache.set(key, id);
-      }
-      uFn[k] = id;
-      lastSym = sym; lastFi = fiIndex; lastFnId = id;
     }
 
     // Back to the caller's order.
     let pcFile = uFile, pcLine = uLine, pcColumn = uCol, pcFunction = uFn;
     if (at) {
-      pcFile = new Uint32Array(n); pcLine = new Uint32Array(n); pcColumn = new Uint32Array(n); pcFunction = new Uint32Array(n);
-      gather(at, uFile, uLine, uCol, uFn, pcFile, pcLine, pcColumn, pcFunction);
+      const got = k?.gather(at, uFile, uLine, uCol, uFn);
+      if (got) [pcFile, pcLine, pcColumn, pcFunction] = got;
+      else {
+        pcFile = new Uint32Array(n); pcLine = new Uint32Array(n); pcColumn = new Uint32Array(n); pcFunction = new Uint32Array(n);
+        gather(at, uFile, uLine, uCol, uFn, pcFile, pcLine, pcColumn, pcFunction);
+      }
     }
     return {
       buildId: this.buildId,
@@ -307,12 +337,87 @@ export class DebugInfo {
     };
   }
 
+  /**
+   * Lines by the WebAssembly kernel, one program run per unit for all its runs of addresses
+   * (s, e, unit triples): no row table is built in JavaScript. Returns, per unit it resolved,
+   * each address's row file index (NO_ROW: none), line and column, in the order of its runs;
+   * the caller parses the other units' tables (kernels off, table already parsed, or the
+   * kernel did not run the whole program).
+   */
+  private kernelLines(runs: number[], uniq: Float64Array): Map<number, KernelRows> | null {
+    const k = kernels();
+    if (!k) return null;
+    const byUnit = new Map<number, number[]>();
+    for (let r = 0; r < runs.length; r += 3) {
+      const ui = runs[r + 2]!;
+      let list = byUnit.get(ui);
+      if (!list) { list = []; byUnit.set(ui, list); }
+      list.push(runs[r]!, runs[r + 1]!);
+    }
+    const out = new Map<number, KernelRows>();
+    for (const [ui, list] of byUnit) {
+      const u = this.units[ui]!;
+      if (this.lineTables.has(u.index)) continue;
+      let header: LineTable | null;
+      try {
+        header = this.lineHeader(u);
+      } catch {
+        continue; // the caller's parse reports it, in the order the reader would
+      }
+      if (!header?.program) continue;
+      let got;
+      if (list.length === 2) got = k.lineLookup(header.program, uniq, list[0]!, list[1]!);
+      else {
+        // The unit's runs gathered into one ascending list.
+        let total = 0;
+        for (let i = 0; i < list.length; i += 2) total += list[i + 1]! - list[i]!;
+        const addrs = new Float64Array(total);
+        for (let i = 0, at = 0; i < list.length; i += 2) { addrs.set(uniq.subarray(list[i]!, list[i + 1]!), at); at += list[i + 1]! - list[i]!; }
+        got = k.lineLookup(header.program, addrs, 0, total);
+      }
+      if (!got) continue;
+      // Charged as a whole parse would be (the header alone was charged so far).
+      this.sec.budget.chargeLines(header.program.end - header.program.start);
+      out.set(ui, { ...got, header, next: 0 });
+    }
+    return out;
+  }
+
   /** A subprogram by its global index (units' function lists concatenated in parse order). */
   private functionInfo(global: number): FunctionInfo {
     const f = this.allFuncs[global];
     if (!f) throw new DebugInfoError('CORRUPT', `function index ${global} out of range`);
     return f;
   }
+}
+
+/** A unit's lines from the kernel, consumed run by run (next: where the next run's start). */
+interface KernelRows { file: Uint32Array; line: Uint32Array; col: Uint32Array; header: LineTable; next: number }
+
+/**
+ * Runs [start, end) of this share's sorted addresses that are named alike: the same symbol and
+ * subprogram. An address without a symbol is a run of its own (it is named by its own DIE).
+ */
+function nameRuns(unitOf: Int32Array, symOf: Int32Array, fnOf: Int32Array, shareK: number, shareN: number): Int32Array {
+  const m = unitOf.length;
+  const out = new Int32Array(2 * m);
+  let n = 0;
+  for (let k = 0; k < m;) {
+    const ui = unitOf[k]!;
+    if ((ui < 0 ? 0 : ui % shareN) !== shareK) { k++; continue; }
+    const sym = symOf[k]!, fi = fnOf[k]!;
+    let e = k + 1;
+    if (sym >= 0) {
+      while (e < m && symOf[e] === sym && fnOf[e] === fi) {
+        const ue = unitOf[e]!;
+        if ((ue < 0 ? 0 : ue % shareN) !== shareK) break;
+        e++;
+      }
+    }
+    out[n++] = k; out[n++] = e;
+    k = e;
+  }
+  return out.subarray(0, n);
 }
 
 /** Row fields for uniq[s..e) from their rows; file indices interned (the same one as the last is reused). */
@@ -342,6 +447,13 @@ function gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array,
     const k = at[i]!;
     toF[i] = f[k]!; toL[i] = l[k]!; toC[i] = c[k]!; toFn[i] = fn[k]!;
   }
+}
+
+/** The sorted distinct addresses of pcs and each one's index among them (null: pcs is increasing). */
+function sortPcs(pcs: BigUint64Array): { uniq: Float64Array; at: Uint32Array | null } {
+  const addr = new Float64Array(pcs.length);
+  const range = toNumbers(pcs, addr);
+  return range.increasing ? { uniq: addr, at: null } : sortedUnique(addr, range.min, range.max);
 }
 
 /**

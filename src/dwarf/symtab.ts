@@ -6,6 +6,7 @@
  */
 import { corrupt } from './errors.js';
 import { ElfFile, SHT_DYNSYM, SHT_SYMTAB } from './elf.js';
+import { stableOrder } from './order.js';
 import { strAt } from './reader.js';
 
 export interface SymbolTable {
@@ -45,7 +46,7 @@ export function parseSymbols(src: SymbolSource | null): SymbolTable {
   const n = Math.floor(data.length / 24);
   // Kept symbols in table order, in typed arrays sized for the whole table (no growth, no boxing).
   const addr = new Float64Array(n), size = new Float64Array(n), nameOff = new Uint32Array(n), fileOff = new Int32Array(n);
-  let count = 0, lastFile = -1, minAddr = Infinity, maxAddr = 0;
+  let count = 0, lastFile = -1;
   for (let i = 1; i < n; i++) {
     const o = i * 24;
     const name = dv.getUint32(o, true);
@@ -66,11 +67,9 @@ export function parseSymbols(src: SymbolSource | null): SymbolTable {
     size[count] = dv.getUint32(o + 16, true) + dv.getUint32(o + 20, true) * 0x1_0000_0000;
     nameOff[count] = name;
     fileOff[count] = info >> 4 === STB_LOCAL ? lastFile : -1;
-    if (a < minAddr) minAddr = a;
-    if (a > maxAddr) maxAddr = a;
     count++;
   }
-  const order = sortByAddress(addr, count, minAddr, maxAddr);
+  const order = stableOrder(addr, count);
   // One symbol per address: the largest, and among equal sizes the last in table order
   // (order lists equal addresses by table index, so a later one of equal size replaces).
   const kept = new Uint32Array(count);
@@ -89,26 +88,6 @@ export function parseSymbols(src: SymbolSource | null): SymbolTable {
     t.addr[j] = addr[i]!; t.size[j] = size[i]!; t.nameOff[j] = nameOff[i]!; t.fileOff[j] = fileOff[i]!;
   }
   return t;
-}
-
-/**
- * Indices 0..count-1 ordered by address, then by table index. When address offsets and indices
- * fit in 52 bits together, each is packed into one double and sorted by the engine's numeric
- * sort (no comparator calls: much faster before the JIT has warmed up).
- */
-function sortByAddress(addr: Float64Array, count: number, minAddr: number, maxAddr: number): Uint32Array {
-  const order = new Uint32Array(count);
-  const idxBits = Math.max(1, Math.ceil(Math.log2(count + 1)));
-  if (count > 0 && idxBits <= 24 && (maxAddr - minAddr) < 2 ** (52 - idxBits)) {
-    const scale = 2 ** idxBits;
-    const keys = new Float64Array(count);
-    for (let i = 0; i < count; i++) keys[i] = (addr[i]! - minAddr) * scale + i;
-    keys.sort();
-    for (let j = 0; j < count; j++) order[j] = keys[j]! % scale;
-    return order;
-  }
-  for (let i = 0; i < count; i++) order[i] = i;
-  return order.sort((a, b) => addr[a]! - addr[b]! || a - b);
 }
 
 export function symbolName(t: SymbolTable, i: number): string {

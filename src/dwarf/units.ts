@@ -122,6 +122,24 @@ export function parseUnitHeaders(sec: Sections): Unit[] {
   return units;
 }
 
+/** Byte size of a form in this unit, or -1 when it varies (strings, blocks, LEB128). */
+export function fixedFormSize(form: number, u: Unit): number {
+  switch (form) {
+    case C.DW_FORM_flag_present: case C.DW_FORM_implicit_const: return 0;
+    case C.DW_FORM_data1: case C.DW_FORM_ref1: case C.DW_FORM_flag: case C.DW_FORM_strx1: case C.DW_FORM_addrx1: return 1;
+    case C.DW_FORM_data2: case C.DW_FORM_ref2: case C.DW_FORM_strx2: case C.DW_FORM_addrx2: return 2;
+    case C.DW_FORM_strx3: case C.DW_FORM_addrx3: return 3;
+    case C.DW_FORM_data4: case C.DW_FORM_ref4: case C.DW_FORM_ref_sup4: case C.DW_FORM_strx4: case C.DW_FORM_addrx4: return 4;
+    case C.DW_FORM_data8: case C.DW_FORM_ref8: case C.DW_FORM_ref_sig8: case C.DW_FORM_ref_sup8: return 8;
+    case C.DW_FORM_data16: return 16;
+    case C.DW_FORM_addr: return u.addrSize;
+    case C.DW_FORM_strp: case C.DW_FORM_line_strp: case C.DW_FORM_sec_offset: case C.DW_FORM_strp_sup:
+    case C.DW_FORM_GNU_ref_alt: case C.DW_FORM_GNU_strp_alt: return u.offSize;
+    case C.DW_FORM_ref_addr: return u.version <= 2 ? u.addrSize : u.offSize;
+    default: return -1;
+  }
+}
+
 /** Reads one attribute value as a number; the cursor ends after it. DW_FORM_string yields its offset. */
 export function readForm(r: Reader, form: number, u: Unit, implicit: number): number {
   switch (form) {

@@ -6,7 +6,10 @@
 import { Interner, filePath } from '../dwarf/resolve.js';
 import { NONE, type SourceIndex } from './types.js';
 
-export function mergeIndexes(parts: SourceIndex[], n: number): SourceIndex {
+/** What a part holds (a job of lines only leaves pcFunction empty, one of functions pcFile/pcLine). */
+export interface PartKinds { lines: boolean; functions: boolean }
+
+export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[]): SourceIndex {
   if (parts.length === 1) return parts[0]!;
   const files = new Interner();
   const pcFile = new Uint32Array(n).fill(NONE);
@@ -15,7 +18,8 @@ export function mergeIndexes(parts: SourceIndex[], n: number): SourceIndex {
   const pcFunction = new Uint32Array(n).fill(NONE);
   const fnNames: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
   const fnIds = new Map<string, number>();
-  for (const p of parts) {
+  let linesWritten = false, functionsWritten = false;
+  parts.forEach((p, k) => {
     const fileMap = new Uint32Array(p.files.length);
     for (let f = 0; f < p.files.length; f++) fileMap[f] = files.file(filePath(p, f));
     const mapFile = (f: number): number => (f === NONE || f >= fileMap.length ? NONE : fileMap[f]!);
@@ -27,17 +31,32 @@ export function mergeIndexes(parts: SourceIndex[], n: number): SourceIndex {
       if (id === undefined) { id = fnNames.length; fnNames.push(name); fnFile.push(file); fnLine.push(line); fnIds.set(key, id); }
       fnMap[f] = id;
     }
-    for (let i = 0; i < n; i++) {
-      const f = p.pcFile[i]!;
-      if (f !== NONE || p.pcLine[i] !== 0) {
-        pcFile[i] = mapFile(f);
-        pcLine[i] = p.pcLine[i]!;
-        pcColumn[i] = p.pcColumn[i]!;
+    const hasLines = kinds?.[k]?.lines ?? true, hasFunctions = kinds?.[k]?.functions ?? true;
+    // The first part of a kind, with ids that map to themselves, is copied whole: a part leaves
+    // PCs it does not own at NONE / 0, which is what the merged arrays hold before any part.
+    if (hasLines && !linesWritten && isIdentity(fileMap)) {
+      pcFile.set(p.pcFile); pcLine.set(p.pcLine); pcColumn.set(p.pcColumn);
+    } else if (hasLines) {
+      for (let i = 0; i < n; i++) {
+        const f = p.pcFile[i]!;
+        if (f !== NONE || p.pcLine[i] !== 0) {
+          pcFile[i] = mapFile(f);
+          pcLine[i] = p.pcLine[i]!;
+          pcColumn[i] = p.pcColumn[i]!;
+        }
       }
-      const fn = p.pcFunction[i]!;
-      if (fn !== NONE && fn < fnMap.length) pcFunction[i] = fnMap[fn]!;
     }
-  }
+    if (hasFunctions && !functionsWritten && isIdentity(fnMap)) {
+      pcFunction.set(p.pcFunction);
+    } else if (hasFunctions) {
+      for (let i = 0; i < n; i++) {
+        const fn = p.pcFunction[i]!;
+        if (fn !== NONE && fn < fnMap.length) pcFunction[i] = fnMap[fn]!;
+      }
+    }
+    linesWritten ||= hasLines;
+    functionsWritten ||= hasFunctions;
+  });
   return {
     buildId: parts[0]?.buildId ?? null,
     directories: files.directories,
@@ -46,4 +65,9 @@ export function mergeIndexes(parts: SourceIndex[], n: number): SourceIndex {
     functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
     pcFile, pcLine, pcColumn, pcFunction,
   };
+}
+
+function isIdentity(map: Uint32Array): boolean {
+  for (let i = 0; i < map.length; i++) if (map[i] !== i) return false;
+  return true;
 }

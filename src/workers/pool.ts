@@ -100,8 +100,9 @@ export class SymbolizerPool implements Symbolizer {
     // One shared copy of the PCs for every job of this request.
     const shared = new SharedArrayBuffer(n * 8);
     new BigUint64Array(shared).set(req.pcs);
+    const plan = this.plan(n);
     const results = await Promise.all(
-      this.plan(n).map((p) => {
+      plan.map((p) => {
         const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations };
         if (req.debugFile !== undefined) job.debugFile = req.debugFile;
         return this.piscina.run(job) as Promise<WorkerResult>;
@@ -115,7 +116,7 @@ export class SymbolizerPool implements Symbolizer {
       }
       parts.push(r.index);
     }
-    const index = mergeIndexes(parts, n);
+    const index = mergeIndexes(parts, n, plan);
     this.lastTiming = {
       totalMs: performance.now() - t0,
       jobs: results.map((r) => (r.ok ? { loadMs: r.loadMs, resolveMs: r.resolveMs } : { loadMs: 0, resolveMs: 0 })),

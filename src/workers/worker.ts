@@ -6,6 +6,7 @@
  */
 import { statSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { kernels } from '../dwarf/kernels.js';
 import { DebugInfo } from '../dwarf/resolve.js';
 import { DebugInfoError, type DebugInfoErrorCode, type SourceIndex } from './types.js';
 
@@ -28,6 +29,9 @@ export type WorkerResult =
   | { ok: false; code: DebugInfoErrorCode | 'INTERNAL'; message: string };
 
 /** Loaded DWARF kept per thread: at most this many executables and bytes, dropped when idle. */
+// Compile the WebAssembly kernels when the thread starts, not in its first request.
+kernels();
+
 const CACHE_SIZE = 2;
 const CACHE_BYTES = 96 << 20;
 const CACHE_IDLE_MS = 30_000;

@@ -1,0 +1,543 @@
+/*
+ * Hot loops of the DWARF reader, compiled to WebAssembly (scripts/build-kernels.ts).
+ *
+ * Why: a symbolizer thread's first request spends most of its time in two loops, the line-number
+ * state machine and the walk over uninteresting DIEs, and V8 runs them in its interpreter until
+ * it has optimized them. WebAssembly is compiled before it runs, so the first request runs at
+ * the speed of the later ones.
+ *
+ * Contract with src/dwarf/kernels.ts: these functions only ever take the easy path. Whenever
+ * input is odd (an error, an opcode or form handled elsewhere, a LEB128 longer than 7 bytes) they
+ * stop and report where, and the TypeScript reader takes over from that point, so errors and
+ * edge cases keep exactly one implementation. Arithmetic mirrors the TypeScript reader's:
+ * addresses are doubles and go through the same IEEE operations.
+ *
+ * No libc: freestanding, wasm32, memory owned by the module and grown by the caller.
+ */
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef int i32;
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define EXPORT(name) __attribute__((export_name(name)))
+
+/* Longest LEB128 decoded here: 7 bytes (49 bits) are exact as doubles and as i64. */
+#define LEB_MAX 7
+
+/* Decodes a ULEB128 at *pos as the TypeScript reader does; 0 when it is unterminated or too long. */
+static int uleb(const u8 *buf, u32 *pos, u32 end, double *value, double *mulOut, u8 *last) {
+  double v = 0, mul = 1;
+  u32 p = *pos;
+  u8 b = 0x80;
+  int n = 0;
+  while (b & 0x80) {
+    if (p >= end || n == LEB_MAX) return 0;
+    b = buf[p++];
+    v += (double)(b & 0x7f) * mul;
+    mul *= 128;
+    n++;
+  }
+  *pos = p;
+  *value = v;
+  if (mulOut) *mulOut = mul;
+  if (last) *last = b;
+  return 1;
+}
+
+/* Wraps an integral double (|x| < 2^50) to 32 bits, as JavaScript's `>>> 0` and `& mask` see it. */
+static u32 wrap32(double x) { return (u32)(u64)(i64)x; }
+
+/* ------------------------------------------------------------------ line programs */
+
+/*
+ * Parameters and results of line_program(), at a fixed place in memory (kernels.ts writes and
+ * reads them with the same layout).
+ */
+struct LineParams {
+  double addr_step[256];   /* special opcodes' address advance */
+  i32 line_step[256];      /* special opcodes' line advance */
+  u8 std_lens[256];        /* standard opcodes' declared operand counts */
+  double const_add_pc;     /* DW_LNS_const_add_pc's advance */
+  u32 opcode_base;
+  u32 line_range;
+  u32 min_inst;
+  u32 prog;                /* where the program's bytes are */
+  u32 prog_len;
+  u32 row_addr, row_file, row_line, row_col, row_cap;  /* row arrays */
+  u32 seq_low, seq_high, seq_first, seq_last, seq_cap; /* sequence arrays */
+  /* results */
+  u32 rows;
+  u32 seqs;
+  u32 stop;                /* 0: ran to the end; else 1 + the offset (in the program) where it stopped */
+};
+
+static struct LineParams line_params;
+
+EXPORT("line_params") struct LineParams *line_params_ptr(void) { return &line_params; }
+
+/*
+ * Runs the state machine over the program, emitting rows and sequences exactly as line.ts does.
+ * Stops at the first opcode it leaves to the TypeScript reader (define_file, odd set_address
+ * sizes, any error) and reports the state there through the same parameter block.
+ */
+struct LineState { double address; u32 file, line, column; int seq_empty; double seq_low; u32 seq_first; };
+static struct LineState line_state;
+
+EXPORT("line_state") struct LineState *line_state_ptr(void) { return &line_state; }
+
+EXPORT("line_program") void line_program(void) {
+  struct LineParams *P = &line_params;
+  struct LineState *S = &line_state;
+  const u8 *buf = (const u8 *)P->prog;
+  double *raddr = (double *)P->row_addr;
+  u32 *rfile = (u32 *)P->row_file, *rline = (u32 *)P->row_line, *rcol = (u32 *)P->row_col;
+  double *slow = (double *)P->seq_low, *shigh = (double *)P->seq_high;
+  u32 *sfirst = (u32 *)P->seq_first, *slast = (u32 *)P->seq_last;
+  u32 n = P->rows, ns = P->seqs;
+  double address = S->address, seq_low = S->seq_low;
+  u32 file = S->file, line = S->line, column = S->column, seq_first = S->seq_first;
+  int seq_empty = S->seq_empty;
+  const u32 base = P->opcode_base, end = P->prog_len;
+  u32 pos = 0, op_at = 0;
+  P->stop = 0;
+
+  /* Capacity is checked before each opcode, so a stop never leaves an opcode half done. */
+#define ROW()                                                         \
+  do {                                                                \
+    if (seq_empty) { seq_empty = 0; seq_low = address; seq_first = n; } \
+    raddr[n] = address; rfile[n] = file; rline[n] = line; rcol[n] = column; n++; \
+  } while (0)
+
+  while (pos < end) {
+    op_at = pos;
+    if (n == P->row_cap || ns == P->seq_cap) goto stop;
+    u32 op = buf[pos++];
+    if (op >= base) {
+      if (P->line_range == 0) goto stop;
+      address += P->addr_step[op];
+      line = (u32)((i64)line + (i64)P->line_step[op]);
+      ROW();
+      continue;
+    }
+    if (op == 2 || op == 3 || op == 4 || op == 5) { /* advance_pc, advance_line, set_file, set_column */
+      double v, mul; u8 last;
+      if (!uleb(buf, &pos, end, &v, &mul, &last)) goto stop;
+      if (op == 3) { if (last & 0x40) v -= mul; line = (u32)((i64)line + (i64)v); }
+      else if (op == 5) column = wrap32(v) & 0xffff;
+      else if (op == 2) address += v * (double)P->min_inst;
+      else file = wrap32(v) & 0xffff;
+      continue;
+    }
+    if (op == 0) {
+      double elen_d;
+      if (!uleb(buf, &pos, end, &elen_d, 0, 0)) goto stop;
+      if (elen_d > (double)(end - pos)) goto stop;
+      u32 elen = (u32)elen_d, next = pos + elen;
+      if (elen == 0) continue;
+      u32 sub = buf[pos];
+      if (sub == 1) { /* end_sequence */
+        ROW();
+        if (seq_low < address && seq_first < n) { slow[ns] = seq_low; shigh[ns] = address; sfirst[ns] = seq_first; slast[ns] = n; ns++; }
+        seq_empty = 1; address = 0; file = 1; line = 1; column = 0;
+      } else if (sub == 2) { /* set_address: 4 or 8 bytes; other sizes are left to the reader */
+        const u8 *p = buf + pos + 1;
+        if (elen - 1 == 8) {
+          u32 lo = p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
+          u32 hi = p[4] | (u32)p[5] << 8 | (u32)p[6] << 16 | (u32)p[7] << 24;
+          address = (double)hi * 4294967296.0 + (double)lo;
+        } else if (elen - 1 == 4) {
+          address = (double)(p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24);
+        } else {
+          goto stop;
+        }
+      } else if (sub == 3) { /* define_file: strings, left to the reader */
+        goto stop;
+      }
+      pos = next;
+      continue;
+    }
+    switch (op) {
+      case 1: ROW(); break;                                   /* copy */
+      case 8:                                                 /* const_add_pc */
+        if (P->line_range == 0) goto stop;
+        address += P->const_add_pc;
+        break;
+      case 9:                                                 /* fixed_advance_pc */
+        if (end - pos < 2) goto stop;
+        address += (double)(buf[pos] | (u32)buf[pos + 1] << 8);
+        pos += 2;
+        break;
+      case 6: case 7: case 10: case 11: break;                /* flags we do not keep */
+      default:
+        for (u32 i = 0; i < P->std_lens[op]; i++) {
+          double v;
+          if (!uleb(buf, &pos, end, &v, 0, 0)) goto stop;
+        }
+    }
+  }
+  op_at = 0;
+  goto done;
+stop:
+  P->stop = 1 + op_at;
+done:
+  P->rows = n; P->seqs = ns;
+  S->address = address; S->file = file; S->line = line; S->column = column;
+  S->seq_empty = seq_empty; S->seq_low = seq_low; S->seq_first = seq_first;
+#undef ROW
+}
+
+/* ------------------------------------------------------------------ DIE walking */
+
+/*
+ * Plans (kernels.ts builds them from the unit's abbreviations): for each code, an offset into
+ * the steps, 0 when the walk must stop there and leave the DIE to the reader. A plan is
+ * [has_children, capture, step..., STEP_END]: capture 0 skips the DIE; otherwise the DIE's
+ * wanted attributes are written to a row (capture - 1 is its attribute count, which the reader
+ * charges to its budget). A step >= 0 skips that many bytes.
+ */
+enum {
+  STEP_END = -1, STEP_LEB = -2, STEP_ULEB_BLOCK = -3, STEP_BLOCK1 = -4, STEP_BLOCK2 = -5, STEP_BLOCK4 = -6,
+  STEP_CSTR = -7,
+  STEP_CAPTURE = -8, /* followed by slot, DWARF form, value kind, implicit value */
+};
+
+/* How a captured value is read, as units.ts's readForm reads it. */
+enum { VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, VK_SLEB = 10, VK_CONST = 11 };
+
+/* A captured DIE's row: offset, attribute count, then (form, value) per slot. */
+#define ROW_SLOTS 7
+#define ROW_F64S (2 + 2 * ROW_SLOTS)
+
+struct DieParams {
+  u32 plans;      /* i32 plan offsets by abbreviation code */
+  u32 n_codes;
+  u32 steps;      /* i32 steps */
+  u32 base;       /* where the unit's bytes are */
+  u32 pos, end;   /* offsets from base; pos advances */
+  i32 depth;
+  u32 done;       /* 1: the unit's tree ended (the reader's loop would break) */
+  u32 rows;       /* f64 rows of captured DIEs */
+  u32 row_cap;
+  u32 n_rows;     /* out */
+};
+
+static struct DieParams die_params;
+
+EXPORT("die_params") struct DieParams *die_params_ptr(void) { return &die_params; }
+
+static u32 le(const u8 *p, u32 n) {
+  u32 v = 0;
+  for (u32 i = 0; i < n; i++) v |= (u32)p[i] << (8 * i);
+  return v;
+}
+
+/* Reads one captured value; 0 when the reader must (too short, LEB128 too long). */
+static int read_value(const u8 *buf, u32 *pos, u32 end, i32 kind, i32 implicit, double *out) {
+  u32 p = *pos;
+  switch (kind) {
+    case VK_U8: case VK_U16: case VK_U24: case VK_U32:
+      if (end - p < (u32)kind) return 0;
+      *out = (double)le(buf + p, (u32)kind);
+      *pos = p + (u32)kind;
+      return 1;
+    case VK_U64:
+      if (end - p < 8) return 0;
+      *out = (double)le(buf + p + 4, 4) * 4294967296.0 + (double)le(buf + p, 4);
+      *pos = p + 8;
+      return 1;
+    case VK_ULEB:
+      return uleb(buf, pos, end, out, 0, 0);
+    case VK_SLEB: {
+      double v, mul; u8 last;
+      if (!uleb(buf, pos, end, &v, &mul, &last)) return 0;
+      if (last & 0x40) v -= mul;
+      *out = v;
+      return 1;
+    }
+    case VK_CONST:
+      *out = (double)implicit;
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/*
+ * Walks DIEs that have a plan, tracking depth like functions.ts's walk: skips them, or for a
+ * capture plan writes a row. Stops at the first DIE without a plan (a tag the reader reads
+ * itself, an unusual form, an unknown code), one it cannot take cleanly (the reader then
+ * reports the error), or when the rows are full; pos is left at that DIE's code.
+ */
+EXPORT("skip_dies") void skip_dies(void) {
+  struct DieParams *P = &die_params;
+  const u8 *buf = (const u8 *)P->base;
+  const i32 *plans = (const i32 *)P->plans, *steps = (const i32 *)P->steps;
+  double *rows = (double *)P->rows;
+  u32 pos = P->pos, n_rows = 0;
+  const u32 end = P->end;
+  i32 depth = P->depth;
+  P->done = 0;
+  while (pos < end) {
+    u32 at = pos;
+    double code_d;
+    if (!uleb(buf, &pos, end, &code_d, 0, 0)) { pos = at; break; }
+    if (code_d == 0) {
+      if (--depth <= 0) { P->done = 1; break; }
+      continue;
+    }
+    if (code_d >= (double)P->n_codes) { pos = at; break; }
+    i32 plan = plans[(u32)code_d];
+    if (plan == 0) { pos = at; break; }
+    const i32 *s = steps + plan;
+    i32 has_children = *s++;
+    i32 capture = *s++;
+    double *row = 0;
+    if (capture) {
+      if (n_rows == P->row_cap) { pos = at; break; }
+      row = rows + (u64)n_rows * ROW_F64S;
+      row[0] = (double)at;
+      row[1] = (double)(capture - 1);
+      for (u32 i = 2; i < ROW_F64S; i++) row[i] = 0;
+    }
+    int ok = 1;
+    for (; ok && *s != STEP_END; s++) {
+      i32 st = *s;
+      if (st >= 0) {
+        if ((u32)st > end - pos) ok = 0; else pos += (u32)st;
+      } else if (st == STEP_LEB) {
+        while (pos < end && (buf[pos] & 0x80)) pos++;
+        if (pos >= end) ok = 0; else pos++;
+      } else if (st == STEP_ULEB_BLOCK) {
+        double len;
+        if (!uleb(buf, &pos, end, &len, 0, 0) || len > (double)(end - pos)) ok = 0; else pos += (u32)len;
+      } else if (st == STEP_BLOCK1 || st == STEP_BLOCK2 || st == STEP_BLOCK4) {
+        u32 w = st == STEP_BLOCK1 ? 1 : st == STEP_BLOCK2 ? 2 : 4;
+        if (end - pos < w) { ok = 0; break; }
+        u32 len = le(buf + pos, w);
+        pos += w;
+        if (len > end - pos) ok = 0; else pos += len;
+      } else if (st == STEP_CSTR) {
+        while (pos < end && buf[pos] != 0) pos++;
+        if (pos >= end) ok = 0; else pos++;
+      } else if (st == STEP_CAPTURE) {
+        i32 slot = s[1], form = s[2], kind = s[3], implicit = s[4];
+        s += 4;
+        double v;
+        if (!row || slot < 0 || slot >= ROW_SLOTS || !read_value(buf, &pos, end, kind, implicit, &v)) { ok = 0; break; }
+        row[2 + 2 * slot] = (double)form;
+        row[3 + 2 * slot] = v;
+      } else {
+        ok = 0;
+      }
+    }
+    if (!ok) { pos = at; break; }
+    if (capture) n_rows++;
+    if (has_children) depth++;
+    else if (depth == 0) { P->done = 1; break; }
+  }
+  P->pos = pos;
+  P->depth = depth;
+  P->n_rows = n_rows;
+}
+
+/* ------------------------------------------------------------------ sorting PCs */
+
+struct SortParams {
+  u32 pcs;        /* u64[n], the caller's order */
+  u32 n;
+  u32 uniq;       /* out: f64[m], distinct addresses ascending */
+  u32 at;         /* out: u32[n], index in uniq of each input PC (not written when increasing) */
+  u32 tmp;        /* scratch: 2 * n (key, index) pairs */
+  u32 m;
+  u32 increasing; /* out: input strictly increasing (uniq is the input, at is the identity) */
+  u32 ok;         /* out: 0 when left to the caller (addresses at or above 2^53, or spread over 4 GiB) */
+};
+
+static struct SortParams sort_params;
+
+EXPORT("sort_params") struct SortParams *sort_params_ptr(void) { return &sort_params; }
+
+/*
+ * Sorted distinct addresses and every input's place among them: an LSD radix sort of 32-bit
+ * offsets from the lowest address, stable, so equal addresses keep input order.
+ */
+EXPORT("sort_pcs") void sort_pcs(void) {
+  struct SortParams *P = &sort_params;
+  const u64 *pcs = (const u64 *)P->pcs;
+  double *uniq = (double *)P->uniq;
+  u32 *at = (u32 *)P->at;
+  const u32 n = P->n;
+  u64 min = ~(u64)0, max = 0, prev = 0;
+  int increasing = 1;
+  P->ok = 0;
+  for (u32 i = 0; i < n; i++) {
+    u64 a = pcs[i];
+    if (i > 0 && a <= prev) increasing = 0;
+    if (a < min) min = a;
+    if (a > max) max = a;
+    prev = a;
+  }
+  if (n > 0 && max >= ((u64)1 << 53)) return;
+  P->increasing = (u32)increasing;
+  if (increasing) {
+    for (u32 i = 0; i < n; i++) uniq[i] = (double)pcs[i];
+    P->m = n;
+    P->ok = 1;
+    return;
+  }
+  if (max - min > 0xffffffffull) return;
+  u32 *a = (u32 *)P->tmp, *b = a + 2 * n;
+  for (u32 i = 0; i < n; i++) { a[2 * i] = (u32)(pcs[i] - min); a[2 * i + 1] = i; }
+  static u32 count[256];
+  for (u32 shift = 0; shift < 32; shift += 8) {
+    for (u32 d = 0; d < 256; d++) count[d] = 0;
+    for (u32 i = 0; i < n; i++) count[(a[2 * i] >> shift) & 0xff]++;
+    if (count[(a[0] >> shift) & 0xff] == n) continue; /* every key has this digit */
+    u32 sum = 0;
+    for (u32 d = 0; d < 256; d++) { u32 c = count[d]; count[d] = sum; sum += c; }
+    for (u32 i = 0; i < n; i++) {
+      u32 j = count[(a[2 * i] >> shift) & 0xff]++;
+      b[2 * j] = a[2 * i];
+      b[2 * j + 1] = a[2 * i + 1];
+    }
+    u32 *t = a; a = b; b = t;
+  }
+  u32 m = 0;
+  for (u32 j = 0; j < n; j++) {
+    u32 key = a[2 * j];
+    if (m == 0 || key != a[2 * (j - 1)]) uniq[m++] = (double)(min + key);
+    at[a[2 * j + 1]] = m - 1;
+  }
+  P->m = m;
+  P->ok = 1;
+}
+
+/* ------------------------------------------------------------------ line look-ups */
+
+struct LookupParams {
+  u32 addrs;      /* f64[count], ascending */
+  u32 count;
+  u32 out_file;   /* out: u32[count], the row's file index, or 0xffffffff when no row */
+  u32 out_line;
+  u32 out_col;
+  u32 scratch;    /* room for 6 * seqs u32 + 2 * seqs f64 */
+};
+
+static struct LookupParams lookup_params;
+
+EXPORT("lookup_params") struct LookupParams *lookup_params_ptr(void) { return &lookup_params; }
+
+/*
+ * After line_program() ran to the end: the row for each address, as line.ts's lookupRows picks
+ * it (sequences sorted by low address, stable; the first one whose high is above the address,
+ * if it starts at or below it; in it, the last row at or below the address).
+ */
+EXPORT("line_lookup") void line_lookup(void) {
+  struct LineParams *L = &line_params;
+  struct LookupParams *P = &lookup_params;
+  const u32 ns = L->seqs;
+  const double *raddr = (const double *)L->row_addr;
+  const u32 *rfile = (const u32 *)L->row_file, *rline = (const u32 *)L->row_line, *rcol = (const u32 *)L->row_col;
+  const double *low0 = (const double *)L->seq_low, *high0 = (const double *)L->seq_high;
+  const u32 *first0 = (const u32 *)L->seq_first, *last0 = (const u32 *)L->seq_last;
+  double *low = (double *)P->scratch, *high = low + ns;
+  u32 *first = (u32 *)(high + ns), *last = first + ns, *order = last + ns, *tmp = order + ns;
+
+  /* Bottom-up merge sort of sequence indices by low address: stable, like Array.prototype.sort. */
+  for (u32 i = 0; i < ns; i++) order[i] = i;
+  for (u32 width = 1; width < ns; width *= 2) {
+    for (u32 lo = 0; lo < ns; lo += 2 * width) {
+      u32 mid = lo + width < ns ? lo + width : ns, hi = lo + 2 * width < ns ? lo + 2 * width : ns;
+      u32 i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) tmp[k++] = low0[order[j]] < low0[order[i]] ? order[j++] : order[i++];
+      while (i < mid) tmp[k++] = order[i++];
+      while (j < hi) tmp[k++] = order[j++];
+    }
+    u32 *t = order; order = tmp; tmp = t;
+  }
+  for (u32 i = 0; i < ns; i++) { u32 o = order[i]; low[i] = low0[o]; high[i] = high0[o]; first[i] = first0[o]; last[i] = last0[o]; }
+
+  const double *addrs = (const double *)P->addrs;
+  u32 *ofile = (u32 *)P->out_file, *oline = (u32 *)P->out_line, *ocol = (u32 *)P->out_col;
+  i32 seq = -1;
+  for (u32 k = 0; k < P->count; k++) {
+    double a = addrs[k];
+    ofile[k] = 0xffffffffu; oline[k] = 0; ocol[k] = 0;
+    if (!(seq >= 0 && a < high[seq] && (seq == 0 || high[seq - 1] <= a))) {
+      u32 lo = 0, hi = ns; /* upper_bound by high */
+      while (lo < hi) { u32 mid = (lo + hi) >> 1; if (a < high[mid]) hi = mid; else lo = mid + 1; }
+      seq = (i32)lo;
+    }
+    if ((u32)seq < ns && low[seq] <= a && a < high[seq]) {
+      u32 x = first[seq] + 1, y = last[seq] - 1;
+      while (x < y) { u32 mid = (x + y) >> 1; if (a < raddr[mid]) y = mid; else x = mid + 1; }
+      u32 row = x - 1;
+      ofile[k] = rfile[row]; oline[k] = rline[row]; ocol[k] = rcol[row];
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ walks over sorted addresses */
+/* Each mirrors a loop of resolve.ts (named in its comment) step for step. */
+
+/* unitsFor: the unit of every sorted address, walking the unit map alongside (-1 = none). */
+EXPORT("units_for") void units_for(const double *uniq, u32 m, const double *low, const double *high, const i32 *unit, u32 n, i32 *out) {
+  u32 j = 0;
+  for (u32 k = 0; k < m; k++) {
+    double a = uniq[k];
+    out[k] = -1;
+    while (j < n && high[j] <= a) j++;
+    if (j < n && low[j] <= a) out[k] = unit[j];
+  }
+}
+
+/* symbolsFor: the symbol naming every sorted address, walking the symbols alongside (-1 = none). */
+EXPORT("symbols_for") void symbols_for(const double *uniq, u32 m, const double *addr, const double *size, u32 n, i32 *out) {
+  u32 j = 0;
+  for (u32 k = 0; k < m; k++) {
+    double a = uniq[k];
+    out[k] = -1;
+    while (j < n && addr[j] <= a) j++;
+    if (j > 0) {
+      u32 i = j - 1;
+      if (size[i] == 0 || a < addr[i] + size[i]) out[k] = (i32)i;
+    }
+  }
+}
+
+/* spansFor: for each address, the innermost-starting span containing it (base + fn), or out unchanged. */
+EXPORT("spans_for") void spans_for(const double *low, const double *high, const u32 *fn, u32 n, u32 base, const double *uniq, u32 m, i32 *out) {
+  for (u32 k = 0; k < m; k++) {
+    double a = uniq[k];
+    u32 lo = 0, hi = n;
+    while (lo < hi) { u32 mid = (lo + hi) >> 1; if (low[mid] <= a) lo = mid + 1; else hi = mid; }
+    if (lo > 0 && a < high[lo - 1]) out[k] = (i32)(base + fn[lo - 1]);
+  }
+}
+
+/* nameRuns: runs [start, end) of this share's addresses with the same symbol and subprogram. */
+EXPORT("name_runs") u32 name_runs(const i32 *unit_of, const i32 *sym_of, const i32 *fn_of, u32 m, i32 share_k, i32 share_n, i32 *out) {
+  u32 n = 0;
+#define MINE(ui) (((ui) < 0 ? 0 : (ui) % share_n) == share_k)
+  for (u32 k = 0; k < m;) {
+    if (!MINE(unit_of[k])) { k++; continue; }
+    i32 sym = sym_of[k], fi = fn_of[k];
+    u32 e = k + 1;
+    if (sym >= 0) while (e < m && sym_of[e] == sym && fn_of[e] == fi && MINE(unit_of[e])) e++;
+    out[n++] = (i32)k; out[n++] = (i32)e;
+    k = e;
+  }
+#undef MINE
+  return n;
+}
+
+/* gather: the four per-address fields back in the caller's order. */
+EXPORT("gather") void gather(const u32 *at, u32 n, const u32 *f, const u32 *l, const u32 *c, const u32 *fn, u32 *to_f, u32 *to_l, u32 *to_c, u32 *to_fn) {
+  for (u32 i = 0; i < n; i++) {
+    u32 k = at[i];
+    to_f[i] = f[k]; to_l[i] = l[k]; to_c[i] = c[k]; to_fn[i] = fn[k];
+  }
+}

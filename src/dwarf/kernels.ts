@@ -1,0 +1,519 @@
+/**
+ * The WebAssembly kernels (kernels.c): sorting a request's PCs, the line-number state machine and
+ * the skip over DIEs the walk does not need, which are most of a cold request's time when V8
+ * interprets them.
+ *
+ * Each kernel takes only the easy path and stops where input is odd; the TypeScript reader
+ * (line.ts, functions.ts) goes on from exactly that point with the same state. So the kernels
+ * change speed, never results or errors. Without kernels.wasm (built by scripts/build-kernels.ts
+ * with clang-14 and wasm-ld-14), or with `COVD_DWARF_KERNELS=js`, the reader runs alone.
+ *
+ * One module instance per thread; calls are synchronous and each lays its buffers out from the
+ * heap base again, so a buffer is valid only until the next call (DieSkipper re-copies its unit
+ * when another call came between).
+ */
+import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import * as C from './constants.js';
+import type { Abbrev } from './abbrev.js';
+import { fixedFormSize, isUnitRef, type Unit } from './units.js';
+
+/** The parts of the WebAssembly API used here (the project's lib settings do not declare it). */
+interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+interface Exports {
+  memory: WasmMemory;
+  __heap_base: { value: number };
+  line_params(): number;
+  line_state(): number;
+  line_program(): void;
+  die_params(): number;
+  skip_dies(): void;
+  sort_params(): number;
+  sort_pcs(): void;
+  lookup_params(): number;
+  line_lookup(): void;
+  units_for(uniq: number, m: number, low: number, high: number, unit: number, n: number, out: number): void;
+  symbols_for(uniq: number, m: number, addr: number, size: number, n: number, out: number): void;
+  spans_for(low: number, high: number, fn: number, n: number, base: number, uniq: number, m: number, out: number): void;
+  name_runs(unitOf: number, symOf: number, fnOf: number, m: number, shareK: number, shareN: number, out: number): number;
+  gather(at: number, n: number, f: number, l: number, c: number, fn: number, toF: number, toL: number, toC: number, toFn: number): void;
+}
+
+type Typed = Float64Array | Int32Array | Uint32Array;
+
+/** Field offsets of kernels.c's LineParams (after three 256-entry tables). */
+const LP = (() => {
+  const u32 = (i: number) => 256 * 8 + 256 * 4 + 256 + 8 + i * 4;
+  return {
+    addrStep: 0, lineStep: 256 * 8, stdLens: 256 * 12, constAddPc: 256 * 13,
+    opcodeBase: u32(0), lineRange: u32(1), minInst: u32(2), prog: u32(3), progLen: u32(4),
+    rowAddr: u32(5), rowFile: u32(6), rowLine: u32(7), rowCol: u32(8), rowCap: u32(9),
+    seqLow: u32(10), seqHigh: u32(11), seqFirst: u32(12), seqLast: u32(13), seqCap: u32(14),
+    rows: u32(15), seqs: u32(16), stop: u32(17),
+  };
+})();
+/** kernels.c's LineState: address f64, file, line, column u32, seq_empty i32, seq_low f64, seq_first u32. */
+const LS = { address: 0, file: 8, line: 12, column: 16, seqEmpty: 20, seqLow: 24, seqFirst: 32 };
+/** kernels.c's DieParams, all 32-bit. */
+const DP = { plans: 0, nCodes: 4, steps: 8, base: 12, pos: 16, end: 20, depth: 24, done: 28, rows: 32, rowCap: 36, nRows: 40 };
+/** Captured DIEs per kernel call, and the row layout (f64s): offset, attribute count, (form, value) per slot. */
+const ROW_CAP = 4096;
+export const ROW_F64S = 16;
+/** Row slots of the attributes a function walk wants (kernels.c writes form and value for each). */
+export const SLOT = { low: 0, high: 1, ranges: 2, declFile: 3, declLine: 4, declaration: 5, ref: 6 } as const;
+
+/** kernels.c's LookupParams, all 32-bit. */
+const LK = { addrs: 0, count: 4, outFile: 8, outLine: 12, outCol: 16, scratch: 20 };
+/** kernels.c's SortParams, all 32-bit. */
+const SP = { pcs: 0, n: 4, uniq: 8, at: 12, tmp: 16, m: 20, increasing: 24, ok: 28 };
+
+/** Plan steps, as kernels.c numbers them. */
+const STEP_END = -1, STEP_LEB = -2, STEP_ULEB_BLOCK = -3, STEP_BLOCK1 = -4, STEP_BLOCK2 = -5, STEP_BLOCK4 = -6, STEP_CSTR = -7, STEP_CAPTURE = -8;
+/** How kernels.c reads a captured value. */
+const VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, VK_SLEB = 10, VK_CONST = 11;
+
+/** lineLookup's file index for an address that no row covers. */
+export const NO_ROW = 0xffffffff;
+
+export interface LineProgramInput {
+  buf: Uint8Array;
+  /** The program's bytes: buf[start, end). */
+  start: number;
+  end: number;
+  addrStep: Float64Array;
+  lineStep: Int32Array;
+  stdLens: number[];
+  constAddPc: number;
+  opcodeBase: number;
+  lineRange: number;
+  minInst: number;
+}
+
+/** What the state machine produced, and where (and in what state) the reader takes over. */
+export interface LineProgramOutput {
+  rowAddr: Float64Array; rowFile: Uint32Array; rowLine: Uint32Array; rowCol: Uint32Array;
+  seqLow: Float64Array; seqHigh: Float64Array; seqFirst: Uint32Array; seqLast: Uint32Array;
+  /** Position in buf to go on from (end when the kernel ran to the end). */
+  pos: number;
+  address: number; file: number; line: number; column: number;
+  seqEmpty: boolean; seqLow0: number; seqFirst0: number;
+}
+
+class Kernels {
+  private readonly x: Exports;
+  private readonly heap: number;
+  /** Bumped by every call that lays out the heap, so a DieSkipper knows its copy was overwritten. */
+  epoch = 0;
+  /** How often each kernel ran, and stopped early (tests check the kernels do the work). */
+  readonly stats = { linePrograms: 0, lineStops: 0, dieSkips: 0 };
+
+  constructor(module: object) {
+    this.x = new wasm.Instance(module, {}).exports as unknown as Exports;
+    this.heap = (Number(this.x.__heap_base.value) + 15) & ~15;
+  }
+
+  /** Makes the memory at least `bytes` long; false when it cannot grow. */
+  private reserve(bytes: number): boolean {
+    const mem = this.x.memory;
+    const have = mem.buffer.byteLength;
+    if (bytes <= have) return true;
+    if (bytes > 2 ** 31) return false;
+    try {
+      mem.grow(Math.ceil((bytes - have) / 65536));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private dv(): DataView { return new DataView(this.x.memory.buffer); }
+
+  /** Runs the line-number program into the heap; null when the kernel cannot start it. */
+  private runLineProgram(p: LineProgramInput): { rowAddr: number; rowFile: number; rowLine: number; rowCol: number; seqLow: number; seqHigh: number; seqFirst: number; seqLast: number; rows: number; seqs: number; stop: number; end: number } | null {
+    const len = p.end - p.start;
+    if (p.opcodeBase > 256 || p.minInst > 255) return null;
+    // Programs average 4-6 bytes per row; a capacity stop just hands the rest to the reader.
+    const rowCap = Math.ceil(len / 2) + 16, seqCap = Math.ceil(len / 8) + 16;
+    const prog = this.heap;
+    const rowAddr = align(prog + len, 8), rowFile = rowAddr + rowCap * 8, rowLine = rowFile + rowCap * 4, rowCol = rowLine + rowCap * 4;
+    const seqLow = align(rowCol + rowCap * 4, 8), seqHigh = seqLow + seqCap * 8, seqFirst = seqHigh + seqCap * 8, seqLast = seqFirst + seqCap * 4;
+    const end = seqLast + seqCap * 4;
+    if (!this.reserve(end)) return null;
+    this.epoch++;
+    const mem = this.x.memory.buffer;
+    new Uint8Array(mem, prog, len).set(p.buf.subarray(p.start, p.end));
+    const base = this.x.line_params();
+    new Float64Array(mem, base + LP.addrStep, 256).set(p.addrStep);
+    new Int32Array(mem, base + LP.lineStep, 256).set(p.lineStep);
+    const lens = new Uint8Array(mem, base + LP.stdLens, 256);
+    lens.fill(0);
+    for (let i = 0; i < p.stdLens.length && i < 256; i++) lens[i] = Math.min(255, p.stdLens[i]!);
+    const dv = this.dv();
+    dv.setFloat64(base + LP.constAddPc, p.constAddPc, true);
+    const set = (off: number, v: number) => dv.setUint32(base + off, v, true);
+    set(LP.opcodeBase, p.opcodeBase); set(LP.lineRange, p.lineRange); set(LP.minInst, p.minInst);
+    set(LP.prog, prog); set(LP.progLen, len);
+    set(LP.rowAddr, rowAddr); set(LP.rowFile, rowFile); set(LP.rowLine, rowLine); set(LP.rowCol, rowCol); set(LP.rowCap, rowCap);
+    set(LP.seqLow, seqLow); set(LP.seqHigh, seqHigh); set(LP.seqFirst, seqFirst); set(LP.seqLast, seqLast); set(LP.seqCap, seqCap);
+    set(LP.rows, 0); set(LP.seqs, 0);
+    const st = this.x.line_state();
+    dv.setFloat64(st + LS.address, 0, true);
+    dv.setUint32(st + LS.file, 1, true); dv.setUint32(st + LS.line, 1, true); dv.setUint32(st + LS.column, 0, true);
+    dv.setInt32(st + LS.seqEmpty, 1, true); dv.setFloat64(st + LS.seqLow, 0, true); dv.setUint32(st + LS.seqFirst, 0, true);
+
+    this.x.line_program();
+
+    const get = (off: number) => dv.getUint32(base + off, true);
+    this.stats.linePrograms++;
+    const stop = get(LP.stop);
+    if (stop !== 0) this.stats.lineStops++;
+    return { rowAddr, rowFile, rowLine, rowCol, seqLow, seqHigh, seqFirst, seqLast, rows: get(LP.rows), seqs: get(LP.seqs), stop, end };
+  }
+
+  /** Runs the line-number program; null when the kernel cannot run it (the reader then does it all). */
+  lineProgram(p: LineProgramInput): LineProgramOutput | null {
+    const r = this.runLineProgram(p);
+    if (!r) return null;
+    const mem = this.x.memory.buffer, dv = this.dv(), st = this.x.line_state();
+    const { rows, seqs } = r;
+    // Copies: the heap is reused by the next call.
+    return {
+      rowAddr: new Float64Array(mem, r.rowAddr, rows).slice(), rowFile: new Uint32Array(mem, r.rowFile, rows).slice(),
+      rowLine: new Uint32Array(mem, r.rowLine, rows).slice(), rowCol: new Uint32Array(mem, r.rowCol, rows).slice(),
+      seqLow: new Float64Array(mem, r.seqLow, seqs).slice(), seqHigh: new Float64Array(mem, r.seqHigh, seqs).slice(),
+      seqFirst: new Uint32Array(mem, r.seqFirst, seqs).slice(), seqLast: new Uint32Array(mem, r.seqLast, seqs).slice(),
+      pos: r.stop === 0 ? p.end : p.start + r.stop - 1,
+      address: dv.getFloat64(st + LS.address, true), file: dv.getUint32(st + LS.file, true),
+      line: dv.getUint32(st + LS.line, true), column: dv.getUint32(st + LS.column, true),
+      seqEmpty: dv.getInt32(st + LS.seqEmpty, true) !== 0, seqLow0: dv.getFloat64(st + LS.seqLow, true),
+      seqFirst0: dv.getUint32(st + LS.seqFirst, true),
+    };
+  }
+
+  /**
+   * Runs the program and looks up addrs[s, e) (ascending) without building rows in JavaScript:
+   * each address's row file index (NO_ROW when it has no row), line and column. Null when the
+   * kernel did not run the whole program (the caller parses the table with the reader).
+   */
+  lineLookup(p: LineProgramInput, addrs: Float64Array, s: number, e: number): { file: Uint32Array; line: Uint32Array; col: Uint32Array } | null {
+    const r = this.runLineProgram(p);
+    if (!r || r.stop !== 0) return null;
+    const count = e - s;
+    const addrsAt = align(r.end, 8), outFile = addrsAt + count * 8, outLine = outFile + count * 4, outCol = outLine + count * 4;
+    const scratch = align(outCol + count * 4, 8);
+    if (!this.reserve(scratch + r.seqs * 40)) return null;
+    const mem = this.x.memory.buffer;
+    new Float64Array(mem, addrsAt, count).set(addrs.subarray(s, e));
+    const lp = this.x.lookup_params(), dv = this.dv();
+    dv.setUint32(lp + LK.addrs, addrsAt, true); dv.setUint32(lp + LK.count, count, true);
+    dv.setUint32(lp + LK.outFile, outFile, true); dv.setUint32(lp + LK.outLine, outLine, true); dv.setUint32(lp + LK.outCol, outCol, true);
+    dv.setUint32(lp + LK.scratch, scratch, true);
+    this.x.line_lookup();
+    return {
+      file: new Uint32Array(mem, outFile, count).slice(), line: new Uint32Array(mem, outLine, count).slice(), col: new Uint32Array(mem, outCol, count).slice(),
+    };
+  }
+
+  /**
+   * The sorted distinct addresses of pcs and each PC's index among them (at is null when pcs
+   * is strictly increasing: uniq is then pcs itself). Null when left to the caller: addresses
+   * at or above 2^53 or spread over more than 4 GiB.
+   */
+  sortPcs(pcs: BigUint64Array): { uniq: Float64Array; at: Uint32Array | null } | null {
+    const n = pcs.length;
+    const pcsAt = align(this.heap, 8), uniqAt = pcsAt + n * 8, atAt = uniqAt + n * 8, tmpAt = atAt + n * 4;
+    if (!this.reserve(tmpAt + n * 16)) return null;
+    this.epoch++;
+    const mem = this.x.memory.buffer;
+    new BigUint64Array(mem, pcsAt, n).set(pcs);
+    const sp = this.x.sort_params(), dv = this.dv();
+    dv.setUint32(sp + SP.pcs, pcsAt, true); dv.setUint32(sp + SP.n, n, true);
+    dv.setUint32(sp + SP.uniq, uniqAt, true); dv.setUint32(sp + SP.at, atAt, true); dv.setUint32(sp + SP.tmp, tmpAt, true);
+    this.x.sort_pcs();
+    if (dv.getUint32(sp + SP.ok, true) === 0) return null;
+    const m = dv.getUint32(sp + SP.m, true);
+    const increasing = dv.getUint32(sp + SP.increasing, true) !== 0;
+    return { uniq: new Float64Array(mem, uniqAt, m).slice(), at: increasing ? null : new Uint32Array(mem, atAt, n).slice() };
+  }
+
+  /**
+   * Copies arrays in (8-aligned, from the heap base) and makes room for outputs of the given
+   * byte sizes after them; returns their addresses, or null when memory is short.
+   */
+  private stage(inputs: Typed[], outputs: number[]): number[] | null {
+    let at = align(this.heap, 8);
+    const places: number[] = [];
+    for (const a of inputs) { places.push(at); at = align(at + a.byteLength, 8); }
+    for (const bytes of outputs) { places.push(at); at = align(at + bytes, 8); }
+    if (!this.reserve(at)) return null;
+    this.epoch++;
+    const mem = this.x.memory.buffer;
+    inputs.forEach((a, i) => new Uint8Array(mem, places[i]!, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));
+    return places;
+  }
+
+  /** resolve.ts's unitsFor. */
+  unitsFor(uniq: Float64Array, low: Float64Array, high: Float64Array, unit: Int32Array): Int32Array | null {
+    const m = uniq.length, p = this.stage([uniq, low, high, unit], [m * 4]);
+    if (!p) return null;
+    this.x.units_for(p[0]!, m, p[1]!, p[2]!, p[3]!, low.length, p[4]!);
+    return new Int32Array(this.x.memory.buffer, p[4]!, m).slice();
+  }
+
+  /** resolve.ts's symbolsFor. */
+  symbolsFor(uniq: Float64Array, addr: Float64Array, size: Float64Array): Int32Array | null {
+    const m = uniq.length, p = this.stage([uniq, addr, size], [m * 4]);
+    if (!p) return null;
+    this.x.symbols_for(p[0]!, m, p[1]!, p[2]!, addr.length, p[3]!);
+    return new Int32Array(this.x.memory.buffer, p[3]!, m).slice();
+  }
+
+  /** resolve.ts's spansFor over uniq[s, e), writing into out[s, e). */
+  spansFor(low: Float64Array, high: Float64Array, fn: Uint32Array, base: number, uniq: Float64Array, s: number, e: number, out: Int32Array): boolean {
+    const m = e - s, p = this.stage([low, high, fn, uniq.subarray(s, e), out.subarray(s, e)], []);
+    if (!p) return false;
+    this.x.spans_for(p[0]!, p[1]!, p[2]!, low.length, base, p[3]!, m, p[4]!);
+    out.set(new Int32Array(this.x.memory.buffer, p[4]!, m), s);
+    return true;
+  }
+
+  /** resolve.ts's nameRuns. */
+  nameRuns(unitOf: Int32Array, symOf: Int32Array, fnOf: Int32Array, shareK: number, shareN: number): Int32Array | null {
+    const m = unitOf.length, p = this.stage([unitOf, symOf, fnOf], [m * 8]);
+    if (!p) return null;
+    const n = this.x.name_runs(p[0]!, p[1]!, p[2]!, m, shareK, shareN, p[3]!);
+    return new Int32Array(this.x.memory.buffer, p[3]!, n).slice();
+  }
+
+  /** resolve.ts's gather: the four fields in the caller's order. */
+  gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array, fn: Uint32Array): [Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>] | null {
+    const n = at.length, p = this.stage([at, f, l, c, fn], [n * 4, n * 4, n * 4, n * 4]);
+    if (!p) return null;
+    this.x.gather(p[0]!, n, p[1]!, p[2]!, p[3]!, p[4]!, p[5]!, p[6]!, p[7]!, p[8]!);
+    const mem = this.x.memory.buffer;
+    return [new Uint32Array(mem, p[5]!, n).slice(), new Uint32Array(mem, p[6]!, n).slice(), new Uint32Array(mem, p[7]!, n).slice(), new Uint32Array(mem, p[8]!, n).slice()];
+  }
+
+  /** Copies a unit's DIEs and plans in; returns the layout, or null when memory is short. */
+  layoutDies(buf: Uint8Array, start: number, end: number, plans: Int32Array, steps: Int32Array): { base: number; rows: number } | null {
+    const len = end - start;
+    const base = this.heap, plansAt = align(base + len, 4), stepsAt = plansAt + plans.length * 4, rowsAt = align(stepsAt + steps.length * 4, 8);
+    if (!this.reserve(rowsAt + ROW_CAP * ROW_F64S * 8)) return null;
+    this.epoch++;
+    const mem = this.x.memory.buffer;
+    new Uint8Array(mem, base, len).set(buf.subarray(start, end));
+    new Int32Array(mem, plansAt, plans.length).set(plans);
+    new Int32Array(mem, stepsAt, steps.length).set(steps);
+    const dp = this.x.die_params(), dv = this.dv();
+    dv.setUint32(dp + DP.plans, plansAt, true); dv.setUint32(dp + DP.nCodes, plans.length, true);
+    dv.setUint32(dp + DP.steps, stepsAt, true); dv.setUint32(dp + DP.base, base, true);
+    dv.setUint32(dp + DP.end, len, true);
+    dv.setUint32(dp + DP.rows, rowsAt, true); dv.setUint32(dp + DP.rowCap, ROW_CAP, true);
+    return { base, rows: rowsAt };
+  }
+
+  /** Walks from pos (relative to the unit's start); returns [pos, depth, done, captured rows]. */
+  skipDies(pos: number, depth: number): [number, number, boolean, number] {
+    const dp = this.x.die_params(), dv = this.dv();
+    dv.setUint32(dp + DP.pos, pos, true);
+    dv.setInt32(dp + DP.depth, depth, true);
+    this.x.skip_dies();
+    this.stats.dieSkips++;
+    return [dv.getUint32(dp + DP.pos, true), dv.getInt32(dp + DP.depth, true), dv.getUint32(dp + DP.done, true) !== 0, dv.getUint32(dp + DP.nRows, true)];
+  }
+
+  /** A view of captured rows (valid until the next kernel call). */
+  rowView(at: number, n: number): Float64Array { return new Float64Array(this.x.memory.buffer, at, n * ROW_F64S); }
+}
+
+function align(n: number, a: number): number { return Math.ceil(n / a) * a; }
+
+let instance: Kernels | null | undefined;
+let disabled = process.env.COVD_DWARF_KERNELS === 'js';
+
+/** The thread's kernels, or null when kernels.wasm is missing, unloadable, or turned off. */
+export function kernels(): Kernels | null {
+  if (disabled) return null;
+  if (instance === undefined) {
+    try {
+      // Optimized code from the start: V8's baseline wasm code is several times slower, and a
+      // kernel called once per request would run in it for the whole call (wasm has no
+      // on-stack replacement). The module is small, so compiling it all up front costs little.
+      setFlagsFromString('--no-liftoff');
+      setFlagsFromString('--no-wasm-lazy-compilation');
+      instance = new Kernels(new wasm.Module(readFileSync(new URL('./kernels.wasm', import.meta.url))));
+    } catch {
+      instance = null;
+    }
+  }
+  return instance;
+}
+
+/** Whether the kernels are in use on this thread (for tests, benchmarks and `covd symbolize --verbose`). */
+export function kernelsActive(): boolean { return kernels() !== null; }
+
+/** Turns the kernels off (false) or back on, on this thread: tests compare both paths. */
+export function setKernelsEnabled(on: boolean): void { disabled = !on; }
+
+/**
+ * Walks a unit's DIEs in WebAssembly for functions.ts: skips DIEs whose tags the walk does not
+ * want, and (with capture) reads the wanted attributes of DIEs of the captured tags into rows.
+ * The walk calls skip() before reading each DIE; the kernel stops at a DIE the walk must read
+ * itself. Rows come back with their DIE's offset and are the DIEs before that stop, in order.
+ */
+export class DieSkipper {
+  private epoch = -1;
+  private layout: { base: number; rows: number } | null = null;
+  pos = 0;
+  depth = 0;
+  /** DIEs captured by the last skip(), in rows of ROW_F64S (valid until the next kernel call). */
+  rows: Float64Array = new Float64Array(0);
+  captured = 0;
+
+  private constructor(
+    private readonly k: Kernels,
+    private readonly buf: Uint8Array,
+    private readonly start: number,
+    private readonly end: number,
+    private readonly plans: Int32Array,
+    private readonly steps: Int32Array,
+  ) {}
+
+  /**
+   * A walker for u's DIEs that stops at tags for which `wanted` is true, except those for which
+   * `capture` is true: their attributes at SLOT (a function's ranges, declaration and origin)
+   * come back as rows. Null without kernels.
+   */
+  static forUnit(info: Uint8Array, u: Unit, wanted: (tag: number) => boolean, capture?: (tag: number) => boolean): DieSkipper | null {
+    const k = kernels();
+    if (!k || u.end <= u.dieOffset) return null;
+    const { plans, steps } = buildPlans(u, wanted, capture ?? (() => false));
+    return new DieSkipper(k, info, u.dieOffset, u.end, plans, steps);
+  }
+
+  /**
+   * Walks from absolute position pos with the walk's depth. Afterwards this.pos and this.depth
+   * hold where the walk goes on and this.rows the captured DIEs (offsets made absolute);
+   * returns true when the unit's tree ended there.
+   */
+  skip(pos: number, depth: number): boolean {
+    if (this.epoch !== this.k.epoch || !this.layout) {
+      this.layout = this.k.layoutDies(this.buf, this.start, this.end, this.plans, this.steps);
+      this.epoch = this.k.epoch;
+    }
+    if (!this.layout) { this.pos = pos; this.depth = depth; this.captured = 0; return false; }
+    const [p, d, done, n] = this.k.skipDies(pos - this.start, depth);
+    this.pos = p + this.start;
+    this.depth = d;
+    this.captured = n;
+    this.rows = this.k.rowView(this.layout.rows, n);
+    for (let i = 0; i < n; i++) this.rows[i * ROW_F64S] += this.start;
+    return done;
+  }
+}
+
+/** The kernel step skipping one variable-size form, or 0 when the reader must read it. */
+function variableStep(form: number): number {
+  switch (form) {
+    case C.DW_FORM_udata: case C.DW_FORM_sdata: case C.DW_FORM_ref_udata: case C.DW_FORM_strx: case C.DW_FORM_addrx:
+    case C.DW_FORM_loclistx: case C.DW_FORM_rnglistx: case C.DW_FORM_GNU_addr_index: case C.DW_FORM_GNU_str_index:
+      return STEP_LEB;
+    case C.DW_FORM_exprloc: case C.DW_FORM_block: return STEP_ULEB_BLOCK;
+    case C.DW_FORM_block1: return STEP_BLOCK1;
+    case C.DW_FORM_block2: return STEP_BLOCK2;
+    case C.DW_FORM_block4: return STEP_BLOCK4;
+    case C.DW_FORM_string: return STEP_CSTR;
+    default: return 0; // indirect, unknown: the reader decides
+  }
+}
+
+/** The slot an attribute is captured into, or -1. */
+function slotOf(at: number): number {
+  switch (at) {
+    case C.DW_AT_low_pc: return SLOT.low;
+    case C.DW_AT_high_pc: return SLOT.high;
+    case C.DW_AT_ranges: return SLOT.ranges;
+    case C.DW_AT_decl_file: return SLOT.declFile;
+    case C.DW_AT_decl_line: return SLOT.declLine;
+    case C.DW_AT_declaration: return SLOT.declaration;
+    case C.DW_AT_specification: case C.DW_AT_abstract_origin: return SLOT.ref;
+    default: return -1;
+  }
+}
+
+/** How kernels.c reads a form's value the way readForm does, or 0 when the reader must. */
+function valueKind(form: number, u: Unit): number {
+  const sized = (n: number) => (n === 1 ? VK_U8 : n === 2 ? VK_U16 : n === 4 ? VK_U32 : n === 8 ? VK_U64 : 0);
+  switch (form) {
+    case C.DW_FORM_addr: return sized(u.addrSize);
+    case C.DW_FORM_data1: case C.DW_FORM_ref1: case C.DW_FORM_flag: case C.DW_FORM_strx1: case C.DW_FORM_addrx1: return VK_U8;
+    case C.DW_FORM_data2: case C.DW_FORM_ref2: case C.DW_FORM_strx2: case C.DW_FORM_addrx2: return VK_U16;
+    case C.DW_FORM_strx3: case C.DW_FORM_addrx3: return VK_U24;
+    case C.DW_FORM_data4: case C.DW_FORM_ref4: case C.DW_FORM_ref_sup4: case C.DW_FORM_strx4: case C.DW_FORM_addrx4: return VK_U32;
+    case C.DW_FORM_data8: case C.DW_FORM_ref8: case C.DW_FORM_ref_sig8: case C.DW_FORM_ref_sup8: return VK_U64;
+    case C.DW_FORM_sdata: return VK_SLEB;
+    case C.DW_FORM_udata: case C.DW_FORM_ref_udata: case C.DW_FORM_strx: case C.DW_FORM_addrx:
+    case C.DW_FORM_loclistx: case C.DW_FORM_rnglistx: case C.DW_FORM_GNU_addr_index: case C.DW_FORM_GNU_str_index:
+      return VK_ULEB;
+    case C.DW_FORM_strp: case C.DW_FORM_line_strp: case C.DW_FORM_sec_offset: case C.DW_FORM_strp_sup:
+    case C.DW_FORM_GNU_ref_alt: case C.DW_FORM_GNU_strp_alt:
+      return sized(u.offSize);
+    case C.DW_FORM_ref_addr: return sized(u.version <= 2 ? u.addrSize : u.offSize);
+    case C.DW_FORM_flag_present: case C.DW_FORM_implicit_const: return VK_CONST;
+    default: return 0;
+  }
+}
+
+/** The steps of one abbreviation's plan (after its header), or null when the reader must read its DIEs. */
+function planSteps(a: Abbrev, u: Unit, capture: boolean): number[] | null {
+  const plan: number[] = [];
+  let run = 0;
+  for (let i = 0; i < a.forms.length; i++) {
+    const form = a.forms[i]!;
+    const slot = capture ? slotOf(a.attrs[i]!) : -1;
+    if (slot >= 0) {
+      const kind = valueKind(form, u);
+      const implicit = form === C.DW_FORM_flag_present ? 1 : form === C.DW_FORM_implicit_const ? a.implicit[i]! : 0;
+      // Origins only count in reference forms (functions.ts keeps the last such one).
+      if (kind === 0 || implicit !== (implicit | 0) || (slot === SLOT.ref && !isUnitRef(form) && form !== C.DW_FORM_ref_addr)) return null;
+      if (run > 0) plan.push(run);
+      run = 0;
+      plan.push(STEP_CAPTURE, slot, form, kind, implicit);
+      continue;
+    }
+    const n = fixedFormSize(form, u);
+    if (n >= 0) { run += n; continue; }
+    const step = variableStep(form);
+    if (step === 0) return null;
+    if (run > 0) plan.push(run);
+    run = 0;
+    plan.push(step);
+  }
+  if (run > 0x7fffffff) return null;
+  if (run > 0) plan.push(run);
+  return plan;
+}
+
+/** Plans for every dense abbreviation code of the unit whose tag is not wanted or is captured. */
+function buildPlans(u: Unit, wanted: (tag: number) => boolean, capture: (tag: number) => boolean): { plans: Int32Array; steps: Int32Array } {
+  const codes = u.abbrevs.denseCodes();
+  const plans = new Int32Array(codes.length);
+  const steps: number[] = [STEP_END]; // offset 0 means "no plan"
+  for (let code = 1; code < codes.length; code++) {
+    const a: Abbrev | undefined = codes[code];
+    if (!a) continue;
+    const take = capture(a.tag);
+    if (wanted(a.tag) && !take) continue;
+    const plan = planSteps(a, u, take);
+    if (!plan) continue;
+    plans[code] = steps.length;
+    steps.push(a.hasChildren ? 1 : 0, take ? a.attrs.length + 1 : 0, ...plan, STEP_END);
+  }
+  return { plans, steps: Int32Array.from(steps) };
+}
