@@ -11,12 +11,21 @@
  * round ends when every tab has received all B frames. We report updates/s end to end and the
  * server process's CPU time per update.
  *
- *   node dist/bench/fanout.js [--tabs 1000] [--pcs 1000000] [--rounds 10] [--burst 20] [--sizes 16,1000]
+ * In paced mode a third server gives the floor: bench/fanout-floor.c, built here with the system's C
+ * compiler, sends the same frames (the exact bytes the other two send for the same updates, encoded
+ * beforehand) to the same tab process, one send(2) per tab per update and nothing else. ws CPU over
+ * floor CPU bounds the ratio any server can reach against ws on this machine.
+ *
+ *   node dist/bench/fanout.js [--tabs 1000] [--pcs 1000000] [--rounds 10] [--burst 20] [--sizes 16,1000] [--no-floor]
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
@@ -28,7 +37,7 @@ import { packrOptions, type ServerMessage } from '../src/web/protocol.js';
 import { encodeWords, sparseFirstSeen } from '../src/web/live.js';
 import { infoOf } from '../src/web/summary.js';
 import { createLogger } from '../src/util/log.js';
-import { median, table, writeResults } from './lib/results.js';
+import { median, repoRoot, table, writeResults } from './lib/results.js';
 
 const ID = '00000000000b3e4c';
 const BUILD_ID = 'bench-build-id';
@@ -111,6 +120,62 @@ async function startWsServer(registry: TargetRegistry): Promise<number> {
   return (http.address() as { port: number }).port;
 }
 
+// ---------------------------------------------------------------- the floor (C, one send per tab)
+
+/** A complete unmasked binary WebSocket frame around `payload`. */
+function wsFrame(payload: Uint8Array): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0x82, n]) : n < 65536 ? Buffer.from([0x82, 126, n >> 8, n & 0xff]) : Buffer.concat([Buffer.from([0x82, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; })()]);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * The frames the other servers send to these tabs (`sub` with `words`), for the first `count`
+ * updates of a fresh target: the same registry, the same updates, the same encoding as the ws
+ * peer's `wordsBytes`, written one after the other as WebSocket frames for the floor to send.
+ */
+async function framesRole(pcs: number, k: number, count: number, out: string) {
+  const { registry, publish } = makeRegistry(pcs);
+  const packr = new Packr(packrOptions);
+  const frames: Buffer[] = [];
+  registry.on('delta', (d: CoverageDelta) => {
+    const base: ServerMessage = { t: 'delta', id: d.id, seq: d.seq, time: d.time, pcs: d.newPcs, stats: d.stats };
+    const pcsBytes = packr.pack(base);
+    const words = encodeWords(d.newPcs);
+    frames.push(wsFrame(words && words.length < d.newPcs.length ? packr.pack({ ...base, pcs: new Uint32Array(0), words }) : pcsBytes));
+  });
+  for (let i = 0; i < count; i++) publish(k);
+  writeFileSync(out, Buffer.concat(frames));
+  process.send!({ frames: { count: frames.length, bytes: frames.reduce((a, f) => a + f.length, 0) } });
+}
+
+/** Compiles bench/fanout-floor.c into build/fanout-bench/ (once per source version). Throws with the reason. */
+function buildFloor(): string {
+  const src = join(repoRoot, 'bench', 'fanout-floor.c');
+  if (!existsSync(src)) throw new Error(`${src.slice(repoRoot.length)} is missing`);
+  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12);
+  const dir = join(repoRoot, 'build', 'fanout-bench');
+  const bin = join(dir, `fanout-floor-${hash}`);
+  if (existsSync(bin)) return bin;
+  mkdirSync(dir, { recursive: true });
+  const compilers = [...(process.env['CC'] ? [process.env['CC']] : []), 'gcc', 'clang-14', 'clang', 'cc'];
+  const tried: string[] = [];
+  for (const cc of compilers) {
+    const tmp = `${bin}.${process.pid}.tmp`;
+    try {
+      execFileSync(cc, ['-O2', '-std=c11', '-Wall', '-o', tmp, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+      renameSync(tmp, bin);
+      return bin;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+      if (e.code === 'ENOENT') { tried.push(`${cc} (not found)`); continue; }
+      tried.push(`${cc} (failed: ${e.stderr?.toString().trim().split('\n').slice(0, 3).join(' / ') ?? e.message})`);
+      rmSync(tmp, { force: true });
+    }
+  }
+  throw new Error(`no C compiler could build bench/fanout-floor.c; tried ${tried.join(', ')}. Install gcc (or set CC), or pass --no-floor`);
+}
+
 // ---------------------------------------------------------------- roles
 
 type Msg = { cmd: 'burst'; n: number; k: number; sameTurn: boolean } | { cmd: 'cpu' } | { cmd: 'connect'; port: number; tabs: number } | { cmd: 'expect'; n: number } | { cmd: 'exit' };
@@ -154,10 +219,11 @@ async function clientRole() {
   let target = 0;
   let waiting = false;
   let done = 0;
+  let rx = 0; // bytes received after the handshakes, every tab
   const check = () => {
     if (waiting && done === socks.length) {
       waiting = false;
-      process.send!({ reached: target });
+      process.send!({ reached: { target, rx } });
     }
   };
   const open = (port: number): Promise<{ s: Socket; frames: number }> =>
@@ -188,6 +254,7 @@ async function clientRole() {
           resolve(st);
         }
         // Frame parsing: header bytes are collected one by one (at most 10), payloads skipped.
+        rx += c.length;
         let off = 0;
         while (off < c.length) {
           if (skip > 0) {
@@ -253,40 +320,105 @@ function next<T>(c: ChildProcess, key: string): Promise<T> {
 }
 
 type Mode = 'paced' | 'batched';
+type Kind = 'uws' | 'ws' | 'floor';
+type Opts = { tabs: number; pcs: number; rounds: number; burst: number; k: number; mode: Mode };
 
-async function measure(kind: 'uws' | 'ws', opts: { tabs: number; pcs: number; rounds: number; burst: number; k: number; mode: Mode }) {
-  const server = child(['--role', `server-${kind}`, '--pcs', String(opts.pcs)]);
+/** What the driver needs of a server process, whichever kind it is. */
+interface ServerHandle {
+  port: number;
+  burst(n: number, k: number, sameTurn: boolean): void;
+  cpu(): Promise<{ user: number; sys: number }>;
+  exit(): Promise<void>;
+  /** The floor only: bare syscall cost (ns) and sends that did not go out whole. */
+  extra?(): Promise<Record<string, number>>;
+}
+
+async function nodeServer(kind: 'uws' | 'ws', pcs: number): Promise<ServerHandle> {
+  const server = child(['--role', `server-${kind}`, '--pcs', String(pcs)]);
   const port = await next<number>(server, 'port');
+  return {
+    port,
+    burst: (n, k, sameTurn) => server.send({ cmd: 'burst', n, k, sameTurn } satisfies Msg),
+    cpu: () => { const p = next<{ user: number; sys: number }>(server, 'cpu'); server.send({ cmd: 'cpu' } satisfies Msg); return p; },
+    exit: () => { const p = new Promise<void>((r) => server.once('exit', () => r())); server.send({ cmd: 'exit' } satisfies Msg); return p; },
+  };
+}
+
+/** The C floor on the frames of `opts` (encoded beforehand by a child process, the same bytes as the other servers'). */
+async function floorServer(bin: string, opts: Opts): Promise<ServerHandle & { frameBytes: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'covd-fanout-'));
+  const file = join(dir, 'frames');
+  const gen = child(['--role', 'frames', '--pcs', String(opts.pcs), '--k', String(opts.k), '--count', String((opts.rounds + 1) * opts.burst), '--out', file]);
+  const info = await next<{ count: number; bytes: number }>(gen, 'frames');
+  await new Promise((r) => (gen.exitCode !== null ? r(null) : gen.once('exit', r)));
+  const p = spawn(bin, [file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiters: { prefix: string; resolve: (words: string[]) => void }[] = [];
+  let stalls = 0;
+  createInterface({ input: p.stdout! }).on('line', (line) => {
+    const words = line.trim().split(/\s+/);
+    if (words[0] === 'done') { stalls += Number(words[2]); return; }
+    const i = waiters.findIndex((w) => w.prefix === words[0]);
+    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(words.slice(1));
+    else console.error(`fanout-floor: ${line}`);
+  });
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  const ask = (prefix: string, cmd?: string) => new Promise<string[]>((resolve, reject) => {
+    waiters.push({ prefix, resolve });
+    exited.then(() => reject(new Error(`fanout-floor exited while waiting for '${prefix}'`)), () => {});
+    if (cmd) p.stdin!.write(cmd + '\n');
+  });
+  const port = Number((await ask('port'))[0]);
+  return {
+    port,
+    frameBytes: info.bytes / info.count,
+    burst: (n, _k, sameTurn) => {
+      if (sameTurn) throw new Error('the floor measures paced updates only');
+      p.stdin!.write(`burst ${n}\n`);
+    },
+    cpu: async () => { const [u, s] = await ask('cpu', 'cpu'); return { user: Number(u) / 1000, sys: Number(s) / 1000 }; },
+    extra: async () => ({ nullSyscallNs: Number((await ask('null', 'null 200000'))[0]), stalls }),
+    exit: async () => { p.stdin!.write('exit\n'); await exited; rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+async function measure(kind: Kind, opts: Opts, floorBin?: string) {
+  const server = kind === 'floor' ? await floorServer(floorBin!, opts) : await nodeServer(kind, opts.pcs);
   const client = child(['--role', 'client']);
   await next(client, 'ready');
-  const reached = () => next<number>(client, 'reached');
+  const reached = () => next<{ target: number; rx: number }>(client, 'reached');
   let r = reached();
-  client.send({ cmd: 'connect', port, tabs: opts.tabs } satisfies Msg);
-  await r;
-  const cpu = async () => { const p = next<{ user: number; sys: number }>(server, 'cpu'); server.send({ cmd: 'cpu' } satisfies Msg); return p; };
+  client.send({ cmd: 'connect', port: server.port, tabs: opts.tabs } satisfies Msg);
+  let rx0 = (await r).rx;
   // CPU accounting is coarse (scheduler ticks), so totals over all measured rounds are divided out.
   const rates: number[] = [];
-  let totalMs = 0, totalCpu = 0, totalUser = 0, updates = 0;
+  let totalMs = 0, totalCpu = 0, totalUser = 0, totalRx = 0, updates = 0;
   for (let round = 0; round <= opts.rounds; round++) {
     r = reached();
     client.send({ cmd: 'expect', n: opts.burst } satisfies Msg);
-    const c0 = await cpu();
+    const c0 = await server.cpu();
     const t0 = process.hrtime.bigint();
-    server.send({ cmd: 'burst', n: opts.burst, k: opts.k, sameTurn: opts.mode === 'batched' } satisfies Msg);
-    await r;
+    server.burst(opts.burst, opts.k, opts.mode === 'batched');
+    const got = await r;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const c1 = await cpu();
+    const c1 = await server.cpu();
+    const rx = got.rx - rx0;
+    rx0 = got.rx;
     if (round === 0) continue; // warm-up
     rates.push((opts.burst * 1000) / ms);
     totalMs += ms;
     totalCpu += c1.user + c1.sys - c0.user - c0.sys;
     totalUser += c1.user - c0.user;
+    totalRx += rx;
     updates += opts.burst;
   }
-  server.send({ cmd: 'exit' } satisfies Msg);
+  const extra = server.extra ? await server.extra() : undefined;
   client.send({ cmd: 'exit' } satisfies Msg);
-  await Promise.all([new Promise((r2) => server.once('exit', r2)), new Promise((r2) => client.once('exit', r2))]);
-  return { updatesPerSec: (updates * 1000) / totalMs, medianRoundUpdatesPerSec: median(rates), cpuUsPerUpdate: (totalCpu * 1000) / updates, userCpuUsPerUpdate: (totalUser * 1000) / updates, rates };
+  await Promise.all([server.exit(), new Promise((r2) => client.once('exit', r2))]);
+  return {
+    updatesPerSec: (updates * 1000) / totalMs, medianRoundUpdatesPerSec: median(rates),
+    cpuUsPerUpdate: (totalCpu * 1000) / updates, userCpuUsPerUpdate: (totalUser * 1000) / updates, sysCpuUsPerUpdate: ((totalCpu - totalUser) * 1000) / updates,
+    bytesPerTabPerUpdate: totalRx / updates / opts.tabs, rates, ...(extra ? { floor: extra } : {}),
+  };
 }
 
 async function main() {
@@ -299,37 +431,73 @@ async function main() {
       burst: { type: 'string', default: '20' },
       sizes: { type: 'string', default: '16,1000' },
       modes: { type: 'string', default: 'paced,batched' },
+      'no-floor': { type: 'boolean' },
+      k: { type: 'string' }, count: { type: 'string' }, out: { type: 'string' }, // the frames role
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log(`usage: node dist/bench/fanout.js [--tabs N] [--pcs N] [--rounds N] [--burst N] [--sizes K1,K2] [--modes paced,batched]
+    console.log(`usage: node dist/bench/fanout.js [--tabs N] [--pcs N] [--rounds N] [--burst N] [--sizes K1,K2] [--modes paced,batched] [--no-floor]
 
   paced:   one update per event-loop turn (one target ticking): every update is its own write per tab
-  batched: a round's updates arrive in one turn (many targets ticking at once, or a backlog)`);
+  batched: a round's updates arrive in one turn (many targets ticking at once, or a backlog)
+  floor:   in paced mode, a C server (bench/fanout-floor.c, built with gcc, clang-14, clang or cc; $CC
+           first if set) sending the same frames to the same tabs, one send(2) per tab per update and
+           nothing else; --no-floor skips it`);
     return;
   }
   const pcs = Number(values.pcs);
   if (values.role === 'server-uws') return serverRole('uws', pcs);
   if (values.role === 'server-ws') return serverRole('ws', pcs);
   if (values.role === 'client') return clientRole();
+  if (values.role === 'frames') return framesRole(pcs, Number(values.k), Number(values.count), values.out!);
 
   const tabs = Number(values.tabs), rounds = Number(values.rounds), burst = Number(values.burst);
-  const rows: (string | number)[][] = [['mode', 'new PCs per update', 'server', 'updates/s', 'server CPU µs/update', 'of which user', 'uWS/ws throughput', 'ws/uWS CPU', 'ws/uWS user CPU']];
+  const modes = values.modes!.split(',') as Mode[];
+  let floorBin: string | undefined;
+  let floorNote = values['no-floor'] ? 'floor: not measured (--no-floor)' : modes.includes('paced') ? '' : 'floor: not measured (paced mode only)';
+  if (!floorNote) {
+    try {
+      floorBin = buildFloor();
+    } catch (err) {
+      floorNote = `floor: not measured: ${(err as Error).message}`;
+      console.error(`fanout: ${floorNote}`);
+    }
+  }
+  const rows: (string | number)[][] = [['mode', 'new PCs per update', 'server', 'bytes per tab per update', 'updates/s', 'server CPU µs/update', 'user', 'sys', 'uWS/ws throughput', 'ws/uWS CPU', 'ws/uWS user CPU', 'ws/floor CPU (ceiling)']];
   const results: Record<string, unknown>[] = [];
-  for (const mode of values.modes!.split(',') as Mode[]) {
+  const verdicts: string[] = [];
+  type M = Awaited<ReturnType<typeof measure>>;
+  const row = (mode: Mode, k: number, name: string, m: M, rest: (string | number)[]) => [mode, k, name, m.bytesPerTabPerUpdate, m.updatesPerSec, m.cpuUsPerUpdate, m.userCpuUsPerUpdate, m.sysCpuUsPerUpdate, ...rest];
+  for (const mode of modes) {
     for (const k of values.sizes!.split(',').map(Number)) {
       const opts = { tabs, pcs, rounds, burst, k, mode };
       const u = await measure('uws', opts);
       const w = await measure('ws', opts);
-      rows.push([mode, k, 'uWebSockets.js (covd)', u.updatesPerSec, u.cpuUsPerUpdate, u.userCpuUsPerUpdate, u.updatesPerSec / w.updatesPerSec, w.cpuUsPerUpdate / u.cpuUsPerUpdate, w.userCpuUsPerUpdate / u.userCpuUsPerUpdate]);
-      rows.push([mode, k, 'ws', w.updatesPerSec, w.cpuUsPerUpdate, w.userCpuUsPerUpdate, '', '', '']);
-      results.push({ mode, newPcsPerUpdate: k, uws: u, ws: w, throughputRatio: u.updatesPerSec / w.updatesPerSec, cpuRatio: w.cpuUsPerUpdate / u.cpuUsPerUpdate, userCpuRatio: w.userCpuUsPerUpdate / u.userCpuUsPerUpdate });
+      const f = floorBin && mode === 'paced' ? await measure('floor', opts, floorBin) : undefined;
+      const ceiling = f ? w.cpuUsPerUpdate / f.cpuUsPerUpdate : undefined;
+      rows.push(row(mode, k, 'uWebSockets.js (covd)', u, [u.updatesPerSec / w.updatesPerSec, w.cpuUsPerUpdate / u.cpuUsPerUpdate, w.userCpuUsPerUpdate / u.userCpuUsPerUpdate, '']));
+      rows.push(row(mode, k, 'ws', w, ['', '', '', '']));
+      if (f) rows.push(row(mode, k, 'floor (C, one send per tab)', f, ['', '', '', ceiling!]));
+      results.push({
+        mode, newPcsPerUpdate: k, uws: u, ws: w, throughputRatio: u.updatesPerSec / w.updatesPerSec, cpuRatio: w.cpuUsPerUpdate / u.cpuUsPerUpdate, userCpuRatio: w.userCpuUsPerUpdate / u.userCpuUsPerUpdate,
+        ...(f ? { floor: f, ceiling, uwsShareOfCeiling: w.cpuUsPerUpdate / u.cpuUsPerUpdate / ceiling! } : {}),
+      });
+      if (f && ceiling !== undefined) {
+        const fl = f.floor as { nullSyscallNs: number; stalls: number };
+        const diff = u.cpuUsPerUpdate - f.cpuUsPerUpdate;
+        verdicts.push(`${mode}, ${k} new PCs: floor ${f.cpuUsPerUpdate.toFixed(0)} µs/update (${f.sysCpuUsPerUpdate.toFixed(0)} sys; ${(f.cpuUsPerUpdate / tabs).toFixed(1)} µs per send), ws ${w.cpuUsPerUpdate.toFixed(0)}: ` +
+          `no server can use more than ${ceiling.toFixed(2)}x less CPU than ws here (goal 5x: ${ceiling >= 5 ? 'within reach' : '**out of reach**'}); ` +
+          `uWS ${(w.cpuUsPerUpdate / u.cpuUsPerUpdate).toFixed(2)}x, ${diff >= 0 ? '+' : '−'}${Math.abs(diff).toFixed(0)} µs/update against the floor. ` +
+          `A bare syscall ${fl.nullSyscallNs.toFixed(0)} ns (x ${tabs} tabs: ${((fl.nullSyscallNs * tabs) / 1000).toFixed(0)} µs/update of syscall entry and exit); ${fl.stalls} short sends.`);
+      }
     }
   }
   console.log(`\nfan-out: ${tabs} tabs, ${pcs} PCs, ${rounds} rounds of ${burst} updates (after one warm-up round)\n`);
   console.log(table(rows));
-  const file = writeResults('fanout', { tabs, pcs, rounds, burst, results });
+  if (verdicts.length) console.log('\n' + verdicts.map((v) => `- ${v}`).join('\n'));
+  if (floorNote) console.log(`\n${floorNote}`);
+  const file = writeResults('fanout', { tabs, pcs, rounds, burst, results, ...(floorNote ? { floorNote } : {}) });
   console.log(`\nwrote ${file}`);
 }
 
