@@ -6,7 +6,7 @@
 import * as C from './constants.js';
 import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
-import { DieSkipper, ROW_F64S, SLOT } from './kernels.js';
+import { DieSkipper, ROW_F64S, ROW_RANGE, SLOT } from './kernels.js';
 import { fixedFormSize, formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
 
 export interface FunctionInfo {
@@ -146,11 +146,12 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
   const plans = new SkipPlans(u);
   const isSubprogram = (tag: number) => tag === C.DW_TAG_subprogram;
   // In WebAssembly: other DIEs are skipped and, without names, subprograms' attributes read.
-  const fast = DieSkipper.forUnit(sec.info, u, isSubprogram, names ? undefined : isSubprogram);
-  const add = (pc: PcAttrs, n: DieNames, declaration: boolean): void => {
+  const fast = DieSkipper.forUnit(sec.info, u, isSubprogram, names ? undefined : isSubprogram, sec.addr);
+  /** known: the range the kernel read from low_pc/high_pc ([] when empty), or null to read it here. */
+  const add = (pc: PcAttrs, n: DieNames, declaration: boolean, known: number[] | null = null): void => {
     if (declaration || !(pc.lowForm || pc.rangesForm)) return;
-    const ranges: number[] = [];
-    dieRanges(sec, u, pc, ranges);
+    const ranges: number[] = known ?? [];
+    if (!known) dieRanges(sec, u, pc, ranges);
     if (ranges.length > 0) {
       const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges };
       completeNames(sec, units, u, n, f, names);
@@ -162,23 +163,24 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
     if (fast) {
       const ended = fast.skip(r.pos, depth);
       const rows = fast.rows;
+      // Slot k of a row is at o + 2 + 2k (form) and o + 3 + 2k (value).
+      const LOW = 2 + 2 * SLOT.low, HIGH = 2 + 2 * SLOT.high, RANGES = 2 + 2 * SLOT.ranges, FILE = 2 + 2 * SLOT.declFile;
+      const LINE = 2 + 2 * SLOT.declLine, DECL = 2 + 2 * SLOT.declaration, REF = 2 + 2 * SLOT.ref;
       for (let i = 0, o = 0; i < fast.captured; i++, o += ROW_F64S) {
         sec.budget.chargeAttrs(rows[o + 1]!);
-        const slot = (k: number) => o + 2 + 2 * k;
         const pc: PcAttrs = {
-          lowForm: rows[slot(SLOT.low)]!, low: rows[slot(SLOT.low) + 1]!,
-          highForm: rows[slot(SLOT.high)]!, high: rows[slot(SLOT.high) + 1]!,
-          rangesForm: rows[slot(SLOT.ranges)]!, ranges: rows[slot(SLOT.ranges) + 1]!,
+          lowForm: rows[o + LOW]!, low: rows[o + LOW + 1]!, highForm: rows[o + HIGH]!, high: rows[o + HIGH + 1]!,
+          rangesForm: rows[o + RANGES]!, ranges: rows[o + RANGES + 1]!,
         };
         const n: DieNames = {
-          linkage: null, name: null,
-          declFile: rows[slot(SLOT.declFile)] ? rows[slot(SLOT.declFile) + 1]! : -1,
-          declLine: rows[slot(SLOT.declLine)] ? rows[slot(SLOT.declLine) + 1]! : 0,
-          ref: -1,
+          linkage: null, name: null, ref: -1,
+          declFile: rows[o + FILE] ? rows[o + FILE + 1]! : -1, declLine: rows[o + LINE] ? rows[o + LINE + 1]! : 0,
         };
-        const refForm = rows[slot(SLOT.ref)]!;
-        if (refForm) n.ref = isUnitRef(refForm) ? u.offset + rows[slot(SLOT.ref) + 1]! : rows[slot(SLOT.ref) + 1]!;
-        add(pc, n, rows[slot(SLOT.declaration)] ? rows[slot(SLOT.declaration) + 1]! !== 0 : false);
+        const refForm = rows[o + REF]!;
+        if (refForm) n.ref = isUnitRef(refForm) ? u.offset + rows[o + REF + 1]! : rows[o + REF + 1]!;
+        const range = rows[o + ROW_RANGE];
+        const known = range === 1 ? [rows[o + ROW_RANGE + 1]!, rows[o + ROW_RANGE + 2]!] : range === 2 ? [] : null;
+        add(pc, n, rows[o + DECL] ? rows[o + DECL + 1]! !== 0 : false, known);
       }
       if (ended) break;
       r.pos = fast.pos; depth = fast.depth;

@@ -204,12 +204,24 @@ enum {
   STEP_CAPTURE = -8, /* followed by slot, DWARF form, value kind, implicit value */
 };
 
+static u32 le(const u8 *p, u32 n) {
+  u32 v = 0;
+  for (u32 i = 0; i < n; i++) v |= (u32)p[i] << (8 * i);
+  return v;
+}
+
 /* How a captured value is read, as units.ts's readForm reads it. */
 enum { VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, VK_SLEB = 10, VK_CONST = 11 };
 
-/* A captured DIE's row: offset, attribute count, then (form, value) per slot. */
+/*
+ * A captured DIE's row: offset, attribute count, (form, value) per slot, then its address range
+ * when it has low_pc and high_pc the kernel could read: [ROW_RANGE] 0 = left to the reader,
+ * 1 = [low, high) follows, 2 = empty (high below low).
+ */
 #define ROW_SLOTS 7
-#define ROW_F64S (2 + 2 * ROW_SLOTS)
+#define ROW_RANGE (2 + 2 * ROW_SLOTS)
+#define ROW_F64S (ROW_RANGE + 3)
+enum { SLOT_LOW = 0, SLOT_HIGH = 1 };
 
 struct DieParams {
   u32 plans;      /* i32 plan offsets by abbreviation code */
@@ -222,17 +234,45 @@ struct DieParams {
   u32 rows;       /* f64 rows of captured DIEs */
   u32 row_cap;
   u32 n_rows;     /* out */
+  u32 addr;       /* .debug_addr, for addrx forms */
+  u32 addr_len;
+  u32 addr_size;  /* the unit's address size */
+  double addr_base; /* the unit's DW_AT_addr_base */
 };
+
+/* units.ts's formAddress: an address form's value; 0 when the reader must decide (other forms, out of bounds). */
+static int form_address(const struct DieParams *P, u32 form, double v, double *out) {
+  if (form == 0x01) { *out = v; return 1; } /* DW_FORM_addr */
+  if (!(form == 0x1b || form == 0x1f01 || (form >= 0x29 && form <= 0x2c))) return 0; /* addrx, GNU_addr_index, addrx1-4 */
+  double off = P->addr_base + v * (double)P->addr_size;
+  if (!(off >= 0) || off + (double)P->addr_size > (double)P->addr_len) return 0;
+  const u8 *p = (const u8 *)P->addr + (u32)off;
+  if (P->addr_size == 4) { *out = (double)le(p, 4); return 1; }
+  if (P->addr_size == 8) { *out = (double)le(p + 4, 4) * 4294967296.0 + (double)le(p, 4); return 1; }
+  return 0;
+}
+
+/* units.ts's isConstant. */
+static int is_constant(u32 form) {
+  return form == 0x0b || form == 0x05 || form == 0x06 || form == 0x07 || form == 0x0f || form == 0x0d || form == 0x21;
+}
+
+/* ranges.ts's dieRanges for a low_pc/high_pc pair, into the row (left to the reader when it cannot). */
+static void row_range(const struct DieParams *P, double *row) {
+  u32 low_form = (u32)row[2 + 2 * SLOT_LOW], high_form = (u32)row[2 + 2 * SLOT_HIGH];
+  double low, high;
+  if (!low_form || !high_form || !form_address(P, low_form, row[3 + 2 * SLOT_LOW], &low)) return;
+  if (is_constant(high_form)) high = low + row[3 + 2 * SLOT_HIGH];
+  else if (!form_address(P, high_form, row[3 + 2 * SLOT_HIGH], &high)) return;
+  row[ROW_RANGE] = high >= low ? 1 : 2;
+  row[ROW_RANGE + 1] = low;
+  row[ROW_RANGE + 2] = high;
+}
 
 static struct DieParams die_params;
 
 EXPORT("die_params") struct DieParams *die_params_ptr(void) { return &die_params; }
 
-static u32 le(const u8 *p, u32 n) {
-  u32 v = 0;
-  for (u32 i = 0; i < n; i++) v |= (u32)p[i] << (8 * i);
-  return v;
-}
 
 /* Reads one captured value; 0 when the reader must (too short, LEB128 too long). */
 static int read_value(const u8 *buf, u32 *pos, u32 end, i32 kind, i32 implicit, double *out) {
@@ -334,7 +374,7 @@ EXPORT("skip_dies") void skip_dies(void) {
       }
     }
     if (!ok) { pos = at; break; }
-    if (capture) n_rows++;
+    if (capture) { row_range(P, row); n_rows++; }
     if (has_children) depth++;
     else if (depth == 0) { P->done = 1; break; }
   }

@@ -61,10 +61,15 @@ const LP = (() => {
 /** kernels.c's LineState: address f64, file, line, column u32, seq_empty i32, seq_low f64, seq_first u32. */
 const LS = { address: 0, file: 8, line: 12, column: 16, seqEmpty: 20, seqLow: 24, seqFirst: 32 };
 /** kernels.c's DieParams, all 32-bit. */
-const DP = { plans: 0, nCodes: 4, steps: 8, base: 12, pos: 16, end: 20, depth: 24, done: 28, rows: 32, rowCap: 36, nRows: 40 };
-/** Captured DIEs per kernel call, and the row layout (f64s): offset, attribute count, (form, value) per slot. */
+const DP = { plans: 0, nCodes: 4, steps: 8, base: 12, pos: 16, end: 20, depth: 24, done: 28, rows: 32, rowCap: 36, nRows: 40, addr: 44, addrLen: 48, addrSize: 52, addrBase: 56 };
+/**
+ * Captured DIEs per kernel call, and the row layout (f64s): offset, attribute count, (form,
+ * value) per slot, then at ROW_RANGE the low_pc/high_pc range when the kernel could read it:
+ * 0 = left to the reader, 1 = [low, high) follows, 2 = empty.
+ */
 const ROW_CAP = 4096;
-export const ROW_F64S = 16;
+export const ROW_RANGE = 16;
+export const ROW_F64S = 19;
 /** Row slots of the attributes a function walk wants (kernels.c writes form and value for each). */
 export const SLOT = { low: 0, high: 1, ranges: 2, declFile: 3, declLine: 4, declaration: 5, ref: 6 } as const;
 
@@ -77,6 +82,9 @@ const SP = { pcs: 0, n: 4, uniq: 8, at: 12, tmp: 16, m: 20, increasing: 24, ok: 
 const STEP_END = -1, STEP_LEB = -2, STEP_ULEB_BLOCK = -3, STEP_BLOCK1 = -4, STEP_BLOCK2 = -5, STEP_BLOCK4 = -6, STEP_CSTR = -7, STEP_CAPTURE = -8;
 /** How kernels.c reads a captured value. */
 const VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, VK_SLEB = 10, VK_CONST = 11;
+
+/** .debug_addr and the unit's base and address size, so the DIE walk can read addrx forms. */
+interface DebugAddr { bytes: Uint8Array; addrBase: number; addrSize: number }
 
 /** lineLookup's file index for an address that no row covers. */
 export const NO_ROW = 0xffffffff;
@@ -110,12 +118,28 @@ class Kernels {
   private readonly heap: number;
   /** Bumped by every call that lays out the heap, so a DieSkipper knows its copy was overwritten. */
   epoch = 0;
+  /** A section kept in the heap across calls (a unit walk's .debug_addr); layouts start after it. */
+  private pinned: { bytes: Uint8Array; at: number; len: number } | null = null;
   /** How often each kernel ran, and stopped early (tests check the kernels do the work). */
   readonly stats = { linePrograms: 0, lineStops: 0, dieSkips: 0 };
 
   constructor(module: object) {
     this.x = new wasm.Instance(module, {}).exports as unknown as Exports;
     this.heap = (Number(this.x.__heap_base.value) + 15) & ~15;
+  }
+
+  /** Where a call's buffers start: after the pinned section. */
+  private base(): number { return align(this.heap + (this.pinned?.len ?? 0), 16); }
+
+  /** Keeps bytes in the heap (copied once while the same section stays pinned); their address, or -1. */
+  private pin(bytes: Uint8Array): number {
+    if (this.pinned?.bytes === bytes) return this.pinned.at;
+    this.pinned = null;
+    if (!this.reserve(this.heap + bytes.length)) return -1;
+    new Uint8Array(this.x.memory.buffer, this.heap, bytes.length).set(bytes);
+    this.pinned = { bytes, at: this.heap, len: bytes.length };
+    this.epoch++;
+    return this.heap;
   }
 
   /** Makes the memory at least `bytes` long; false when it cannot grow. */
@@ -140,7 +164,7 @@ class Kernels {
     if (p.opcodeBase > 256 || p.minInst > 255) return null;
     // Programs average 4-6 bytes per row; a capacity stop just hands the rest to the reader.
     const rowCap = Math.ceil(len / 2) + 16, seqCap = Math.ceil(len / 8) + 16;
-    const prog = this.heap;
+    const prog = this.base();
     const rowAddr = align(prog + len, 8), rowFile = rowAddr + rowCap * 8, rowLine = rowFile + rowCap * 4, rowCol = rowLine + rowCap * 4;
     const seqLow = align(rowCol + rowCap * 4, 8), seqHigh = seqLow + seqCap * 8, seqFirst = seqHigh + seqCap * 8, seqLast = seqFirst + seqCap * 4;
     const end = seqLast + seqCap * 4;
@@ -227,7 +251,7 @@ class Kernels {
    */
   sortPcs(pcs: BigUint64Array): { uniq: Float64Array; at: Uint32Array | null } | null {
     const n = pcs.length;
-    const pcsAt = align(this.heap, 8), uniqAt = pcsAt + n * 8, atAt = uniqAt + n * 8, tmpAt = atAt + n * 4;
+    const pcsAt = align(this.base(), 8), uniqAt = pcsAt + n * 8, atAt = uniqAt + n * 8, tmpAt = atAt + n * 4;
     if (!this.reserve(tmpAt + n * 16)) return null;
     this.epoch++;
     const mem = this.x.memory.buffer;
@@ -247,7 +271,7 @@ class Kernels {
    * byte sizes after them; returns their addresses, or null when memory is short.
    */
   private stage(inputs: Typed[], outputs: number[]): number[] | null {
-    let at = align(this.heap, 8);
+    let at = align(this.base(), 8);
     const places: number[] = [];
     for (const a of inputs) { places.push(at); at = align(at + a.byteLength, 8); }
     for (const bytes of outputs) { places.push(at); at = align(at + bytes, 8); }
@@ -301,9 +325,10 @@ class Kernels {
   }
 
   /** Copies a unit's DIEs and plans in; returns the layout, or null when memory is short. */
-  layoutDies(buf: Uint8Array, start: number, end: number, plans: Int32Array, steps: Int32Array): { base: number; rows: number } | null {
+  layoutDies(buf: Uint8Array, start: number, end: number, plans: Int32Array, steps: Int32Array, addr: DebugAddr | null): { base: number; rows: number } | null {
     const len = end - start;
-    const base = this.heap, plansAt = align(base + len, 4), stepsAt = plansAt + plans.length * 4, rowsAt = align(stepsAt + steps.length * 4, 8);
+    const addrAt = addr ? this.pin(addr.bytes) : -1;
+    const base = this.base(), plansAt = align(base + len, 4), stepsAt = plansAt + plans.length * 4, rowsAt = align(stepsAt + steps.length * 4, 8);
     if (!this.reserve(rowsAt + ROW_CAP * ROW_F64S * 8)) return null;
     this.epoch++;
     const mem = this.x.memory.buffer;
@@ -315,6 +340,9 @@ class Kernels {
     dv.setUint32(dp + DP.steps, stepsAt, true); dv.setUint32(dp + DP.base, base, true);
     dv.setUint32(dp + DP.end, len, true);
     dv.setUint32(dp + DP.rows, rowsAt, true); dv.setUint32(dp + DP.rowCap, ROW_CAP, true);
+    // Without .debug_addr in the heap the kernel reads no addrx (the reader does).
+    dv.setUint32(dp + DP.addr, Math.max(addrAt, 0), true); dv.setUint32(dp + DP.addrLen, addrAt < 0 ? 0 : addr!.bytes.length, true);
+    dv.setUint32(dp + DP.addrSize, addr?.addrSize ?? 0, true); dv.setFloat64(dp + DP.addrBase, addr?.addrBase ?? 0, true);
     return { base, rows: rowsAt };
   }
 
@@ -383,6 +411,7 @@ export class DieSkipper {
     private readonly end: number,
     private readonly plans: Int32Array,
     private readonly steps: Int32Array,
+    private readonly addr: DebugAddr | null,
   ) {}
 
   /**
@@ -390,11 +419,12 @@ export class DieSkipper {
    * `capture` is true: their attributes at SLOT (a function's ranges, declaration and origin)
    * come back as rows. Null without kernels.
    */
-  static forUnit(info: Uint8Array, u: Unit, wanted: (tag: number) => boolean, capture?: (tag: number) => boolean): DieSkipper | null {
+  static forUnit(info: Uint8Array, u: Unit, wanted: (tag: number) => boolean, capture?: (tag: number) => boolean, addr?: Uint8Array): DieSkipper | null {
     const k = kernels();
     if (!k || u.end <= u.dieOffset) return null;
     const { plans, steps } = buildPlans(u, wanted, capture ?? (() => false));
-    return new DieSkipper(k, info, u.dieOffset, u.end, plans, steps);
+    const debugAddr = addr && addr.length > 0 ? { bytes: addr, addrBase: u.addrBase, addrSize: u.addrSize } : null;
+    return new DieSkipper(k, info, u.dieOffset, u.end, plans, steps, debugAddr);
   }
 
   /**
@@ -404,7 +434,7 @@ export class DieSkipper {
    */
   skip(pos: number, depth: number): boolean {
     if (this.epoch !== this.k.epoch || !this.layout) {
-      this.layout = this.k.layoutDies(this.buf, this.start, this.end, this.plans, this.steps);
+      this.layout = this.k.layoutDies(this.buf, this.start, this.end, this.plans, this.steps, this.addr);
       this.epoch = this.k.epoch;
     }
     if (!this.layout) { this.pos = pos; this.depth = depth; this.captured = 0; return false; }

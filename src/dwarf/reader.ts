@@ -5,7 +5,6 @@
  */
 import { corrupt } from './errors.js';
 
-const textDecoder = new TextDecoder('utf-8', { fatal: false });
 
 export class Reader {
   readonly dv: DataView;
@@ -146,18 +145,18 @@ export class Reader {
   }
 }
 
+/** A Buffer over each section's bytes (no copy), for Node's native UTF-8 decoding. */
+const buffers = new WeakMap<Uint8Array, Buffer>();
+
+/**
+ * UTF-8 bytes as a string (invalid sequences become U+FFFD, as TextDecoder does). Node's
+ * decoder is called directly: a JavaScript loop or a TextDecoder call per name costs several
+ * times more while a symbolizer thread's code is still cold.
+ */
 export function decode(buf: Uint8Array, start: number, end: number): string {
-  // ASCII fast path: most names are ASCII, and TextDecoder has a per-call cost.
-  if (end - start < 64) {
-    let s = '';
-    for (let i = start; i < end; i++) {
-      const c = buf[i]!;
-      if (c >= 0x80) return textDecoder.decode(buf.subarray(start, end));
-      s += String.fromCharCode(c);
-    }
-    return s;
-  }
-  return textDecoder.decode(buf.subarray(start, end));
+  let b = buffers.get(buf);
+  if (!b) { b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength); buffers.set(buf, b); }
+  return b.toString('utf8', start, end);
 }
 
 /** NUL-terminated string at an offset of a string section (.debug_str, .debug_line_str, .strtab). */

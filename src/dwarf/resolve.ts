@@ -249,16 +249,7 @@ export class DebugInfo {
       const s = runs[r]!, e = runs[r + 1]!, u = this.units[runs[r + 2]!]!;
       const got = kernelRows?.get(u.index);
       if (got) {
-        // The unit's rows come in the order of its runs; files are interned run by run, as
-        // copyRows does, so ids come out the same either way.
-        let lastRaw = -1, lastId = NONE;
-        for (let x = s, i = got.next; x < e; x++, i++) {
-          const raw = got.file[i]!;
-          if (raw === NO_ROW) continue;
-          if (raw !== lastRaw) { lastId = internFile(u, got.header, raw); lastRaw = raw; }
-          uFile[x] = lastId; uLine[x] = got.line[i]!; uCol[x] = got.col[i]!;
-        }
-        got.next += e - s;
+        copyKernelRows(got, s, e, uFile, uLine, uCol, (raw) => internFile(u, got.header, raw));
       } else if (doLines) {
         const t = this.lineTable(u);
         if (t) {
@@ -418,6 +409,21 @@ function nameRuns(unitOf: Int32Array, symOf: Int32Array, fnOf: Int32Array, share
     k = e;
   }
   return out.subarray(0, n);
+}
+
+/**
+ * Kernel rows for uniq[s..e) (the unit's next run): files are interned run by run in address
+ * order, as copyRows does, so ids come out the same either way.
+ */
+function copyKernelRows(got: KernelRows, s: number, e: number, file: Uint32Array, line: Uint32Array, col: Uint32Array, intern: (raw: number) => number): void {
+  let lastRaw = -1, lastId = NONE;
+  for (let x = s, i = got.next; x < e; x++, i++) {
+    const raw = got.file[i]!;
+    if (raw === NO_ROW) continue;
+    if (raw !== lastRaw) { lastId = intern(raw); lastRaw = raw; }
+    file[x] = lastId; line[x] = got.line[i]!; col[x] = got.col[i]!;
+  }
+  got.next += e - s;
 }
 
 /** Row fields for uniq[s..e) from their rows; file indices interned (the same one as the last is reused). */
