@@ -68,6 +68,7 @@ struct LineParams {
   u32 prog_len;
   u32 row_addr, row_file, row_line, row_col, row_cap;  /* row arrays */
   u32 seq_low, seq_high, seq_first, seq_last, seq_cap; /* sequence arrays */
+  u32 count_only;          /* 1: count rows and sequences, store nothing (to size the arrays) */
   /* results */
   u32 rows;
   u32 seqs;
@@ -100,7 +101,8 @@ EXPORT("line_program") void line_program(void) {
   double address = S->address, seq_low = S->seq_low;
   u32 file = S->file, line = S->line, column = S->column, seq_first = S->seq_first;
   int seq_empty = S->seq_empty;
-  const u32 base = P->opcode_base, end = P->prog_len;
+  const u32 base = P->opcode_base, end = P->prog_len, count_only = P->count_only;
+  const u32 row_cap = count_only ? 0xffffffffu : P->row_cap, seq_cap = count_only ? 0xffffffffu : P->seq_cap;
   u32 pos = 0, op_at = 0;
   P->stop = 0;
 
@@ -108,12 +110,13 @@ EXPORT("line_program") void line_program(void) {
 #define ROW()                                                         \
   do {                                                                \
     if (seq_empty) { seq_empty = 0; seq_low = address; seq_first = n; } \
-    raddr[n] = address; rfile[n] = file; rline[n] = line; rcol[n] = column; n++; \
+    if (!count_only) { raddr[n] = address; rfile[n] = file; rline[n] = line; rcol[n] = column; } \
+    n++;                                                              \
   } while (0)
 
   while (pos < end) {
     op_at = pos;
-    if (n == P->row_cap || ns == P->seq_cap) goto stop;
+    if (n == row_cap || ns == seq_cap) goto stop;
     u32 op = buf[pos++];
     if (op >= base) {
       if (P->line_range == 0) goto stop;
@@ -140,7 +143,10 @@ EXPORT("line_program") void line_program(void) {
       u32 sub = buf[pos];
       if (sub == 1) { /* end_sequence */
         ROW();
-        if (seq_low < address && seq_first < n) { slow[ns] = seq_low; shigh[ns] = address; sfirst[ns] = seq_first; slast[ns] = n; ns++; }
+        if (seq_low < address && seq_first < n) {
+          if (!count_only) { slow[ns] = seq_low; shigh[ns] = address; sfirst[ns] = seq_first; slast[ns] = n; }
+          ns++;
+        }
         seq_empty = 1; address = 0; file = 1; line = 1; column = 0;
       } else if (sub == 2) { /* set_address: 4 or 8 bytes; other sizes are left to the reader */
         const u8 *p = buf + pos + 1;

@@ -55,7 +55,7 @@ const LP = (() => {
     opcodeBase: u32(0), lineRange: u32(1), minInst: u32(2), prog: u32(3), progLen: u32(4),
     rowAddr: u32(5), rowFile: u32(6), rowLine: u32(7), rowCol: u32(8), rowCap: u32(9),
     seqLow: u32(10), seqHigh: u32(11), seqFirst: u32(12), seqLast: u32(13), seqCap: u32(14),
-    rows: u32(15), seqs: u32(16), stop: u32(17),
+    countOnly: u32(15), rows: u32(16), seqs: u32(17), stop: u32(18),
   };
 })();
 /** kernels.c's LineState: address f64, file, line, column u32, seq_empty i32, seq_low f64, seq_first u32. */
@@ -158,42 +158,49 @@ class Kernels {
 
   private dv(): DataView { return new DataView(this.x.memory.buffer); }
 
-  /** Runs the line-number program into the heap; null when the kernel cannot start it. */
+  /**
+   * Runs the line-number program into the heap; null when the kernel cannot start it. A first
+   * pass counts rows and sequences, so the arrays (and the memory a thread keeps) are exactly
+   * as large as the table.
+   */
   private runLineProgram(p: LineProgramInput): { rowAddr: number; rowFile: number; rowLine: number; rowCol: number; seqLow: number; seqHigh: number; seqFirst: number; seqLast: number; rows: number; seqs: number; stop: number; end: number } | null {
     const len = p.end - p.start;
     if (p.opcodeBase > 256 || p.minInst > 255) return null;
-    // Programs average 4-6 bytes per row; a capacity stop just hands the rest to the reader.
-    const rowCap = Math.ceil(len / 2) + 16, seqCap = Math.ceil(len / 8) + 16;
     const prog = this.base();
+    if (!this.reserve(prog + len)) return null;
+    this.epoch++;
+    new Uint8Array(this.x.memory.buffer, prog, len).set(p.buf.subarray(p.start, p.end));
+    const base = this.x.line_params();
+    let dv = this.dv();
+    const mem0 = this.x.memory.buffer;
+    new Float64Array(mem0, base + LP.addrStep, 256).set(p.addrStep);
+    new Int32Array(mem0, base + LP.lineStep, 256).set(p.lineStep);
+    const lens = new Uint8Array(mem0, base + LP.stdLens, 256);
+    lens.fill(0);
+    for (let i = 0; i < p.stdLens.length && i < 256; i++) lens[i] = Math.min(255, p.stdLens[i]!);
+    dv.setFloat64(base + LP.constAddPc, p.constAddPc, true);
+    const set = (off: number, v: number) => dv.setUint32(base + off, v, true);
+    const get = (off: number) => dv.getUint32(base + off, true);
+    set(LP.opcodeBase, p.opcodeBase); set(LP.lineRange, p.lineRange); set(LP.minInst, p.minInst);
+    set(LP.prog, prog); set(LP.progLen, len);
+    const st = this.x.line_state();
+    const run = (countOnly: boolean) => {
+      set(LP.countOnly, countOnly ? 1 : 0); set(LP.rows, 0); set(LP.seqs, 0);
+      dv.setFloat64(st + LS.address, 0, true);
+      dv.setUint32(st + LS.file, 1, true); dv.setUint32(st + LS.line, 1, true); dv.setUint32(st + LS.column, 0, true);
+      dv.setInt32(st + LS.seqEmpty, 1, true); dv.setFloat64(st + LS.seqLow, 0, true); dv.setUint32(st + LS.seqFirst, 0, true);
+      this.x.line_program();
+    };
+    run(true);
+    const rowCap = get(LP.rows) + 1, seqCap = get(LP.seqs) + 1;
     const rowAddr = align(prog + len, 8), rowFile = rowAddr + rowCap * 8, rowLine = rowFile + rowCap * 4, rowCol = rowLine + rowCap * 4;
     const seqLow = align(rowCol + rowCap * 4, 8), seqHigh = seqLow + seqCap * 8, seqFirst = seqHigh + seqCap * 8, seqLast = seqFirst + seqCap * 4;
     const end = seqLast + seqCap * 4;
     if (!this.reserve(end)) return null;
-    this.epoch++;
-    const mem = this.x.memory.buffer;
-    new Uint8Array(mem, prog, len).set(p.buf.subarray(p.start, p.end));
-    const base = this.x.line_params();
-    new Float64Array(mem, base + LP.addrStep, 256).set(p.addrStep);
-    new Int32Array(mem, base + LP.lineStep, 256).set(p.lineStep);
-    const lens = new Uint8Array(mem, base + LP.stdLens, 256);
-    lens.fill(0);
-    for (let i = 0; i < p.stdLens.length && i < 256; i++) lens[i] = Math.min(255, p.stdLens[i]!);
-    const dv = this.dv();
-    dv.setFloat64(base + LP.constAddPc, p.constAddPc, true);
-    const set = (off: number, v: number) => dv.setUint32(base + off, v, true);
-    set(LP.opcodeBase, p.opcodeBase); set(LP.lineRange, p.lineRange); set(LP.minInst, p.minInst);
-    set(LP.prog, prog); set(LP.progLen, len);
+    dv = this.dv();
     set(LP.rowAddr, rowAddr); set(LP.rowFile, rowFile); set(LP.rowLine, rowLine); set(LP.rowCol, rowCol); set(LP.rowCap, rowCap);
     set(LP.seqLow, seqLow); set(LP.seqHigh, seqHigh); set(LP.seqFirst, seqFirst); set(LP.seqLast, seqLast); set(LP.seqCap, seqCap);
-    set(LP.rows, 0); set(LP.seqs, 0);
-    const st = this.x.line_state();
-    dv.setFloat64(st + LS.address, 0, true);
-    dv.setUint32(st + LS.file, 1, true); dv.setUint32(st + LS.line, 1, true); dv.setUint32(st + LS.column, 0, true);
-    dv.setInt32(st + LS.seqEmpty, 1, true); dv.setFloat64(st + LS.seqLow, 0, true); dv.setUint32(st + LS.seqFirst, 0, true);
-
-    this.x.line_program();
-
-    const get = (off: number) => dv.getUint32(base + off, true);
+    run(false);
     this.stats.linePrograms++;
     const stop = get(LP.stop);
     if (stop !== 0) this.stats.lineStops++;
