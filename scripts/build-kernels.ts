@@ -28,7 +28,7 @@ if (!have(clang) || !have(linker)) {
 } else {
   mkdirSync(dirname(out), { recursive: true });
   execFileSync(clang, [
-    '--target=wasm32', '-O2', '-nostdlib', '-ffreestanding', '-fno-builtin', '-Wall', '-Wextra', '-Werror',
+    '--target=wasm32', '-O2', '-fno-strict-aliasing', '-nostdlib', '-ffreestanding', '-fno-builtin', '-Wall', '-Wextra', '-Werror',
     // clang-14 finds wasm-ld next to itself (lld-14 installs it there).
     '-Wl,--no-entry', '-Wl,--export=__heap_base', '-Wl,--initial-memory=131072', '-Wl,--strip-all',
     '-o', out, src,

@@ -12,7 +12,8 @@
  * edge cases keep exactly one implementation. Arithmetic mirrors the TypeScript reader's:
  * addresses are doubles and go through the same IEEE operations.
  *
- * No libc: freestanding, wasm32, memory owned by the module and grown by the caller.
+ * No libc: freestanding, wasm32, memory owned by the module and grown by the caller. Built with
+ * -fno-strict-aliasing: sort_pcs reuses the PCs' own bytes for its first pair buffer.
  */
 
 typedef unsigned char u8;
@@ -396,7 +397,7 @@ struct SortParams {
   u32 n;
   u32 uniq;       /* out: f64[m], distinct addresses ascending */
   u32 at;         /* out: u32[n], index in uniq of each input PC (not written when increasing) */
-  u32 tmp;        /* scratch: 2 * n (key, index) pairs */
+  u32 tmp;        /* scratch: n (key, index) pairs; the PCs' own space holds the other n */
   u32 m;
   u32 increasing; /* out: input strictly increasing (uniq is the input, at is the identity) */
   u32 ok;         /* out: 0 when left to the caller (addresses at or above 2^53, or spread over 4 GiB) */
@@ -435,8 +436,9 @@ EXPORT("sort_pcs") void sort_pcs(void) {
     return;
   }
   if (max - min > 0xffffffffull) return;
-  u32 *a = (u32 *)P->tmp, *b = a + 2 * n;
-  for (u32 i = 0; i < n; i++) { a[2 * i] = (u32)(pcs[i] - min); a[2 * i + 1] = i; }
+  /* Each PC's 8 bytes become its (key, index) pair, read before written. */
+  u32 *a = (u32 *)P->pcs, *b = (u32 *)P->tmp;
+  for (u32 i = 0; i < n; i++) { u32 key = (u32)(pcs[i] - min); a[2 * i] = key; a[2 * i + 1] = i; }
   static u32 count[256];
   for (u32 shift = 0; shift < 32; shift += 8) {
     for (u32 d = 0; d < 256; d++) count[d] = 0;
@@ -580,10 +582,7 @@ EXPORT("name_runs") u32 name_runs(const i32 *unit_of, const i32 *sym_of, const i
   return n;
 }
 
-/* gather: the four per-address fields back in the caller's order. */
-EXPORT("gather") void gather(const u32 *at, u32 n, const u32 *f, const u32 *l, const u32 *c, const u32 *fn, u32 *to_f, u32 *to_l, u32 *to_c, u32 *to_fn) {
-  for (u32 i = 0; i < n; i++) {
-    u32 k = at[i];
-    to_f[i] = f[k]; to_l[i] = l[k]; to_c[i] = c[k]; to_fn[i] = fn[k];
-  }
+/* gather: a per-address field back in the caller's order. */
+EXPORT("gather") void gather(const u32 *at, u32 n, const u32 *from, u32 *to) {
+  for (u32 i = 0; i < n; i++) to[i] = from[at[i]];
 }

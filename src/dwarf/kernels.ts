@@ -42,7 +42,7 @@ interface Exports {
   symbols_for(uniq: number, m: number, addr: number, size: number, n: number, out: number): void;
   spans_for(low: number, high: number, fn: number, n: number, base: number, uniq: number, m: number, out: number): void;
   name_runs(unitOf: number, symOf: number, fnOf: number, m: number, shareK: number, shareN: number, out: number): number;
-  gather(at: number, n: number, f: number, l: number, c: number, fn: number, toF: number, toL: number, toC: number, toFn: number): void;
+  gather(at: number, n: number, from: number, to: number): void;
 }
 
 type Typed = Float64Array | Int32Array | Uint32Array;
@@ -158,6 +158,8 @@ class Kernels {
 
   private dv(): DataView { return new DataView(this.x.memory.buffer); }
 
+  memoryBytes(): number { return this.x.memory.buffer.byteLength; }
+
   /**
    * Runs the line-number program into the heap; null when the kernel cannot start it. A first
    * pass counts rows and sequences, so the arrays (and the memory a thread keeps) are exactly
@@ -258,8 +260,9 @@ class Kernels {
    */
   sortPcs(pcs: BigUint64Array): { uniq: Float64Array; at: Uint32Array | null } | null {
     const n = pcs.length;
-    const pcsAt = align(this.base(), 8), uniqAt = pcsAt + n * 8, atAt = uniqAt + n * 8, tmpAt = atAt + n * 4;
-    if (!this.reserve(tmpAt + n * 16)) return null;
+    // The PCs' own 8 bytes each become the first (key, index) pair buffer; tmp is the second.
+    const pcsAt = align(this.base(), 8), uniqAt = pcsAt + n * 8, atAt = uniqAt + n * 8, tmpAt = align(atAt + n * 4, 8);
+    if (!this.reserve(tmpAt + n * 8)) return null;
     this.epoch++;
     const mem = this.x.memory.buffer;
     new BigUint64Array(mem, pcsAt, n).set(pcs);
@@ -322,13 +325,16 @@ class Kernels {
     return new Int32Array(this.x.memory.buffer, p[3]!, n).slice();
   }
 
-  /** resolve.ts's gather: the four fields in the caller's order. */
+  /** resolve.ts's gather: the four fields in the caller's order, one field at a time (less memory). */
   gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array, fn: Uint32Array): [Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>] | null {
-    const n = at.length, p = this.stage([at, f, l, c, fn], [n * 4, n * 4, n * 4, n * 4]);
-    if (!p) return null;
-    this.x.gather(p[0]!, n, p[1]!, p[2]!, p[3]!, p[4]!, p[5]!, p[6]!, p[7]!, p[8]!);
-    const mem = this.x.memory.buffer;
-    return [new Uint32Array(mem, p[5]!, n).slice(), new Uint32Array(mem, p[6]!, n).slice(), new Uint32Array(mem, p[7]!, n).slice(), new Uint32Array(mem, p[8]!, n).slice()];
+    const n = at.length, out: Uint32Array<ArrayBuffer>[] = [];
+    for (const field of [f, l, c, fn]) {
+      const p = this.stage([at, field], [n * 4]);
+      if (!p) return null;
+      this.x.gather(p[0]!, n, p[1]!, p[2]!);
+      out.push(new Uint32Array(this.x.memory.buffer, p[2]!, n).slice());
+    }
+    return [out[0]!, out[1]!, out[2]!, out[3]!];
   }
 
   /** Copies a unit's DIEs and plans in; returns the layout, or null when memory is short. */
@@ -370,6 +376,7 @@ class Kernels {
 function align(n: number, a: number): number { return Math.ceil(n / a) * a; }
 
 let instance: Kernels | null | undefined;
+let compiled: object | undefined;
 let disabled = process.env.COVD_DWARF_KERNELS === 'js';
 
 /** The thread's kernels, or null when kernels.wasm is missing, unloadable, or turned off. */
@@ -377,17 +384,31 @@ export function kernels(): Kernels | null {
   if (disabled) return null;
   if (instance === undefined) {
     try {
+      if (compiled) { instance = new Kernels(compiled); return instance; }
       // Optimized code from the start: V8's baseline wasm code is several times slower, and a
       // kernel called once per request would run in it for the whole call (wasm has no
       // on-stack replacement). The module is small, so compiling it all up front costs little.
       setFlagsFromString('--no-liftoff');
       setFlagsFromString('--no-wasm-lazy-compilation');
-      instance = new Kernels(new wasm.Module(readFileSync(new URL('./kernels.wasm', import.meta.url))));
+      compiled = new wasm.Module(readFileSync(new URL('./kernels.wasm', import.meta.url)));
+      instance = new Kernels(compiled);
     } catch {
       instance = null;
     }
   }
   return instance;
+}
+
+/** Memory a thread's kernels may keep between requests; beyond it, releaseKernelMemory() lets it go. */
+const KEEP_BYTES = 16 << 20;
+
+/**
+ * Drops the kernels' memory when a request grew it past KEEP_BYTES (WebAssembly memory only
+ * grows): the next call instantiates the compiled module afresh, and the old memory goes with
+ * the next garbage collection. Called after each request by the symbolizer threads.
+ */
+export function releaseKernelMemory(): void {
+  if (instance && instance.memoryBytes() > KEEP_BYTES) instance = undefined;
 }
 
 /** Whether the kernels are in use on this thread (for tests, benchmarks and `covd symbolize --verbose`). */

@@ -6,7 +6,7 @@
  */
 import { statSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { kernels } from '../dwarf/kernels.js';
+import { kernels, releaseKernelMemory } from '../dwarf/kernels.js';
 import { DebugInfo } from '../dwarf/resolve.js';
 import { DebugInfoError, type DebugInfoErrorCode, type SourceIndex } from './types.js';
 
@@ -78,6 +78,7 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
     const t0 = performance.now();
     const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true });
     const resolveMs = performance.now() - t0;
+    releaseKernelMemory();
     touchCache();
     const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];
     const result: WorkerResult = { ok: true, index, loadMs, resolveMs };
