@@ -144,9 +144,8 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
   const out: FunctionInfo[] = [];
   const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
   const plans = new SkipPlans(u);
-  const isSubprogram = (tag: number) => tag === C.DW_TAG_subprogram;
   // In WebAssembly: other DIEs are skipped and, without names, subprograms' attributes read.
-  const fast = DieSkipper.forUnit(sec.info, u, isSubprogram, names ? undefined : isSubprogram, sec.addr);
+  const fast = DieSkipper.forUnit(sec.info, u, names ? 'functions' : 'functions-capture', sec.addr);
   /** known: the range the kernel read from low_pc/high_pc ([] when empty), or null to read it here. */
   const add = (pc: PcAttrs, n: DieNames, declaration: boolean, known: number[] | null = null): void => {
     if (declaration || !(pc.lowForm || pc.rangesForm)) return;
@@ -241,7 +240,7 @@ export class SubroutineMap {
   constructor(private readonly sec: Sections, private readonly units: Unit[], private readonly u: Unit) {
     const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
     const plans = new SkipPlans(u);
-    const fast = DieSkipper.forUnit(sec.info, u, (tag) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine);
+    const fast = DieSkipper.forUnit(sec.info, u, 'subroutines');
     let depth = 0;
     while (r.pos < r.end) {
       if (fast) {

@@ -472,6 +472,8 @@ struct LookupParams {
   u32 out_line;
   u32 out_col;
   u32 scratch;    /* room for 6 * seqs u32 + 2 * seqs f64 */
+  u32 resets;     /* u32[n_resets], ascending: indices where a new run of addresses starts */
+  u32 n_resets;
 };
 
 static struct LookupParams lookup_params;
@@ -510,9 +512,14 @@ EXPORT("line_lookup") void line_lookup(void) {
 
   const double *addrs = (const double *)P->addrs;
   u32 *ofile = (u32 *)P->out_file, *oline = (u32 *)P->out_line, *ocol = (u32 *)P->out_col;
+  /* The sequence found for the last address is reused while it stays the answer; lookupRows
+     forgets it between runs, and so does this. */
+  const u32 *resets = (const u32 *)P->resets;
+  u32 next_reset = 0;
   i32 seq = -1;
   for (u32 k = 0; k < P->count; k++) {
     double a = addrs[k];
+    while (next_reset < P->n_resets && resets[next_reset] <= k) { if (resets[next_reset] == k) seq = -1; next_reset++; }
     ofile[k] = 0xffffffffu; oline[k] = 0; ocol[k] = 0;
     if (!(seq >= 0 && a < high[seq] && (seq == 0 || high[seq - 1] <= a))) {
       u32 lo = 0, hi = ns; /* upper_bound by high */

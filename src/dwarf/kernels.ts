@@ -74,7 +74,7 @@ export const ROW_F64S = 19;
 export const SLOT = { low: 0, high: 1, ranges: 2, declFile: 3, declLine: 4, declaration: 5, ref: 6 } as const;
 
 /** kernels.c's LookupParams, all 32-bit. */
-const LK = { addrs: 0, count: 4, outFile: 8, outLine: 12, outCol: 16, scratch: 20 };
+const LK = { addrs: 0, count: 4, outFile: 8, outLine: 12, outCol: 16, scratch: 20, resets: 24, nResets: 28 };
 /** kernels.c's SortParams, all 32-bit. */
 const SP = { pcs: 0, n: 4, uniq: 8, at: 12, tmp: 16, m: 20, increasing: 24, ok: 28 };
 
@@ -230,23 +230,27 @@ class Kernels {
   }
 
   /**
-   * Runs the program and looks up addrs[s, e) (ascending) without building rows in JavaScript:
-   * each address's row file index (NO_ROW when it has no row), line and column. Null when the
-   * kernel did not run the whole program (the caller parses the table with the reader).
+   * Runs the program and looks up addrs (ascending; runs of addresses start at the indices in
+   * runStarts, where the look-up forgets its last sequence as lookupRows does) without building
+   * rows in JavaScript: each address's row file index (NO_ROW when it has no row), line and
+   * column. Null when the kernel did not run the whole program (the caller parses the table
+   * with the reader).
    */
-  lineLookup(p: LineProgramInput, addrs: Float64Array, s: number, e: number): { file: Uint32Array; line: Uint32Array; col: Uint32Array } | null {
+  lineLookup(p: LineProgramInput, addrs: Float64Array, runStarts: Uint32Array): { file: Uint32Array; line: Uint32Array; col: Uint32Array } | null {
     const r = this.runLineProgram(p);
     if (!r || r.stop !== 0) return null;
-    const count = e - s;
+    const count = addrs.length;
     const addrsAt = align(r.end, 8), outFile = addrsAt + count * 8, outLine = outFile + count * 4, outCol = outLine + count * 4;
-    const scratch = align(outCol + count * 4, 8);
+    const resets = align(outCol + count * 4, 8), scratch = align(resets + runStarts.length * 4, 8);
     if (!this.reserve(scratch + r.seqs * 40)) return null;
     const mem = this.x.memory.buffer;
-    new Float64Array(mem, addrsAt, count).set(addrs.subarray(s, e));
+    new Float64Array(mem, addrsAt, count).set(addrs);
+    new Uint32Array(mem, resets, runStarts.length).set(runStarts);
     const lp = this.x.lookup_params(), dv = this.dv();
     dv.setUint32(lp + LK.addrs, addrsAt, true); dv.setUint32(lp + LK.count, count, true);
     dv.setUint32(lp + LK.outFile, outFile, true); dv.setUint32(lp + LK.outLine, outLine, true); dv.setUint32(lp + LK.outCol, outCol, true);
     dv.setUint32(lp + LK.scratch, scratch, true);
+    dv.setUint32(lp + LK.resets, resets, true); dv.setUint32(lp + LK.nResets, runStarts.length, true);
     this.x.line_lookup();
     return {
       file: new Uint32Array(mem, outFile, count).slice(), line: new Uint32Array(mem, outLine, count).slice(), col: new Uint32Array(mem, outCol, count).slice(),
@@ -319,6 +323,7 @@ class Kernels {
 
   /** resolve.ts's nameRuns. */
   nameRuns(unitOf: Int32Array, symOf: Int32Array, fnOf: Int32Array, shareK: number, shareN: number): Int32Array | null {
+    if (!(shareN >= 1)) return null;
     const m = unitOf.length, p = this.stage([unitOf, symOf, fnOf], [m * 8]);
     if (!p) return null;
     const n = this.x.name_runs(p[0]!, p[1]!, p[2]!, m, shareK, shareN, p[3]!);
@@ -443,14 +448,17 @@ export class DieSkipper {
   ) {}
 
   /**
-   * A walker for u's DIEs that stops at tags for which `wanted` is true, except those for which
-   * `capture` is true: their attributes at SLOT (a function's ranges, declaration and origin)
-   * come back as rows. Null without kernels.
+   * A walker for u's DIEs for one of functions.ts's walks: it stops at the tags the walk reads,
+   * except that with 'functions-capture' subprograms' attributes at SLOT (ranges, declaration,
+   * origin) come back as rows. Null without kernels.
    */
-  static forUnit(info: Uint8Array, u: Unit, wanted: (tag: number) => boolean, capture?: (tag: number) => boolean, addr?: Uint8Array): DieSkipper | null {
+  static forUnit(info: Uint8Array, u: Unit, walk: DieWalk, addr?: Uint8Array): DieSkipper | null {
     const k = kernels();
     if (!k || u.end <= u.dieOffset) return null;
-    const { plans, steps } = buildPlans(u, wanted, capture ?? (() => false));
+    const { plans, steps } = plansFor(u, walk);
+    // Plans are copied in for each walk: a huge abbreviation table shared by tiny units is
+    // left to the reader, which looks abbreviations up only as DIEs use them.
+    if ((plans.length + steps.length) * 4 > (u.end - u.dieOffset) + 65536) return null;
     const debugAddr = addr && addr.length > 0 ? { bytes: addr, addrBase: u.addrBase, addrSize: u.addrSize } : null;
     return new DieSkipper(k, info, u.dieOffset, u.end, plans, steps, debugAddr);
   }
@@ -558,6 +566,31 @@ function planSteps(a: Abbrev, u: Unit, capture: boolean): number[] | null {
   return plan;
 }
 
+/**
+ * The DIE walks functions.ts makes: 'functions' stops at subprograms, 'functions-capture' reads
+ * them into rows, 'subroutines' stops at subprograms and inlined subroutines.
+ */
+export type DieWalk = 'functions' | 'functions-capture' | 'subroutines';
+
+const isSubprogram = (tag: number) => tag === C.DW_TAG_subprogram;
+const WALKS: Record<DieWalk, { wanted: (tag: number) => boolean; capture: (tag: number) => boolean }> = {
+  'functions': { wanted: isSubprogram, capture: () => false },
+  'functions-capture': { wanted: isSubprogram, capture: isSubprogram },
+  'subroutines': { wanted: (tag) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine, capture: () => false },
+};
+
+/** Plans by abbreviation table, unit shape and walk: units sharing a table build them once. */
+const planCache = new WeakMap<object, Map<string, { plans: Int32Array; steps: Int32Array }>>();
+
+function plansFor(u: Unit, walk: DieWalk): { plans: Int32Array; steps: Int32Array } {
+  let byKey = planCache.get(u.abbrevs);
+  if (!byKey) { byKey = new Map(); planCache.set(u.abbrevs, byKey); }
+  const key = `${walk} ${u.addrSize} ${u.offSize} ${u.version}`;
+  let p = byKey.get(key);
+  if (!p) { p = buildPlans(u, WALKS[walk].wanted, WALKS[walk].capture); byKey.set(key, p); }
+  return p;
+}
+
 /** Plans for every dense abbreviation code of the unit whose tag is not wanted or is captured. */
 function buildPlans(u: Unit, wanted: (tag: number) => boolean, capture: (tag: number) => boolean): { plans: Int32Array; steps: Int32Array } {
   const codes = u.abbrevs.denseCodes();
@@ -571,7 +604,9 @@ function buildPlans(u: Unit, wanted: (tag: number) => boolean, capture: (tag: nu
     const plan = planSteps(a, u, take);
     if (!plan) continue;
     plans[code] = steps.length;
-    steps.push(a.hasChildren ? 1 : 0, take ? a.attrs.length + 1 : 0, ...plan, STEP_END);
+    steps.push(a.hasChildren ? 1 : 0, take ? a.attrs.length + 1 : 0);
+    for (const step of plan) steps.push(step); // not a spread: a plan can be very long
+    steps.push(STEP_END);
   }
   return { plans, steps: Int32Array.from(steps) };
 }

@@ -67,8 +67,11 @@ function append(path: string, comp: string): string {
   return path + '/' + comp;
 }
 
-/** With headerOnly, only the file names are filled in (rows and sequences empty). */
-export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnly = false): LineTable {
+/**
+ * With headerOnly, only the file names are filled in (rows and sequences empty). Without charge,
+ * the bytes read are not charged to the budget (the caller charges them itself).
+ */
+export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnly = false, charge = true): LineTable {
   const r = new Reader(sec.line, '.debug_line');
   r.seek(offset);
   let len = r.u32();
@@ -131,7 +134,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   }
   prog.seek(programStart);
   if (headerOnly) prog.pos = prog.end;
-  sec.budget.chargeLines((headerOnly ? programStart : prog.end) - offset);
+  if (charge) sec.budget.chargeLines((headerOnly ? programStart : prog.end) - offset);
 
   const needRange = (): void => { if (lineRange === 0) prog.fail('line_range is 0'); };
   // The hot loop reads bytes directly (pos < end is checked before each read); the rarer

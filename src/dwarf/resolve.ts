@@ -73,6 +73,8 @@ export class DebugInfo {
   readonly buildId: string | null;
   private lineTables = new Map<number, LineTable | null>();
   private lineHeaders = new Map<number, LineTable | null>();
+  /** Units whose lines the kernel resolved and charged to the budget. */
+  private kernelCharged = new Set<number>();
   private subroutineMaps = new Map<number, SubroutineMap>();
   private funcs = new Map<number, { low: Float64Array; high: Float64Array; fn: Uint32Array; infos: FunctionInfo[]; base: number }>();
   private funcCount = 0;
@@ -142,13 +144,17 @@ export class DebugInfo {
     return n;
   }
 
-  /** Just the file names of a unit's line table (what decl_file indexes). */
-  private lineHeader(u: Unit): LineTable | null {
+  /**
+   * Just the file names of a unit's line table (what decl_file indexes). Without charge the
+   * header is not charged to the budget when parsed here (the kernel path charges it with the
+   * program, as a whole parse would).
+   */
+  private lineHeader(u: Unit, charge = true): LineTable | null {
     const full = this.lineTables.get(u.index);
     if (full !== undefined) return full;
     let t = this.lineHeaders.get(u.index);
     if (t === undefined) {
-      t = u.stmtList >= 0 && this.sec.line.length > 0 ? parseLineTable(this.sec, u, u.stmtList, true) : null;
+      t = u.stmtList >= 0 && this.sec.line.length > 0 ? parseLineTable(this.sec, u, u.stmtList, true, charge) : null;
       this.lineHeaders.set(u.index, t);
     }
     return t;
@@ -244,10 +250,17 @@ export class DebugInfo {
       if (ui >= 0 && ui % shareN === shareK) runs.push(s, e, ui);
       s = e;
     }
-    const kernelRows = doLines ? this.kernelLines(runs, uniq) : null;
+    // With the kernels, a unit's lines are resolved at its first run, where the reader would
+    // parse its table: budget charges and errors come in the same order either way.
+    const unitRuns = doLines && k ? runsByUnit(runs) : null;
+    const kernelRows = new Map<number, KernelRows | null>();
     for (let r = 0; r < runs.length; r += 3) {
       const s = runs[r]!, e = runs[r + 1]!, u = this.units[runs[r + 2]!]!;
-      const got = kernelRows?.get(u.index);
+      let got: KernelRows | null | undefined;
+      if (unitRuns) {
+        got = kernelRows.get(u.index);
+        if (got === undefined) { got = this.kernelLines(u, unitRuns.get(u.index)!, uniq); kernelRows.set(u.index, got); }
+      }
       if (got) {
         copyKernelRows(got, s, e, uFile, uLine, uCol, (raw) => internFile(u, got.header, raw));
       } else if (doLines) {
@@ -329,49 +342,39 @@ export class DebugInfo {
   }
 
   /**
-   * Lines by the WebAssembly kernel, one program run per unit for all its runs of addresses
-   * (s, e, unit triples): no row table is built in JavaScript. Returns, per unit it resolved,
-   * each address's row file index (NO_ROW: none), line and column, in the order of its runs;
-   * the caller parses the other units' tables (kernels off, table already parsed, or the
-   * kernel did not run the whole program).
+   * A unit's lines by the WebAssembly kernel, one program run for all its runs of addresses
+   * (s, e pairs of uniq), with no row table built in JavaScript: per address (in the order of
+   * the runs) the row's file index (NO_ROW: none), line and column. Null when the caller must
+   * parse the table with the reader (kernels off, table already parsed, the header does not
+   * parse, or the kernel did not run the whole program).
    */
-  private kernelLines(runs: number[], uniq: Float64Array): Map<number, KernelRows> | null {
+  private kernelLines(u: Unit, list: number[], uniq: Float64Array): KernelRows | null {
     const k = kernels();
-    if (!k) return null;
-    const byUnit = new Map<number, number[]>();
-    for (let r = 0; r < runs.length; r += 3) {
-      const ui = runs[r + 2]!;
-      let list = byUnit.get(ui);
-      if (!list) { list = []; byUnit.set(ui, list); }
-      list.push(runs[r]!, runs[r + 1]!);
+    if (!k || this.lineTables.has(u.index)) return null;
+    let header: LineTable | null;
+    try {
+      header = this.lineHeader(u, false);
+    } catch {
+      return null; // the reader's parse reports it
     }
-    const out = new Map<number, KernelRows>();
-    for (const [ui, list] of byUnit) {
-      const u = this.units[ui]!;
-      if (this.lineTables.has(u.index)) continue;
-      let header: LineTable | null;
-      try {
-        header = this.lineHeader(u);
-      } catch {
-        continue; // the caller's parse reports it, in the order the reader would
-      }
-      if (!header?.program) continue;
-      let got;
-      if (list.length === 2) got = k.lineLookup(header.program, uniq, list[0]!, list[1]!);
-      else {
-        // The unit's runs gathered into one ascending list.
-        let total = 0;
-        for (let i = 0; i < list.length; i += 2) total += list[i + 1]! - list[i]!;
-        const addrs = new Float64Array(total);
-        for (let i = 0, at = 0; i < list.length; i += 2) { addrs.set(uniq.subarray(list[i]!, list[i + 1]!), at); at += list[i + 1]! - list[i]!; }
-        got = k.lineLookup(header.program, addrs, 0, total);
-      }
-      if (!got) continue;
-      // Charged as a whole parse would be (the header alone was charged so far).
-      this.sec.budget.chargeLines(header.program.end - header.program.start);
-      out.set(ui, { ...got, header, next: 0 });
+    if (!header?.program) return null;
+    let total = 0;
+    for (let i = 0; i < list.length; i += 2) total += list[i + 1]! - list[i]!;
+    const addrs = list.length === 2 ? uniq.subarray(list[0]!, list[1]!) : new Float64Array(total);
+    const runStarts = new Uint32Array(list.length / 2);
+    for (let i = 0, at = 0; i < list.length; i += 2) {
+      if (list.length > 2) addrs.set(uniq.subarray(list[i]!, list[i + 1]!), at);
+      runStarts[i / 2] = at;
+      at += list[i + 1]! - list[i]!;
     }
-    return out;
+    const got = k.lineLookup(header.program, addrs, runStarts);
+    if (!got) return null;
+    // Charged once per unit, as the reader charges its (then cached) whole parse.
+    if (!this.kernelCharged.has(u.index)) {
+      this.sec.budget.chargeLines(header.program.end - u.stmtList);
+      this.kernelCharged.add(u.index);
+    }
+    return { ...got, header, next: 0 };
   }
 
   /** A subprogram by its global index (units' function lists concatenated in parse order). */
@@ -380,6 +383,18 @@ export class DebugInfo {
     if (!f) throw new DebugInfoError('CORRUPT', `function index ${global} out of range`);
     return f;
   }
+}
+
+/** The (s, e) pairs of each unit's runs, in order. */
+function runsByUnit(runs: number[]): Map<number, number[]> {
+  const byUnit = new Map<number, number[]>();
+  for (let r = 0; r < runs.length; r += 3) {
+    const ui = runs[r + 2]!;
+    let list = byUnit.get(ui);
+    if (!list) { list = []; byUnit.set(ui, list); }
+    list.push(runs[r]!, runs[r + 1]!);
+  }
+  return byUnit;
 }
 
 /** A unit's lines from the kernel, consumed run by run (next: where the next run's start). */

@@ -8,7 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
-import { kernels, kernelsActive, setKernelsEnabled } from '../../src/dwarf/kernels.js';
+import { DieSkipper, NO_ROW, kernels, kernelsActive, setKernelsEnabled } from '../../src/dwarf/kernels.js';
+import { AbbrevTable } from '../../src/dwarf/abbrev.js';
+import type { Unit } from '../../src/dwarf/units.js';
 import { parseLineTable } from '../../src/dwarf/line.js';
 import { unitFunctions } from '../../src/dwarf/functions.js';
 import { DebugInfoError } from '../../src/workers/types.js';
@@ -113,6 +115,55 @@ describe('DWARF kernels (WebAssembly)', function () {
       expect(errors, 'cases with an error').to.be.greaterThan(count / 20);
     });
   }
+
+  it('repeated requests on one loaded executable charge the budget as the reader does (once per table)', () => {
+    for (const v of [VARIANTS[0]!, VARIANTS[3]!, VARIANTS.find((x) => x.name.includes('fuzzer'))!]) {
+      const exe = build(v);
+      const pcs = shuffled(randomTextAddresses(exe, 500, 8), 2);
+      const left = (on: boolean) => {
+        setKernelsEnabled(on);
+        try {
+          const info = DebugInfo.open(exe);
+          const first = info.resolve(pcs);
+          for (let i = 0; i < 20; i++) expect(info.resolve(pcs)).to.deep.equal(first);
+          info.resolve(pcs, { lines: false });
+          return { lineBytes: info.sec.budget.lineBytes, attrs: info.sec.budget.attrs, rangeEntries: info.sec.budget.rangeEntries };
+        } finally {
+          setKernelsEnabled(true);
+        }
+      };
+      expect(left(true), v.name).to.deep.equal(left(false));
+    }
+  });
+
+  it('a look-up forgets its sequence between runs of addresses, as the reader does (nested sequences)', () => {
+    const k = kernels()!;
+    // Two sequences, the second nested in the first: [0x1000, 0x1400) in file 1, [0x1100, 0x1200) in file 2.
+    const setAddress = (a: number) => [0x00, 9, 0x02, a & 0xff, (a >> 8) & 0xff, 0, 0, 0, 0, 0, 0];
+    const prog = Uint8Array.from([
+      ...setAddress(0x1000), 0x01, 0x02, 0x80, 0x08, 0x00, 1, 0x01,
+      ...setAddress(0x1100), 0x04, 2, 0x01, 0x02, 0x80, 0x02, 0x00, 1, 0x01,
+    ]);
+    const addrStep = new Float64Array(256), lineStep = new Int32Array(256);
+    for (let op = 13; op < 256; op++) { addrStep[op] = Math.floor((op - 13) / 14); lineStep[op] = -5 + ((op - 13) % 14); }
+    const input = { buf: prog, start: 0, end: prog.length, addrStep, lineStep, stdLens: [0, 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1], constAddPc: 17, opcodeBase: 13, lineRange: 14, minInst: 1 };
+    const addrs = Float64Array.from([0x1050, 0x1300]);
+    const one = (a: number) => k.lineLookup(input, Float64Array.from([a]), Uint32Array.from([0]))!.file[0];
+    const apart = [one(0x1050), one(0x1300)];
+    expect(apart).to.deep.equal([1, NO_ROW]);
+    expect([...k.lineLookup(input, addrs, Uint32Array.from([0, 1]))!.file]).to.deep.equal(apart);
+    // One run (the addresses consecutive in the unit) keeps its sequence: the reader does the same.
+    expect([...k.lineLookup(input, addrs, Uint32Array.from([0]))!.file]).to.deep.equal([1, 1]);
+  });
+
+  it('an abbreviation with 200,000 attributes does not overflow the stack building walk plans', () => {
+    const bytes: number[] = [1, 0x34, 0];
+    for (let i = 0; i < 200_000; i++) bytes.push(0x02, 0x0f);
+    bytes.push(0, 0, 0);
+    const abbrevs = AbbrevTable.parse(Uint8Array.from(bytes), 0);
+    const unit = { abbrevs, addrSize: 8, offSize: 4, version: 5, dieOffset: 0, end: 16 } as unknown as Unit;
+    expect(() => DieSkipper.forUnit(new Uint8Array(16), unit, 'functions')).to.not.throw();
+  });
 
   it('sorting PCs: order, repeats and the cases left to the reader', () => {
     const k = kernels()!;

@@ -31,6 +31,10 @@ options:
 JSON objects have Address, ModuleName and Symbol[0] with Column, FileName, FunctionName and
 Line, as llvm-symbolizer gives them; its other keys (Discriminator, Start*) are left out.
 
+environment:
+  COVD_DWARF_KERNELS=js  run the reader without its WebAssembly kernels (same output, slower;
+                         for comparing the two)
+
 exit status: 0 on success, 1 when the debug info cannot be read, 2 on bad usage.
 examples:
   covd symbolize --exe ./fuzz_target 0x4f2a10
