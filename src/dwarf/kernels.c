@@ -392,6 +392,28 @@ EXPORT("skip_dies") void skip_dies(void) {
 
 /* ------------------------------------------------------------------ sorting PCs */
 
+/*
+ * LSD radix sort of n (32-bit key, index) pairs by key, stable: a holds them, b is scratch.
+ * Returns the buffer holding the sorted pairs (a or b).
+ */
+static u32 *radix_pairs(u32 *a, u32 *b, u32 n) {
+  static u32 count[256];
+  for (u32 shift = 0; shift < 32; shift += 8) {
+    for (u32 d = 0; d < 256; d++) count[d] = 0;
+    for (u32 i = 0; i < n; i++) count[(a[2 * i] >> shift) & 0xff]++;
+    if (n == 0 || count[(a[0] >> shift) & 0xff] == n) continue; /* every key has this digit */
+    u32 sum = 0;
+    for (u32 d = 0; d < 256; d++) { u32 c = count[d]; count[d] = sum; sum += c; }
+    for (u32 i = 0; i < n; i++) {
+      u32 j = count[(a[2 * i] >> shift) & 0xff]++;
+      b[2 * j] = a[2 * i];
+      b[2 * j + 1] = a[2 * i + 1];
+    }
+    u32 *t = a; a = b; b = t;
+  }
+  return a;
+}
+
 struct SortParams {
   u32 pcs;        /* u64[n], the caller's order */
   u32 n;
@@ -439,20 +461,7 @@ EXPORT("sort_pcs") void sort_pcs(void) {
   /* Each PC's 8 bytes become its (key, index) pair, read before written. */
   u32 *a = (u32 *)P->pcs, *b = (u32 *)P->tmp;
   for (u32 i = 0; i < n; i++) { u32 key = (u32)(pcs[i] - min); a[2 * i] = key; a[2 * i + 1] = i; }
-  static u32 count[256];
-  for (u32 shift = 0; shift < 32; shift += 8) {
-    for (u32 d = 0; d < 256; d++) count[d] = 0;
-    for (u32 i = 0; i < n; i++) count[(a[2 * i] >> shift) & 0xff]++;
-    if (count[(a[0] >> shift) & 0xff] == n) continue; /* every key has this digit */
-    u32 sum = 0;
-    for (u32 d = 0; d < 256; d++) { u32 c = count[d]; count[d] = sum; sum += c; }
-    for (u32 i = 0; i < n; i++) {
-      u32 j = count[(a[2 * i] >> shift) & 0xff]++;
-      b[2 * j] = a[2 * i];
-      b[2 * j + 1] = a[2 * i + 1];
-    }
-    u32 *t = a; a = b; b = t;
-  }
+  a = radix_pairs(a, b, n);
   u32 m = 0;
   for (u32 j = 0; j < n; j++) {
     u32 key = a[2 * j];
@@ -592,4 +601,27 @@ EXPORT("name_runs") u32 name_runs(const i32 *unit_of, const i32 *sym_of, const i
 /* gather: a per-address field back in the caller's order. */
 EXPORT("gather") void gather(const u32 *at, u32 n, const u32 *from, u32 *to) {
   for (u32 i = 0; i < n; i++) to[i] = from[at[i]];
+}
+
+/* ------------------------------------------------------------------ ordering values */
+
+/*
+ * order.ts's stableOrder: the indices of n values ordered by value, equal values by index.
+ * Values must be integers in [0, 2^53) spread over less than 2^32 (addresses); returns 0 and
+ * leaves the order to the caller otherwise. a and b hold n (key, index) pairs each.
+ */
+EXPORT("order_values") u32 order_values(const double *v, u32 n, u32 *a, u32 *b, u32 *out) {
+  double min = 0, max = 0;
+  for (u32 i = 0; i < n; i++) {
+    double x = v[i];
+    if (!(x >= 0 && x < 9007199254740992.0) || x != (double)(u64)x) return 0;
+    if (i == 0 || x < min) min = x;
+    if (i == 0 || x > max) max = x;
+  }
+  if (max - min > 4294967295.0) return 0;
+  u64 lo = (u64)min;
+  for (u32 i = 0; i < n; i++) { a[2 * i] = (u32)((u64)v[i] - lo); a[2 * i + 1] = i; }
+  a = radix_pairs(a, b, n);
+  for (u32 j = 0; j < n; j++) out[j] = a[2 * j + 1];
+  return 1;
 }

@@ -43,6 +43,7 @@ interface Exports {
   spans_for(low: number, high: number, fn: number, n: number, base: number, uniq: number, m: number, out: number): void;
   name_runs(unitOf: number, symOf: number, fnOf: number, m: number, shareK: number, shareN: number, out: number): number;
   gather(at: number, n: number, from: number, to: number): void;
+  order_values(v: number, n: number, a: number, b: number, out: number): number;
 }
 
 type Typed = Float64Array | Int32Array | Uint32Array;
@@ -126,6 +127,21 @@ class Kernels {
   constructor(module: object) {
     this.x = new wasm.Instance(module, {}).exports as unknown as Exports;
     this.heap = (Number(this.x.__heap_base.value) + 15) & ~15;
+    // Each export's first call from JavaScript sets up its entry; do that now, on no data,
+    // rather than in a request.
+    this.sortPcs(new BigUint64Array(0));
+    this.orderValues(new Float64Array(0));
+    const none = new Float64Array(0), nothing = new Int32Array(0);
+    this.unitsFor(none, none, none, nothing);
+    this.symbolsFor(none, none, none);
+    this.spansFor(none, none, new Uint32Array(0), 0, none, 0, 0, nothing);
+    this.nameRuns(nothing, nothing, nothing, 0, 1);
+    this.gather(new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0));
+    const empty = new Uint8Array(0);
+    this.lineLookup({ buf: empty, start: 0, end: 0, addrStep: new Float64Array(256), lineStep: new Int32Array(256), stdLens: [], constAddPc: 0, opcodeBase: 13, lineRange: 14, minInst: 1 }, none, new Uint32Array(0));
+    this.layoutDies(empty, 0, 0, new Int32Array(1), Int32Array.of(STEP_END), null);
+    this.skipDies(0, 0);
+    this.stats.linePrograms = 0; this.stats.lineStops = 0; this.stats.dieSkips = 0;
   }
 
   /** Where a call's buffers start: after the pinned section. */
@@ -160,11 +176,7 @@ class Kernels {
 
   memoryBytes(): number { return this.x.memory.buffer.byteLength; }
 
-  /**
-   * Runs the line-number program into the heap; null when the kernel cannot start it. A first
-   * pass counts rows and sequences, so the arrays (and the memory a thread keeps) are exactly
-   * as large as the table.
-   */
+  /** Runs the line-number program into the heap; null when the kernel cannot start it. */
   private runLineProgram(p: LineProgramInput): { rowAddr: number; rowFile: number; rowLine: number; rowCol: number; seqLow: number; seqHigh: number; seqFirst: number; seqLast: number; rows: number; seqs: number; stop: number; end: number } | null {
     const len = p.end - p.start;
     if (p.opcodeBase > 256 || p.minInst > 255) return null;
@@ -193,16 +205,27 @@ class Kernels {
       dv.setInt32(st + LS.seqEmpty, 1, true); dv.setFloat64(st + LS.seqLow, 0, true); dv.setUint32(st + LS.seqFirst, 0, true);
       this.x.line_program();
     };
-    run(true);
-    const rowCap = get(LP.rows) + 1, seqCap = get(LP.seqs) + 1;
-    const rowAddr = align(prog + len, 8), rowFile = rowAddr + rowCap * 8, rowLine = rowFile + rowCap * 4, rowCol = rowLine + rowCap * 4;
-    const seqLow = align(rowCol + rowCap * 4, 8), seqHigh = seqLow + seqCap * 8, seqFirst = seqHigh + seqCap * 8, seqLast = seqFirst + seqCap * 4;
-    const end = seqLast + seqCap * 4;
-    if (!this.reserve(end)) return null;
-    dv = this.dv();
-    set(LP.rowAddr, rowAddr); set(LP.rowFile, rowFile); set(LP.rowLine, rowLine); set(LP.rowCol, rowCol); set(LP.rowCap, rowCap);
-    set(LP.seqLow, seqLow); set(LP.seqHigh, seqHigh); set(LP.seqFirst, seqFirst); set(LP.seqLast, seqLast); set(LP.seqCap, seqCap);
+    let rowCap = 0, seqCap = 0, rowAddr = 0, rowFile = 0, rowLine = 0, rowCol = 0, seqLow = 0, seqHigh = 0, seqFirst = 0, seqLast = 0, end = 0;
+    const layout = (rows: number, seqs: number): boolean => {
+      rowCap = rows; seqCap = seqs;
+      rowAddr = align(prog + len, 8); rowFile = rowAddr + rowCap * 8; rowLine = rowFile + rowCap * 4; rowCol = rowLine + rowCap * 4;
+      seqLow = align(rowCol + rowCap * 4, 8); seqHigh = seqLow + seqCap * 8; seqFirst = seqHigh + seqCap * 8; seqLast = seqFirst + seqCap * 4;
+      end = seqLast + seqCap * 4;
+      if (!this.reserve(end)) return false;
+      dv = this.dv();
+      set(LP.rowAddr, rowAddr); set(LP.rowFile, rowFile); set(LP.rowLine, rowLine); set(LP.rowCol, rowCol); set(LP.rowCap, rowCap);
+      set(LP.seqLow, seqLow); set(LP.seqHigh, seqHigh); set(LP.seqFirst, seqFirst); set(LP.seqLast, seqLast); set(LP.seqCap, seqCap);
+      return true;
+    };
+    // Compilers emit 4 to 6 bytes a row: arrays for one row per 3 bytes almost always suffice.
+    // When they do not, a counting pass sizes them exactly and the program runs again.
+    if (!layout(Math.ceil(len / 3) + 16, Math.ceil(len / 8) + 16)) return null;
     run(false);
+    if (get(LP.stop) !== 0 && (get(LP.rows) === rowCap || get(LP.seqs) === seqCap)) {
+      run(true);
+      if (!layout(get(LP.rows) + 1, get(LP.seqs) + 1)) return null;
+      run(false);
+    }
     this.stats.linePrograms++;
     const stop = get(LP.stop);
     if (stop !== 0) this.stats.lineStops++;
@@ -294,6 +317,14 @@ class Kernels {
     const mem = this.x.memory.buffer;
     inputs.forEach((a, i) => new Uint8Array(mem, places[i]!, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));
     return places;
+  }
+
+  /** order.ts's stableOrder for address-like values (null: left to the caller). */
+  orderValues(values: Float64Array): Uint32Array | null {
+    const n = values.length, p = this.stage([values], [n * 8, n * 8, n * 4]);
+    if (!p) return null;
+    if (this.x.order_values(p[0]!, n, p[1]!, p[2]!, p[3]!) === 0) return null;
+    return new Uint32Array(this.x.memory.buffer, p[3]!, n).slice();
   }
 
   /** resolve.ts's unitsFor. */

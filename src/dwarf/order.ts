@@ -4,9 +4,13 @@
  * is much faster than comparator calls before the JIT has warmed up (a symbolizer thread's
  * first request is all cold code).
  */
+import { kernels } from './kernels.js';
 
 /** Indices 0..count-1 of values ordered by value, equal values by index. */
 export function stableOrder(values: Float64Array, count = values.length): Uint32Array {
+  // Addresses (the usual values) are radix-sorted by the WebAssembly kernel.
+  const fast = count >= 64 ? kernels()?.orderValues(values.subarray(0, count)) : null;
+  if (fast) return fast;
   const order = new Uint32Array(count);
   let min = Infinity, max = -Infinity;
   for (let i = 0; i < count; i++) { const v = values[i]!; if (v < min) min = v; if (v > max) max = v; }

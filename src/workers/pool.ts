@@ -9,8 +9,8 @@
  *   await pool.destroy();
  */
 import { availableParallelism } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
 import { Piscina } from 'piscina';
+import { tuneJitForSymbolizing } from './jit.js';
 import { mergeIndexes } from './merge.js';
 import { DebugInfoError, type ResolveRequest, type SourceIndex, type Symbolizer } from './types.js';
 import type { WorkerJob, WorkerResult } from './worker.js';
@@ -40,22 +40,6 @@ export interface ResolveTiming {
   jobs: { loadMs: number; resolveMs: number }[];
 }
 
-/**
- * The workers' first request runs mostly before V8 has optimized the parsers. With optimizing
- * compiles on background threads (V8's default), on a machine whose cores the workers already
- * fill, the optimized code arrives late and the loops stay in the interpreter. Compiling on the
- * requesting thread instead cut a cold request's CPU time by about a quarter. The setting is
- * read when an isolate starts, so it applies to threads started from here on (the pool's), not
- * to the main thread, which is already running.
- */
-let compileFlagsSet = false;
-function compileOnOwnThread(): void {
-  if (compileFlagsSet) return;
-  compileFlagsSet = true;
-  setFlagsFromString('--no-concurrent-recompilation');
-  setFlagsFromString('--no-concurrent-osr');
-}
-
 export class SymbolizerPool implements Symbolizer {
   private readonly piscina: Piscina;
   private readonly threads: number;
@@ -70,7 +54,7 @@ export class SymbolizerPool implements Symbolizer {
     this.splitMinPcs = opts.splitMinPcs ?? 4096;
     this.cache = opts.cache ?? true;
     this.declarations = opts.declarations ?? true;
-    compileOnOwnThread();
+    tuneJitForSymbolizing();
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: opts.idleExitMs === undefined ? this.threads : 0,

@@ -154,6 +154,15 @@ describe('DWARF kernels (WebAssembly)', function () {
     expect([...k.lineLookup(input, addrs, Uint32Array.from([0, 1]))!.file]).to.deep.equal(apart);
     // One run (the addresses consecutive in the unit) keeps its sequence: the reader does the same.
     expect([...k.lineLookup(input, addrs, Uint32Array.from([0]))!.file]).to.deep.equal([1, 1]);
+
+    // A program denser than the first guess of its size (a row per byte): counted, then run again.
+    const dense = Uint8Array.from([...setAddress(0x1000), ...new Array<number>(1000).fill(33), 0x02, 1, 0x00, 1, 0x01]);
+    const denseInput = { ...input, buf: dense, end: dense.length };
+    const probes = Float64Array.from({ length: 1000 }, (_, i) => 0x1001 + i);
+    const got = k.lineLookup(denseInput, probes, Uint32Array.from([0]))!;
+    // Special opcode 33: address +1, line +1, then a row.
+    expect([...got.line]).to.deep.equal(Array.from({ length: 1000 }, (_, i) => 2 + i));
+    expect(k.lineProgram(denseInput)!.rowAddr.length).to.equal(1001);
   });
 
   it('an abbreviation with 200,000 attributes does not overflow the stack building walk plans', () => {
@@ -165,7 +174,7 @@ describe('DWARF kernels (WebAssembly)', function () {
     expect(() => DieSkipper.forUnit(new Uint8Array(16), unit, 'functions')).to.not.throw();
   });
 
-  it('sorting PCs: order, repeats and the cases left to the reader', () => {
+  it('sorting PCs and ordering values: order, repeats and the cases left to the reader', () => {
     const k = kernels()!;
     const check = (pcs: bigint[]) => {
       const got = k.sortPcs(BigUint64Array.from(pcs))!;
@@ -184,6 +193,13 @@ describe('DWARF kernels (WebAssembly)', function () {
     // Spread over more than 4 GiB, or at 2^53 and above: the reader's sort takes these.
     expect(k.sortPcs(BigUint64Array.from([0x1_0000_0000n, 0n]))).to.equal(null);
     expect(k.sortPcs(BigUint64Array.from([2n ** 53n, 1n]))).to.equal(null);
+    // Ordering address-like values (symbols, spans, unit ranges): stable, as the reader's sort.
+    const values = Float64Array.from({ length: 3000 }, () => 0x40_0000 + rng.below(500));
+    const order = k.orderValues(values)!;
+    const expected = [...values.keys()].sort((a, b) => values[a]! - values[b]! || a - b);
+    expect([...order]).to.deep.equal(expected);
+    expect(k.orderValues(Float64Array.from([1.5, 0]))).to.equal(null);
+    expect(k.orderValues(Float64Array.from([2 ** 33, 0]))).to.equal(null);
     // Either way the resolver gives the same answer.
     const exe = build(VARIANTS[0]!);
     const far = BigUint64Array.from([0x1_0000_0000n, ...randomTextAddresses(exe, 50, 3), 2n ** 60n]);

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { UsageError, type Command } from '../command.js';
 import { DebugInfo, filePath } from '../../dwarf/resolve.js';
 import { DebugInfoError, NONE, type SourceIndex } from '../../workers/types.js';
+import { tuneJitForSymbolizing } from '../../workers/jit.js';
 
 const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [ADDR ...]
 
@@ -208,6 +209,7 @@ class Formatter {
 
 async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number): Promise<SourceIndex> {
   // The output has no declaration lines, so the DIE tree is walked only where no symbol names a PC.
+  tuneJitForSymbolizing();
   if (threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false });
   const { SymbolizerPool } = await import('../../workers/pool.js');
   const pool = new SymbolizerPool({ threads, cache: false, declarations: false });
