@@ -6,7 +6,7 @@
 import * as C from './constants.js';
 import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
-import { DieSkipper, ROW_F64S, ROW_RANGE, SLOT } from './kernels.js';
+import { DieSkipper, ROW_F64S, ROW_RANGE, SLOT, walkWants, type DieWalk } from './kernels.js';
 import { fixedFormSize, formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
 
 export interface FunctionInfo {
@@ -136,16 +136,48 @@ function skipDie(r: Reader, plan: number[], u: Unit): void {
 }
 
 /**
+ * Walks u's DIEs in tree order. DIEs of the tags the walk wants go to visit, with the reader
+ * just past the abbreviation code and the DIE's offset; the others are skipped, in WebAssembly
+ * when the kernels are on. A capturing walk's kernel reads subprograms itself and hands them to
+ * onRows (rows of ROW_F64S, in tree order) before any DIE after them is visited.
+ */
+function walkDies(sec: Sections, u: Unit, walk: DieWalk, visit: (r: Reader, a: Abbrev, at: number) => void,
+  onRows?: (rows: Float64Array, n: number) => void): void {
+  const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
+  const plans = new SkipPlans(u);
+  // Only a capturing walk reads addresses (addrx through .debug_addr).
+  const fast = DieSkipper.forUnit(sec.info, u, walk, walk === 'functions-capture' ? sec.addr : undefined);
+  let depth = 0;
+  while (r.pos < r.end) {
+    if (fast) {
+      const ended = fast.skip(r.pos, depth);
+      if (fast.captured > 0) onRows!(fast.rows, fast.captured);
+      if (ended) break;
+      r.pos = fast.pos; depth = fast.depth;
+      if (r.pos >= r.end) break;
+    }
+    const at = r.pos;
+    const code = r.uleb();
+    if (code === 0) {
+      if (--depth <= 0) break;
+      continue;
+    }
+    const a = u.abbrevs.get(code);
+    if (!a) throw r.err(`unknown abbreviation code ${code}`);
+    if (walkWants(walk, a.tag)) visit(r, a, at);
+    else skipDie(r, plans.get(code, a), u);
+    if (a.hasChildren) depth++;
+    else if (depth === 0) break; // a unit DIE without children
+  }
+}
+
+/**
  * Walks the unit's DIEs and returns its functions with code. Without names, only ranges and
  * declarations are found (the resolver names functions from the symbol table): no string is
- * decoded.
+ * decoded, and the kernel reads the subprograms' attributes.
  */
 export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = true): FunctionInfo[] {
   const out: FunctionInfo[] = [];
-  const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
-  const plans = new SkipPlans(u);
-  // In WebAssembly: other DIEs are skipped and, without names, subprograms' attributes read.
-  const fast = DieSkipper.forUnit(sec.info, u, names ? 'functions' : 'functions-capture', sec.addr);
   /** known: the range the kernel read from low_pc/high_pc ([] when empty), or null to read it here. */
   const add = (pc: PcAttrs, n: DieNames, declaration: boolean, known: number[] | null = null): void => {
     if (declaration || !(pc.lowForm || pc.rangesForm)) return;
@@ -157,71 +189,52 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
       out.push(f);
     }
   };
-  let depth = 0;
-  while (r.pos < r.end) {
-    if (fast) {
-      const ended = fast.skip(r.pos, depth);
-      const rows = fast.rows;
-      // Slot k of a row is at o + 2 + 2k (form) and o + 3 + 2k (value).
-      const LOW = 2 + 2 * SLOT.low, HIGH = 2 + 2 * SLOT.high, RANGES = 2 + 2 * SLOT.ranges, FILE = 2 + 2 * SLOT.declFile;
-      const LINE = 2 + 2 * SLOT.declLine, DECL = 2 + 2 * SLOT.declaration, REF = 2 + 2 * SLOT.ref;
-      for (let i = 0, o = 0; i < fast.captured; i++, o += ROW_F64S) {
-        sec.budget.chargeAttrs(rows[o + 1]!);
-        const pc: PcAttrs = {
-          lowForm: rows[o + LOW]!, low: rows[o + LOW + 1]!, highForm: rows[o + HIGH]!, high: rows[o + HIGH + 1]!,
-          rangesForm: rows[o + RANGES]!, ranges: rows[o + RANGES + 1]!,
-        };
-        const n: DieNames = {
-          linkage: null, name: null, ref: -1,
-          declFile: rows[o + FILE] ? rows[o + FILE + 1]! : -1, declLine: rows[o + LINE] ? rows[o + LINE + 1]! : 0,
-        };
-        const refForm = rows[o + REF]!;
-        if (refForm) n.ref = isUnitRef(refForm) ? u.offset + rows[o + REF + 1]! : rows[o + REF + 1]!;
-        const range = rows[o + ROW_RANGE];
-        const known = range === 1 ? [rows[o + ROW_RANGE + 1]!, rows[o + ROW_RANGE + 2]!] : range === 2 ? [] : null;
-        add(pc, n, rows[o + DECL] ? rows[o + DECL + 1]! !== 0 : false, known);
+  // Slot k of a captured row is at o + 2 + 2k (form) and o + 3 + 2k (value).
+  const LOW = 2 + 2 * SLOT.low, HIGH = 2 + 2 * SLOT.high, RANGES = 2 + 2 * SLOT.ranges, FILE = 2 + 2 * SLOT.declFile;
+  const LINE = 2 + 2 * SLOT.declLine, DECL = 2 + 2 * SLOT.declaration, REF = 2 + 2 * SLOT.ref;
+  const onRows = (rows: Float64Array, count: number): void => {
+    for (let i = 0, o = 0; i < count; i++, o += ROW_F64S) {
+      sec.budget.chargeAttrs(rows[o + 1]!);
+      const pc: PcAttrs = {
+        lowForm: rows[o + LOW]!, low: rows[o + LOW + 1]!, highForm: rows[o + HIGH]!, high: rows[o + HIGH + 1]!,
+        rangesForm: rows[o + RANGES]!, ranges: rows[o + RANGES + 1]!,
+      };
+      const n: DieNames = {
+        linkage: null, name: null, ref: -1,
+        declFile: rows[o + FILE] ? rows[o + FILE + 1]! : -1, declLine: rows[o + LINE] ? rows[o + LINE + 1]! : 0,
+      };
+      const refForm = rows[o + REF]!;
+      if (refForm) n.ref = isUnitRef(refForm) ? u.offset + rows[o + REF + 1]! : rows[o + REF + 1]!;
+      const range = rows[o + ROW_RANGE];
+      const known = range === 1 ? [rows[o + ROW_RANGE + 1]!, rows[o + ROW_RANGE + 2]!] : range === 2 ? [] : null;
+      add(pc, n, rows[o + DECL] ? rows[o + DECL + 1]! !== 0 : false, known);
+    }
+  };
+  walkDies(sec, u, names ? 'functions' : 'functions-capture', (r, a) => {
+    sec.budget.chargeAttrs(a.attrs.length);
+    const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
+    const n: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };
+    let declaration = false;
+    for (let i = 0; i < a.attrs.length; i++) {
+      const at = a.attrs[i]!, form = a.forms[i]!;
+      const v = readForm(r, form, u, a.implicit[i]!);
+      switch (at) {
+        case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
+        case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
+        case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
+        case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: if (names) n.linkage = formString(sec, u, form, v); break;
+        case C.DW_AT_name: if (names) n.name = formString(sec, u, form, v); break;
+        case C.DW_AT_decl_file: n.declFile = v; break;
+        case C.DW_AT_decl_line: n.declLine = v; break;
+        case C.DW_AT_declaration: declaration = v !== 0; break;
+        case C.DW_AT_specification: case C.DW_AT_abstract_origin:
+          if (isUnitRef(form)) n.ref = u.offset + v;
+          else if (form === C.DW_FORM_ref_addr) n.ref = v;
+          break;
       }
-      if (ended) break;
-      r.pos = fast.pos; depth = fast.depth;
-      if (r.pos >= r.end) break;
     }
-    const code = r.uleb();
-    if (code === 0) {
-      if (--depth <= 0) break;
-      continue;
-    }
-    const a = u.abbrevs.get(code);
-    if (!a) throw r.err(`unknown abbreviation code ${code}`);
-    if (a.tag !== C.DW_TAG_subprogram) {
-      skipDie(r, plans.get(code, a), u);
-    } else {
-      sec.budget.chargeAttrs(a.attrs.length);
-      const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
-      const n: DieNames = { linkage: null, name: null, declFile: -1, declLine: 0, ref: -1 };
-      let declaration = false;
-      for (let i = 0; i < a.attrs.length; i++) {
-        const at = a.attrs[i]!, form = a.forms[i]!;
-        const v = readForm(r, form, u, a.implicit[i]!);
-        switch (at) {
-          case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
-          case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
-          case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
-          case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: if (names) n.linkage = formString(sec, u, form, v); break;
-          case C.DW_AT_name: if (names) n.name = formString(sec, u, form, v); break;
-          case C.DW_AT_decl_file: n.declFile = v; break;
-          case C.DW_AT_decl_line: n.declLine = v; break;
-          case C.DW_AT_declaration: declaration = v !== 0; break;
-          case C.DW_AT_specification: case C.DW_AT_abstract_origin:
-            if (isUnitRef(form)) n.ref = u.offset + v;
-            else if (form === C.DW_FORM_ref_addr) n.ref = v;
-            break;
-        }
-      }
-      add(pc, n, declaration);
-    }
-    if (a.hasChildren) depth++;
-    else if (depth === 0) break; // a unit DIE without children
-  }
+    add(pc, n, declaration);
+  }, onRows);
   return out;
 }
 
@@ -238,47 +251,24 @@ export class SubroutineMap {
   private infos = new Map<number, FunctionInfo>();
 
   constructor(private readonly sec: Sections, private readonly units: Unit[], private readonly u: Unit) {
-    const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
-    const plans = new SkipPlans(u);
-    const fast = DieSkipper.forUnit(sec.info, u, 'subroutines');
-    let depth = 0;
-    while (r.pos < r.end) {
-      if (fast) {
-        if (fast.skip(r.pos, depth)) break;
-        r.pos = fast.pos; depth = fast.depth;
-        if (r.pos >= r.end) break;
-      }
-      const at = r.pos;
-      const code = r.uleb();
-      if (code === 0) {
-        if (--depth <= 0) break;
-        continue;
-      }
-      const a = u.abbrevs.get(code);
-      if (!a) throw r.err(`unknown abbreviation code ${code}`);
-      if (a.tag !== C.DW_TAG_subprogram && a.tag !== C.DW_TAG_inlined_subroutine) {
-        skipDie(r, plans.get(code, a), u);
-      } else {
-        sec.budget.chargeAttrs(a.attrs.length);
-        const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
-        for (let i = 0; i < a.attrs.length; i++) {
-          const form = a.forms[i]!;
-          const v = readForm(r, form, u, a.implicit[i]!);
-          switch (a.attrs[i]) {
-            case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
-            case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
-            case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
-          }
-        }
-        if (pc.lowForm || pc.rangesForm) {
-          const ranges: number[] = [];
-          dieRanges(sec, u, pc, ranges);
-          for (let k = 0; k < ranges.length; k += 2) if (ranges[k] !== ranges[k + 1]) this.insert(ranges[k]!, ranges[k + 1]!, at);
+    walkDies(sec, u, 'subroutines', (r, a, at) => {
+      sec.budget.chargeAttrs(a.attrs.length);
+      const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
+      for (let i = 0; i < a.attrs.length; i++) {
+        const form = a.forms[i]!;
+        const v = readForm(r, form, u, a.implicit[i]!);
+        switch (a.attrs[i]) {
+          case C.DW_AT_low_pc: pc.lowForm = form; pc.low = v; break;
+          case C.DW_AT_high_pc: pc.highForm = form; pc.high = v; break;
+          case C.DW_AT_ranges: pc.rangesForm = form; pc.ranges = v; break;
         }
       }
-      if (a.hasChildren) depth++;
-      else if (depth === 0) break;
-    }
+      if (pc.lowForm || pc.rangesForm) {
+        const ranges: number[] = [];
+        dieRanges(sec, u, pc, ranges);
+        for (let k = 0; k < ranges.length; k += 2) if (ranges[k] !== ranges[k + 1]) this.insert(ranges[k]!, ranges[k + 1]!, at);
+      }
+    });
   }
 
   /** upper_bound: the first index whose key is above x. */

@@ -610,6 +610,11 @@ const WALKS: Record<DieWalk, { wanted: (tag: number) => boolean; capture: (tag: 
   'subroutines': { wanted: (tag) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine, capture: () => false },
 };
 
+/** Whether a walk reads DIEs of this tag itself (or, capturing, has the kernel read them). */
+export function walkWants(walk: DieWalk, tag: number): boolean {
+  return WALKS[walk].wanted(tag);
+}
+
 /** Plans by abbreviation table, unit shape and walk: units sharing a table build them once. */
 const planCache = new WeakMap<object, Map<string, { plans: Int32Array; steps: Int32Array }>>();
 
