@@ -1,11 +1,12 @@
 /**
- * The WebAssembly kernels (kernels.c): sorting a request's PCs, the line-number state machine and
- * the skip over DIEs the walk does not need, which are most of a cold request's time when V8
- * interprets them.
+ * The WebAssembly kernels (kernels.c), for the loops that are most of a cold request's time
+ * when V8 interprets them: sorting a request's PCs and ordering addresses, the line-number state
+ * machine and its look-ups, the DIE walk (skipping DIEs, reading subprograms into rows), and the
+ * walks of sorted addresses over units, spans and symbols (resolve.ts, order.ts).
  *
  * Each kernel takes only the easy path and stops where input is odd; the TypeScript reader
- * (line.ts, functions.ts) goes on from exactly that point with the same state. So the kernels
- * change speed, never results or errors. Without kernels.wasm (built by scripts/build-kernels.ts
+ * (line.ts, functions.ts, resolve.ts) goes on from exactly that point with the same state. So
+ * the kernels change speed, never results, budget charges or errors. Without kernels.wasm (built by scripts/build-kernels.ts
  * with clang-14 and wasm-ld-14), or with `COVD_DWARF_KERNELS=js`, the reader runs alone.
  *
  * One module instance per thread; calls are synchronous and each lays its buffers out from the
