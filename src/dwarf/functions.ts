@@ -6,7 +6,7 @@
 import * as C from './constants.js';
 import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
-import { DieSkipper, ROW_F64S, ROW_RANGE, SLOT, walkWants, type DieWalk } from './kernels.js';
+import { DieWalker, ROW_F64S, ROW_RANGE, SLOT, walkWants, type DieWalk } from './kernels.js';
 import { fixedFormSize, formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
 
 export interface FunctionInfo {
@@ -146,7 +146,7 @@ function walkDies(sec: Sections, u: Unit, walk: DieWalk, visit: (r: Reader, a: A
   const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
   const plans = new SkipPlans(u);
   // Only a capturing walk reads addresses (addrx through .debug_addr).
-  const fast = DieSkipper.forUnit(sec.info, u, walk, walk === 'functions-capture' ? sec.addr : undefined);
+  const fast = DieWalker.forUnit(sec.info, u, walk, walk === 'functions-capture' ? sec.addr : undefined);
   let depth = 0;
   while (r.pos < r.end) {
     if (fast) {

@@ -10,7 +10,7 @@
  * with clang-14 and wasm-ld-14), or with `COVD_DWARF_KERNELS=js`, the reader runs alone.
  *
  * One module instance per thread; calls are synchronous and each lays its buffers out from the
- * heap base again, so a buffer is valid only until the next call (DieSkipper re-copies its unit
+ * heap base again, so a buffer is valid only until the next call (DieWalker re-copies its unit
  * when another call came between).
  */
 import { readFileSync } from 'node:fs';
@@ -118,7 +118,7 @@ export interface LineProgramOutput {
 class Kernels {
   private readonly x: Exports;
   private readonly heap: number;
-  /** Bumped by every call that lays out the heap, so a DieSkipper knows its copy was overwritten. */
+  /** Bumped by every call that lays out the heap, so a DieWalker knows its copy was overwritten. */
   epoch = 0;
   /** A section kept in the heap across calls (a unit walk's .debug_addr); layouts start after it. */
   private pinned: { bytes: Uint8Array; at: number; len: number } | null = null;
@@ -460,7 +460,7 @@ export function setKernelsEnabled(on: boolean): void { disabled = !on; }
  * The walk calls skip() before reading each DIE; the kernel stops at a DIE the walk must read
  * itself. Rows come back with their DIE's offset and are the DIEs before that stop, in order.
  */
-export class DieSkipper {
+export class DieWalker {
   private epoch = -1;
   private layout: { base: number; rows: number } | null = null;
   pos = 0;
@@ -484,7 +484,7 @@ export class DieSkipper {
    * except that with 'functions-capture' subprograms' attributes at SLOT (ranges, declaration,
    * origin) come back as rows. Null without kernels.
    */
-  static forUnit(info: Uint8Array, u: Unit, walk: DieWalk, addr?: Uint8Array): DieSkipper | null {
+  static forUnit(info: Uint8Array, u: Unit, walk: DieWalk, addr?: Uint8Array): DieWalker | null {
     const k = kernels();
     if (!k || u.end <= u.dieOffset) return null;
     const { plans, steps } = plansFor(u, walk);
@@ -492,7 +492,7 @@ export class DieSkipper {
     // left to the reader, which looks abbreviations up only as DIEs use them.
     if ((plans.length + steps.length) * 4 > (u.end - u.dieOffset) + 65536) return null;
     const debugAddr = addr && addr.length > 0 ? { bytes: addr, addrBase: u.addrBase, addrSize: u.addrSize } : null;
-    return new DieSkipper(k, info, u.dieOffset, u.end, plans, steps, debugAddr);
+    return new DieWalker(k, info, u.dieOffset, u.end, plans, steps, debugAddr);
   }
 
   /**

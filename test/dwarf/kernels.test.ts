@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
-import { DieSkipper, NO_ROW, kernels, kernelsActive, setKernelsEnabled } from '../../src/dwarf/kernels.js';
+import { DieWalker, NO_ROW, kernels, kernelsActive, setKernelsEnabled } from '../../src/dwarf/kernels.js';
 import { AbbrevTable } from '../../src/dwarf/abbrev.js';
 import type { Unit } from '../../src/dwarf/units.js';
 import { parseLineTable } from '../../src/dwarf/line.js';
@@ -171,7 +171,7 @@ describe('DWARF kernels (WebAssembly)', function () {
     bytes.push(0, 0, 0);
     const abbrevs = AbbrevTable.parse(Uint8Array.from(bytes), 0);
     const unit = { abbrevs, addrSize: 8, offSize: 4, version: 5, dieOffset: 0, end: 16 } as unknown as Unit;
-    expect(() => DieSkipper.forUnit(new Uint8Array(16), unit, 'functions')).to.not.throw();
+    expect(() => DieWalker.forUnit(new Uint8Array(16), unit, 'functions')).to.not.throw();
   });
 
   it('sorting PCs and ordering values: order, repeats and the cases left to the reader', () => {
