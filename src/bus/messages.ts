@@ -16,6 +16,8 @@ export interface CoverageMessage {
   /** Absolute path of the coverage file. */
   file: string;
   pid?: number;
+  /** Daemon to coverage thread only: the hash of the PC table the target was resolved for (pcTableHash). */
+  pcsHash?: string;
 }
 
 export interface RemoveMessage { type: 'remove'; id: string }

@@ -2,9 +2,13 @@
  * The metadata file beside a coverage file (`v/<id>.meta.json`): which executable writes it.
  * The agent writes it atomically (temp file + rename), so a reader sees a whole file or none.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { readBounded, readBoundedSync, UntrustedFileError } from '../util/untrusted.js';
 import type { CoverageMeta } from './types.js';
+
+/** Largest metadata file read: a real one is a few hundred bytes (argv included). */
+export const MAX_META_BYTES = 64 << 10;
 
 /** Thrown for a metadata file that exists but is not valid. */
 export class CoverageMetaError extends Error {
@@ -14,7 +18,38 @@ export class CoverageMetaError extends Error {
   }
 }
 
-const ID = /^[0-9a-f]{16}$/;
+/** A coverage id: 16 lower-case hex digits. The one definition; everyone else imports it. */
+export const COVERAGE_ID = /^[0-9a-f]{16}$/;
+const ID = COVERAGE_ID;
+
+export function isCoverageId(s: unknown): s is string {
+  return typeof s === 'string' && ID.test(s);
+}
+
+/**
+ * The agent's hash of a PC list (agent/covd_agent.c hash_pcs): FNV-1a over the little-endian
+ * bytes, then splitmix64's finaliser; 16 hex digits. The agent names its file by it; the daemon
+ * uses it to recognise the PC table it resolved when a file is replaced or a target restored.
+ * FNV's 64-bit multiply is done in 32-bit halves: BigInt per byte is 50x slower.
+ */
+export function pcTableHash(pcs: BigUint64Array): string {
+  const bytes = new Uint8Array(pcs.buffer, pcs.byteOffset, pcs.byteLength);
+  let lo = 0x84222325, hi = 0xcbf29ce4;
+  for (let i = 0; i < bytes.length; i++) {
+    lo = (lo ^ bytes[i]!) >>> 0;
+    // (hi:lo) * 0x100000001b3 = (hi:lo) * 0x1b3 + (lo << 40), mod 2^64
+    const a = (lo & 0xffff) * 0x1b3;
+    const b = (lo >>> 16) * 0x1b3 + (a >>> 16);
+    hi = (Math.imul(hi, 0x1b3) + (b >>> 16) + (lo << 8)) >>> 0;
+    lo = (((b & 0xffff) << 16) | (a & 0xffff)) >>> 0;
+  }
+  const M = 0xffff_ffff_ffff_ffffn;
+  let h = (BigInt(hi) << 32n) | BigInt(lo);
+  h ^= h >> 30n; h = (h * 0xbf58476d1ce4e5b9n) & M;
+  h ^= h >> 27n; h = (h * 0x94d049bb133111ebn) & M;
+  h ^= h >> 31n;
+  return h.toString(16).padStart(16, '0');
+}
 
 /** The coverage id (16 lower-case hex digits) of a coverage file path, or null if the name is not one. */
 export function coverageIdOf(file: string): string | null {
@@ -54,11 +89,34 @@ export function readCoverageMeta(coverageFile: string): CoverageMeta | null {
   const path = metaPathFor(coverageFile);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedSync(path, MAX_META_BYTES, META_RULES).toString('utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new CoverageMetaError(path, (err as Error).message);
+    return metaReadError(path, err);
   }
+  return parseMetaText(path, text);
+}
+
+/** readCoverageMeta without blocking the calling thread (the daemon's main thread uses this). */
+export async function readCoverageMetaAsync(coverageFile: string): Promise<CoverageMeta | null> {
+  const path = metaPathFor(coverageFile);
+  let text: string;
+  try {
+    text = (await readBounded(path, MAX_META_BYTES, META_RULES)).toString('utf8');
+  } catch (err) {
+    return metaReadError(path, err);
+  }
+  return parseMetaText(path, text);
+}
+
+// The agent writes real files into v/: a symlink there (to /dev/zero, say) is refused.
+const META_RULES = { noFollow: true } as const;
+
+function metaReadError(path: string, err: unknown): null {
+  if (err instanceof UntrustedFileError && err.code === 'ENOENT') return null;
+  throw new CoverageMetaError(path, err instanceof UntrustedFileError ? err.message.slice(path.length + 2) : (err as Error).message);
+}
+
+function parseMetaText(path: string, text: string): CoverageMeta {
   let json: unknown;
   try {
     json = JSON.parse(text);

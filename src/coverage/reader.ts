@@ -7,8 +7,10 @@
  * file can misbehave (not there yet, empty, short, truncated, grown, deleted, replaced) ends in
  * a CoverageFileError whose `retryable` says whether opening again later may succeed.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readSync, type BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { openRegular, openRegularSync, UntrustedFileError } from '../util/untrusted.js';
 import {
   MAX_PCS_LEN,
   MIN_HEADER_BYTES,
@@ -26,6 +28,8 @@ const U64_MAX = 0xffff_ffff_ffff_ffffn;
 export interface OpenCoverageOptions {
   /** Force a layout instead of detecting it. */
   layout?: CoverageLayout;
+  /** Refuse a pcs_len above this (checked before allocating); at most MAX_PCS_LEN. */
+  maxPcs?: number;
 }
 
 export interface CoverageSnapshot {
@@ -44,6 +48,111 @@ function errnoCode(err: unknown): string | undefined {
 function ioError(path: string, what: string, err: unknown): CoverageFileError {
   if (errnoCode(err) === 'ENOENT') return new CoverageFileError('ENOENT', `${path}: does not exist`, true);
   return new CoverageFileError('IO', `${path}: ${what}: ${(err as Error).message}`, false);
+}
+
+/** The agent only writes real files into v/; a symlink there could point anywhere. */
+const COVERAGE_RULES = { noFollow: true } as const;
+
+/** A refusal from the untrusted-file rules as a CoverageFileError (FIFOs and devices are never retryable). */
+function untrustedError(path: string, err: unknown): CoverageFileError {
+  if (err instanceof UntrustedFileError) {
+    if (err.code === 'ENOENT') return new CoverageFileError('ENOENT', `${path}: does not exist`, true);
+    return new CoverageFileError('IO', err.message, false);
+  }
+  return ioError(path, 'cannot open', err);
+}
+
+interface BodyPlan {
+  path: string;
+  pcsLen: number;
+  fourField: boolean;
+  headerSize: number;
+  /** u64 words after the header: PCs and seen bits. */
+  words: number;
+}
+
+/**
+ * Judges a file from its size and first 24 bytes, before anything large is allocated.
+ * Messages never quote values read from the file: the path may not be a coverage file at all.
+ */
+function planBody(path: string, size: number, head: Uint8Array, got: number, opts: OpenCoverageOptions): BodyPlan {
+  if (size === 0) throw new CoverageFileError('EMPTY', `${path}: empty (still being created?)`, true);
+  if (size < MIN_HEADER_BYTES) throw new CoverageFileError('SHORT', `${path}: ${size} bytes, shorter than a header`, true);
+  if (got < MIN_HEADER_BYTES) throw new CoverageFileError('SHORT', `${path}: shrank while reading its header`, true);
+  const rawLen = new DataView(head.buffer, head.byteOffset, head.byteLength).getBigUint64(PCS_LEN_OFFSET, true);
+  if (rawLen === 0n) {
+    throw new CoverageFileError('BAD_PCS_LEN', `${path}: pcs_len is 0 (header not written yet, or no instrumented code)`, true);
+  }
+  const limit = Math.min(MAX_PCS_LEN, opts.maxPcs ?? MAX_PCS_LEN);
+  if (rawLen > BigInt(limit)) {
+    const why = limit < MAX_PCS_LEN ? 'the daemon\'s limit (--max-pcs, sized from its memory budget)' : 'what any executable has';
+    throw new CoverageFileError('BAD_PCS_LEN', `${path}: pcs_len is over ${limit} PCs, ${why}`, false);
+  }
+  const pcsLen = Number(rawLen);
+  const verdict = classifySize(size, pcsLen);
+  if (verdict.kind === 'short') {
+    throw new CoverageFileError('SHORT', `${path}: ${size} bytes, fewer than the PC count in its header needs (${layoutInfo('seed', pcsLen).size})`, true);
+  }
+  if (verdict.kind === 'bad') {
+    throw new CoverageFileError('BAD_SIZE', `${path}: ${size} bytes matches no layout for the PC count in its header`, false);
+  }
+  const fourField = verdict.kind === 'four';
+  if (opts.layout && (opts.layout === 'no-lowest-stack') === fourField) {
+    throw new CoverageFileError('BAD_SIZE', `${path}: ${size} bytes does not fit layout ${opts.layout}`, false);
+  }
+  return { path, pcsLen, fourField, headerSize: fourField ? 32 : 24, words: pcsLen + bitsWords(pcsLen) };
+}
+
+/** Picks the layout from the body's content and takes the PC list out of it. */
+function finishBody(plan: BodyPlan, body: BigUint64Array, opts: OpenCoverageOptions): { info: LayoutInfo; pcs: BigUint64Array } {
+  if (!littleEndianHost) for (let i = 0; i < body.length; i++) body[i] = swap64(body[i]!);
+  const layout: CoverageLayout = opts.layout ?? (plan.fourField ? chooseFourFieldLayout(body, plan.pcsLen) : 'no-lowest-stack');
+  const info = layoutInfo(layout, plan.pcsLen);
+  const pcsStart = (info.pcsOffset - plan.headerSize) / 8;
+  return { info, pcs: body.slice(pcsStart, pcsStart + plan.pcsLen) };
+}
+
+/**
+ * Reads a coverage file's PC list without blocking the calling thread (the daemon's main thread
+ * uses this for every announcement). Same checks and errors as CoverageFile.open.
+ */
+export async function readPcListAsync(path: string, opts: OpenCoverageOptions = {}): Promise<{ pcsLen: number; pcs: BigUint64Array; layout: CoverageLayout }> {
+  let fh: FileHandle;
+  let size: number;
+  try {
+    const o = await openRegular(path, COVERAGE_RULES);
+    fh = o.fh;
+    size = o.st.size;
+  } catch (err) {
+    throw untrustedError(path, err);
+  }
+  try {
+    const readAt = async (buf: Uint8Array, pos: number): Promise<number> => {
+      let got = 0;
+      while (got < buf.length) {
+        const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got;
+    };
+    const head = new Uint8Array(MIN_HEADER_BYTES);
+    let got: number;
+    try {
+      got = size >= MIN_HEADER_BYTES ? await readAt(head, 0) : 0;
+    } catch (err) {
+      throw ioError(path, 'cannot read', err);
+    }
+    const plan = planBody(path, size, head, got, opts);
+    const body = new BigUint64Array(plan.words);
+    if (await readAt(new Uint8Array(body.buffer), plan.headerSize) < body.byteLength) {
+      throw new CoverageFileError('SHORT', `${path}: shrank while reading its PC list`, false);
+    }
+    const { info, pcs } = finishBody(plan, body, opts);
+    return { pcsLen: info.pcsLen, pcs, layout: info.layout };
+  } finally {
+    await fh.close().catch(() => {});
+  }
 }
 
 /** Reads exactly buf.length bytes at pos, or returns how many it got (EOF). */
@@ -95,68 +204,32 @@ export class CoverageFile {
   /** Opens and validates a coverage file; throws CoverageFileError. */
   static open(path: string, opts: OpenCoverageOptions = {}): CoverageFile {
     let fd: number;
+    let st: BigIntStats;
     try {
-      fd = openSync(path, 'r');
+      fd = openRegularSync(path, COVERAGE_RULES).fd;
     } catch (err) {
-      throw ioError(path, 'cannot open', err);
+      throw untrustedError(path, err);
     }
     try {
-      return CoverageFile.#validate(path, fd, opts);
+      try {
+        st = fstatSync(fd, { bigint: true });
+      } catch (err) {
+        throw ioError(path, 'cannot stat', err);
+      }
+      const head = new Uint8Array(MIN_HEADER_BYTES);
+      const got = Number(st.size) >= MIN_HEADER_BYTES ? preadFull(fd, head, 0) : 0;
+      const plan = planBody(path, Number(st.size), head, got, opts);
+      const body = new BigUint64Array(plan.words);
+      const bodyBytes = new Uint8Array(body.buffer);
+      if (preadFull(fd, bodyBytes, plan.headerSize) < bodyBytes.length) {
+        throw new CoverageFileError('SHORT', `${path}: shrank while reading its PC list`, false);
+      }
+      const { info, pcs } = finishBody(plan, body, opts);
+      return new CoverageFile(path, fd, st, info, pcs);
     } catch (err) {
       closeSync(fd);
       throw err;
     }
-  }
-
-  static #validate(path: string, fd: number, opts: OpenCoverageOptions): CoverageFile {
-    let st: BigIntStats;
-    try {
-      st = fstatSync(fd, { bigint: true });
-    } catch (err) {
-      throw ioError(path, 'cannot stat', err);
-    }
-    if (!st.isFile()) throw new CoverageFileError('IO', `${path}: not a regular file`, false);
-    const size = Number(st.size);
-    if (size === 0) throw new CoverageFileError('EMPTY', `${path}: empty (still being created?)`, true);
-    if (size < MIN_HEADER_BYTES) {
-      throw new CoverageFileError('SHORT', `${path}: ${size} bytes, shorter than a header`, true);
-    }
-    const head = new Uint8Array(MIN_HEADER_BYTES);
-    if (preadFull(fd, head, 0) < MIN_HEADER_BYTES) {
-      throw new CoverageFileError('SHORT', `${path}: shrank while reading its header`, true);
-    }
-    const rawLen = new DataView(head.buffer).getBigUint64(PCS_LEN_OFFSET, true);
-    if (rawLen === 0n) {
-      throw new CoverageFileError('BAD_PCS_LEN', `${path}: pcs_len is 0 (header not written yet, or no instrumented code)`, true);
-    }
-    if (rawLen > BigInt(MAX_PCS_LEN)) {
-      throw new CoverageFileError('BAD_PCS_LEN', `${path}: pcs_len ${rawLen} is absurd (limit ${MAX_PCS_LEN})`, false);
-    }
-    const pcsLen = Number(rawLen);
-    const verdict = classifySize(size, pcsLen);
-    if (verdict.kind === 'short') {
-      throw new CoverageFileError('SHORT', `${path}: ${size} bytes, but pcs_len ${pcsLen} needs ${layoutInfo('seed', pcsLen).size}`, true);
-    }
-    if (verdict.kind === 'bad') {
-      throw new CoverageFileError('BAD_SIZE', `${path}: ${size} bytes matches no layout for pcs_len ${pcsLen}`, false);
-    }
-    const fourField = verdict.kind === 'four';
-    if (opts.layout && (opts.layout === 'no-lowest-stack') === fourField) {
-      throw new CoverageFileError('BAD_SIZE', `${path}: ${size} bytes does not fit layout ${opts.layout} for pcs_len ${pcsLen}`, false);
-    }
-    const headerSize = fourField ? 32 : 24;
-    // The words after the header: PCs and bits in some order; read once, aligned.
-    const body = new BigUint64Array(pcsLen + bitsWords(pcsLen));
-    const bodyBytes = new Uint8Array(body.buffer);
-    if (preadFull(fd, bodyBytes, headerSize) < bodyBytes.length) {
-      throw new CoverageFileError('SHORT', `${path}: shrank while reading its PC list`, false);
-    }
-    if (!littleEndianHost) for (let i = 0; i < body.length; i++) body[i] = swap64(body[i]!);
-    const layout: CoverageLayout = opts.layout ?? (fourField ? chooseFourFieldLayout(body, pcsLen) : 'no-lowest-stack');
-    const info = layoutInfo(layout, pcsLen);
-    const pcsStart = (info.pcsOffset - headerSize) / 8;
-    const pcs = body.slice(pcsStart, pcsStart + pcsLen);
-    return new CoverageFile(path, fd, st, info, pcs);
   }
 
   /** Whether the file is still the one we opened, at the size we expect; throws when not. */
@@ -170,7 +243,7 @@ export class CoverageFile {
     }
     let onDisk: BigIntStats;
     try {
-      onDisk = statSync(this.path, { bigint: true });
+      onDisk = lstatSync(this.path, { bigint: true });
     } catch (err) {
       throw errnoCode(err) === 'ENOENT'
         ? new CoverageFileError('ENOENT', `${this.path}: deleted`, true)
@@ -205,7 +278,7 @@ export class CoverageFile {
     const v = this.#headerView;
     const pcsLen = v.getBigUint64(PCS_LEN_OFFSET, true);
     if (pcsLen !== BigInt(this.pcsLen)) {
-      throw new CoverageFileError('REPLACED', `${this.path}: pcs_len changed from ${this.pcsLen} to ${pcsLen}`, true);
+      throw new CoverageFileError('REPLACED', `${this.path}: pcs_len changed`, true);
     }
     let nRuns = v.getBigUint64(0, true);
     let uniqueRuns = v.getBigUint64(8, true);

@@ -26,6 +26,7 @@ export type CoverageErrorCode =
   | 'BAD_SIZE'    // size matches no layout for this pcs_len
   | 'BAD_PCS_LEN' // pcs_len is zero or absurd
   | 'REPLACED'    // the path now names a different file (inode changed) or pcs_len changed
+  | 'PCS_CHANGED' // the file now holds another PC table than the one its target was resolved for
   | 'IO';         // any other I/O error
 
 export class CoverageFileError extends Error {

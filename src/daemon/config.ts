@@ -14,6 +14,8 @@
  *   --allow-host (rep) COVD_ALLOWED_HOSTS  allowedHosts        none
  *   --retire-days      COVD_RETIRE_DAYS    retireDays          30
  *   --keep-retired     COVD_KEEP_RETIRED   keepRetired         5
+ *   --memory-mb        COVD_MEMORY_MB      memoryMb            2048 (sets the largest pcs_len accepted)
+ *   --symbolize-timeout COVD_SYMBOLIZE_TIMEOUT symbolizeTimeout 600 (seconds per executable)
  *   --config           COVD_CONFIG         -                   $XDG_CONFIG_HOME/covd/config.json (if present)
  */
 import { readFileSync } from 'node:fs';
@@ -37,8 +39,27 @@ export interface DaemonConfig {
   retireDays: number;
   /** At most this many retired targets are kept per executable (oldest deleted first). */
   keepRetired: number;
+  /** Memory the daemon may use for targets, MiB; the largest pcs_len accepted follows from it (maxPcsFor). */
+  memoryMb?: number;
+  /** Symbolizing one executable is abandoned after this many seconds (its target fails; others go on). */
+  symbolizeTimeout?: number;
   /** The config file actually read, if any. */
   configFile?: string;
+}
+
+/**
+ * What one PC costs the daemon at its peak, in bytes: the PC list read twice (dispatch and the
+ * coverage thread), the source index (four u32 per PC, once in a symbolizer thread and once
+ * merged), first-seen times, the store's snapshot copies, and the symbolizer's sort space.
+ * Measured near 64 B/PC when a 2^27-PC file was accepted; twice that leaves room for the rest.
+ */
+export const BYTES_PER_PC = 128;
+export const DEFAULT_MEMORY_MB = 2048;
+export const DEFAULT_SYMBOLIZE_TIMEOUT_S = 600;
+
+/** The largest pcs_len a daemon with this memory budget accepts. */
+export function maxPcsFor(memoryMb: number): number {
+  return Math.max(1, Math.floor((memoryMb * 2 ** 20) / BYTES_PER_PC));
 }
 
 export const DEFAULT_PORT = 8317;
@@ -54,6 +75,8 @@ export const serveOptions = {
   'allow-host': { type: 'string', multiple: true },
   'retire-days': { type: 'string' },
   'keep-retired': { type: 'string' },
+  'memory-mb': { type: 'string' },
+  'symbolize-timeout': { type: 'string' },
   config: { type: 'string', short: 'c' },
 } as const;
 
@@ -84,7 +107,7 @@ function readConfigFile(path: string, required: boolean): FileConfig | undefined
     throw new UsageError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError(`config file ${path} must hold a JSON object`);
-  const known = new Set(['host', 'port', 'socket', 'stateDir', 'watch', 'logLevel', 'token', 'allowedHosts', 'retireDays', 'keepRetired']);
+  const known = new Set(['host', 'port', 'socket', 'stateDir', 'watch', 'logLevel', 'token', 'allowedHosts', 'retireDays', 'keepRetired', 'memoryMb', 'symbolizeTimeout']);
   for (const k of Object.keys(v)) if (!known.has(k)) throw new UsageError(`config file ${path}: unknown key '${k}'`);
   return v as FileConfig;
 }
@@ -123,6 +146,8 @@ export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.e
     allowedHosts: first<string[]>(flags['allow-host']?.length ? flags['allow-host'] : undefined, list(env.COVD_ALLOWED_HOSTS), file.allowedHosts) ?? [],
     retireDays: int('retire-days', first<string | number>(flags['retire-days'], env.COVD_RETIRE_DAYS || undefined, file.retireDays), 0, 36500) ?? 30,
     keepRetired: int('keep-retired', first<string | number>(flags['keep-retired'], env.COVD_KEEP_RETIRED || undefined, file.keepRetired), 0, 100000) ?? 5,
+    memoryMb: int('memory-mb', first<string | number>(flags['memory-mb'], env.COVD_MEMORY_MB || undefined, file.memoryMb), 16, 1 << 24) ?? DEFAULT_MEMORY_MB,
+    symbolizeTimeout: int('symbolize-timeout', first<string | number>(flags['symbolize-timeout'], env.COVD_SYMBOLIZE_TIMEOUT || undefined, file.symbolizeTimeout), 1, 86400) ?? DEFAULT_SYMBOLIZE_TIMEOUT_S,
     configFile: read ? filePath : undefined,
   };
 }
@@ -144,6 +169,10 @@ options (each also settable by environment variable or config file key; flags wi
   --allow-host NAME    extra accepted Host header value (repeatable; COVD_ALLOWED_HOSTS=a:b)
   --retire-days N      delete retired targets N days after retirement (default 30)
   --keep-retired N     keep at most N retired targets per executable (default 5)
+  --memory-mb N        memory budget for targets, MiB (COVD_MEMORY_MB; default 2048): a coverage
+                       file with more than N*8192 PCs is refused before anything is allocated
+  --symbolize-timeout S  give up symbolizing one executable after S seconds; its target fails
+                       and the others go on (COVD_SYMBOLIZE_TIMEOUT; default 600)
   -c, --config FILE    JSON config file (COVD_CONFIG; default $XDG_CONFIG_HOME/covd/config.json)
 
 Logs are JSON lines on stdout (COVD_LOG_FORMAT=pretty for humans). The line

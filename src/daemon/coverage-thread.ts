@@ -16,6 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { attachBus, type Bus } from '../bus/index.js';
 import type { BusMessage } from '../bus/messages.js';
 import { CoverageFileError } from '../coverage/types.js';
+import { pcTableHash } from '../coverage/meta.js';
 import { openLive, type CoverageFile } from './coverage-io.js';
 import { SeenDiff } from './tick.js';
 
@@ -42,6 +43,8 @@ export type ThreadEvent =
 export interface ThreadData {
   bus: SharedArrayBuffer;
   tickMs?: number;
+  /** Largest pcs_len opened (the daemon's memory budget). */
+  maxPcs?: number;
 }
 
 interface Tracked {
@@ -54,6 +57,8 @@ interface Tracked {
   lastLowest: number | null;
   ticks: number;
   openAttempts: number;
+  /** The PC table the target's index was made for; a file holding another is refused. */
+  pcsHash?: string;
 }
 
 const num = (b: bigint) => Number(b);
@@ -61,15 +66,15 @@ const num = (b: bigint) => Number(b);
 export class CoverageTicker {
   readonly tracked = new Map<string, Tracked>();
 
-  constructor(private readonly post: (e: ThreadEvent, transfer?: ArrayBuffer[]) => void) {}
+  constructor(private readonly post: (e: ThreadEvent, transfer?: ArrayBuffer[]) => void, private readonly maxPcs?: number) {}
 
   handle(m: BusMessage): boolean {
     switch (m.type) {
       case 'coverage': {
         const t = this.tracked.get(m.id);
-        if (t && t.file === m.file && t.live) return true;
+        if (t && t.file === m.file && t.live && t.pcsHash === m.pcsHash) return true;
         t?.live?.close();
-        this.tracked.set(m.id, { id: m.id, file: m.file, lastRuns: -1, lastUnique: -1, lastLowest: null, ticks: 0, openAttempts: 0 });
+        this.tracked.set(m.id, { id: m.id, file: m.file, lastRuns: -1, lastUnique: -1, lastLowest: null, ticks: 0, openAttempts: 0, pcsHash: m.pcsHash });
         return true;
       }
       case 'remove': {
@@ -101,10 +106,14 @@ export class CoverageTicker {
       try {
         if (!t.live) {
           try {
-            t.live = openLive(t.file);
+            t.live = openLive(t.file, this.maxPcs);
           } catch (err) {
             if (err instanceof CoverageFileError && err.retryable && ++t.openAttempts < OPEN_RETRIES) continue;
             throw err;
+          }
+          // A file replaced by one of other PCs must never have its bits applied to this index.
+          if (t.pcsHash !== undefined && pcTableHash(t.live.pcs) !== t.pcsHash) {
+            throw new CoverageFileError('PCS_CHANGED', `${t.file}: now holds a different PC table (${t.live.pcsLen} PCs) than the one this target was resolved for`, false);
           }
           t.diff = new SeenDiff(t.live.pcsLen);
         }
@@ -150,8 +159,8 @@ export class CoverageTicker {
 }
 
 /** The thread's main loop. */
-function run(bus: Bus, tickMs: number): void {
-  const ticker = new CoverageTicker((e, transfer) => parentPort!.postMessage(e, transfer ?? []));
+function run(bus: Bus, tickMs: number, maxPcs?: number): void {
+  const ticker = new CoverageTicker((e, transfer) => parentPort!.postMessage(e, transfer ?? []), maxPcs);
   let running = true;
   while (running) {
     const msgs = bus.take(tickMs);
@@ -166,5 +175,5 @@ function run(bus: Bus, tickMs: number): void {
 
 if (parentPort && workerData && (workerData as ThreadData).bus instanceof SharedArrayBuffer) {
   const d = workerData as ThreadData;
-  run(attachBus(d.bus), d.tickMs ?? TICK_MS);
+  run(attachBus(d.bus), d.tickMs ?? TICK_MS, d.maxPcs);
 }

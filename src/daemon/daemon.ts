@@ -13,7 +13,7 @@ import { createBus, type Bus } from '../bus/index.js';
 import type { Symbolizer } from '../workers/types.js';
 import type { WebServer } from '../web/types.js';
 import type { Logger } from '../util/log.js';
-import type { DaemonConfig } from './config.js';
+import { DEFAULT_MEMORY_MB, DEFAULT_SYMBOLIZE_TIMEOUT_S, maxPcsFor, type DaemonConfig } from './config.js';
 import { TargetRegistry } from './registry.js';
 import { Store, persistRegistry } from './store.js';
 import { Dispatcher } from './dispatch.js';
@@ -60,12 +60,15 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-async function defaultSymbolizer(): Promise<Symbolizer> {
+async function defaultSymbolizer(timeoutS: number): Promise<Symbolizer> {
   const { createSymbolizerPool } = await import('../workers/pool.js');
   // The daemon resolves each build once and then serves the result from its store: no DWARF
   // cache in the threads, and threads that exit when idle, so neither holds memory between uses.
-  return createSymbolizerPool({ cache: false, idleExitMs: 5_000 });
+  return createSymbolizerPool({ cache: false, idleExitMs: 5_000, timeoutMs: timeoutS * 1000 });
 }
+
+/** How often superseded targets are checked for retirement (their fuzzers may exit any time). */
+const SWEEP_MS = 30_000;
 
 function packageVersion(): string {
   try {
@@ -105,7 +108,18 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         log.warn('skipping a stored target that does not load', { id: r.info.id, err });
       }
     }
+    // A stored index answers for one PC table: one that does not match its target (an older
+    // record, or a poisoned one) is dropped and the target resolved again.
+    for (const t of registry.targets()) {
+      const idx = registry.target(t.id)?.index;
+      if (!idx || t.state === 'failed') continue;
+      if (idx.pcFile.length !== t.stats.pcsLen || (t.pcsHash !== undefined && idx.pcsHash !== t.pcsHash)) {
+        log.warn('stored symbolization does not match its target; resolving again', { id: t.id });
+        registry.dropIndex(t.id);
+      }
+    }
     const persist = persistRegistry(registry, store, log, retiredAt);
+    const maxPcs = maxPcsFor(cfg.memoryMb ?? DEFAULT_MEMORY_MB);
     log.info('state loaded', { stateDir: cfg.stateDir, targets: restored });
 
     // ---- the bus and the coverage thread
@@ -115,7 +129,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     let thread!: Worker;
     let threadDone!: Promise<void>;
     const spawnThread = () => {
-      thread = new Worker(new URL('./coverage-thread.js', import.meta.url), { workerData: { bus: bus.buffer, tickMs: opts.tickMs } });
+      thread = new Worker(new URL('./coverage-thread.js', import.meta.url), { workerData: { bus: bus.buffer, tickMs: opts.tickMs, maxPcs } });
       threadDone = new Promise<void>((r) => thread.once('exit', () => r()));
       thread.on('error', (err) => log.error('coverage thread crashed', { err }));
       thread.on('message', (e: ThreadEvent) => onThreadEvent(e));
@@ -127,7 +141,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         setTimeout(() => {
           if (stoppingThread) return;
           spawnThread();
-          for (const t of registry.targets()) if (t.state === 'ready' || t.state === 'loading') toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile });
+          for (const t of registry.targets()) if (t.state === 'ready' || t.state === 'loading') follow(t);
         }, Math.min(30_000, 500 * 2 ** Math.min(6, threadStats.restarts - 1)));
       });
     };
@@ -146,9 +160,12 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       // The ring holds ~1 MiB of small messages; if it is ever full, retry shortly instead of blocking the event loop.
       if (!bus.tryPost(m) && !stoppingThread) setTimeout(() => toThread(m), 50).unref();
     };
+    /** Has the coverage thread follow a target's file, which must hold the target's PC table. */
+    const follow = (t: { id: string; exe: string; coverageFile: string; pcsHash?: string }) =>
+      toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile, ...(t.pcsHash ? { pcsHash: t.pcsHash } : {}) });
 
     // ---- symbolizer and dispatch
-    const symbolizer = opts.symbolizer ?? await defaultSymbolizer();
+    const symbolizer = opts.symbolizer ?? await defaultSymbolizer(cfg.symbolizeTimeout ?? DEFAULT_SYMBOLIZE_TIMEOUT_S);
     if (!opts.symbolizer) cleanup.push(() => symbolizer.destroy());
     const files = new FileChangeWatcher(log);
     cleanup.push(() => files.close());
@@ -162,15 +179,15 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       files.add([...paths]);
     };
     const dispatcher = new Dispatcher({
-      registry, symbolizer, store, toThread, readPcs: readPcList, log, retiredAt,
+      registry, symbolizer, store, toThread, readPcs: (f) => readPcList(f, maxPcs), log, retiredAt,
       retireDays: cfg.retireDays, keepRetired: cfg.keepRetired, onReady: watchTargetFiles,
     });
     cleanup.push(() => dispatcher.close());
     files.on('change', (p: string) => {
-      if (registry.idsForExe(p).length) dispatcher.exeChanged(p);
+      if (registry.idsForExe(p).length) void dispatcher.exeChanged(p);
       dispatcher.sourceChanged(p);
     });
-    files.on('unlink', (p: string) => { if (registry.idsForExe(p).length) dispatcher.exeChanged(p); });
+    files.on('unlink', (p: string) => { if (registry.idsForExe(p).length) void dispatcher.exeChanged(p); });
 
     onThreadEvent = (e: ThreadEvent) => {
       if (e.kind === 'tick') {
@@ -184,8 +201,8 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         if (e.code === 'ENOENT') {
           log.info('coverage file is gone; the target keeps its coverage', { id: e.id, file: info.coverageFile });
         } else if (e.code === 'REPLACED') {
-          log.info('coverage file was recreated; following the new one', { id: e.id });
-          toThread({ type: 'coverage', id: e.id, exe: info.exe, file: info.coverageFile });
+          log.info('coverage file was recreated; following the new one if it holds the same PCs', { id: e.id });
+          follow(info);
         } else {
           registry.fail(e.id, `coverage file ${info.coverageFile} is unusable (${e.code}): ${e.message}`);
         }
@@ -194,14 +211,16 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
 
     // Restored targets: follow their files again; finish symbolizing those that never got there.
     for (const t of registry.targets()) {
-      if (t.state === 'ready') toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile });
+      if (t.state === 'ready') follow(t);
       else if (t.state === 'loading') void dispatcher.resume(t.id);
       if (t.state === 'ready') watchTargetFiles(t.id);
     }
     dispatcher.enforceRetention();
     const retention = setInterval(() => dispatcher.enforceRetention(), 3_600_000);
     retention.unref();
-    cleanup.push(() => clearInterval(retention));
+    const sweep = setInterval(() => dispatcher.sweep().catch((err) => log.warn('retirement sweep failed', { err })), SWEEP_MS);
+    sweep.unref();
+    cleanup.push(() => { clearInterval(retention); clearInterval(sweep); });
 
     const announce = (m: CoverageMessage) => {
       dispatcher.announce(m).catch((err) => log.error('announcement failed', { id: m.id, err }));
@@ -252,7 +271,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         case 'status':
           return { ok: true, status: status() };
         case 'exe-changed':
-          dispatcher.exeChanged(m.exe);
+          void dispatcher.exeChanged(m.exe);
           return { ok: true };
         case 'source-changed':
           dispatcher.sourceChanged(m.path);

@@ -4,33 +4,44 @@
  *
  * - Known id: a cheap no-op (the coverage thread is reminded to track the file, which wakes it:
  *   the agent re-announces whenever it finds new PCs), unless the target failed (then it is
- *   retried from scratch, except for a repeat from the same pid with the file unchanged) or the metadata beside the file names a
- *   different build-id than the target's (the executable was rebuilt with the same PC list,
- *   so the lines moved): then its PCs are resolved again against the new executable.
+ *   retried, keeping its coverage, history and creation time, except for a repeat from the same
+ *   pid with the file unchanged) or the metadata beside the file names a different build-id
+ *   than the target's (the executable was rebuilt with the same PC list, so the lines moved):
+ *   then its PCs are resolved again against the new executable.
  * - New id: read the PC list (retrying while the file is still being written), add the target
  *   ('loading'), start tracking it on the coverage thread at once (stats flow while symbolizing),
  *   and resolve every PC: from the store when this build-id was resolved before, else on the
  *   symbolizer pool. Then the target is 'ready'. Any error fails this target only, with a reason.
+ * - What a stored index is trusted for: it is keyed by the build-id read from the ELF and the
+ *   hash of the PC table, and a fresh resolution is kept only when the executable's build-id is
+ *   the one its fuzzer reported; so a metadata file naming some other binary can fail its own
+ *   target but never change another's lines.
  *
  * Retirement policy: a rebuilt executable has a different PC list, hence a new id and a new
- * target. When a target becomes ready, older live targets of the same executable path are
- * retired: kept read-only (coverage and history stay viewable, the coverage thread stops
+ * target. When a target becomes ready (and every SWEEP_MS after), older targets of the same
+ * executable path are retired when no writer of theirs is alive (liveness.ts) and either their
+ * build-id differs or their file has not changed for IDLE_RETIRE_MS: kept read-only (coverage and history stay viewable, the coverage thread stops
  * reading their files). Retired targets are deleted `retireDays` after retirement, and beyond
  * the newest `keepRetired` retired targets per executable (checked at start and hourly).
  */
-import { existsSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { CoverageMessage, BusMessage } from '../bus/messages.js';
+import { readCoverageMetaAsync } from '../coverage/meta.js';
 import { CoverageFileError } from '../coverage/types.js';
+import { trustedOwner } from '../util/untrusted.js';
 import { DebugInfoError, type SourceIndex, type Symbolizer } from '../workers/types.js';
 import type { TargetInfo } from './hub.js';
+import { writerAlive } from './liveness.js';
 import type { TargetRegistry } from './registry.js';
 import { Store } from './store.js';
-import { readMeta } from './watch.js';
+import type { CoverageMeta } from '../coverage/types.js';
 import type { Logger } from '../util/log.js';
 
 export interface PcList {
   pcsLen: number;
   pcs: BigUint64Array;
+  /** pcTableHash(pcs) */
+  pcsHash: string;
 }
 
 export interface DispatchDeps {
@@ -53,6 +64,17 @@ export interface DispatchDeps {
 
 /** How long to keep retrying a coverage file that is still being created. */
 const OPEN_DEADLINE_MS = 10_000;
+/** A superseded target whose file has not changed for this long (and whose writer is gone) is retired. */
+export const IDLE_RETIRE_MS = 30_000;
+
+/** The metadata beside a coverage file, or undefined when absent or not (yet) valid. Never blocks. */
+export async function readMeta(coverageFile: string): Promise<CoverageMeta | undefined> {
+  try {
+    return (await readCoverageMetaAsync(coverageFile)) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** A reason a user can act on, for an error from reading or symbolizing. */
 export function reasonFor(err: unknown, exe: string, file: string): string {
@@ -64,6 +86,8 @@ export function reasonFor(err: unknown, exe: string, file: string): string {
       case 'NOT_ELF': return `executable ${exe} is not a 64-bit little-endian ELF file (${e.message})`;
       case 'CORRUPT': return `executable ${exe} has corrupt debug info: ${e.message}`;
       case 'UNSUPPORTED': return `executable ${exe} uses unsupported debug info: ${e.message}`;
+      case 'NOT_REGULAR': return `executable ${exe} is not a regular file (${e.message})`;
+      case 'TIMEOUT': return `symbolizing ${exe} took too long: ${e.message}`;
     }
   }
   if (err instanceof CoverageFileError || (err as { name?: string })?.name === 'CoverageFileError') {
@@ -75,7 +99,6 @@ export function reasonFor(err: unknown, exe: string, file: string): string {
 
 export class Dispatcher {
   private readonly pending = new Map<string, Promise<TargetInfo>>();
-  /** PC lists of targets being (re)resolved or kept for re-resolution, by id. */
   private readonly now: () => number;
   private closed = false;
   /** By id: the attempt (attemptKey) that last started resolving it, for failed-target repeats. */
@@ -93,30 +116,51 @@ export class Dispatcher {
     const known = reg.info(m.id);
     if (known && known.state !== 'failed') {
       if (known.state === 'retired') return Promise.resolve({ ...known });
-      this.d.toThread({ type: 'coverage', id: m.id, exe: known.exe, file: known.coverageFile });
-      const meta = readMeta(m.file);
-      if (known.state === 'ready' && meta?.buildId && known.buildId && meta.buildId !== known.buildId) {
-        return this.track(m.id, this.reresolve(m.id, m.exe, meta.buildId));
-      }
-      return Promise.resolve({ ...known });
+      this.follow(m.id);
+      if (known.state !== 'ready') return Promise.resolve({ ...known });
+      return this.checkRebuilt(m.id, m.file, m.exe);
     }
-    const attempt = this.attemptKey(m);
-    if (known) {
-      // Failed before: start over, unless it is the same process re-announcing the same file
-      // (the agent re-sends its frame whenever it finds new PCs; redoing the work each time
-      // would only fail again). A new process, a changed file or a manual add retries.
-      if (attempt !== undefined && this.failedAttempt.get(m.id) === attempt) return Promise.resolve({ ...known });
-      reg.remove(m.id);
-    }
-    this.failedAttempt.set(m.id, attempt);
+    if (known) return this.retryFailed(m);
+    this.failedAttempt.set(m.id, undefined);
     return this.track(m.id, this.addNew(m));
   }
 
+  /** Tells the coverage thread to follow a target's file, with the PC table it must hold. */
+  private follow(id: string): void {
+    const t = this.d.registry.info(id);
+    if (t) this.d.toThread({ type: 'coverage', id, exe: t.exe, file: t.coverageFile, ...(t.pcsHash ? { pcsHash: t.pcsHash } : {}) });
+  }
+
+  /** A ready target re-announced: resolve again when its metadata names another build. */
+  private async checkRebuilt(id: string, file: string, exe: string): Promise<TargetInfo> {
+    const meta = await readMeta(file);
+    const t = this.d.registry.info(id);
+    if (!t) return { id, state: 'failed' } as TargetInfo;
+    if (t.state === 'ready' && meta?.buildId && t.buildId && meta.buildId !== t.buildId && !this.pending.has(id)) {
+      return this.track(id, this.reresolve(id, exe, meta.buildId));
+    }
+    return { ...t };
+  }
+
+  private async retryFailed(m: CoverageMessage): Promise<TargetInfo> {
+    // Failed before: retry, unless it is the same process re-announcing the same file (the agent
+    // re-sends its frame whenever it finds new PCs; redoing the work each time would only fail
+    // again). A new process, a changed file or a manual add retries.
+    const attempt = await this.attemptKey(m);
+    const inflight = this.pending.get(m.id);
+    if (inflight) return inflight;
+    const known = this.d.registry.info(m.id);
+    if (!known || known.state !== 'failed') return known ? { ...known } : this.announce(m);
+    if (attempt !== undefined && this.failedAttempt.get(m.id) === attempt) return { ...known };
+    this.failedAttempt.set(m.id, attempt);
+    return this.track(m.id, this.retry(m));
+  }
+
   /** Which announcement a failure belongs to: the sender's pid and the file's size (undefined: always retry). */
-  private attemptKey(m: CoverageMessage): string | undefined {
+  private async attemptKey(m: CoverageMessage): Promise<string | undefined> {
     if (m.pid === undefined) return undefined;
     try {
-      return `${m.pid}:${statSync(m.file).size}`;
+      return `${m.pid}:${(await stat(m.file)).size}`;
     } catch {
       return undefined;
     }
@@ -158,7 +202,7 @@ export class Dispatcher {
   private async addNew(m: CoverageMessage): Promise<TargetInfo> {
     const reg = this.d.registry;
     const log = this.d.log.child({ id: m.id });
-    const meta = readMeta(m.file);
+    const meta = await readMeta(m.file);
     let list: PcList;
     try {
       list = await this.readPcsPatiently(m.file);
@@ -169,19 +213,56 @@ export class Dispatcher {
       reg.fail(m.id, reason);
       return reg.info(m.id)!;
     }
-    reg.add({ id: m.id, exe: m.exe, coverageFile: m.file, pcsLen: list.pcsLen, buildId: meta?.buildId ?? null });
+    reg.add({ id: m.id, exe: m.exe, coverageFile: m.file, pcsLen: list.pcsLen, pcsHash: list.pcsHash, buildId: meta?.buildId ?? null });
     log.info('new target', { exe: m.exe, pcs: list.pcsLen, pid: m.pid });
-    this.d.toThread({ type: 'coverage', id: m.id, exe: m.exe, file: m.file });
+    this.follow(m.id);
     return this.resolveInto(m.id, m.exe, list, meta?.buildId ?? null);
   }
 
-  /** Finishes a restored target that was still 'loading' when the daemon stopped. */
+  /**
+   * A failed target announced again: read what failed once more, keeping everything stored (its
+   * coverage, history and creation time). A file that now holds another PC table stays failed.
+   */
+  private async retry(m: CoverageMessage): Promise<TargetInfo> {
+    const reg = this.d.registry;
+    const info = reg.info(m.id)!;
+    const log = this.d.log.child({ id: m.id });
+    const meta = await readMeta(info.coverageFile);
+    let list: PcList;
+    try {
+      list = await this.readPcsPatiently(info.coverageFile);
+    } catch (err) {
+      const reason = reasonFor(err, info.exe, info.coverageFile);
+      if (reason !== info.error) reg.fail(m.id, reason);
+      return { ...reg.info(m.id)! };
+    }
+    if (info.stats.pcsLen === 0) reg.setPcs(m.id, list.pcsLen, list.pcsHash);
+    const t = reg.info(m.id)!;
+    if (t.stats.pcsLen !== list.pcsLen || (t.pcsHash !== undefined && t.pcsHash !== list.pcsHash)) {
+      reg.fail(m.id, `coverage file ${t.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`);
+      return { ...reg.info(m.id)! };
+    }
+    if (t.pcsHash === undefined) t.pcsHash = list.pcsHash;
+    const buildId = meta?.buildId ?? t.buildId;
+    if (buildId !== t.buildId) t.buildId = buildId;
+    log.info('retrying a failed target', { exe: t.exe, pid: m.pid });
+    reg.reload(m.id);
+    this.follow(m.id);
+    return this.resolveInto(m.id, t.exe, list, buildId);
+  }
+
+  /** Finishes a restored target that was still 'loading' when the daemon stopped (or whose stored index did not match). */
   resume(id: string): Promise<TargetInfo> {
     const info = this.d.registry.info(id);
     if (!info) return Promise.reject(new Error(`no target ${id}`));
     return this.track(id, (async () => {
       const list = await this.readPcsPatiently(info.coverageFile);
-      this.d.toThread({ type: 'coverage', id, exe: info.exe, file: info.coverageFile });
+      if (info.pcsHash !== undefined && info.pcsHash !== list.pcsHash) {
+        this.d.registry.fail(id, `coverage file ${info.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`);
+        return { ...this.d.registry.info(id)! };
+      }
+      info.pcsHash ??= list.pcsHash;
+      this.follow(id);
       return this.resolveInto(id, info.exe, list, info.buildId);
     })());
   }
@@ -197,61 +278,102 @@ export class Dispatcher {
       reg.fail(id, reasonFor(err, exe, info.coverageFile));
       return reg.info(id)!;
     }
+    if (info.pcsHash !== undefined && info.pcsHash !== list.pcsHash) {
+      reg.fail(id, `coverage file ${info.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`);
+      return reg.info(id)!;
+    }
     info.buildId = buildId;
     reg.reload(id);
     return this.resolveInto(id, exe, list, buildId);
   }
 
+  /** The executable must be a file of this user or root, like the coverage files that name it. */
+  private async checkExecutable(exe: string): Promise<string | undefined> {
+    try {
+      const st = await stat(exe);
+      if (!trustedOwner(st.uid)) return `executable ${exe} is owned by uid ${st.uid}, neither this user nor root; covd reads only executables it can trust to name source files`;
+      if (!st.isFile()) return `executable ${exe} is not a regular file`;
+    } catch {
+      return undefined; // missing: the symbolizer says so in its own words
+    }
+    return undefined;
+  }
+
   private async resolveInto(id: string, exe: string, list: PcList, buildId: string | null): Promise<TargetInfo> {
     const reg = this.d.registry;
     const log = this.d.log.child({ id });
-    const key = Store.indexKey(id, buildId);
+    const failWith = (reason: string) => {
+      log.warn('target failed', { reason });
+      reg.fail(id, reason);
+      return { ...reg.info(id)! };
+    };
     let index: SourceIndex | undefined;
-    if (buildId && this.d.store) {
-      const cached = this.d.store.getIndex(key);
-      if (cached && cached.pcFile.length === list.pcsLen) {
+    if (this.d.store) {
+      const cached = this.d.store.getIndex(Store.indexKey(id, buildId, list.pcsHash));
+      if (cached && cached.pcFile.length === list.pcsLen && cached.pcsHash === list.pcsHash) {
         index = cached;
         log.info('symbolization loaded from the store', { buildId });
       }
     }
     if (!index) {
+      const refused = await this.checkExecutable(exe);
+      if (refused) return failWith(refused);
       const t0 = performance.now();
       try {
         index = await this.d.symbolizer.resolve({ exe, pcs: list.pcs });
       } catch (err) {
-        const reason = reasonFor(err, exe, reg.info(id)?.coverageFile ?? '');
-        log.warn('target failed', { reason });
-        reg.fail(id, reason);
-        return reg.info(id)!;
+        return failWith(reasonFor(err, exe, reg.info(id)?.coverageFile ?? ''));
       }
-      if (index.pcFile.length !== list.pcsLen) {
-        reg.fail(id, `symbolizer returned ${index.pcFile.length} locations for ${list.pcsLen} PCs`);
-        return reg.info(id)!;
+      if (index.pcFile.length !== list.pcsLen) return failWith(`symbolizer returned ${index.pcFile.length} locations for ${list.pcsLen} PCs`);
+      // The file at `exe` may not be the binary the fuzzer runs (rebuilt since, or a metadata
+      // file naming another one): its lines would be wrong, so nothing of it is kept.
+      if (buildId && index.buildId !== buildId) {
+        return failWith(`executable ${exe} has build-id ${index.buildId ?? 'none'}, but the fuzzer that wrote this coverage file runs build ${buildId}; rebuilt or replaced since it started? Restart the fuzzer`);
       }
+      index.pcsHash = list.pcsHash;
       log.info('symbolized', { ms: Math.round(performance.now() - t0), files: index.files.length, buildId: index.buildId });
-      if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId ?? buildId), index);
+      if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);
     }
     if (!reg.has(id)) return { ...(reg.info(id) as TargetInfo) }; // removed meanwhile
     reg.setIndex(id, index);
-    this.retireOlder(id);
+    await this.retireSuperseded(reg.info(id)!.exe);
     this.d.onReady?.(id);
     return { ...reg.info(id)! };
   }
 
-  /** Retires every other live target of the same executable that is older than `id`. */
-  private retireOlder(id: string): void {
+  /**
+   * Retires older targets of an executable superseded by its newest ready one: only those with
+   * no live writer whose build-id differs or whose file stopped changing. A target some process
+   * still writes is never retired, whatever other files name the same executable.
+   */
+  async retireSuperseded(exe: string): Promise<void> {
     const reg = this.d.registry;
-    const me = reg.info(id)!;
-    for (const other of reg.idsForExe(me.exe)) {
-      if (other === id) continue;
-      const o = reg.info(other)!;
-      if (o.state === 'retired' || o.createdAt > me.createdAt) continue;
-      this.d.retiredAt.set(other, this.now());
-      this.d.toThread({ type: 'remove', id: other });
-      reg.retire(other, `the executable was rebuilt; superseded by target ${id}`);
-      this.d.log.info('target retired', { id: other, by: id });
+    const ids = reg.idsForExe(exe).map((i) => reg.info(i)!).filter((t) => t.state !== 'retired');
+    const newest = ids.filter((t) => t.state === 'ready').sort((a, b) => b.createdAt - a.createdAt)[0];
+    if (!newest) return;
+    const now = this.now();
+    for (const o of ids) {
+      if (o.id === newest.id || o.createdAt > newest.createdAt) continue;
+      const rebuilt = o.buildId !== newest.buildId;
+      const stopped = now - o.stats.updatedAt >= IDLE_RETIRE_MS;
+      if (!rebuilt && !stopped) continue;
+      const meta = await readMeta(o.coverageFile);
+      if (meta && writerAlive(meta.pid, meta.startTime)) continue;
+      const cur = reg.info(o.id);
+      if (!cur || cur.state === 'retired' || this.pending.has(o.id)) continue;
+      this.d.retiredAt.set(o.id, this.now());
+      this.d.toThread({ type: 'remove', id: o.id });
+      reg.retire(o.id, `the executable was rebuilt; superseded by target ${newest.id}`);
+      this.d.log.info('target retired', { id: o.id, by: newest.id, rebuilt });
     }
     this.enforceRetention();
+  }
+
+  /** Periodic: retire what became retirable since (a superseded fuzzer that has since exited). */
+  async sweep(): Promise<void> {
+    const exes = new Set<string>();
+    for (const t of this.d.registry.targets()) if (t.state !== 'retired') exes.add(t.exe);
+    for (const exe of exes) if (this.d.registry.idsForExe(exe).length > 1) await this.retireSuperseded(exe);
   }
 
   /** Deletes retired targets past retireDays, and beyond keepRetired per executable. */
@@ -287,16 +409,17 @@ export class Dispatcher {
   }
 
   /** An executable changed on disk: re-resolve targets whose agent already announced the new build. */
-  exeChanged(exe: string): void {
+  async exeChanged(exe: string): Promise<void> {
     const reg = this.d.registry;
+    const exists = await stat(exe).then(() => true, () => false);
     for (const id of reg.idsForExe(exe)) {
-      const t = reg.info(id)!;
-      if (t.state === 'retired' || t.state === 'failed') continue;
-      if (!existsSync(exe)) {
+      const t = reg.info(id);
+      if (!t || t.state === 'retired' || t.state === 'failed') continue;
+      if (!exists) {
         this.d.log.warn('executable deleted; the target keeps its symbolization', { id, exe });
         continue;
       }
-      const meta = readMeta(t.coverageFile);
+      const meta = await readMeta(t.coverageFile);
       if (meta?.buildId && t.buildId && meta.buildId !== t.buildId && !this.pending.has(id)) {
         void this.track(id, this.reresolve(id, exe, meta.buildId));
       } else {

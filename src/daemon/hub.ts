@@ -30,6 +30,8 @@ export interface TargetInfo {
   exe: string;
   buildId: string | null;
   coverageFile: string;
+  /** Hash of the PC table the target was made from (the agent's id function); absent in records from before it was kept. */
+  pcsHash?: string;
   state: TargetState;
   /** Why the target failed, in words a user can act on. */
   error?: string;

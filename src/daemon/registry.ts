@@ -39,6 +39,8 @@ export interface NewTarget {
   coverageFile: string;
   pcsLen: number;
   buildId?: string | null;
+  /** Hash of the PC table (pcTableHash); unknown when the file could not be read. */
+  pcsHash?: string;
   /** Defaults to basename(exe). */
   name?: string;
   /** Defaults to now. */
@@ -175,6 +177,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
       exe: t.exe,
       buildId: t.buildId ?? null,
       coverageFile: t.coverageFile,
+      ...(t.pcsHash !== undefined ? { pcsHash: t.pcsHash } : {}),
       state: 'loading',
       createdAt: t.createdAt ?? now,
       stats: {
@@ -231,6 +234,28 @@ export class TargetRegistry extends EventEmitter implements Hub {
     if (reason) e.info.error = reason;
     e.info.stats.runsPerSec = 0;
     this.emit('target', this.publicInfo(e));
+  }
+
+  /**
+   * Gives a target that failed before its PC list could be read (pcsLen 0) the list it now has.
+   * Returns false, changing nothing, when the target already has PCs or any coverage.
+   */
+  setPcs(id: string, pcsLen: number, pcsHash: string): boolean {
+    const e = this.entries.get(id);
+    if (!e || e.info.stats.pcsLen !== 0 || e.info.stats.covered !== 0) return false;
+    e.info.stats.pcsLen = pcsLen;
+    e.info.pcsHash = pcsHash;
+    e.seen = new Uint8Array(seenBytes(pcsLen));
+    e.firstSeen = new Uint32Array(pcsLen);
+    return true;
+  }
+
+  /** Drops an index that does not belong to the target (found at restore); the target must resolve again. */
+  dropIndex(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    e.index = null;
+    if (e.info.state === 'ready') e.info.state = 'loading';
   }
 
   /** Sets state back to 'loading' (re-resolving after the executable changed), clearing the error. */

@@ -12,8 +12,9 @@
  *
  * Keys (strings, ordered):
  *   target/<id>               TargetInfo + { retiredAt? }           one per target
- *   index/<build-id>          SourceIndex (symbolization result)    shared by targets of one build
- *   index/id:<id>             SourceIndex of an executable without build-id
+ *   index/<build-id>/<pcs>    SourceIndex (symbolization result)    shared by targets of one build and PC table
+ *   index/id:<id>/<pcs>       SourceIndex of an executable without build-id
+ *                             (<pcs>: pcTableHash; records from before it have no /<pcs>)
  *   cov/<id>                  { seq, seen, firstSeen }              compacted coverage snapshot
  *   delta/<id>/<seq:012>      { t, pcs }                            new PCs since the snapshot
  *   hist/<id>/<t:015>         [nRuns, uniqueRuns, covered]          history samples
@@ -101,8 +102,14 @@ export class Store {
     return this.get<StoredTarget>(`target/${id}`);
   }
 
-  static indexKey(id: string, buildId: string | null): string {
-    return buildId ? `index/${buildId}` : `index/id:${id}`;
+  /**
+   * Where a symbolization is kept: by the build-id read from the ELF and the hash of the PC
+   * table it was made for, so only the same binary with the same PCs finds it. Records from
+   * before the hash was kept (no pcsHash) use the old key.
+   */
+  static indexKey(id: string, buildId: string | null, pcsHash?: string): string {
+    const base = buildId ? `index/${buildId}` : `index/id:${id}`;
+    return pcsHash ? `${base}/${pcsHash}` : base;
   }
 
   putIndex(key: string, index: SourceIndex): Promise<boolean> {
@@ -164,8 +171,8 @@ export class Store {
       this.db.removeSync(`target/${id}`);
       // Drop the index when no other target uses it.
       if (t) {
-        const key = Store.indexKey(id, t.buildId);
-        const shared = [...this.range<StoredTarget>('target/')].some(({ value }) => Store.indexKey(value.id, value.buildId) === key);
+        const key = Store.indexKey(id, t.buildId, t.pcsHash);
+        const shared = [...this.range<StoredTarget>('target/')].some(({ value }) => Store.indexKey(value.id, value.buildId, value.pcsHash) === key);
         if (!shared) this.db.removeSync(key);
       }
       return true;
@@ -213,7 +220,7 @@ export class Store {
     for (const { key, value } of this.range<[number, number, number]>(`hist/${t.id}/`)) {
       history.push({ t: Number(key.slice(-15)), nRuns: value[0], uniqueRuns: value[1], covered: value[2] });
     }
-    const index = t.state === 'failed' ? null : this.getIndex(Store.indexKey(t.id, t.buildId)) ?? null;
+    const index = t.state === 'failed' ? null : this.getIndex(Store.indexKey(t.id, t.buildId, t.pcsHash)) ?? null;
     const { retiredAt, ...info } = t;
     return { info, index, seen, firstSeen, seq, history, retiredAt };
   }

@@ -4,31 +4,27 @@
  * `v/<16 hex>.meta.json` is there too (the agent renames both into place complete; a file
  * from another producer that is still half-written is retried by dispatch, which gets a
  * retryable reader error). A DIR that does not exist yet is polled for every second until it
- * appears, and again if it disappears.
+ * appears, and again if it disappears. inotify drops events when its queue overflows (10,000
+ * files in a few seconds do it), so `v/` is also re-read every RESCAN_MS and after any watcher
+ * error: a readdir and two lstats per file, and files already announced unchanged are skipped.
+ * Symlinks in `v/` are ignored: the agent writes real files, and a link could point anywhere.
  *
  * Also here: FileChangeWatcher, which tells the daemon when a target's executable or a source
  * file named by its debug info changes on disk (debounced, since builds write in steps).
  */
 import { EventEmitter } from 'node:events';
-import { existsSync, statSync } from 'node:fs';
-import { readCoverageMeta } from '../coverage/meta.js';
+import { existsSync, lstatSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { COVERAGE_ID } from '../coverage/meta.js';
 import { basename, dirname, join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { CoverageMessage } from '../bus/messages.js';
-import type { CoverageMeta } from '../coverage/types.js';
 import type { Logger } from '../util/log.js';
+import { trustedOwner } from '../util/untrusted.js';
+import { readMeta } from './dispatch.js';
 
-const ID = /^[0-9a-f]{16}$/;
-const myUid = process.getuid?.() ?? 0;
-
-/** The metadata beside a coverage file, or undefined when absent or not (yet) valid. */
-export function readMeta(coverageFile: string): CoverageMeta | undefined {
-  try {
-    return readCoverageMeta(coverageFile) ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** How often watched `v/` directories are re-read in case the kernel dropped events. */
+export const RESCAN_MS = 10_000;
 
 export class CoverageDirWatcher {
   private watcher: FSWatcher | undefined;
@@ -40,8 +36,12 @@ export class CoverageDirWatcher {
   private readonly announced = new Map<string, string>();
   private readonly untrusted = new Set<string>();
   private closed = false;
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private rescanning = false;
+  /** Files seen by a rescan that the watcher had not reported (dropped events), for tests and logs. */
+  rescued = 0;
 
-  constructor(private readonly log: Logger, private readonly onFound: (m: CoverageMessage) => void) {}
+  constructor(private readonly log: Logger, private readonly onFound: (m: CoverageMessage) => void, private readonly rescanMs = RESCAN_MS) {}
 
   /** Sets the watched directories (SIGHUP may change them). */
   setDirs(dirs: string[]): void {
@@ -58,14 +58,45 @@ export class CoverageDirWatcher {
       // Agents write temp files as .<name>.tmp and rename: never look at those.
       ignored: (p: string) => basename(p).startsWith('.'),
     });
-    const onFile = (p: string) => this.consider(p);
+    const onFile = (p: string) => void this.consider(p);
     this.watcher.on('add', onFile).on('change', onFile);
     this.watcher.on('unlinkDir', (p: string) => {
       const d = dirname(p);
       if (this.dirs.has(d) && basename(p) === 'v') { this.log.info('watched directory went away; waiting for it', { dir: d }); this.start(d); }
     });
-    this.watcher.on('error', (err) => this.log.warn('watcher error', { err }));
+    this.watcher.on('error', (err) => {
+      this.log.warn('watcher error; re-reading the watched directories', { err });
+      void this.rescan();
+    });
+    this.rescanTimer = setInterval(() => void this.rescan(), this.rescanMs);
+    this.rescanTimer.unref();
     return this.watcher;
+  }
+
+  /** Re-reads every watched `v/` and considers each file in it (what inotify may have dropped). */
+  async rescan(): Promise<void> {
+    if (this.rescanning || this.closed) return;
+    this.rescanning = true;
+    try {
+      for (const d of this.dirs) {
+        if (this.waiting.has(d)) continue;
+        const v = join(d, 'v');
+        let names: string[];
+        try {
+          names = await readdir(v);
+        } catch {
+          continue; // gone: the unlinkDir handler waits for it
+        }
+        for (const n of names) {
+          if (this.closed) return;
+          if (COVERAGE_ID.test(n) && !this.announced.has(n) && !this.untrusted.has(n)) {
+            if (await this.consider(join(v, n))) this.rescued++;
+          }
+        }
+      }
+    } finally {
+      this.rescanning = false;
+    }
   }
 
   private start(dir: string): void {
@@ -86,37 +117,42 @@ export class CoverageDirWatcher {
     this.poll.unref();
   }
 
-  private consider(p: string): void {
+  /** Announces the coverage file behind path p when both halves are there and new; true if it did. */
+  private async consider(p: string): Promise<boolean> {
     const name = basename(p);
     const id = name.endsWith('.meta.json') ? name.slice(0, -'.meta.json'.length) : name;
-    if (!ID.test(id)) return;
+    if (!COVERAGE_ID.test(id)) return false;
     const vdir = dirname(p);
     const file = join(vdir, id);
     const metaPath = join(vdir, `${id}.meta.json`);
     let key: string;
     try {
-      const m = statSync(metaPath), f = statSync(file);
+      const m = lstatSync(metaPath), f = lstatSync(file);
       // The metadata names an executable whose debug info decides which source files the web
-      // server may show: only trust files written by this user (or root).
-      if (![m.uid, f.uid].every((u) => u === myUid || u === 0)) {
-        if (!this.untrusted.has(id)) this.log.warn('ignoring a coverage file owned by another user', { file, uid: f.uid, metaUid: m.uid });
+      // server may show: only trust files written by this user (or root), and real files.
+      const bad = !trustedOwner(m.uid) || !trustedOwner(f.uid) ? 'owned by another user' : !m.isFile() || !f.isFile() ? 'not a regular file (a symlink, FIFO or device)' : undefined;
+      if (bad) {
+        if (!this.untrusted.has(id)) this.log.warn(`ignoring a coverage file ${bad}`, { file, uid: f.uid, metaUid: m.uid });
         this.untrusted.add(id);
-        return;
+        return false;
       }
+      this.untrusted.delete(id);
       key = `${m.mtimeMs}:${f.size}`;
     } catch {
-      return; // the other half is not there yet; its own event will bring us back
+      return false; // the other half is not there yet; its own event will bring us back
     }
-    if (this.announced.get(id) === key) return;
-    const meta = readMeta(file);
-    if (!meta) return; // unreadable for now: a later change event retries
+    if (this.announced.get(id) === key) return false;
+    const meta = await readMeta(file);
+    if (!meta || this.closed || this.announced.get(id) === key) return false; // unreadable for now: a later change event retries
     this.announced.set(id, key);
     this.onFound({ type: 'coverage', id, exe: meta.exe, file, pid: meta.pid });
+    return true;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.poll) clearInterval(this.poll);
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
     await this.watcher?.close();
   }
 }

@@ -3,7 +3,8 @@
  * and section contents (decompressed once, on first use). Reads only the parts it needs
  * from the file descriptor, so a large executable is never loaded whole.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
+import { openRegularSync, UntrustedFileError } from '../util/untrusted.js';
 import { DebugInfoError, corrupt } from './errors.js';
 import { Reader, strAt } from './reader.js';
 import { decompressSection } from './compressed.js';
@@ -43,11 +44,14 @@ export class ElfFile {
   static open(path: string): ElfFile {
     let fd: number;
     try {
-      fd = openSync(path, 'r');
+      // Non-blocking and regular files only: an executable path that names a FIFO would
+      // otherwise hold a symbolizer thread until someone writes to it.
+      fd = openRegularSync(path).fd;
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
+      const e = err as UntrustedFileError;
       if (e.code === 'ENOENT') throw new DebugInfoError('ENOENT', `${path}: no such file`);
-      throw new DebugInfoError('ENOENT', `${path}: cannot open (${e.code ?? e.message})`);
+      if (e.code === 'NOT_REGULAR') throw new DebugInfoError('NOT_REGULAR', e.message);
+      throw new DebugInfoError('ENOENT', e.message);
     }
     const elf = new ElfFile(path, fd);
     try {

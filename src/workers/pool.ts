@@ -31,6 +31,11 @@ export interface SymbolizerPoolOptions {
   cache?: boolean;
   /** Find declaration files and lines of functions (default true; see ResolveOptions). */
   declarations?: boolean;
+  /**
+   * Abandon a request after this long (default: never): its threads are terminated, so one
+   * executable that stalls or takes forever cannot keep every other target waiting.
+   */
+  timeoutMs?: number;
 }
 
 export interface ResolveTiming {
@@ -46,6 +51,7 @@ export class SymbolizerPool implements Symbolizer {
   private readonly splitMinPcs: number;
   private readonly cache: boolean;
   private readonly declarations: boolean;
+  private readonly timeoutMs: number | undefined;
   /** Timing of the last resolve (for benchmarks and logs). */
   lastTiming: ResolveTiming | null = null;
 
@@ -54,6 +60,7 @@ export class SymbolizerPool implements Symbolizer {
     this.splitMinPcs = opts.splitMinPcs ?? 4096;
     this.cache = opts.cache ?? true;
     this.declarations = opts.declarations ?? true;
+    this.timeoutMs = opts.timeoutMs;
     tuneJitForSymbolizing();
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
@@ -85,13 +92,24 @@ export class SymbolizerPool implements Symbolizer {
     const shared = new SharedArrayBuffer(n * 8);
     new BigUint64Array(shared).set(req.pcs);
     const plan = this.plan(n);
-    const results = await Promise.all(
-      plan.map((p) => {
-        const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations };
-        if (req.debugFile !== undefined) job.debugFile = req.debugFile;
-        return this.piscina.run(job) as Promise<WorkerResult>;
-      }),
-    );
+    const deadline = this.timeoutMs === undefined ? undefined : new AbortController();
+    const timer = deadline && setTimeout(() => deadline.abort(), this.timeoutMs);
+    let results: WorkerResult[];
+    try {
+      results = await Promise.all(
+        plan.map((p) => {
+          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations };
+          if (req.debugFile !== undefined) job.debugFile = req.debugFile;
+          return this.piscina.run(job, deadline ? { signal: deadline.signal } : {}) as Promise<WorkerResult>;
+        }),
+      );
+    } catch (err) {
+      // Aborting terminates the threads running this request's jobs; the pool starts fresh ones.
+      if (deadline?.signal.aborted) throw new DebugInfoError('TIMEOUT', `${req.exe}: not done after ${Math.round(this.timeoutMs! / 1000)} s (--symbolize-timeout); abandoned so other targets can go on`);
+      throw err;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
     const parts: SourceIndex[] = [];
     for (const r of results) {
       if (!r.ok) {

@@ -16,7 +16,10 @@ export interface ResolveRequest {
 export const NONE = 0xffffffff;
 
 export interface SourceIndex {
+  /** The build-id read from the executable's ELF notes (not from anyone's word). */
   buildId: string | null;
+  /** Set by the daemon: pcTableHash of the PCs this index answers, checked on every restore. */
+  pcsHash?: string;
   /** Interned directory names (absolute where the debug info makes them so). */
   directories: string[];
   /** File basenames (may contain '/' when the debug info names a relative subpath); fileDirs[i] indexes directories. */
@@ -36,7 +39,9 @@ export type DebugInfoErrorCode =
   | 'NOT_ELF'         // not an ELF64 little-endian file
   | 'NO_DEBUG_INFO'   // no .debug_info / .debug_line, and no separate debug file found
   | 'CORRUPT'         // malformed DWARF or ELF (message says where)
-  | 'UNSUPPORTED';    // e.g. an unknown compression type
+  | 'UNSUPPORTED'     // e.g. an unknown compression type
+  | 'NOT_REGULAR'     // a FIFO, device or directory where an executable should be
+  | 'TIMEOUT';        // the pool's per-request deadline passed
 
 export class DebugInfoError extends Error {
   override name = 'DebugInfoError';
