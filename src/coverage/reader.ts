@@ -85,7 +85,7 @@ function planBody(path: string, size: number, head: Uint8Array, got: number, opt
   }
   const limit = Math.min(MAX_PCS_LEN, opts.maxPcs ?? MAX_PCS_LEN);
   if (rawLen > BigInt(limit)) {
-    const why = limit < MAX_PCS_LEN ? 'the daemon\'s limit (--max-pcs, sized from its memory budget)' : 'what any executable has';
+    const why = limit < MAX_PCS_LEN ? 'the limit for this daemon\'s memory budget (--memory-mb)' : 'what any executable has';
     throw new CoverageFileError('BAD_PCS_LEN', `${path}: pcs_len is over ${limit} PCs, ${why}`, false);
   }
   const pcsLen = Number(rawLen);

@@ -64,7 +64,7 @@ export interface DispatchDeps {
 
 /** How long to keep retrying a coverage file that is still being created. */
 const OPEN_DEADLINE_MS = 10_000;
-/** A superseded target whose file has not changed for this long (and whose writer is gone) is retired. */
+/** A superseded target of unknown build whose file has not changed for this long (and whose writer is gone) is retired. */
 export const IDLE_RETIRE_MS = 30_000;
 
 /** The metadata beside a coverage file, or undefined when absent or not (yet) valid. Never blocks. */
@@ -342,9 +342,10 @@ export class Dispatcher {
   }
 
   /**
-   * Retires older targets of an executable superseded by its newest ready one: only those with
-   * no live writer whose build-id differs or whose file stopped changing. A target some process
-   * still writes is never retired, whatever other files name the same executable.
+   * Retires older targets of an executable superseded by its newest ready one, when no writer
+   * of theirs is alive and either the build-id changed or their file stopped changing. A copy of
+   * the same PC table, or another PC table claiming the same build-id, is no rebuild: it never
+   * retires anything.
    */
   async retireSuperseded(exe: string): Promise<void> {
     const reg = this.d.registry;
@@ -354,7 +355,10 @@ export class Dispatcher {
     const now = this.now();
     for (const o of ids) {
       if (o.id === newest.id || o.createdAt > newest.createdAt) continue;
-      const rebuilt = o.buildId !== newest.buildId;
+      if (o.pcsHash !== undefined && o.pcsHash === newest.pcsHash) continue;
+      const known = o.buildId !== null && newest.buildId !== null;
+      if (known && o.buildId === newest.buildId) continue;
+      const rebuilt = known && o.buildId !== newest.buildId;
       const stopped = now - o.stats.updatedAt >= IDLE_RETIRE_MS;
       if (!rebuilt && !stopped) continue;
       const meta = await readMeta(o.coverageFile);

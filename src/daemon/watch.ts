@@ -130,7 +130,7 @@ export class CoverageDirWatcher {
       const m = lstatSync(metaPath), f = lstatSync(file);
       // The metadata names an executable whose debug info decides which source files the web
       // server may show: only trust files written by this user (or root), and real files.
-      const bad = !trustedOwner(m.uid) || !trustedOwner(f.uid) ? 'owned by another user' : !m.isFile() || !f.isFile() ? 'not a regular file (a symlink, FIFO or device)' : undefined;
+      const bad = !trustedOwner(m.uid) || !trustedOwner(f.uid) ? 'owned by another user' : !m.isFile() || !f.isFile() ? 'that is not a regular file (a symlink, FIFO or device)' : undefined;
       if (bad) {
         if (!this.untrusted.has(id)) this.log.warn(`ignoring a coverage file ${bad}`, { file, uid: f.uid, metaUid: m.uid });
         this.untrusted.add(id);

@@ -18,7 +18,15 @@ export type UntrustedFileCode = 'ENOENT' | 'NOT_REGULAR' | 'SYMLINK' | 'TOO_LARG
 
 export class UntrustedFileError extends Error {
   override name = 'UntrustedFileError';
-  constructor(readonly code: UntrustedFileCode, readonly path: string, message: string) {
+  constructor(
+    readonly code: UntrustedFileCode,
+    readonly path: string,
+    message: string,
+    /** The errno code behind an ENOENT, SYMLINK or IO refusal. */
+    readonly errno?: string,
+    /** For NOT_REGULAR: what the file is instead (fileKind). */
+    readonly kind?: string,
+  ) {
     super(`${path}: ${message}`);
   }
 }
@@ -37,22 +45,30 @@ export function trustedOwner(uid: number): boolean {
   return uid === myUid || uid === 0;
 }
 
+// O_NOCTTY: opening a terminal must not make it ours.
 function flags(rules: OpenRules): number {
-  return constants.O_RDONLY | constants.O_NONBLOCK | (rules.noFollow ? constants.O_NOFOLLOW : 0);
+  return constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (rules.noFollow ? constants.O_NOFOLLOW : 0);
+}
+
+/** What a file is, in words for an error ("a FIFO", "a device", ...). */
+export function fileKind(st: Stats): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  return 'no regular file';
 }
 
 function openError(path: string, err: unknown, rules: OpenRules): UntrustedFileError {
   const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return new UntrustedFileError('ENOENT', path, 'does not exist');
-  if (code === 'ELOOP' && rules.noFollow) return new UntrustedFileError('SYMLINK', path, 'is a symbolic link, which is not followed here');
-  return new UntrustedFileError('IO', path, `cannot open (${code ?? (err as Error)?.message})`);
+  if (code === 'ENOENT') return new UntrustedFileError('ENOENT', path, 'does not exist', code);
+  if (code === 'ELOOP' && rules.noFollow) return new UntrustedFileError('SYMLINK', path, 'is a symbolic link, which is not followed here', code);
+  return new UntrustedFileError('IO', path, `cannot open (${code ?? (err as Error)?.message})`, code);
 }
 
 function checkStat(path: string, st: Stats, rules: OpenRules): void {
-  if (!st.isFile()) {
-    const what = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'no regular file';
-    throw new UntrustedFileError('NOT_REGULAR', path, `is ${what}; only regular files are read`);
-  }
+  if (!st.isFile()) throw new UntrustedFileError('NOT_REGULAR', path, `is ${fileKind(st)}; only regular files are read`, undefined, fileKind(st));
   if (rules.owned && !trustedOwner(st.uid)) throw new UntrustedFileError('OWNER', path, `is owned by uid ${st.uid}, neither this user nor root`);
 }
 

@@ -9,6 +9,11 @@ export interface WebLimits {
   maxConnections: number;
   /** HTTP requests per second per remote address (burst twice that); over it: 429. */
   httpRate: number;
+  /**
+   * With a token: requests per second per remote address that present no valid token (burst
+   * twice that), counted apart from httpRate; over it: 429 instead of 401.
+   */
+  unauthenticatedHttpRate: number;
   /** Largest source file served (bytes); bigger: 413. */
   maxSourceBytes: number;
   /**
@@ -32,6 +37,7 @@ export const defaultLimits: WebLimits = {
   maxConnectionsPerAddress: 1024,
   maxConnections: 16384,
   httpRate: 200,
+  unauthenticatedHttpRate: 50,
   // The sqlite3.c amalgamation alone is ~9.5 MB; the page renders only what is visible.
   maxSourceBytes: 32 * 1024 * 1024,
   resyncAfterBytes: 1024 * 1024,

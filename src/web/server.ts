@@ -3,10 +3,10 @@
  * HTTP API, Prometheus metrics and the live WebSocket protocol (docs/protocol.md) for every target.
  *
  * Every HTTP request and WebSocket upgrade passes the same admission checks first (Host
- * allow-list, Origin, rate, token). Nothing taken from a request is ever joined onto a file
- * system path: assets come from an in-memory table, source files only via hub.sourcePath().
+ * allow-list, Origin, token, rate). Nothing taken from a request is ever joined onto a file
+ * system path: assets come from an in-memory table, source files only via hub.sourcePath(), and
+ * those only under the rules of ./source.ts (regular files, no symlink out of their directory).
  */
-import { stat, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gzip } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
@@ -17,6 +17,7 @@ import { defaultLimits, type WebLimits } from './limits.js';
 import { Live, type Conn } from './live.js';
 import { renderMetrics } from './metrics.js';
 import { ConnectionCounter, HostPolicy, isLoopback, originAllowed, presentedToken, RateLimiter, TOKEN_COOKIE, tokenMatches } from './security.js';
+import { openSource, readAtMost, SourceRefused } from './source.js';
 import { infoOf, SummaryCache, toJsonExport, toLcov } from './summary.js';
 import type { StartWebServer, WebServer, WebServerOptions, WebStats } from './types.js';
 import { loadUws } from './uws.js';
@@ -88,6 +89,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const live = new Live(app, hub, limits, stats, log);
   const summaries = new SummaryCache();
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
+  const unauthRate = new RateLimiter(limits.unauthenticatedHttpRate, limits.unauthenticatedHttpRate * 2);
   const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
   const forget = (id: string) => summaries.delete(id);
   hub.on('removed', forget);
@@ -100,13 +102,18 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     const hostHeader = req.getHeader('host');
     if (!hostPolicy.allows(hostHeader)) return [421, 'host', `Host "${hostHeader.slice(0, 100)}" is not one this server answers to (use --allow-host to add one)`];
     if (!originAllowed(req.getHeader('origin'), hostHeader)) return [403, 'origin', 'cross-origin request refused'];
-    if (!httpRate.take(addr)) return [429, 'rate', 'too many requests'];
+    // The token before the rate: every local user shares 127.0.0.1, so requests without the token
+    // draw on buckets of their own and a flood of them cannot starve the clients that have it.
     if (opts.token) {
       const query = req.getQuery('token') ?? '';
       const given = presentedToken(req.getHeader('authorization'), req.getHeader('cookie'), query);
-      if (!given || !tokenMatches(given, opts.token)) return [401, 'token', 'a valid token is required (Authorization: Bearer, the covd_token cookie, or ?token=)'];
+      if (!given || !tokenMatches(given, opts.token)) {
+        if (!unauthRate.take(addr)) return [429, 'rate-unauthenticated', 'too many requests without a valid token'];
+        return [401, 'token', 'a valid token is required (Authorization: Bearer, the covd_token cookie, or ?token=)'];
+      }
       if (query && query === given) ctxCookie.set = `${TOKEN_COOKIE}=${encodeURIComponent(given)}; Path=/; HttpOnly; SameSite=Strict`;
     }
+    if (!httpRate.take(addr)) return [429, 'rate', 'too many requests'];
     return null;
   };
 
@@ -186,9 +193,10 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     if (path === undefined) return error(res, ctx, 404, `file ${file} is not a source file named by the debug info of target ${id}`);
     ensureAbortHandler(res, ctx);
     void (async () => {
+      let opened: Awaited<ReturnType<typeof openSource>> | undefined;
       try {
-        const st = await stat(path);
-        if (!st.isFile()) return error(res, ctx, 404, `source file ${file} is not a regular file on disk`);
+        opened = await openSource(path);
+        const st = opened.st;
         if (st.size > limits.maxSourceBytes) return error(res, ctx, 413, `source file ${file} is ${st.size} bytes, over the ${limits.maxSourceBytes}-byte limit`);
         const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
         const headers: [string, string][] = [['ETag', etag], ['Cache-Control', 'no-cache'], ['X-Content-Type-Options', 'nosniff']];
@@ -201,7 +209,8 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
           cacheGz(key, cached); // most recently used
           return write(res, ctx, 200, [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers, ['Content-Encoding', 'gzip']], cached);
         }
-        const body = await readFile(path);
+        const body = await readAtMost(opened.fh, st.size, limits.maxSourceBytes);
+        if (!body) return error(res, ctx, 413, `source file ${file} grew over the ${limits.maxSourceBytes}-byte limit`);
         if (!wantsGzip) return sendCompressible(res, ctx, 200, type, body, headers);
         ensureAbortHandler(res, ctx);
         gzip(body, (err, gz) => {
@@ -212,11 +221,16 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
         });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') error(res, ctx, 404, `source file ${file} of target ${id} is gone from disk`);
+        if (err instanceof SourceRefused) error(res, ctx, err.status, `source file ${file} of target ${id} ${err.message}`);
+        else if (code === 'ENOENT' || code === 'ENOTDIR') error(res, ctx, 404, `source file ${file} of target ${id} is gone from disk`);
+        else if (code === 'ELOOP') error(res, ctx, 404, `source file ${file} of target ${id} cannot be resolved (a loop of symbolic links)`);
+        else if (code === 'EACCES' || code === 'EPERM') error(res, ctx, 403, `source file ${file} of target ${id} is not readable by the daemon`);
         else {
           log.warn('reading source failed', { id, file, err });
           error(res, ctx, 500, `cannot read source file ${file}: ${code ?? 'error'}`);
         }
+      } finally {
+        await opened?.fh.close().catch(() => {});
       }
     })();
   };

@@ -92,8 +92,9 @@ export class SymbolizerPool implements Symbolizer {
     const shared = new SharedArrayBuffer(n * 8);
     new BigUint64Array(shared).set(req.pcs);
     const plan = this.plan(n);
-    const deadline = this.timeoutMs === undefined ? undefined : new AbortController();
-    const timer = deadline && setTimeout(() => deadline.abort(), this.timeoutMs);
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    const deadline = timeoutMs === undefined ? undefined : new AbortController();
+    const timer = deadline && setTimeout(() => deadline.abort(), timeoutMs);
     let results: WorkerResult[];
     try {
       results = await Promise.all(
@@ -105,7 +106,7 @@ export class SymbolizerPool implements Symbolizer {
       );
     } catch (err) {
       // Aborting terminates the threads running this request's jobs; the pool starts fresh ones.
-      if (deadline?.signal.aborted) throw new DebugInfoError('TIMEOUT', `${req.exe}: not done after ${Math.round(this.timeoutMs! / 1000)} s (--symbolize-timeout); abandoned so other targets can go on`);
+      if (deadline?.signal.aborted) throw new DebugInfoError('TIMEOUT', `${req.exe}: not done after ${timeoutMs! < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs! / 1000)} s`} (--symbolize-timeout); abandoned so other targets can go on`);
       throw err;
     } finally {
       if (timer) clearTimeout(timer);

@@ -10,6 +10,8 @@ export interface ResolveRequest {
   /** Separate debug file; otherwise found by build-id / .gnu_debuglink next to exe. */
   debugFile?: string;
   pcs: BigUint64Array;
+  /** Overrides the pool's deadline for this request, ms. */
+  timeoutMs?: number;
 }
 
 /** Sentinel in pcFile / pcFunction: no file or function known. */
