@@ -99,4 +99,27 @@ describe('symbolizer pool', function () {
     const exe = build(VARIANTS[0]!);
     expect((await pool.resolve({ exe, pcs })).pcLine.length).to.equal(1);
   });
+
+  it('abandons a request past its deadline with a TIMEOUT error, and serves the next one', async () => {
+    const exe = build(VARIANTS[0]!);
+    const pcs = new BigUint64Array(randomTextAddresses(exe, 20_000, 5));
+    let err: unknown;
+    await pool.resolve({ exe, pcs, timeoutMs: 1 }).catch((e: unknown) => { err = e; });
+    expect(err).to.be.instanceOf(DebugInfoError);
+    expect((err as DebugInfoError).code).to.equal('TIMEOUT');
+    expect((err as Error).message).to.match(/1 ms.*--symbolize-timeout/);
+    const ix = await pool.resolve({ exe, pcs });
+    expect(materialize(ix)).to.deep.equal(materialize(DebugInfo.open(exe).resolve(pcs)));
+  });
+
+  it('refuses a FIFO as executable at once instead of waiting for a writer', async () => {
+    const fifo = join(tmp, 'fifo-exe');
+    execFileSync('mkfifo', [fifo]);
+    const t0 = performance.now();
+    let err: unknown;
+    await pool.resolve({ exe: fifo, pcs: new BigUint64Array([0x1000n]) }).catch((e: unknown) => { err = e; });
+    expect(performance.now() - t0).to.be.below(2000);
+    expect((err as DebugInfoError).code).to.equal('NOT_REGULAR');
+    expect((err as Error).message).to.match(/FIFO/);
+  });
 });
