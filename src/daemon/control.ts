@@ -6,6 +6,18 @@
  *
  * A stale socket file left by a killed daemon is removed at start; a live one (something
  * answers a connect) is an error, so two daemons never fight over one socket.
+ *
+ * Limits (ControlServerOptions), so no peer can make the daemon buffer without bound:
+ * - a request frame over 64 KiB is refused as soon as its length prefix arrives (the largest
+ *   valid request, a `coverage` with two 4095-character paths, is under 25 KiB of UTF-8);
+ * - requests on one connection are handled one at a time; past 64 waiting requests or 1 MiB
+ *   of replies the peer has not read, the connection is no longer read (nor handled) until
+ *   its replies drain, so a client that pipelines without reading holds the daemon's memory flat;
+ * - a request frame must arrive whole within 10 s of its first byte, and a peer that takes
+ *   none of its unread replies for 10 s is cut off; a connection with nothing pending is
+ *   closed after 10 min without traffic (the agent keeps one open for its whole life, mostly
+ *   idle, and reconnects by itself when it finds it closed);
+ * - at most 1024 connections at once; more are closed at once, with a warning at most every 5 s.
  */
 import net from 'node:net';
 import { chmodSync, mkdirSync, unlinkSync, lstatSync } from 'node:fs';
@@ -55,7 +67,34 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function startControlServer(path: string, handler: ControlHandler, log: Logger): Promise<ControlServer> {
+export interface ControlServerOptions {
+  /** Largest request frame body, in bytes. */
+  maxFrame?: number;
+  /** Requests waiting on one connection before it is no longer read. */
+  maxQueued?: number;
+  /** Reply bytes the peer has not taken before its connection is no longer read nor handled. */
+  maxUnwritten?: number;
+  /** How long a partial request frame, or unread replies without progress, may be held (0: forever). */
+  partialTimeoutMs?: number;
+  /** How long a connection with nothing pending may go without traffic (0: forever). */
+  idleTimeoutMs?: number;
+  /** Connections at once; more are closed at once. */
+  maxConnections?: number;
+}
+
+export const CONTROL_DEFAULTS: Required<ControlServerOptions> = {
+  maxFrame: 64 << 10,
+  maxQueued: 64,
+  maxUnwritten: 1 << 20,
+  partialTimeoutMs: 10_000,
+  idleTimeoutMs: 10 * 60_000,
+  maxConnections: 1024,
+};
+
+const DROP_WARN_MS = 5000;
+
+export async function startControlServer(path: string, handler: ControlHandler, log: Logger, opts: ControlServerOptions = {}): Promise<ControlServer> {
+  const o = { ...CONTROL_DEFAULTS, ...opts };
   checkSocketDir(dirname(path));
   let exists = false;
   try { exists = lstatSync(path).isSocket(); } catch { /* absent */ }
@@ -66,12 +105,81 @@ export async function startControlServer(path: string, handler: ControlHandler, 
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => { /* peers (the agent) may hang up at any time */ });
-    const dec = new FrameDecoder();
-    // Replies go out in request order even when handlers finish out of order.
-    let chain = Promise.resolve();
-    sock.on('data', (chunk) => {
+    const dec = new FrameDecoder({ maxFrame: o.maxFrame });
+    // Decoded requests not yet handled, from `head` on. Handled one at a time, so replies go
+    // out in request order.
+    let backlog: unknown[] = [];
+    let head = 0;
+    let handling = false;
+    let paused = false;
+    let partialTimer: NodeJS.Timeout | undefined;
+    let shortTimeout = false;
+    // needDrain too, so a bound below the socket's high-water mark still gets its 'drain'.
+    const full = () => sock.writableNeedDrain && sock.writableLength >= o.maxUnwritten;
+
+    const update = () => {
+      if (sock.destroyed) return;
+      const waiting = backlog.length - head;
+      if (!paused && (waiting >= o.maxQueued || full())) { paused = true; sock.pause(); }
+      else if (paused && waiting === 0 && !full()) { paused = false; sock.resume(); }
+      // The partial-frame clock runs only while we read: when paused, the wait is ours or the
+      // unread-replies timeout's business.
+      if (dec.pending > 0 && !paused && o.partialTimeoutMs > 0) {
+        partialTimer ??= setTimeout(() => {
+          log.debug('control socket: request not finished in time, closing connection', { pending: dec.pending });
+          sock.destroy();
+        }, o.partialTimeoutMs);
+      } else if (partialTimer) { clearTimeout(partialTimer); partialTimer = undefined; }
+      // Inactivity (no read or write progress): short while the peer has replies to take.
+      const owed = sock.writableLength > 0;
+      if (owed !== shortTimeout) { shortTimeout = owed; sock.setTimeout(owed ? o.partialTimeoutMs : o.idleTimeoutMs); }
+    };
+
+    const pump = async () => {
+      if (handling) return;
+      handling = true;
+      try {
+        // Once the peer hangs up, requests already received are still handled (the agent sends
+        // `coverage` and closes), only the replies are dropped.
+        while (head < backlog.length && !(sock.writable && full())) {
+          const m = backlog[head];
+          backlog[head++] = undefined;
+          if (head === backlog.length) { backlog = []; head = 0; }
+          const bad = validateMessage(m);
+          let reply: ControlReply;
+          if (bad) reply = { ok: false, error: bad };
+          else {
+            try { reply = await handler(m as BusMessage); } catch (err) { reply = { ok: false, error: (err as Error).message }; }
+          }
+          try {
+            if (!sock.destroyed && sock.writable) sock.write(encodeFrame(reply));
+          } catch (err) {
+            log.warn('control socket: could not answer a request', { err });
+          }
+          update();
+        }
+      } finally {
+        handling = false;
+      }
+      update();
+    };
+
+    sock.setTimeout(o.idleTimeoutMs);
+    sock.on('timeout', () => {
+      // Replies taken since without a 'drain' (below the high-water mark): only idle after all.
+      if (shortTimeout && sock.writableLength === 0) { update(); return; }
+      log.debug('control socket: connection timed out', { unread: sock.writableLength });
+      sock.destroy();
+    });
+    sock.on('drain', () => { update(); void pump(); });
+    sock.on('close', () => {
+      sockets.delete(sock);
+      if (partialTimer) clearTimeout(partialTimer);
+      // A pump waiting for 'drain' will not run again: drop what it would have answered.
+      if (!handling) { backlog = []; head = 0; }
+    });
+    sock.on('data', (chunk: Buffer) => {
       let msgs: unknown[];
       try {
         msgs = dec.push(chunk);
@@ -81,21 +189,22 @@ export async function startControlServer(path: string, handler: ControlHandler, 
         sock.destroy();
         return;
       }
-      for (const m of msgs) {
-        chain = chain.then(async () => {
-          const bad = validateMessage(m);
-          let reply: ControlReply;
-          if (bad) reply = { ok: false, error: bad };
-          else {
-            try { reply = await handler(m as BusMessage); } catch (err) { reply = { ok: false, error: (err as Error).message }; }
-          }
-          if (!sock.destroyed && sock.writable) sock.write(encodeFrame(reply));
-        }).catch((err: unknown) => {
-          // Keep the chain alive for the next request, and never leave a rejection unhandled.
-          log.warn('control socket: could not answer a request', { err });
-        });
-      }
+      for (const m of msgs) backlog.push(m);
+      update();
+      void pump();
     });
+  });
+  // Past the cap, net closes new connections before they are read; say so now and then.
+  server.maxConnections = o.maxConnections;
+  let dropped = 0;
+  let lastDropWarn = -Infinity;
+  server.on('drop', () => {
+    dropped++;
+    const now = Date.now();
+    if (now - lastDropWarn < DROP_WARN_MS) return;
+    log.warn('control socket: too many connections, closing new ones', { maxConnections: o.maxConnections, dropped });
+    lastDropWarn = now;
+    dropped = 0;
   });
   // Create the socket already private: umask for the bind (which listen() does synchronously, so
   // the umask is restored before anything else runs), chmod as a second guard.
