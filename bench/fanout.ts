@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TargetRegistry } from '../src/daemon/registry.js';
-import type { CoverageDelta } from '../src/daemon/hub.js';
+import type { CoverageDelta } from '../src/contracts/hub.js';
 import { startWebServer } from '../src/web/server.js';
 import { packrOptions, type ServerMessage } from '../src/web/protocol.js';
 import { encodeWords, sparseFirstSeen } from '../src/web/live.js';

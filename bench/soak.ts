@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildFuzzTarget, exampleDir, runFuzzer, type FuzzerRun } from '../src/coverage/targets.js';
 import { readCoverageFile } from '../src/coverage/reader.js';
-import type { HistorySample, TargetInfo } from '../src/daemon/hub.js';
+import type { HistorySample, TargetInfo } from '../src/contracts/hub.js';
 import { DaemonProcess, MiB, sleep, tempDir, until, type LogLine } from './lib/daemon-process.js';
 import { copyExe, exampleTarget, writeSynthetic } from './lib/fixtures.js';
 import { BenchTab, extraBits } from './lib/tab.js';

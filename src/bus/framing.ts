@@ -6,10 +6,11 @@
  * much smaller limit (src/daemon/control.ts); clients reading replies keep MAX_FRAME.
  */
 import { Packr } from 'msgpackr';
+import { packrOptions } from '../contracts/msgpack.js';
 
 export const MAX_FRAME = 16 << 20;
 
-const packr = new Packr({ useRecords: false, moreTypes: true });
+const packr = new Packr(packrOptions);
 
 export class FrameError extends Error {
   override name = 'FrameError';

@@ -34,12 +34,13 @@
  * held for a memcpy, so taking it with Atomics.wait on the main thread is harmless.
  */
 import { Packr } from 'msgpackr';
+import { packrOptions } from '../contracts/msgpack.js';
 
 const LOCK = 0, NONEMPTY = 1, NONFULL = 2, HEAD = 3, USED = 4, COUNT = 5, CLOSED = 6, CAPACITY = 7, POSTED = 8, REJECTED = 9;
 const HEADER_BYTES = 64;
 const LEN_BYTES = 4;
 
-const packr = new Packr({ useRecords: false, moreTypes: true });
+const packr = new Packr(packrOptions);
 
 /** Atomics.waitAsync (Node >= 16; typed in lib es2024, which this project does not target yet). */
 const waitAsync = (Atomics as unknown as {

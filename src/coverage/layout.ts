@@ -12,6 +12,7 @@
  * pcs_len where a layout puts its bits.
  */
 import type { CoverageLayout } from './types.js';
+import { bitsWords } from '../contracts/seen.js';
 
 /** Largest pcs_len accepted: 2^27 PCs is a 1 GiB PC list, far beyond any real executable. */
 export const MAX_PCS_LEN = 1 << 27;
@@ -34,10 +35,6 @@ export interface LayoutInfo {
   bitsBytes: number;
   /** Total file size. */
   size: number;
-}
-
-export function bitsWords(pcsLen: number): number {
-  return Math.ceil(pcsLen / 64);
 }
 
 export function headerBytes(layout: CoverageLayout): number {
@@ -107,22 +104,4 @@ function ascending(xs: BigUint64Array): number {
   return n;
 }
 
-/** Number of set seen bits among the first pcsLen. */
-export function countSeen(seen: Uint8Array, pcsLen: number): number {
-  let n = 0;
-  const full = pcsLen >> 3;
-  for (let i = 0; i < full; i++) n += POPCOUNT8[seen[i]!]!;
-  for (let i = full * 8; i < pcsLen; i++) n += (seen[i >> 3]! >> (i & 7)) & 1;
-  return n;
-}
 
-/** Whether PC index i is marked seen (bit i % 64 of word i / 64, i.e. bit i % 8 of byte i / 8). */
-export function isSeen(seen: Uint8Array, i: number): boolean {
-  return ((seen[i >> 3]! >> (i & 7)) & 1) === 1;
-}
-
-const POPCOUNT8 = (() => {
-  const t = new Uint8Array(256);
-  for (let i = 1; i < 256; i++) t[i] = (i & 1) + t[i >> 1]!;
-  return t;
-})();

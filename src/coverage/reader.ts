@@ -11,11 +11,11 @@ import { closeSync, fstatSync, lstatSync, readSync, type BigIntStats } from 'nod
 import type { FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { openRegular, openRegularSync, UntrustedFileError } from '../util/untrusted.js';
+import { bitsWords } from '../contracts/seen.js';
 import {
   MAX_PCS_LEN,
   MIN_HEADER_BYTES,
   PCS_LEN_OFFSET,
-  bitsWords,
   chooseFourFieldLayout,
   classifySize,
   layoutInfo,

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { agentObject, agentSourcePath, buildAtomically, buildDir, clangPath, packageRoot, planCc, sha256 } from './toolchain.js';
+import { COVERAGE_ID } from '../contracts/ids.js';
 
 const execFileP = promisify(execFile);
 
@@ -245,7 +246,7 @@ export function runFuzzer(exe: string, opts: RunFuzzerOptions): FuzzerRun {
   return { child, done, stop };
 }
 
-const COVERAGE_NAME = /^[0-9a-f]{16}$/;
+const COVERAGE_NAME = COVERAGE_ID;
 
 /** Coverage files (full paths) currently under <covdDir>/v with at least a header. */
 export function listCoverageFiles(covdDir: string): string[] {

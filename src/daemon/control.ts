@@ -25,6 +25,7 @@ import { dirname } from 'node:path';
 import { encodeFrame, FrameDecoder, FrameError } from '../bus/framing.js';
 import type { BusMessage } from '../bus/messages.js';
 import type { Logger } from '../util/log.js';
+import { isCoverageId } from '../contracts/ids.js';
 
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
 export type ControlHandler = (msg: BusMessage) => Promise<ControlReply>;
@@ -39,7 +40,7 @@ export function validateMessage(m: unknown): string | undefined {
   const str = (k: string) => typeof o[k] === 'string' && (o[k] as string).length > 0 && (o[k] as string).length < 4096;
   switch (o.type) {
     case 'coverage':
-      if (!str('id') || !/^[0-9a-f]{16}$/.test(o.id as string)) return 'coverage: id must be 16 lower-case hex digits';
+      if (!str('id') || !isCoverageId(o.id)) return 'coverage: id must be 16 lower-case hex digits';
       if (!str('exe') || !(o.exe as string).startsWith('/')) return 'coverage: exe must be an absolute path';
       if (!str('file') || !(o.file as string).startsWith('/')) return 'coverage: file must be an absolute path';
       return undefined;

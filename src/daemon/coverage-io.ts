@@ -5,7 +5,7 @@
  * untrusted-file rules) and a pcs_len above the daemon's memory budget, before allocating.
  */
 import { CoverageFile, readPcListAsync } from '../coverage/reader.js';
-import { pcTableHash } from '../coverage/meta.js';
+import { pcTableHash } from '../contracts/ids.js';
 import type { PcList } from './dispatch.js';
 
 export { CoverageFile };

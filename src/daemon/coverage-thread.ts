@@ -16,7 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { attachBus, type Bus } from '../bus/index.js';
 import type { BusMessage } from '../bus/messages.js';
 import { CoverageFileError } from '../coverage/types.js';
-import { pcTableHash } from '../coverage/meta.js';
+import { pcTableHash } from '../contracts/ids.js';
 import { openLive, type CoverageFile } from './coverage-io.js';
 import { SeenDiff } from './tick.js';
 

@@ -30,7 +30,7 @@ import { readCoverageMetaAsync } from '../coverage/meta.js';
 import { CoverageFileError } from '../coverage/types.js';
 import { trustedOwner } from '../util/untrusted.js';
 import { DebugInfoError, type SourceIndex, type Symbolizer } from '../workers/types.js';
-import type { TargetInfo } from './hub.js';
+import type { TargetInfo } from '../contracts/hub.js';
 import { writerAlive } from './liveness.js';
 import type { TargetRegistry } from './registry.js';
 import { Store } from './store.js';

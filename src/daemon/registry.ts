@@ -1,6 +1,6 @@
 /**
  * The target registry: the daemon's single source of truth about targets, implementing the
- * `Hub` contract (src/daemon/hub.ts) the web server reads and listens to.
+ * `Hub` contract (src/contracts/hub.ts) the web server reads and listens to.
  *
  * Only the daemon mutates it, always on the main thread:
  *   add()        a new coverage file was announced            -> state 'loading', event 'target'
@@ -26,11 +26,13 @@
  * recent history stays dense, old history gets sparser, and memory stays bounded for weeks.
  */
 import { EventEmitter } from 'node:events';
-import { basename, isAbsolute, join } from 'node:path';
+import { basename } from 'node:path';
 import type {
   CoverageDelta, HistorySample, Hub, HubEvents, TargetDetail, TargetInfo, TargetState, TargetStats,
-} from './hub.js';
+} from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
+import { countSeen, seenBytes, setSeen } from '../contracts/seen.js';
+import { sourcePathOf } from '../contracts/paths.js';
 
 /** What the daemon knows when a target is announced. */
 export interface NewTarget {
@@ -72,21 +74,6 @@ export interface RegistryOptions {
   historyIntervalMs?: number;
   maxHistory?: number;
   now?: () => number;
-}
-
-/** Bytes of the seen bitmap for pcsLen PCs: whole u64 words, as in the coverage file. */
-export function seenBytes(pcsLen: number): number {
-  return Math.ceil(pcsLen / 64) * 8;
-}
-
-/** Number of set bits in a seen bitmap. */
-export function popcount(bits: Uint8Array): number {
-  let n = 0;
-  for (let i = 0; i < bits.length; i++) {
-    let b = bits[i]!;
-    while (b) { b &= b - 1; n++; }
-  }
-  return n;
 }
 
 /** A live target: what the store keeps of it, plus what is only worth knowing while running. */
@@ -131,10 +118,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
   sourcePath(id: string, file: number): string | undefined {
     const idx = this.entries.get(id)?.index;
     if (!idx || !Number.isInteger(file) || file < 0 || file >= idx.files.length) return undefined;
-    const name = idx.files[file]!;
-    const dir = idx.directories[idx.fileDirs[file]!];
-    const p = isAbsolute(name) ? name : dir !== undefined ? join(dir, name) : undefined;
-    return p !== undefined && isAbsolute(p) ? p : undefined;
+    const p = sourcePathOf(idx, file);
+    return p.startsWith('/') ? p : undefined;
   }
 
   override on<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
@@ -201,7 +186,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
     if (r.seen.length !== seenBytes(info.stats.pcsLen) || r.firstSeen.length !== info.stats.pcsLen) {
       throw new RangeError(`restored target ${info.id}: bitmap sizes do not match pcsLen ${info.stats.pcsLen}`);
     }
-    info.stats.covered = popcount(r.seen);
+    info.stats.covered = countSeen(r.seen);
     this.entries.set(info.id, {
       info, index: r.index, seen: r.seen, firstSeen: r.firstSeen, seq: r.seq, history: r.history.slice(-this.maxHistory), rate: [],
     });
@@ -284,9 +269,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
     for (let i = 0; i < fresh.length; i++) {
       const pc = fresh[i]!;
       if (pc >= pcsLen) continue;
-      const byte = pc >>> 3, bit = 1 << (pc & 7);
-      if (e.seen[byte]! & bit) continue;
-      e.seen[byte] = e.seen[byte]! | bit;
+      if (!setSeen(e.seen, pc)) continue;
       e.firstSeen[pc] = sec;
       if (n !== i) { if (fresh === u.newPcs) fresh = fresh.slice(); fresh[n] = pc; }
       n++;

@@ -27,13 +27,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
-import type { HistorySample, TargetInfo } from './hub.js';
+import { packrOptions } from '../contracts/msgpack.js';
+import type { HistorySample, TargetInfo } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
 import type { RestoredTarget, TargetRegistry } from './registry.js';
-import { seenBytes } from './registry.js';
+import { seenBytes, setSeen } from '../contracts/seen.js';
 import type { Logger } from '../util/log.js';
 
-const packr = new Packr({ useRecords: false, moreTypes: true });
+const packr = new Packr(packrOptions);
 const COMPACT_EVERY = 256;
 /** History rows appended before the stored history is replaced by the registry's thinned copy. */
 const COMPACT_SAMPLES = 1024;
@@ -208,7 +209,7 @@ export class Store {
       const sec = Math.floor(d.t / 1000) || 1;
       for (const pc of d.pcs) {
         if (pc >= pcsLen) continue;
-        if (!(seen[pc >>> 3]! & (1 << (pc & 7)))) { seen[pc >>> 3] = seen[pc >>> 3]! | (1 << (pc & 7)); firstSeen[pc] = sec; }
+        if (setSeen(seen, pc)) firstSeen[pc] = sec;
       }
       n++;
     }

@@ -6,6 +6,8 @@
  * (not copied) to the main thread. Seen bits only ever turn on; a bit that turned off (the file
  * was recreated) is reported by `cleared` so the caller can reset.
  */
+import { popcount32 } from '../contracts/seen.js';
+
 export class SeenDiff {
   /** Bits as of the last tick. */
   readonly prev: Uint8Array;
@@ -58,10 +60,4 @@ export class SeenDiff {
     bigger.set(this.out);
     this.out = bigger;
   }
-}
-
-function popcount32(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }

@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, lstatSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { COVERAGE_ID } from '../coverage/meta.js';
+import { COVERAGE_ID } from '../contracts/ids.js';
 import { basename, dirname, join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { CoverageMessage } from '../bus/messages.js';

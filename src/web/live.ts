@@ -11,11 +11,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
-import type { CoverageDelta, Hub, TargetInfo } from '../daemon/hub.js';
+import type { CoverageDelta, Hub, TargetInfo } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
 import type { Logger } from '../util/log.js';
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import { PROTOCOL_VERSION, packrOptions, type ClientMessage, type ServerMessage, type WireSourceIndex } from './protocol.js';
+import { packrOptions } from '../contracts/msgpack.js';
+import { PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type WireSourceIndex } from './protocol.js';
 import type { WebLimits } from './limits.js';
 import type { WebStats } from './types.js';
 import { infoOf } from './summary.js';

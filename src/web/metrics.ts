@@ -1,5 +1,5 @@
 /** GET /metrics in the Prometheus text exposition format (version 0.0.4). */
-import type { Hub } from '../daemon/hub.js';
+import type { Hub } from '../contracts/hub.js';
 import type { WebStats } from './types.js';
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

@@ -3,11 +3,12 @@
  * Pure types and codec options: imported by the server (src/web) and by the browser client (ui/),
  * so both sides always agree. Every frame is one binary msgpack message (msgpackr, options below).
  */
-import type { HistorySample, TargetInfo, TargetStats } from '../daemon/hub.js';
+import type { HistorySample, TargetInfo, TargetStats } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
+import { isSeen, popcount32 } from '../contracts/seen.js';
 
 /** msgpackr options both sides use; typed arrays travel as msgpackr typed-array extensions. */
-export const packrOptions = { useRecords: false, moreTypes: true } as const;
+export { packrOptions } from '../contracts/msgpack.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -115,13 +116,7 @@ export function expandFirstSeen(s: Pick<SnapshotMessage, 'seen' | 'firstSeen' | 
   const out = new Uint32Array(pcsLen);
   let k = 0;
   for (let pc = 0; pc < pcsLen; pc++) {
-    if (s.seen[pc >>> 3]! & (1 << (pc & 7))) out[pc] = s.firstSeen[k++] ?? 0;
+    if (isSeen(s.seen, pc)) out[pc] = s.firstSeen[k++] ?? 0;
   }
   return out;
-}
-
-function popcount32(x: number): number {
-  x = x - ((x >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }

@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { gzip } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
-import type { Hub } from '../daemon/hub.js';
+import type { Hub } from '../contracts/hub.js';
 import type { Logger } from '../util/log.js';
 import { loadAssets, makeAsset, pickEncoding, type Asset } from './assets.js';
 import { defaultLimits, type WebLimits } from './limits.js';

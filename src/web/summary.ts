@@ -3,8 +3,10 @@
  * The API (GET /api/targets/:id), the lcov and JSON exports all use this one computation, so
  * their totals agree by construction.
  */
-import type { TargetDetail, TargetInfo } from '../daemon/hub.js';
+import type { TargetDetail, TargetInfo } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
+import { isSeen } from '../contracts/seen.js';
+import { sourcePathOf } from '../contracts/paths.js';
 
 const NONE = 0xffffffff;
 
@@ -43,16 +45,8 @@ export interface TargetSummary {
   lineHits: { lines: Uint32Array; hits: Uint8Array }[];
 }
 
-export function filePath(index: SourceIndex, file: number): string {
-  const dir = index.directories[index.fileDirs[file]!] ?? '';
-  const name = index.files[file]!;
-  if (name.startsWith('/') || dir === '') return name;
-  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
-}
-
-export function isSeen(seen: Uint8Array, pc: number): boolean {
-  return (seen[pc >>> 3]! & (1 << (pc & 7))) !== 0;
-}
+/** The normalised path of a file of the index: the spelling of the API, lcov SF: and /source. */
+export const filePath = (index: SourceIndex, file: number): string => sourcePathOf(index, file);
 
 /**
  * What never changes for an index: each PC's source line as a dense id, lines sorted by file then

@@ -1,5 +1,5 @@
 /** Contract between the daemon (src/daemon) and the web server (src/web/server.ts). */
-import type { Hub } from '../daemon/hub.js';
+import type { Hub } from '../contracts/hub.js';
 import type { Logger } from '../util/log.js';
 import type { WebLimits } from './limits.js';
 

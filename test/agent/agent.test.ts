@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { unpack } from 'msgpackr';
 import { buildExampleTarget, buildFuzzTarget, findCoverageFile, runFuzzer } from '../helpers/fuzz-targets.js';
 import { CoverageFile, openCoverageFileWhenReady, readCoverageFile } from '../../src/coverage/reader.js';
-import { countSeen } from '../../src/coverage/layout.js';
+import { countSeen } from '../../src/contracts/seen.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 import { agentObject } from '../../src/coverage/toolchain.js';
 import { descendantPids, exampleDir } from '../../src/coverage/targets.js';

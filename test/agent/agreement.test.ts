@@ -10,7 +10,7 @@ import { cpSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildExampleTarget, buildSqliteTarget, findCoverageFile, runFuzzer, seedCorpusFor } from '../helpers/fuzz-targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
-import { isSeen } from '../../src/coverage/layout.js';
+import { isSeen } from '../../src/contracts/seen.js';
 import { inferBias, parseLibFuzzerOutput } from './libfuzzer-output.js';
 import { scratchDirs } from '../helpers/scratch.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExampleTarget, findCoverageFile, runFuzzer } from '../helpers/fuzz-targets.js';
 import { openCoverageFileWhenReady } from '../../src/coverage/reader.js';
-import { countSeen } from '../../src/coverage/layout.js';
+import { countSeen } from '../../src/contracts/seen.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 
 describe('coverage reader on a live fuzzer', function () {

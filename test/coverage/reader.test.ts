@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoverageFile, openCoverageFileWhenReady, readCoverageFile } from '../../src/coverage/reader.js';
 import { CoverageFileError, type CoverageErrorCode, type CoverageLayout } from '../../src/coverage/types.js';
-import { classifySize, countSeen, isSeen, layoutInfo, MAX_PCS_LEN } from '../../src/coverage/layout.js';
+import { classifySize, layoutInfo, MAX_PCS_LEN } from '../../src/coverage/layout.js';
+import { countSeen, isSeen } from '../../src/contracts/seen.js';
 import { encodeCoverageFile, writeCoverageFile } from '../../src/coverage/writer.js';
 
 /** PCs that look like a real text section: ascending, non-zero. */

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/coverage/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { writeCoverageFile } from '../../src/coverage/writer.js';
-import { pcTableHash, writeCoverageMeta } from '../../src/coverage/meta.js';
+import { writeCoverageMeta } from '../../src/coverage/meta.js';
+import { pcTableHash } from '../../src/contracts/ids.js';
 import { request } from '../../src/daemon/client.js';
-import type { TargetInfo } from '../../src/daemon/hub.js';
+import type { TargetInfo } from '../../src/contracts/hub.js';
 import { startServe, pollUntil, type ServeProcess } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { request } from '../../src/daemon/client.js';
-import type { TargetInfo } from '../../src/daemon/hub.js';
+import type { TargetInfo } from '../../src/contracts/hub.js';
 
 export const covdBin = fileURLToPath(new URL('../../../bin/covd', import.meta.url));
 

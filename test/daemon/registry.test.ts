@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { TargetRegistry, seenBytes, popcount } from '../../src/daemon/registry.js';
-import type { CoverageDelta, TargetInfo } from '../../src/daemon/hub.js';
+import { TargetRegistry } from '../../src/daemon/registry.js';
+import { seenBytes, countSeen as popcount } from '../../src/contracts/seen.js';
+import type { CoverageDelta, TargetInfo } from '../../src/contracts/hub.js';
 import { NONE, type SourceIndex } from '../../src/workers/types.js';
 
 function index(pcs: number): SourceIndex {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
-import { TargetRegistry, popcount } from '../../src/daemon/registry.js';
+import { TargetRegistry } from '../../src/daemon/registry.js';
+import { countSeen as popcount } from '../../src/contracts/seen.js';
 import { Store, persistRegistry } from '../../src/daemon/store.js';
 import { createLogger } from '../../src/util/log.js';
 import { NONE, type SourceIndex } from '../../src/workers/types.js';

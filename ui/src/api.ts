@@ -2,7 +2,7 @@
  * The daemon's HTTP API as the page uses it (docs/protocol.md is the reference).
  * A token given to the page as ?token= is passed on to every request and to the WebSocket.
  */
-import type { TargetInfo, HistorySample } from '../../src/daemon/hub.js';
+import type { TargetInfo, HistorySample } from '../../src/contracts/hub.js';
 
 function token(): string | null {
   return new URLSearchParams(location.search).get('token');

@@ -3,7 +3,7 @@
  * the current view. Messages are applied to the state first, then the view is told what changed,
  * so every view updates in place.
  */
-import type { TargetInfo } from '../../src/daemon/hub.js';
+import type { TargetInfo } from '../../src/contracts/hub.js';
 import { PROTOCOL_VERSION, deltaPcs, expandFirstSeen, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
 import { Link, type LinkState } from './conn.js';
 import { TargetModel } from './model.js';

@@ -4,7 +4,7 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { HistorySample } from '../../src/daemon/hub.js';
+import type { HistorySample } from '../../src/contracts/hub.js';
 import { compact, el, int } from './format.js';
 
 export class CoverageChart {

@@ -4,7 +4,8 @@
  * replayed by the owner on every (re)open via `onOpen`.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { packrOptions, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
+import type { ClientMessage, ServerMessage } from '../../src/web/protocol.js';
+import { packrOptions } from '../../src/contracts/msgpack.js';
 import { authQuery } from './api.js';
 
 export type LinkState = 'connecting' | 'open' | 'reconnecting';

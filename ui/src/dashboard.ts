@@ -1,5 +1,5 @@
 /** The dashboard: one row per target, updated in place as stats arrive. */
-import type { TargetInfo } from '../../src/daemon/hub.js';
+import type { TargetInfo } from '../../src/contracts/hub.js';
 import type { App, TrendPoint, View } from './app.js';
 import { ago, el, int, pct, setText } from './format.js';
 import { targetHref } from './router.js';

@@ -5,8 +5,10 @@
  * Line semantics: a line is covered when all its PCs are seen, partly covered when some are,
  * uncovered when none are, and not instrumented when no PC maps to it.
  */
-import type { HistorySample, TargetInfo, TargetStats } from '../../src/daemon/hub.js';
+import type { HistorySample, TargetInfo, TargetStats } from '../../src/contracts/hub.js';
 import type { WireSourceIndex } from '../../src/web/protocol.js';
+import { isSeen, setSeen } from '../../src/contracts/seen.js';
+import { joinSourcePath } from '../../src/contracts/paths.js';
 
 const NONE = 0xffffffff;
 
@@ -62,13 +64,13 @@ export class TargetModel {
   }
 
   isSeen(pc: number): boolean {
-    return ((this.seen[pc >> 3]! >> (pc & 7)) & 1) === 1;
+    return isSeen(this.seen, pc);
   }
 
   setIndex(index: WireSourceIndex): void {
     this.index = index;
     const { files, directories, fileDirs, pcFile, pcLine, pcFunction } = index;
-    this.paths = files.map((f, i) => joinPath(directories[fileDirs[i]!] ?? '', f));
+    this.paths = files.map((f, i) => joinSourcePath(directories[fileDirs[i]!] ?? '', f));
     this.byPath = new Map(this.paths.map((p, i) => [trimSlash(p), i]));
     const nFiles = files.length;
     const nPcs = pcFile.length;
@@ -135,8 +137,7 @@ export class TargetModel {
     for (let k = 0; k < pcs.length; k++) {
       const pc = pcs[k]!;
       if (pc >> 3 >= this.seen.length) continue;
-      if (this.isSeen(pc)) continue;
-      this.seen[pc >> 3]! |= 1 << (pc & 7);
+      if (!setSeen(this.seen, pc)) continue;
       if (pc < this.firstSeen.length && this.firstSeen[pc] === 0) this.firstSeen[pc] = nowS;
       if (idx) {
         const f = idx.pcFile[pc]!;
@@ -241,11 +242,6 @@ export class TargetModel {
     }
     return { state, seen, total, newest, missStarts: Uint32Array.from(starts) };
   }
-}
-
-function joinPath(dir: string, file: string): string {
-  if (file.startsWith('/') || dir === '') return file;
-  return dir.endsWith('/') ? dir + file : dir + '/' + file;
 }
 
 function trimSlash(p: string): string {

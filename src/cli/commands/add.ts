@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
+import { isCoverageId } from '../../contracts/ids.js';
 import { ask, parseClientArgs, socketHelp } from '../../daemon/cli-common.js';
 
 const command: Command = {
@@ -16,7 +17,7 @@ ${socketHelp}`,
     const { socket, json, args } = parseClientArgs(argv, { min: 1, max: 2 });
     const file = resolve(args[0]!);
     const id = file.split('/').pop()!;
-    if (!/^[0-9a-f]{16}$/.test(id)) throw new UsageError(`'${args[0]}' is not a coverage file: its name must be 16 hex digits`);
+    if (!isCoverageId(id)) throw new UsageError(`'${args[0]}' is not a coverage file: its name must be 16 hex digits`);
     let exe = args[1] ? resolve(args[1]) : undefined;
     if (!exe) {
       const { readCoverageMeta } = await import('../../coverage/meta.js');

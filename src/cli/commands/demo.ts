@@ -7,7 +7,7 @@ import { UsageError } from '../command.js';
 import { createLogger, isLevel } from '../../util/log.js';
 import type { DaemonConfig } from '../../daemon/config.js';
 import { DEFAULT_PORT } from '../../daemon/config.js';
-import type { TargetInfo } from '../../daemon/hub.js';
+import type { TargetInfo } from '../../contracts/hub.js';
 
 const usage = `usage: covd demo [options]
 

@@ -1,5 +1,5 @@
 import type { Command } from '../command.js';
-import type { TargetInfo } from '../../daemon/hub.js';
+import type { TargetInfo } from '../../contracts/hub.js';
 import { ask, parseClientArgs, socketHelp } from '../../daemon/cli-common.js';
 
 const command: Command = {
