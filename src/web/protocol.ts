@@ -70,8 +70,6 @@ export type ServerMessage =
 export type SnapshotMessage = Extract<ServerMessage, { t: 'snapshot' }>;
 export type DeltaMessage = Extract<ServerMessage, { t: 'delta' }>;
 
-/** Largest client message the server accepts, in bytes; bigger frames close the connection. */
-export const MAX_CLIENT_MESSAGE = 4096;
 
 /** The PC indices a delta marks as newly seen, whichever encoding it uses. */
 export function deltaPcs(d: Pick<DeltaMessage, 'pcs' | 'words'>): Uint32Array {

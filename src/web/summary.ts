@@ -196,9 +196,9 @@ export class SummaryCache {
 }
 
 /** The TargetInfo part of a detail (without the big arrays), for JSON and the wire. */
-export function infoOf(t: TargetInfo): TargetInfo {
-  const info: TargetInfo = { id: t.id, name: t.name, exe: t.exe, buildId: t.buildId, coverageFile: t.coverageFile, state: t.state, createdAt: t.createdAt, stats: t.stats };
-  if (t.error !== undefined) info.error = t.error;
+export function infoOf(t: TargetInfo | TargetDetail): TargetInfo {
+  // Everything but the detail's large parts, so a field added to TargetInfo is never left out.
+  const { index: _i, seen: _s, firstSeen: _f, seq: _q, ...info } = t as TargetDetail;
   return info;
 }
 

@@ -31,11 +31,27 @@ export function isNativeUws(mod: unknown): boolean {
   return proto?.constructor?.name === 'uWS.App';
 }
 
+/**
+ * Node major versions the uWebSockets.js build we depend on (v20.30) ships binaries for. Newer
+ * uWS builds need glibc 2.38, which Debian 12 lacks; docs/architecture.md says what moving on takes.
+ */
+export const SUPPORTED_NODE_MAJORS = [16, 18, 20] as const;
+
+/** Why this Node cannot run the server, or undefined when it can. */
+export function unsupportedNode(version = process.versions.node): string | undefined {
+  const major = Number(version.split('.')[0]);
+  if ((SUPPORTED_NODE_MAJORS as readonly number[]).includes(major)) return undefined;
+  return `covd's web server needs Node ${SUPPORTED_NODE_MAJORS.join(', ')} (the uWebSockets.js v20.30 build it uses ships ` +
+    `native binaries for those only); this is Node ${version}. Run covd with Node 20 (e.g. Debian 12's nodejs 20 packages or nvm)`;
+}
+
 let cached: Uws | undefined;
 
 /** Returns the native uWebSockets.js module or throws UwsUnavailableError. */
 export function loadUws(): Uws {
   if (cached) return cached;
+  const old = unsupportedNode();
+  if (old) throw new UwsUnavailableError(old, 'load-failed');
   const require = createRequire(import.meta.url);
   const forced = /^(1|true)$/i.test(process.env.UWS_USE_FALLBACK ?? '');
   let mod: unknown;

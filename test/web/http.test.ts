@@ -195,7 +195,9 @@ describe('web: HTTP API, exports and assets', function () {
   });
 
   it('exposes Prometheus metrics per target and for the server', async () => {
+    const t0 = Date.now();
     const r = await request(port, '/metrics');
+    const t1 = Date.now();
     expect(r.status).to.equal(200);
     expect(r.headers['content-type']).to.match(/^text\/plain; version=0\.0\.4/);
     const text = r.body.toString();
@@ -208,7 +210,10 @@ describe('web: HTTP API, exports and assets', function () {
     expect(value('covd_target_pcs_covered')).to.equal(reg.stats.covered);
     expect(value('covd_target_pcs_total')).to.equal(reg.stats.pcsLen);
     expect(value('covd_target_runs_total')).to.equal(reg.stats.nRuns);
-    expect(value('covd_target_seconds_since_new_coverage')).to.be.at.least(0);
+    // Rendered between t0 and t1: the age of the newest coverage at that moment.
+    const last = reg.stats.lastNewAt ?? reg.createdAt;
+    const age = value('covd_target_seconds_since_new_coverage');
+    expect(age).to.be.within(Math.max(0, (t0 - last) / 1000) - 0.001, (t1 - last) / 1000 + 0.001);
     expect(value('covd_web_clients')).to.equal(0);
     expect(value('covd_web_http_requests_total')).to.be.greaterThan(0);
     for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).to.match(/^[a-z_]+(\{[^}]*\})? -?[\d.e+]+$/);

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { isNativeUws, loadUws } from '../../src/web/uws.js';
+import { isNativeUws, loadUws, unsupportedNode } from '../../src/web/uws.js';
 
 const execFileP = promisify(execFile);
 
@@ -52,5 +52,14 @@ describe('web: uWebSockets.js loader', function () {
     const shim = require('uWebSockets.js/dist/index.js') as unknown;
     expect(isNativeUws(shim)).to.equal(false);
     expect(isNativeUws({})).to.equal(false);
+  });
+
+  it('names the Node versions it runs on, and refuses others with a clear reason', () => {
+    expect(unsupportedNode('20.19.1')).to.equal(undefined);
+    expect(unsupportedNode('18.20.0')).to.equal(undefined);
+    const why = unsupportedNode('22.11.0');
+    expect(why).to.match(/needs Node 16, 18, 20/);
+    expect(why).to.include('Node 22.11.0');
+    expect(unsupportedNode('24.0.0')).to.be.a('string');
   });
 });
