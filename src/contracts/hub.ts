@@ -6,6 +6,14 @@ import type { SourceIndex } from '../workers/types.js';
 
 export type TargetState = 'loading' | 'ready' | 'failed' | 'retired';
 
+/**
+ * Whether the target is being fuzzed, beside its symbolization `state`:
+ * - running: a writer process is alive and runs moved within the idle time (default 10 s);
+ * - idle:    a writer is alive, but no runs for that long (stopped in a debugger, stuck);
+ * - stopped: no writer is alive (or, for a producer that names none, no runs for that long).
+ */
+export type TargetActivity = 'running' | 'idle' | 'stopped';
+
 export interface TargetStats {
   nRuns: number;
   uniqueRuns: number;
@@ -14,7 +22,7 @@ export interface TargetStats {
   /** PCs seen so far, and PCs in all. */
   covered: number;
   pcsLen: number;
-  /** Runs per second over the last few seconds. */
+  /** Runs per second over the last few seconds; decays to 0 when runs stop. */
   runsPerSec: number;
   /** When the last new PC was seen (ms since epoch), null before any. */
   lastNewAt: number | null;
@@ -33,6 +41,9 @@ export interface TargetInfo {
   /** Hash of the PC table the target was made from (the agent's id function); absent in records from before it was kept. */
   pcsHash?: string;
   state: TargetState;
+  activity: TargetActivity;
+  /** When the target was last seen to stop (no live writer), ms since epoch; null while fuzzed. */
+  stoppedAt: number | null;
   /** Why the target failed, in words a user can act on. */
   error?: string;
   /** First seen by this daemon (ms since epoch). */

@@ -16,6 +16,7 @@
  *   --keep-retired     COVD_KEEP_RETIRED   keepRetired         5
  *   --memory-mb        COVD_MEMORY_MB      memoryMb            2048 (sets the largest pcs_len accepted)
  *   --symbolize-timeout COVD_SYMBOLIZE_TIMEOUT symbolizeTimeout 600 (seconds per executable)
+ *   --idle-seconds     COVD_IDLE_SECONDS   idleSeconds         10 (a live fuzzer without runs this long is idle)
  *   --config           COVD_CONFIG         -                   $XDG_CONFIG_HOME/covd/config.json (if present)
  */
 import { readFileSync } from 'node:fs';
@@ -43,6 +44,8 @@ export interface DaemonConfig {
   memoryMb?: number;
   /** Symbolizing one executable is abandoned after this many seconds (its target fails; others go on). */
   symbolizeTimeout?: number;
+  /** A target whose writer is alive but made no runs for this many seconds is 'idle'. */
+  idleSeconds?: number;
   /** The config file actually read, if any. */
   configFile?: string;
 }
@@ -77,6 +80,7 @@ export const serveOptions = {
   'keep-retired': { type: 'string' },
   'memory-mb': { type: 'string' },
   'symbolize-timeout': { type: 'string' },
+  'idle-seconds': { type: 'string' },
   config: { type: 'string', short: 'c' },
 } as const;
 
@@ -107,7 +111,7 @@ function readConfigFile(path: string, required: boolean): FileConfig | undefined
     throw new UsageError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError(`config file ${path} must hold a JSON object`);
-  const known = new Set(['host', 'port', 'socket', 'stateDir', 'watch', 'logLevel', 'token', 'allowedHosts', 'retireDays', 'keepRetired', 'memoryMb', 'symbolizeTimeout']);
+  const known = new Set(['host', 'port', 'socket', 'stateDir', 'watch', 'logLevel', 'token', 'allowedHosts', 'retireDays', 'keepRetired', 'memoryMb', 'symbolizeTimeout', 'idleSeconds']);
   for (const k of Object.keys(v)) if (!known.has(k)) throw new UsageError(`config file ${path}: unknown key '${k}'`);
   return v as FileConfig;
 }
@@ -148,6 +152,7 @@ export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.e
     keepRetired: int('keep-retired', first<string | number>(flags['keep-retired'], env.COVD_KEEP_RETIRED || undefined, file.keepRetired), 0, 100000) ?? 5,
     memoryMb: int('memory-mb', first<string | number>(flags['memory-mb'], env.COVD_MEMORY_MB || undefined, file.memoryMb), 16, 1 << 24) ?? DEFAULT_MEMORY_MB,
     symbolizeTimeout: int('symbolize-timeout', first<string | number>(flags['symbolize-timeout'], env.COVD_SYMBOLIZE_TIMEOUT || undefined, file.symbolizeTimeout), 1, 86400) ?? DEFAULT_SYMBOLIZE_TIMEOUT_S,
+    idleSeconds: int('idle-seconds', first<string | number>(flags['idle-seconds'], env.COVD_IDLE_SECONDS || undefined, file.idleSeconds), 1, 86400) ?? 10,
     configFile: read ? filePath : undefined,
   };
 }
@@ -173,6 +178,8 @@ options (each also settable by environment variable or config file key; flags wi
                        file with more than N*8192 PCs is refused before anything is allocated
   --symbolize-timeout S  give up symbolizing one executable after S seconds; its target fails
                        and the others go on (COVD_SYMBOLIZE_TIMEOUT; default 600)
+  --idle-seconds S     a target whose fuzzer is alive but made no runs for S seconds is shown
+                       idle (COVD_IDLE_SECONDS; default 10); one with no live fuzzer, stopped
   -c, --config FILE    JSON config file (COVD_CONFIG; default $XDG_CONFIG_HOME/covd/config.json)
 
 Logs are JSON lines on stdout (COVD_LOG_FORMAT=pretty for humans). The line

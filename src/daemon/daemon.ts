@@ -21,6 +21,7 @@ import { startControlServer, type ControlReply, type ControlServer } from './con
 import { CoverageDirWatcher, FileChangeWatcher } from './watch.js';
 import type { ThreadEvent } from './coverage-thread.js';
 import { readPcList } from './coverage-io.js';
+import { ActivityMonitor, DEFAULT_IDLE_S } from './activity.js';
 
 export interface DaemonOptions {
   log: Logger;
@@ -119,6 +120,9 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       }
     }
     const persist = persistRegistry(registry, store, log, retiredAt);
+    const activity = new ActivityMonitor(registry, (cfg.idleSeconds ?? DEFAULT_IDLE_S) * 1000);
+    activity.start();
+    cleanup.push(() => activity.close());
     const maxPcs = maxPcsFor(cfg.memoryMb ?? DEFAULT_MEMORY_MB);
     log.info('state loaded', { stateDir: cfg.stateDir, targets: restored });
 
@@ -223,6 +227,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     cleanup.push(() => { clearInterval(retention); clearInterval(sweep); });
 
     const announce = (m: CoverageMessage) => {
+      activity.noteWriter(m.id, m.pid);
       dispatcher.announce(m).catch((err) => log.error('announcement failed', { id: m.id, err }));
     };
 
@@ -260,11 +265,13 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       switch (m.type) {
         case 'coverage': {
           // Reply as soon as the target is known; symbolizing continues in the background.
+          activity.noteWriter(m.id, m.pid);
           const p = dispatcher.announce(m);
           const info = await Promise.race([p, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
           return { ok: true, id: m.id, state: (info ?? registry.info(m.id))?.state ?? 'loading' };
         }
         case 'remove':
+          activity.forget(m.id);
           return dispatcher.remove(m.id) ? { ok: true } : { ok: false, error: `no target with id ${m.id}` };
         case 'list':
           return { ok: true, targets: registry.targets() };
@@ -297,6 +304,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
         if (restartNeeded.length) log.warn('these settings take effect only after a restart', { settings: restartNeeded });
         dispatcher.setRetention(next.retireDays, next.keepRetired);
+        activity.setIdleSeconds(next.idleSeconds ?? DEFAULT_IDLE_S);
         cfg = { ...next, host: cfg.host, port: cfg.port, socket: cfg.socket, stateDir: cfg.stateDir, token: cfg.token };
         dispatcher.enforceRetention();
         log.info('configuration reloaded', { configFile: next.configFile ?? null, watch: next.watch, logLevel: next.logLevel });

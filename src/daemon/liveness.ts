@@ -24,20 +24,24 @@ function bootTimeMs(): number | null {
 /** CLK_TCK: 100 on every Linux architecture Node runs on. */
 const TICKS_PER_SEC = 100;
 
-/** A process's start time in ms since the epoch, or null when /proc does not say. */
-export function processStartMs(pid: number): number | null {
-  const boot = bootTimeMs();
-  if (boot === null) return null;
-  let stat: string;
+/** /proc/<pid>/stat's fields from field 3 (state) on, or null. */
+function statFields(pid: number): string[] | null {
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
-  // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** A process's start time in ms since the epoch, or null when /proc does not say. */
+export function processStartMs(pid: number): number | null {
+  const boot = bootTimeMs();
+  const fields = boot === null ? null : statFields(pid);
+  if (!fields) return null;
   const ticks = Number(fields[19]); // field 22
-  return Number.isFinite(ticks) ? boot + Math.floor((ticks * 1000) / TICKS_PER_SEC) : null;
+  return Number.isFinite(ticks) ? boot! + Math.floor((ticks * 1000) / TICKS_PER_SEC) : null;
 }
 
 /** True when `pid` runs and started at `startTime` (when /proc can tell); false when it is gone or reused. */
@@ -48,6 +52,9 @@ export function writerAlive(pid: number, startTime?: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: alive, someone else's
   }
+  // A zombie (killed, not yet reaped by its parent) answers kill(0) but fuzzes nothing.
+  const state = statFields(pid)?.[0];
+  if (state === 'Z' || state === 'X') return false;
   if (startTime === undefined) return true;
   const started = processStartMs(pid);
   return started === null || Math.abs(started - startTime) <= START_SLACK_MS;

@@ -28,7 +28,7 @@
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type {
-  CoverageDelta, HistorySample, Hub, HubEvents, TargetDetail, TargetInfo, TargetState, TargetStats,
+  CoverageDelta, HistorySample, Hub, HubEvents, TargetActivity, TargetDetail, TargetInfo, TargetState, TargetStats,
 } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
 import { countSeen, seenBytes, setSeen } from '../contracts/seen.js';
@@ -80,6 +80,8 @@ export interface RegistryOptions {
 interface Entry extends RestoredTarget {
   /** Recent (t, nRuns) points for runsPerSec. */
   rate: { t: number; n: number }[];
+  /** When runs last moved (ms since epoch; 0: not since this daemon started). */
+  lastRunsAt: number;
 }
 
 const RATE_WINDOW_MS = 5000;
@@ -164,6 +166,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
       coverageFile: t.coverageFile,
       ...(t.pcsHash !== undefined ? { pcsHash: t.pcsHash } : {}),
       state: 'loading',
+      activity: 'idle',
+      stoppedAt: null,
       createdAt: t.createdAt ?? now,
       stats: {
         nRuns: 0, uniqueRuns: 0, lowestStack: null, covered: 0, pcsLen: t.pcsLen,
@@ -172,7 +176,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
     };
     const e: Entry = {
       info, index: null, seen: new Uint8Array(seenBytes(t.pcsLen)), firstSeen: new Uint32Array(t.pcsLen),
-      seq: 0, history: [], rate: [],
+      seq: 0, history: [], rate: [], lastRunsAt: 0,
     };
     this.entries.set(t.id, e);
     this.emit('target', this.publicInfo(e));
@@ -181,14 +185,19 @@ export class TargetRegistry extends EventEmitter implements Hub {
 
   /** Brings back a persisted target (no events: call before anyone subscribes, or emit yourself). */
   restore(r: RestoredTarget): void {
-    const info: TargetInfo = { ...r.info, stats: { ...r.info.stats, runsPerSec: 0 } };
+    // Until the activity monitor has looked, a restored target is as it was when stored, but not running.
+    const was = r.info.activity;
+    const info: TargetInfo = {
+      ...r.info, stats: { ...r.info.stats, runsPerSec: 0 },
+      activity: was === 'stopped' || was === undefined ? 'stopped' : 'idle', stoppedAt: r.info.stoppedAt ?? null,
+    };
     if (info.state === 'loading') info.state = r.index ? 'ready' : 'loading';
     if (r.seen.length !== seenBytes(info.stats.pcsLen) || r.firstSeen.length !== info.stats.pcsLen) {
       throw new RangeError(`restored target ${info.id}: bitmap sizes do not match pcsLen ${info.stats.pcsLen}`);
     }
     info.stats.covered = countSeen(r.seen);
     this.entries.set(info.id, {
-      info, index: r.index, seen: r.seen, firstSeen: r.firstSeen, seq: r.seq, history: r.history.slice(-this.maxHistory), rate: [],
+      info, index: r.index, seen: r.seen, firstSeen: r.firstSeen, seq: r.seq, history: r.history.slice(-this.maxHistory), rate: [], lastRunsAt: 0,
     });
   }
 
@@ -218,6 +227,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
     e.info.state = 'retired';
     if (reason) e.info.error = reason;
     e.info.stats.runsPerSec = 0;
+    if (e.info.activity !== 'stopped') { e.info.activity = 'stopped'; e.info.stoppedAt = this.now(); }
     this.emit('target', this.publicInfo(e));
   }
 
@@ -280,6 +290,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
     if (n === 0 && !statsChanged) return undefined;
 
     s.covered += n;
+    if (u.nRuns !== s.nRuns) e.lastRunsAt = u.time;
     s.nRuns = u.nRuns;
     s.uniqueRuns = u.uniqueRuns;
     s.lowestStack = u.lowestStack;
@@ -298,6 +309,33 @@ export class TargetRegistry extends EventEmitter implements Hub {
     const delta: CoverageDelta = { id, seq: e.seq, time: u.time, newPcs: fresh, stats: { ...s } };
     this.emit('delta', delta);
     return delta;
+  }
+
+  /** When runs of the target last moved (ms since epoch), 0 when not since this daemon started. */
+  lastRunsAt(id: string): number {
+    return this.entries.get(id)?.lastRunsAt ?? 0;
+  }
+
+  /**
+   * The activity monitor's verdict. Also lets runs/s decay to 0 once runs stopped (ticks only
+   * come when something changed, so nothing else would). Emits 'target' when anything changed.
+   */
+  setActivity(id: string, activity: TargetActivity, now: number): void {
+    const e = this.entries.get(id);
+    if (!e || e.info.state === 'retired') return;
+    let changed = false;
+    if (e.info.activity !== activity) {
+      if (activity === 'stopped') e.info.stoppedAt = now;
+      else if (e.info.activity === 'stopped') e.info.stoppedAt = null;
+      e.info.activity = activity;
+      changed = true;
+    }
+    if (e.info.stats.runsPerSec !== 0 && now - e.lastRunsAt >= RATE_WINDOW_MS) {
+      e.info.stats.runsPerSec = 0;
+      e.rate.length = 0;
+      changed = true;
+    }
+    if (changed) this.emit('target', this.publicInfo(e));
   }
 
   /** Forgets a target. Returns false for unknown ids. */

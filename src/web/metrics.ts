@@ -16,7 +16,13 @@ export function renderMetrics(hub: Hub, web: WebStats, now = Date.now()): string
   family('covd_target_unique_runs_total', 'counter', 'Runs that found new coverage.', targets.map((t) => [lbl(t), t.stats.uniqueRuns]));
   family('covd_target_pcs_covered', 'gauge', 'Instrumented PCs seen so far.', targets.map((t) => [lbl(t), t.stats.covered]));
   family('covd_target_pcs_total', 'gauge', 'Instrumented PCs in the target.', targets.map((t) => [lbl(t), t.stats.pcsLen]));
-  family('covd_target_runs_per_second', 'gauge', 'Runs per second over the last few seconds.', targets.map((t) => [lbl(t), t.stats.runsPerSec]));
+  family('covd_target_runs_per_second', 'gauge', 'Runs per second over the last few seconds (0 once runs stop).', targets.map((t) => [lbl(t), t.stats.runsPerSec]));
+  // One series per target and activity, 1 for the current one (the state-set idiom), so an alert
+  // can say `covd_target_activity{activity="stopped"} == 1`.
+  const acts = ['running', 'idle', 'stopped'] as const;
+  const live = targets.filter((t) => t.state !== 'retired');
+  family('covd_target_activity', 'gauge', 'Whether a fuzzer is running, idle (alive, no runs) or stopped (no live fuzzer).',
+    live.flatMap((t) => acts.map((a) => [`{target="${esc(t.id)}",name="${esc(t.name)}",activity="${a}"}`, t.activity === a ? 1 : 0] as [string, number])));
   family('covd_target_seconds_since_new_coverage', 'gauge', 'Seconds since a PC was first seen (since the target appeared when none yet).',
     targets.map((t) => [lbl(t), Math.max(0, (now - (t.stats.lastNewAt ?? t.createdAt)) / 1000)]));
   const states = ['loading', 'ready', 'failed', 'retired'] as const;

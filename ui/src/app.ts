@@ -251,6 +251,8 @@ function placeholderInfo(id: string): TargetInfo {
     buildId: null,
     coverageFile: '',
     state: 'loading',
+    activity: 'stopped',
+    stoppedAt: null,
     createdAt: Date.now(),
     stats: { nRuns: 0, uniqueRuns: 0, lowestStack: null, covered: 0, pcsLen: 0, runsPerSec: 0, lastNewAt: null, updatedAt: 0 },
   };

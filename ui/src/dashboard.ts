@@ -10,6 +10,7 @@ interface Row {
   exe: HTMLElement;
   error: HTMLElement;
   state: HTMLElement;
+  activity: HTMLElement;
   fill: HTMLElement;
   pct: HTMLElement;
   count: HTMLElement;
@@ -98,8 +99,9 @@ export class Dashboard implements View {
     const error = el('div', 'error-text');
     c1.append(name, exe, error);
     const state = el('span', 'state');
+    const activity = el('span', 'activity');
     const c2 = el('td', 'c-state');
-    c2.append(state);
+    c2.append(state, activity);
     const c3 = el('td', 'c-coverage');
     const bar = el('span', 'bar');
     const fill = el('span', 'bar-fill');
@@ -118,7 +120,7 @@ export class Dashboard implements View {
     svg.append(line);
     c8.append(svg);
     tr.append(c1, c2, c3, runs, unique, speed, last, c8);
-    return { tr, name, exe, error, state, fill, pct: p, count, runs, unique, speed, last, trend: line };
+    return { tr, name, exe, error, state, activity, fill, pct: p, count, runs, unique, speed, last, trend: line };
   }
 
   private fill(r: Row, t: TargetInfo): void {
@@ -132,6 +134,10 @@ export class Dashboard implements View {
     r.error.hidden = t.state !== 'failed';
     setText(r.state, t.state);
     r.state.className = `state state-${t.state}`;
+    // Whether anyone fuzzes it, beside the symbolization state; a retired target is history.
+    setText(r.activity, t.state === 'retired' ? '' : t.activity);
+    r.activity.className = `activity activity-${t.activity}`;
+    r.activity.title = t.activity === 'stopped' && t.stoppedAt ? `no fuzzer since ${new Date(t.stoppedAt).toLocaleString()}` : t.activity === 'idle' ? 'the fuzzer is alive but makes no runs' : '';
     const w = s.pcsLen ? `${(100 * s.covered) / s.pcsLen}%` : '0%';
     if (r.fill.style.width !== w) r.fill.style.width = w;
     setText(r.pct, pct(s.covered, s.pcsLen));

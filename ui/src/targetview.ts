@@ -77,7 +77,7 @@ export class TargetView implements View {
     set('coverage', pct(s.covered, s.pcsLen), `${int(s.covered)} of ${int(s.pcsLen)} PCs`);
     set('runs', int(s.nRuns));
     set('unique', int(s.uniqueRuns), s.nRuns ? `${((100 * s.uniqueRuns) / s.nRuns).toFixed(2)}% of runs` : '');
-    set('speed', int(s.runsPerSec), 'runs per second');
+    set('speed', int(s.runsPerSec), info.activity === 'stopped' ? (info.stoppedAt ? `stopped ${ago(info.stoppedAt)}` : 'no fuzzer running') : info.activity === 'idle' ? 'idle: the fuzzer makes no runs' : 'runs per second');
     set('lowest', s.lowestStack == null ? '–' : hex(s.lowestStack), s.lowestStack == null ? 'not tracked' : '');
     set('last', ago(s.lastNewAt), s.lastNewAt ? new Date(s.lastNewAt).toLocaleTimeString() : '');
     let notice = '';

@@ -6,7 +6,8 @@ const command: Command = {
   summary: 'list the targets of a running daemon',
   usage: `usage: covd list [options]
 
-Prints one line per target: id, state, covered/total PCs, runs, name (and why it failed).
+Prints one line per target: id, state, activity (running, idle or stopped), covered/total
+PCs, runs and runs per second, name (and why it failed).
 
 options:
 ${socketHelp}`,
@@ -23,7 +24,8 @@ ${socketHelp}`,
     for (const t of targets) {
       const s = t.stats;
       const pct = s.pcsLen ? ((100 * s.covered) / s.pcsLen).toFixed(1) : '0.0';
-      console.log(`${t.id}  ${t.state.padEnd(7)}  ${`${s.covered}/${s.pcsLen}`.padStart(13)} (${pct.padStart(5)}%)  ${String(s.nRuns).padStart(12)} runs  ${t.name}${t.error ? `  -- ${t.error}` : ''}`);
+      const act = t.state === 'retired' ? '' : t.activity ?? '';
+      console.log(`${t.id}  ${t.state.padEnd(7)}  ${act.padEnd(7)}  ${`${s.covered}/${s.pcsLen}`.padStart(13)} (${pct.padStart(5)}%)  ${String(s.nRuns).padStart(12)} runs ${String(s.runsPerSec).padStart(8)}/s  ${t.name}${t.error ? `  -- ${t.error}` : ''}`);
     }
     return 0;
   },
