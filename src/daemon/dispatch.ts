@@ -121,8 +121,8 @@ export class Dispatcher {
       return this.checkRebuilt(m.id, m.file, m.exe);
     }
     if (known) return this.retryFailed(m);
-    this.failedAttempt.set(m.id, undefined);
-    return this.track(m.id, this.addNew(m));
+    // Remember which announcement this is, so a failure is not redone for each repeat of it.
+    return this.track(m.id, this.attemptKey(m).then((a) => { this.failedAttempt.set(m.id, a); return this.addNew(m); }));
   }
 
   /** Tells the coverage thread to follow a target's file, with the PC table it must hold. */
