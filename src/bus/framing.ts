@@ -7,13 +7,18 @@
  */
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../contracts/msgpack.js';
+import { ProtocolError } from '../contracts/errors.js';
 
 export const MAX_FRAME = 16 << 20;
 
 const packr = new Packr(packrOptions);
 
-export class FrameError extends Error {
+/** A frame over the limit, or one that does not decode. */
+export class FrameError extends ProtocolError {
   override name = 'FrameError';
+  constructor(message: string) {
+    super(message, 'COVD_ERR_PROTOCOL_FRAME');
+  }
 }
 
 export function encodeFrame(msg: unknown): Buffer {

@@ -8,7 +8,4 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-/** Thrown for bad command-line usage; main() prints the message and the command's usage, exit 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError, ConfigError } from '../contracts/errors.js';

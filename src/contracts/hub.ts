@@ -46,6 +46,8 @@ export interface TargetInfo {
   stoppedAt: number | null;
   /** Why the target failed, in words a user can act on. */
   error?: string;
+  /** The failure's stable code (`COVD_ERR_*`, docs/protocol.md), to switch on. */
+  errorCode?: string;
   /** First seen by this daemon (ms since epoch). */
   createdAt: number;
   stats: TargetStats;

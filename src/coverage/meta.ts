@@ -5,19 +5,14 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readBounded, readBoundedSync, UntrustedFileError } from '../util/untrusted.js';
+import { CoverageMetaError } from '../contracts/errors.js';
 import type { CoverageMeta } from './types.js';
 import { COVERAGE_ID } from '../contracts/ids.js';
 
 /** Largest metadata file read: a real one is a few hundred bytes (argv included). */
 export const MAX_META_BYTES = 64 << 10;
 
-/** Thrown for a metadata file that exists but is not valid. */
-export class CoverageMetaError extends Error {
-  override name = 'CoverageMetaError';
-  constructor(readonly path: string, message: string) {
-    super(`${path}: ${message}`);
-  }
-}
+export { CoverageMetaError } from '../contracts/errors.js';
 
 const ID = COVERAGE_ID;
 
@@ -82,7 +77,7 @@ export async function readCoverageMetaAsync(coverageFile: string): Promise<Cover
 const META_RULES = { noFollow: true } as const;
 
 function metaReadError(path: string, err: unknown): null {
-  if (err instanceof UntrustedFileError && err.code === 'ENOENT') return null;
+  if (err instanceof UntrustedFileError && err.kind === 'ENOENT') return null;
   throw new CoverageMetaError(path, err instanceof UntrustedFileError ? err.message.slice(path.length + 2) : (err as Error).message);
 }
 

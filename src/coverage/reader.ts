@@ -56,7 +56,7 @@ const COVERAGE_RULES = { noFollow: true } as const;
 /** A refusal from the untrusted-file rules as a CoverageFileError (FIFOs and devices are never retryable). */
 function untrustedError(path: string, err: unknown): CoverageFileError {
   if (err instanceof UntrustedFileError) {
-    if (err.code === 'ENOENT') return new CoverageFileError('ENOENT', `${path}: does not exist`, true);
+    if (err.kind === 'ENOENT') return new CoverageFileError('ENOENT', `${path}: does not exist`, true);
     return new CoverageFileError('IO', err.message, false);
   }
   return ioError(path, 'cannot open', err);

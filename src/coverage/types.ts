@@ -19,27 +19,8 @@ export interface CoverageHeader {
   lowestStack: bigint | null;
 }
 
-export type CoverageErrorCode =
-  | 'ENOENT'      // the file does not exist (yet, or any more)
-  | 'EMPTY'       // zero bytes: still being created
-  | 'SHORT'       // shorter than its header says: still being written, or truncated
-  | 'BAD_SIZE'    // size matches no layout for this pcs_len
-  | 'BAD_PCS_LEN' // pcs_len is zero or absurd
-  | 'REPLACED'    // the path now names a different file (inode changed) or pcs_len changed
-  | 'PCS_CHANGED' // the file now holds another PC table than the one its target was resolved for
-  | 'IO';         // any other I/O error
-
-export class CoverageFileError extends Error {
-  override name = 'CoverageFileError';
-  constructor(
-    readonly code: CoverageErrorCode,
-    message: string,
-    /** true when waiting and opening again may succeed (EMPTY, SHORT while being created, ENOENT). */
-    readonly retryable: boolean,
-  ) {
-    super(message);
-  }
-}
+export { CoverageFileError } from '../contracts/errors.js';
+export type { CoverageErrorKind as CoverageErrorCode } from '../contracts/errors.js';
 
 /** Metadata the agent writes beside a coverage file (`v/<id>.meta.json`). */
 export interface CoverageMeta {

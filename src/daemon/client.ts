@@ -3,17 +3,16 @@ import net from 'node:net';
 import { encodeFrame, FrameDecoder } from '../bus/framing.js';
 import type { BusMessage } from '../bus/messages.js';
 import type { ControlReply } from './control.js';
+import { DaemonUnreachableError } from '../contracts/errors.js';
 
-export class DaemonUnreachableError extends Error {
-  override name = 'DaemonUnreachableError';
-}
+export { DaemonUnreachableError };
 
 /** Sends one request and resolves to the daemon's reply. */
 export function request(socketPath: string, msg: BusMessage, timeoutMs = 30_000): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath);
     const dec = new FrameDecoder();
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no reply from the daemon at ${socketPath} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => { sock.destroy(); reject(new DaemonUnreachableError(`no reply from the daemon at ${socketPath} within ${timeoutMs} ms`, 'COVD_ERR_DAEMON_TIMEOUT')); }, timeoutMs);
     sock.once('connect', () => sock.write(encodeFrame(msg)));
     sock.on('data', (chunk) => {
       try {
@@ -27,6 +26,6 @@ export function request(socketPath: string, msg: BusMessage, timeoutMs = 30_000)
         reject(new DaemonUnreachableError(`no daemon is listening on ${socketPath} (start one with \`covd serve\`, or pass --socket)`));
       } else reject(err);
     });
-    sock.once('close', () => { clearTimeout(timer); reject(new Error('the daemon closed the connection without replying')); });
+    sock.once('close', () => { clearTimeout(timer); reject(new DaemonUnreachableError('the daemon closed the connection without replying', 'COVD_ERR_DAEMON_HUNG_UP')); });
   });
 }

@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError } from '../cli/command.js';
+import { ConfigError, UsageError } from '../contracts/errors.js';
 import { isLevel, type Level } from '../util/log.js';
 import { defaultSocketPath, defaultStateDir } from '../util/paths.js';
 
@@ -96,30 +96,40 @@ export function parseServeFlags(argv: string[]) {
 
 type FileConfig = Partial<Omit<DaemonConfig, 'configFile'>>;
 
+/** The config file's keys and the JSON type each must have. */
+const FILE_KEYS: Record<string, 'string' | 'integer' | 'strings'> = {
+  host: 'string', port: 'integer', socket: 'string', stateDir: 'string', watch: 'strings', logLevel: 'string', token: 'string',
+  allowedHosts: 'strings', retireDays: 'integer', keepRetired: 'integer', memoryMb: 'integer', symbolizeTimeout: 'integer', idleSeconds: 'integer',
+};
+
 function readConfigFile(path: string, required: boolean): FileConfig | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UsageError(`cannot read config file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError(`config file ${path} must hold a JSON object`);
-  const known = new Set(['host', 'port', 'socket', 'stateDir', 'watch', 'logLevel', 'token', 'allowedHosts', 'retireDays', 'keepRetired', 'memoryMb', 'symbolizeTimeout', 'idleSeconds']);
-  for (const k of Object.keys(v)) if (!known.has(k)) throw new UsageError(`config file ${path}: unknown key '${k}'`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`config file ${path} must hold a JSON object`);
+  for (const [k, val] of Object.entries(v)) {
+    const want = FILE_KEYS[k];
+    if (!want) throw new ConfigError(`config file ${path}: unknown key '${k}'`);
+    const ok = want === 'strings' ? Array.isArray(val) && val.every((x) => typeof x === 'string') : want === 'integer' ? Number.isInteger(val) : typeof val === 'string';
+    if (!ok) throw new ConfigError(`config file ${path}: '${k}' must be ${want === 'strings' ? 'a list of strings' : `a${want === 'integer' ? 'n integer' : ' string'}`}, got ${JSON.stringify(val)}`);
+  }
   return v as FileConfig;
 }
 
 function int(name: string, s: string | number | undefined, min: number, max: number): number | undefined {
   if (s === undefined || s === '') return undefined;
   const n = typeof s === 'number' ? s : Number(s);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}, got '${s}'`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got '${s}'`);
   return n;
 }
 
@@ -135,9 +145,9 @@ export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.e
   const list = (s: string | undefined) => (s ? s.split(':').filter(Boolean) : undefined);
 
   const logLevel = first<string>(flags['log-level'], env.COVD_LOG_LEVEL || undefined, file.logLevel) ?? 'info';
-  if (!isLevel(logLevel)) throw new UsageError(`log level must be one of trace, debug, info, warn, error, fatal, silent; got '${logLevel}'`);
+  if (!isLevel(logLevel)) throw new ConfigError(`log level must be one of trace, debug, info, warn, error, fatal, silent; got '${logLevel}'`);
   const watch = first<string[]>(flags.watch?.length ? flags.watch : undefined, list(env.COVD_WATCH), file.watch) ?? [];
-  if (!Array.isArray(watch) || watch.some((w) => typeof w !== 'string')) throw new UsageError('watch must be a list of directories');
+  if (!Array.isArray(watch) || watch.some((w) => typeof w !== 'string')) throw new ConfigError('watch must be a list of directories');
 
   return {
     host: first(flags.host, env.COVD_HOST || undefined, file.host) ?? '127.0.0.1',

@@ -26,8 +26,10 @@ import { encodeFrame, FrameDecoder, FrameError } from '../bus/framing.js';
 import type { BusMessage } from '../bus/messages.js';
 import type { Logger } from '../util/log.js';
 import { isCoverageId } from '../contracts/ids.js';
+import { codeOf, StartupError } from '../contracts/errors.js';
 
-export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
+/** A reply; a refusal carries the failure's stable code (contracts/errors.ts, docs/protocol.md). */
+export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string; code?: string };
 export type ControlHandler = (msg: BusMessage) => Promise<ControlReply>;
 
 const KNOWN = new Set(['coverage', 'remove', 'exe-changed', 'source-changed', 'shutdown', 'list', 'status']);
@@ -100,7 +102,7 @@ export async function startControlServer(path: string, handler: ControlHandler, 
   let exists = false;
   try { exists = lstatSync(path).isSocket(); } catch { /* absent */ }
   if (exists) {
-    if (await socketInUse(path)) throw new Error(`another daemon is listening on ${path}`);
+    if (await socketInUse(path)) throw new StartupError(`another daemon is listening on ${path}`, 'COVD_ERR_SOCKET_IN_USE');
     unlinkSync(path);
   }
   const sockets = new Set<net.Socket>();
@@ -149,9 +151,9 @@ export async function startControlServer(path: string, handler: ControlHandler, 
           if (head === backlog.length) { backlog = []; head = 0; }
           const bad = validateMessage(m);
           let reply: ControlReply;
-          if (bad) reply = { ok: false, error: bad };
+          if (bad) reply = { ok: false, error: bad, code: 'COVD_ERR_PROTOCOL_BAD_MESSAGE' };
           else {
-            try { reply = await handler(m as BusMessage); } catch (err) { reply = { ok: false, error: (err as Error).message }; }
+            try { reply = await handler(m as BusMessage); } catch (err) { reply = { ok: false, error: (err as Error).message, code: codeOf(err) }; }
           }
           try {
             if (!sock.destroyed && sock.writable) sock.write(encodeFrame(reply));
@@ -186,7 +188,7 @@ export async function startControlServer(path: string, handler: ControlHandler, 
         msgs = dec.push(chunk);
       } catch (err) {
         log.warn('control socket: bad frame, closing connection', { err: (err as FrameError).message });
-        sock.end(encodeFrame({ ok: false, error: (err as Error).message }));
+        sock.end(encodeFrame({ ok: false, error: (err as Error).message, code: codeOf(err) }));
         sock.destroy();
         return;
       }
@@ -244,9 +246,10 @@ function checkSocketDir(dir: string): void {
   const uid = process.geteuid?.() ?? st.uid;
   const openToOthers = (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0;
   if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0) || openToOthers) {
-    throw new Error(
+    throw new StartupError(
       `refusing to put the control socket in ${dir}: it must be a directory owned by this user and not writable by others ` +
         `(it is owned by uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); pick another with --socket or COVD_SOCKET`,
+      'COVD_ERR_SOCKET_DIR',
     );
   }
 }

@@ -92,7 +92,7 @@ export class CoverageTicker {
   private fail(t: Tracked, err: unknown): void {
     t.live?.close();
     this.tracked.delete(t.id);
-    const code = err instanceof CoverageFileError ? err.code : 'IO';
+    const code = err instanceof CoverageFileError ? err.kind : 'IO';
     this.post({ kind: 'error', id: t.id, code, message: (err as Error).message });
   }
 

@@ -208,7 +208,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
           log.info('coverage file was recreated; following the new one if it holds the same PCs', { id: e.id });
           follow(info);
         } else {
-          registry.fail(e.id, `coverage file ${info.coverageFile} is unusable (${e.code}): ${e.message}`);
+          registry.fail(e.id, `coverage file ${info.coverageFile} is unusable (${e.code}): ${e.message}`, `COVD_ERR_COVERAGE_${e.code}`);
         }
       }
     };
@@ -272,7 +272,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         }
         case 'remove':
           activity.forget(m.id);
-          return dispatcher.remove(m.id) ? { ok: true } : { ok: false, error: `no target with id ${m.id}` };
+          return dispatcher.remove(m.id) ? { ok: true } : { ok: false, error: `no target with id ${m.id}`, code: 'COVD_ERR_NO_TARGET' };
         case 'list':
           return { ok: true, targets: registry.targets() };
         case 'status':

@@ -29,6 +29,7 @@ import type { CoverageMessage, BusMessage } from '../bus/messages.js';
 import { readCoverageMetaAsync } from '../coverage/meta.js';
 import { CoverageFileError } from '../coverage/types.js';
 import { trustedOwner } from '../util/untrusted.js';
+import { codeOf, CovdError } from '../contracts/errors.js';
 import { DebugInfoError, type SourceIndex, type Symbolizer } from '../workers/types.js';
 import type { TargetInfo } from '../contracts/hub.js';
 import { writerAlive } from './liveness.js';
@@ -76,25 +77,20 @@ export async function readMeta(coverageFile: string): Promise<CoverageMeta | und
   }
 }
 
-/** A reason a user can act on, for an error from reading or symbolizing. */
+/** A reason a user can act on, for an error from reading or symbolizing; switched on its code. */
 export function reasonFor(err: unknown, exe: string, file: string): string {
-  if (err instanceof DebugInfoError || (err as { name?: string })?.name === 'DebugInfoError') {
-    const e = err as DebugInfoError;
-    switch (e.code) {
-      case 'ENOENT': return `executable ${exe} does not exist (deleted or moved): ${e.message}`;
-      case 'NO_DEBUG_INFO': return `executable ${exe} has no debug info; rebuild it with -g (${e.message})`;
-      case 'NOT_ELF': return `executable ${exe} is not a 64-bit little-endian ELF file (${e.message})`;
-      case 'CORRUPT': return `executable ${exe} has corrupt debug info: ${e.message}`;
-      case 'UNSUPPORTED': return `executable ${exe} uses unsupported debug info: ${e.message}`;
-      case 'NOT_REGULAR': return `executable ${exe} is not a regular file (${e.message})`;
-      case 'TIMEOUT': return `symbolizing ${exe} took too long: ${e.message}`;
-    }
+  const msg = (err as Error)?.message ?? String(err);
+  switch (codeOf(err)) {
+    case 'COVD_ERR_DEBUG_INFO_ENOENT': return `executable ${exe} does not exist (deleted or moved): ${msg}`;
+    case 'COVD_ERR_DEBUG_INFO_NO_DEBUG_INFO': return `executable ${exe} has no debug info; rebuild it with -g (${msg})`;
+    case 'COVD_ERR_DEBUG_INFO_NOT_ELF': return `executable ${exe} is not a 64-bit little-endian ELF file (${msg})`;
+    case 'COVD_ERR_DEBUG_INFO_CORRUPT': return `executable ${exe} has corrupt debug info: ${msg}`;
+    case 'COVD_ERR_DEBUG_INFO_UNSUPPORTED': return `executable ${exe} uses unsupported debug info: ${msg}`;
+    case 'COVD_ERR_DEBUG_INFO_NOT_REGULAR': return `executable ${exe} is not a regular file (${msg})`;
+    case 'COVD_ERR_DEBUG_INFO_TIMEOUT': return `symbolizing ${exe} took too long: ${msg}`;
   }
-  if (err instanceof CoverageFileError || (err as { name?: string })?.name === 'CoverageFileError') {
-    const e = err as CoverageFileError;
-    return `coverage file ${file} is unusable (${e.code}): ${e.message}`;
-  }
-  return `symbolizing ${exe} failed: ${(err as Error)?.message ?? String(err)}`;
+  if (err instanceof CoverageFileError) return `coverage file ${file} is unusable (${err.kind}): ${msg}`;
+  return `symbolizing ${exe} failed: ${msg}`;
 }
 
 export class Dispatcher {
@@ -172,7 +168,7 @@ export class Dispatcher {
       .catch((err: unknown) => {
         const info = this.d.registry.info(id);
         this.d.log.error('dispatch failed', { id, err });
-        if (info) this.d.registry.fail(id, reasonFor(err, info.exe, info.coverageFile));
+        if (info) this.d.registry.fail(id, reasonFor(err, info.exe, info.coverageFile), codeOf(err));
         return { ...(this.d.registry.info(id) ?? ({ id, state: 'failed' } as TargetInfo)) };
       })
       .finally(() => this.pending.delete(id));
@@ -210,11 +206,11 @@ export class Dispatcher {
       reg.add({ id: m.id, exe: m.exe, coverageFile: m.file, pcsLen: 0, buildId: meta?.buildId ?? null });
       const reason = reasonFor(err, m.exe, m.file);
       log.warn('target failed', { reason });
-      reg.fail(m.id, reason);
+      reg.fail(m.id, reason, codeOf(err));
       return reg.info(m.id)!;
     }
     reg.add({ id: m.id, exe: m.exe, coverageFile: m.file, pcsLen: list.pcsLen, pcsHash: list.pcsHash, buildId: meta?.buildId ?? null });
-    log.info('new target', { exe: m.exe, pcs: list.pcsLen, pid: m.pid });
+    log.info('new target', { exe: m.exe, pcs: list.pcsLen, fuzzerPid: m.pid });
     this.follow(m.id);
     return this.resolveInto(m.id, m.exe, list, meta?.buildId ?? null);
   }
@@ -233,19 +229,19 @@ export class Dispatcher {
       list = await this.readPcsPatiently(info.coverageFile);
     } catch (err) {
       const reason = reasonFor(err, info.exe, info.coverageFile);
-      if (reason !== info.error) reg.fail(m.id, reason);
+      if (reason !== info.error) reg.fail(m.id, reason, codeOf(err));
       return { ...reg.info(m.id)! };
     }
     if (info.stats.pcsLen === 0) reg.setPcs(m.id, list.pcsLen, list.pcsHash);
     const t = reg.info(m.id)!;
     if (t.stats.pcsLen !== list.pcsLen || (t.pcsHash !== undefined && t.pcsHash !== list.pcsHash)) {
-      reg.fail(m.id, `coverage file ${t.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`);
+      reg.fail(m.id, `coverage file ${t.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`, 'COVD_ERR_COVERAGE_PCS_CHANGED');
       return { ...reg.info(m.id)! };
     }
     if (t.pcsHash === undefined) t.pcsHash = list.pcsHash;
     const buildId = meta?.buildId ?? t.buildId;
     if (buildId !== t.buildId) t.buildId = buildId;
-    log.info('retrying a failed target', { exe: t.exe, pid: m.pid });
+    log.info('retrying a failed target', { exe: t.exe, fuzzerPid: m.pid });
     reg.reload(m.id);
     this.follow(m.id);
     return this.resolveInto(m.id, t.exe, list, buildId);
@@ -254,11 +250,11 @@ export class Dispatcher {
   /** Finishes a restored target that was still 'loading' when the daemon stopped (or whose stored index did not match). */
   resume(id: string): Promise<TargetInfo> {
     const info = this.d.registry.info(id);
-    if (!info) return Promise.reject(new Error(`no target ${id}`));
+    if (!info) return Promise.reject(new CovdError('COVD_ERR_NO_TARGET', `no target ${id}`));
     return this.track(id, (async () => {
       const list = await this.readPcsPatiently(info.coverageFile);
       if (info.pcsHash !== undefined && info.pcsHash !== list.pcsHash) {
-        this.d.registry.fail(id, `coverage file ${info.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`);
+        this.d.registry.fail(id, `coverage file ${info.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`, 'COVD_ERR_COVERAGE_PCS_CHANGED');
         return { ...this.d.registry.info(id)! };
       }
       info.pcsHash ??= list.pcsHash;
@@ -275,11 +271,11 @@ export class Dispatcher {
     try {
       list = await this.readPcsPatiently(info.coverageFile);
     } catch (err) {
-      reg.fail(id, reasonFor(err, exe, info.coverageFile));
+      reg.fail(id, reasonFor(err, exe, info.coverageFile), codeOf(err));
       return reg.info(id)!;
     }
     if (info.pcsHash !== undefined && info.pcsHash !== list.pcsHash) {
-      reg.fail(id, `coverage file ${info.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`);
+      reg.fail(id, `coverage file ${info.coverageFile} now holds a different PC table than this target's; its coverage is kept, and the new file is not read`, 'COVD_ERR_COVERAGE_PCS_CHANGED');
       return reg.info(id)!;
     }
     info.buildId = buildId;
@@ -302,9 +298,9 @@ export class Dispatcher {
   private async resolveInto(id: string, exe: string, list: PcList, buildId: string | null): Promise<TargetInfo> {
     const reg = this.d.registry;
     const log = this.d.log.child({ id });
-    const failWith = (reason: string) => {
-      log.warn('target failed', { reason });
-      reg.fail(id, reason);
+    const failWith = (reason: string, code: string) => {
+      log.warn('target failed', { reason, code });
+      reg.fail(id, reason, code);
       return { ...reg.info(id)! };
     };
     let index: SourceIndex | undefined;
@@ -317,18 +313,18 @@ export class Dispatcher {
     }
     if (!index) {
       const refused = await this.checkExecutable(exe);
-      if (refused) return failWith(refused);
+      if (refused) return failWith(refused, 'COVD_ERR_FILE_OWNER');
       const t0 = performance.now();
       try {
         index = await this.d.symbolizer.resolve({ exe, pcs: list.pcs });
       } catch (err) {
-        return failWith(reasonFor(err, exe, reg.info(id)?.coverageFile ?? ''));
+        return failWith(reasonFor(err, exe, reg.info(id)?.coverageFile ?? ''), codeOf(err));
       }
-      if (index.pcFile.length !== list.pcsLen) return failWith(`symbolizer returned ${index.pcFile.length} locations for ${list.pcsLen} PCs`);
+      if (index.pcFile.length !== list.pcsLen) return failWith(`symbolizer returned ${index.pcFile.length} locations for ${list.pcsLen} PCs`, 'COVD_ERR_INTERNAL');
       // The file at `exe` may not be the binary the fuzzer runs (rebuilt since, or a metadata
       // file naming another one): its lines would be wrong, so nothing of it is kept.
       if (buildId && index.buildId !== buildId) {
-        return failWith(`executable ${exe} has build-id ${index.buildId ?? 'none'}, but the fuzzer that wrote this coverage file runs build ${buildId}; rebuilt or replaced since it started? Restart the fuzzer`);
+        return failWith(`executable ${exe} has build-id ${index.buildId ?? 'none'}, but the fuzzer that wrote this coverage file runs build ${buildId}; rebuilt or replaced since it started? Restart the fuzzer`, 'COVD_ERR_DEBUG_INFO_BUILD_ID');
       }
       index.pcsHash = list.pcsHash;
       log.info('symbolized', { ms: Math.round(performance.now() - t0), files: index.files.length, buildId: index.buildId });

@@ -211,12 +211,13 @@ export class TargetRegistry extends EventEmitter implements Hub {
     this.emit('target', this.publicInfo(e));
   }
 
-  /** Marks the target failed with a reason a user can act on. Its coverage so far stays. */
-  fail(id: string, reason: string): void {
+  /** Marks the target failed with a reason a user can act on, and its code (contracts/errors.ts). Its coverage so far stays. */
+  fail(id: string, reason: string, code = 'COVD_ERR_INTERNAL'): void {
     const e = this.entries.get(id);
     if (!e) return;
     e.info.state = 'failed';
     e.info.error = reason;
+    e.info.errorCode = code;
     this.emit('target', this.publicInfo(e));
   }
 
@@ -259,6 +260,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
     if (!e) return;
     e.info.state = 'loading';
     delete e.info.error;
+    delete e.info.errorCode;
     this.emit('target', this.publicInfo(e));
   }
 

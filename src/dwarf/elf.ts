@@ -49,8 +49,8 @@ export class ElfFile {
       fd = openRegularSync(path).fd;
     } catch (err) {
       const e = err as UntrustedFileError;
-      if (e.code === 'ENOENT') throw new DebugInfoError('ENOENT', `${path}: no such file`);
-      if (e.code === 'NOT_REGULAR') throw new DebugInfoError('NOT_REGULAR', e.message);
+      if (e.kind === 'ENOENT') throw new DebugInfoError('ENOENT', `${path}: no such file`);
+      if (e.kind === 'NOT_REGULAR') throw new DebugInfoError('NOT_REGULAR', e.message);
       throw new DebugInfoError('ENOENT', e.message);
     }
     const elf = new ElfFile(path, fd);

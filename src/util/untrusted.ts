@@ -13,23 +13,10 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { UntrustedFileError } from '../contracts/errors.js';
 
-export type UntrustedFileCode = 'ENOENT' | 'NOT_REGULAR' | 'SYMLINK' | 'TOO_LARGE' | 'OWNER' | 'IO';
-
-export class UntrustedFileError extends Error {
-  override name = 'UntrustedFileError';
-  constructor(
-    readonly code: UntrustedFileCode,
-    readonly path: string,
-    message: string,
-    /** The errno code behind an ENOENT, SYMLINK or IO refusal. */
-    readonly errno?: string,
-    /** For NOT_REGULAR: what the file is instead (fileKind). */
-    readonly kind?: string,
-  ) {
-    super(`${path}: ${message}`);
-  }
-}
+export { UntrustedFileError };
+export type { FileErrorKind as UntrustedFileCode } from '../contracts/errors.js';
 
 export interface OpenRules {
   /** Refuse a symlink as the last path component (default false). */

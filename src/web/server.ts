@@ -18,6 +18,7 @@ import { Live, type Conn } from './live.js';
 import { renderMetrics } from './metrics.js';
 import { ConnectionCounter, HostPolicy, isLoopback, originAllowed, presentedToken, RateLimiter, TOKEN_COOKIE, tokenMatches } from './security.js';
 import { openSource, readAtMost, SourceRefused } from './source.js';
+import { StartupError } from '../contracts/errors.js';
 import { infoOf, SummaryCache, toJsonExport, toLcov } from './summary.js';
 import type { StartWebServer, WebServer, WebServerOptions, WebStats } from './types.js';
 import { loadUws } from './uws.js';
@@ -71,7 +72,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const host = opts.host || '127.0.0.1';
   const log = opts.log.child({ part: 'web' });
   if (!isLoopback(host) && !opts.token) {
-    throw new Error(`refusing to listen on ${host} without a token: anyone who can reach it could read your source code; pass --token or a token file, or listen on 127.0.0.1`);
+    throw new StartupError(`refusing to listen on ${host} without a token: anyone who can reach it could read your source code; pass --token or a token file, or listen on 127.0.0.1`, 'COVD_ERR_NEEDS_TOKEN');
   }
   const hub = opts.hub;
   const stats: WebStats = { clients: 0, messagesSent: 0, bytesSent: 0, resyncs: 0, behind: 0, dropped: 0, refused: {}, httpRequests: 0 };
@@ -399,9 +400,10 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   }
   if (!ls) {
     live.shutdown();
-    throw new Error(
+    throw new StartupError(
       `cannot listen on ${host}:${opts.port}: the address is in use or not available` +
         (opts.port !== 0 ? ' (is another covd or another server already listening there?)' : ''),
+      'COVD_ERR_LISTEN',
     );
   }
   const listenSocket: us_listen_socket = ls;

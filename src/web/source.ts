@@ -32,7 +32,7 @@ export async function openRegularNonBlocking(path: string): Promise<{ fh: FileHa
     return await openRegular(path);
   } catch (err) {
     if (!(err instanceof UntrustedFileError)) throw err;
-    if (err.code === 'NOT_REGULAR') throw new SourceRefused(404, `is ${err.kind}, not a regular file`);
+    if (err.kind === 'NOT_REGULAR') throw new SourceRefused(404, `is ${err.fileKind}, not a regular file`);
     // The route answers by errno (gone, unreadable, a loop of links).
     throw Object.assign(new Error(err.message), { code: err.errno });
   }

@@ -114,8 +114,7 @@ export class SymbolizerPool implements Symbolizer {
     const parts: SourceIndex[] = [];
     for (const r of results) {
       if (!r.ok) {
-        if (r.code === 'INTERNAL') throw new Error(r.message);
-        throw new DebugInfoError(r.code, r.message);
+        throw new DebugInfoError(r.kind, r.message);
       }
       parts.push(r.index);
     }

@@ -27,8 +27,15 @@ export interface SourceIndex {
   /** File basenames (may contain '/' when the debug info names a relative subpath); fileDirs[i] indexes directories. */
   files: string[];
   fileDirs: Uint32Array;
-  /** Functions, interned: names[i], declared in functions.file[i] at functions.line[i]. */
-  functions: { names: string[]; file: Uint32Array; line: Uint32Array };
+  /**
+   * Functions, interned: names[i], declared in functions.file[i] at functions.line[i]. Names are
+   * shown as llvm-symbolizer-14 prints them: C++ (Itanium) and Rust names demangled, e.g.
+   * `parse::Lexer::next()`. linkageNames[i] is the name as the binary has it (symbol table, else
+   * DW_AT_linkage_name), e.g. `_ZN5parse5Lexer4nextEv`, where it differs from names[i], and ''
+   * where it does not; linkageNames is absent when no name was demangled (a C program, or the
+   * demangler off or not built). So `linkageNames?.[i] || names[i]` is always the linkage name.
+   */
+  functions: { names: string[]; file: Uint32Array; line: Uint32Array; linkageNames?: string[] };
   /** Per PC, in the request's order: file index (NONE = unknown, shown as '??'), line (0 = unknown), column, function index. */
   pcFile: Uint32Array;
   pcLine: Uint32Array;
@@ -36,21 +43,8 @@ export interface SourceIndex {
   pcFunction: Uint32Array;
 }
 
-export type DebugInfoErrorCode =
-  | 'ENOENT'          // the executable (or debug file) is missing
-  | 'NOT_ELF'         // not an ELF64 little-endian file
-  | 'NO_DEBUG_INFO'   // no .debug_info / .debug_line, and no separate debug file found
-  | 'CORRUPT'         // malformed DWARF or ELF (message says where)
-  | 'UNSUPPORTED'     // e.g. an unknown compression type
-  | 'NOT_REGULAR'     // a FIFO, device or directory where an executable should be
-  | 'TIMEOUT';        // the pool's per-request deadline passed
-
-export class DebugInfoError extends Error {
-  override name = 'DebugInfoError';
-  constructor(readonly code: DebugInfoErrorCode, message: string) {
-    super(message);
-  }
-}
+export { DebugInfoError } from '../contracts/errors.js';
+export type { DebugInfoErrorKind as DebugInfoErrorCode } from '../contracts/errors.js';
 
 export interface Symbolizer {
   /** Resolves every PC; rejects with a DebugInfoError (also across the thread boundary, by code). */

@@ -26,7 +26,7 @@ export interface WorkerJob {
 
 export type WorkerResult =
   | { ok: true; index: SourceIndex; loadMs: number; resolveMs: number }
-  | { ok: false; code: DebugInfoErrorCode | 'INTERNAL'; message: string };
+  | { ok: false; kind: DebugInfoErrorCode; message: string };
 
 /** Loaded DWARF kept per thread: at most this many executables and bytes, dropped when idle. */
 // Compile the WebAssembly kernels when the thread starts, not in its first request.
@@ -85,9 +85,9 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
     // Hand the typed arrays over instead of copying them.
     return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never) as unknown as WorkerResult;
   } catch (err) {
-    if (err instanceof DebugInfoError) return { ok: false, code: err.code, message: err.message };
+    if (err instanceof DebugInfoError) return { ok: false, kind: err.kind, message: err.message };
     // A reader bug on odd input must not take the daemon down: report it, with where it happened.
     const e = err as Error;
-    return { ok: false, code: 'INTERNAL', message: `${job.exe}: internal error while reading debug info: ${e?.stack ?? String(err)}` };
+    return { ok: false, kind: 'INTERNAL', message: `${job.exe}: internal error while reading debug info: ${e?.stack ?? String(err)}` };
   }
 }

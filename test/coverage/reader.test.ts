@@ -22,7 +22,7 @@ function expectCoverageError(fn: () => unknown, code: CoverageErrorCode, retryab
   }
   expect(caught, `expected a CoverageFileError ${code}`).to.be.instanceOf(CoverageFileError);
   const e = caught as CoverageFileError;
-  expect(e.code).to.equal(code);
+  expect(e.kind).to.equal(code);
   if (retryable !== undefined) expect(e.retryable, `retryable of ${e.message}`).to.equal(retryable);
   return e;
 }
@@ -257,7 +257,7 @@ describe('coverage reader', () => {
         err = e;
       }
       expect(err).to.be.instanceOf(CoverageFileError);
-      expect((err as CoverageFileError).code).to.equal('ENOENT');
+      expect((err as CoverageFileError).kind).to.equal('ENOENT');
     });
 
     it('does not wait on errors that cannot clear', async () => {
@@ -270,7 +270,7 @@ describe('coverage reader', () => {
       } catch (e) {
         err = e;
       }
-      expect((err as CoverageFileError).code).to.equal('BAD_SIZE');
+      expect((err as CoverageFileError).kind).to.equal('BAD_SIZE');
       expect(Date.now() - t0).to.be.below(30_000);
     });
   });

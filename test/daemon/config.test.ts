@@ -3,12 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseServeFlags } from '../../src/daemon/config.js';
-import { UsageError } from '../../src/cli/command.js';
+import { ConfigError, UsageError } from '../../src/contracts/errors.js';
+import { covdBin } from './helpers.js';
 import { startControlServer, validateMessage } from '../../src/daemon/control.js';
 import { request } from '../../src/daemon/client.js';
 import { createLogger } from '../../src/util/log.js';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 describe('daemon configuration', () => {
   let dir: string;
@@ -42,6 +43,23 @@ describe('daemon configuration', () => {
     expect(() => loadConfig(parseServeFlags(['--log-level', 'loud']), {})).to.throw(UsageError, /log level/);
     expect(() => parseServeFlags(['--bogus'])).to.throw(UsageError);
     expect(() => loadConfig(parseServeFlags(['--config', join(dir, 'missing.json')]), {})).to.throw(UsageError, /cannot read/);
+    // Values are type-checked by name, and the error has the config family's code.
+    for (const [bad, re] of [[{ host: 1 }, /'host' must be a string, got 1/], [{ port: '80' }, /'port' must be an integer/], [{ watch: '/a' }, /'watch' must be a list of strings/], [{ memoryMb: 1.5 }, /'memoryMb' must be an integer/]] as const) {
+      fs.writeFileSync(file, JSON.stringify(bad));
+      let err: unknown;
+      try { loadConfig(parseServeFlags(['--config', file]), {}); } catch (e) { err = e; }
+      expect(err, JSON.stringify(bad)).to.be.instanceOf(ConfigError);
+      expect((err as Error).message).to.match(re);
+      expect((err as ConfigError).code).to.equal('COVD_ERR_CONFIG');
+    }
+  });
+
+  it('a bad config value makes covd serve exit 2 naming it', () => {
+    const file = join(dir, 'c.json');
+    fs.writeFileSync(file, JSON.stringify({ host: 1 }));
+    const r = spawnSync(process.execPath, [covdBin, 'serve', '--config', file, '--state-dir', join(dir, 's'), '--socket', join(dir, 's.sock')], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.match(/'host' must be a string, got 1/);
   });
 });
 

@@ -37,7 +37,7 @@ function expectCorrupt(f: () => unknown): DebugInfoError {
     f();
   } catch (err) {
     expect(err).to.be.instanceOf(DebugInfoError);
-    expect((err as DebugInfoError).code).to.equal('CORRUPT');
+    expect((err as DebugInfoError).kind).to.equal('CORRUPT');
     return err as DebugInfoError;
   }
   throw new Error('expected a CORRUPT DebugInfoError');

@@ -43,7 +43,7 @@ describe('DWARF reader under mutation', function () {
           results++;
         } catch (err) {
           if (!(err instanceof DebugInfoError)) throw new Error(`case ${i} (${what}): ${(err as Error)?.stack ?? String(err)}`);
-          codes.set(err.code, (codes.get(err.code) ?? 0) + 1);
+          codes.set(err.kind, (codes.get(err.kind) ?? 0) + 1);
         }
         const ms = performance.now() - t0;
         if (ms > slowest) { slowest = ms; slowestWhat = what; }
@@ -76,7 +76,7 @@ describe('DWARF reader under mutation', function () {
           results++;
         } catch (err) {
           expect(err, String(err)).to.be.instanceOf(DebugInfoError);
-          expect((err as DebugInfoError).code).to.be.oneOf(['CORRUPT', 'NOT_ELF', 'NO_DEBUG_INFO', 'UNSUPPORTED', 'ENOENT']);
+          expect((err as DebugInfoError).kind).to.be.oneOf(['CORRUPT', 'NOT_ELF', 'NO_DEBUG_INFO', 'UNSUPPORTED', 'ENOENT']);
           errors++;
         }
       }

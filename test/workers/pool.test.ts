@@ -86,7 +86,7 @@ describe('symbolizer pool', function () {
       } catch (err) {
         expect(err).to.be.instanceOf(DebugInfoError);
         expect((err as Error).message).to.include(exe);
-        return (err as DebugInfoError).code;
+        return (err as DebugInfoError).kind;
       }
     };
     expect(await codeOf(join(tmp, 'missing'))).to.equal('ENOENT');
@@ -106,7 +106,7 @@ describe('symbolizer pool', function () {
     let err: unknown;
     await pool.resolve({ exe, pcs, timeoutMs: 1 }).catch((e: unknown) => { err = e; });
     expect(err).to.be.instanceOf(DebugInfoError);
-    expect((err as DebugInfoError).code).to.equal('TIMEOUT');
+    expect((err as DebugInfoError).kind).to.equal('TIMEOUT');
     expect((err as Error).message).to.match(/1 ms.*--symbolize-timeout/);
     const ix = await pool.resolve({ exe, pcs });
     expect(materialize(ix)).to.deep.equal(materialize(DebugInfo.open(exe).resolve(pcs)));
@@ -119,7 +119,7 @@ describe('symbolizer pool', function () {
     let err: unknown;
     await pool.resolve({ exe: fifo, pcs: new BigUint64Array([0x1000n]) }).catch((e: unknown) => { err = e; });
     expect(performance.now() - t0).to.be.below(2000);
-    expect((err as DebugInfoError).code).to.equal('NOT_REGULAR');
+    expect((err as DebugInfoError).kind).to.equal('NOT_REGULAR');
     expect((err as Error).message).to.match(/FIFO/);
   });
 });
