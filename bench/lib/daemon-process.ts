@@ -15,8 +15,9 @@ import type { ControlReply } from '../../src/daemon/control.js';
 import { repoRoot } from './results.js';
 
 export interface LogLine {
-  level: string;
-  time: string;
+  /** pino's number (50 error, 60 fatal), or 'raw' / 'stderr' for lines this wrapper made. */
+  level: number | string;
+  time: number | string;
   msg: string;
   [k: string]: unknown;
 }
@@ -127,7 +128,7 @@ export class DaemonProcess {
 
   /** Log lines at level error or fatal (and anything the process wrote to stderr). */
   errors(): LogLine[] {
-    return this.logs.filter((l) => l.level === 'error' || l.level === 'fatal' || l.level === 'stderr');
+    return this.logs.filter((l) => (typeof l.level === 'number' && l.level >= 50) || l.level === 'stderr');
   }
 
   tail(n = 10): string {
