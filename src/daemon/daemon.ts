@@ -7,7 +7,6 @@
  * intake first, then the coverage thread, the web server, flushes and closes the store.
  */
 import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import type { BusMessage, CoverageMessage } from '../bus/messages.js';
 import { createBus, type Bus } from '../bus/index.js';
 import type { Symbolizer } from '../workers/types.js';
@@ -22,6 +21,7 @@ import { CoverageDirWatcher, FileChangeWatcher } from './watch.js';
 import type { ThreadEvent } from './coverage-thread.js';
 import { readPcList } from './coverage-io.js';
 import { ActivityMonitor, DEFAULT_IDLE_S } from './activity.js';
+import { CoverageThreadHost } from './coverage-host.js';
 
 export interface DaemonOptions {
   log: Logger;
@@ -128,42 +128,15 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
 
     // ---- the bus and the coverage thread
     const bus: Bus = createBus(1 << 20);
-    const threadStats = { lastTickMicros: 0, tracked: 0, ticks: 0, restarts: 0 };
-    let stoppingThread = false;
-    let thread!: Worker;
-    let threadDone!: Promise<void>;
-    const spawnThread = () => {
-      thread = new Worker(new URL('./coverage-thread.js', import.meta.url), { workerData: { bus: bus.buffer, tickMs: opts.tickMs, maxPcs } });
-      threadDone = new Promise<void>((r) => thread.once('exit', () => r()));
-      thread.on('error', (err) => log.error('coverage thread crashed', { err }));
-      thread.on('message', (e: ThreadEvent) => onThreadEvent(e));
-      thread.once('exit', (code) => {
-        if (stoppingThread) return;
-        // It should never die; if it does, start another and give it every live target again.
-        threadStats.restarts++;
-        log.error('coverage thread exited; restarting it', { code, restarts: threadStats.restarts });
-        setTimeout(() => {
-          if (stoppingThread) return;
-          spawnThread();
-          for (const t of registry.targets()) if (t.state === 'ready' || t.state === 'loading') follow(t);
-        }, Math.min(30_000, 500 * 2 ** Math.min(6, threadStats.restarts - 1)));
-      });
-    };
     // Bound below, once the registry side is wired; events only arrive after the first await.
     let onThreadEvent: (e: ThreadEvent) => void = () => {};
-    spawnThread();
-    cleanup.push(async () => {
-      stoppingThread = true;
-      try { bus.post({ type: 'shutdown' }, 1000); } catch { /* closed */ }
-      bus.notify();
-      const timer = setTimeout(() => void thread.terminate(), 2000);
-      await threadDone;
-      clearTimeout(timer);
+    const host = new CoverageThreadHost({
+      bus, log, tickMs: opts.tickMs, maxPcs,
+      onEvent: (e) => onThreadEvent(e),
+      onRestart: () => { for (const t of registry.targets()) if (t.state === 'ready' || t.state === 'loading') follow(t); },
     });
-    const toThread = (m: BusMessage) => {
-      // The ring holds ~1 MiB of small messages; if it is ever full, retry shortly instead of blocking the event loop.
-      if (!bus.tryPost(m) && !stoppingThread) setTimeout(() => toThread(m), 50).unref();
-    };
+    cleanup.push(() => host.stop());
+    const toThread = (m: BusMessage) => host.post(m);
     /** Has the coverage thread follow a target's file, which must hold the target's PC table. */
     const follow = (t: { id: string; exe: string; coverageFile: string; pcsHash?: string }) =>
       toThread({ type: 'coverage', id: t.id, exe: t.exe, file: t.coverageFile, ...(t.pcsHash ? { pcsHash: t.pcsHash } : {}) });
@@ -195,9 +168,6 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
 
     onThreadEvent = (e: ThreadEvent) => {
       if (e.kind === 'tick') {
-        threadStats.lastTickMicros = e.micros;
-        threadStats.tracked = e.tracked;
-        threadStats.ticks++;
         for (const u of e.updates) registry.applyTick(u.id, u);
       } else if (e.kind === 'error') {
         const info = registry.info(e.id);
@@ -257,7 +227,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       return {
         pid: process.pid, version: packageVersion(), startedAt, url: web?.url ?? null, socket: cfg.socket, stateDir: cfg.stateDir, watch: cfg.watch,
         targets: { total: ts.length, loading: count('loading'), ready: count('ready'), failed: count('failed'), retired: count('retired') },
-        coverageThread: { ...threadStats }, bus: { posted: bs.posted, rejected: bs.rejected },
+        coverageThread: { ...host.stats }, bus: { posted: bs.posted, rejected: bs.rejected },
       };
     };
 
