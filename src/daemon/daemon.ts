@@ -22,6 +22,7 @@ import type { ThreadEvent } from './coverage-thread.js';
 import { readPcList } from './coverage-io.js';
 import { ActivityMonitor, DEFAULT_IDLE_S } from './activity.js';
 import { CoverageThreadHost } from './coverage-host.js';
+import { Retention } from './retention.js';
 
 export interface DaemonOptions {
   log: Logger;
@@ -98,12 +99,10 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     };
     store.onLoadError = (err, key) => log.warn('skipping a stored target that does not load', { key, err });
     const registry = new TargetRegistry({ historyIntervalMs: opts.historyIntervalMs });
-    const retiredAt = new Map<string, number>();
     let restored = 0;
     for (const r of store.loadAll()) {
       try {
         registry.restore(r);
-        if (r.retiredAt !== undefined) retiredAt.set(r.info.id, r.retiredAt);
         restored++;
       } catch (err) {
         log.warn('skipping a stored target that does not load', { id: r.info.id, err });
@@ -119,7 +118,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         registry.dropIndex(t.id);
       }
     }
-    const persist = persistRegistry(registry, store, log, retiredAt);
+    const persist = persistRegistry(registry, store, log);
     const activity = new ActivityMonitor(registry, (cfg.idleSeconds ?? DEFAULT_IDLE_S) * 1000);
     activity.start();
     cleanup.push(() => activity.close());
@@ -156,9 +155,10 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       files.add([...paths]);
     };
     const dispatcher = new Dispatcher({
-      registry, symbolizer, store, toThread, readPcs: (f) => readPcList(f, maxPcs), log, retiredAt,
-      retireDays: cfg.retireDays, keepRetired: cfg.keepRetired, onReady: watchTargetFiles,
+      registry, symbolizer, store, toThread, readPcs: (f) => readPcList(f, maxPcs), log,
+      onReady: watchTargetFiles, onRetired: () => retention.enforce(),
     });
+    const retention = new Retention(registry, { retireDays: cfg.retireDays, keepRetired: cfg.keepRetired }, (id) => dispatcher.remove(id), log);
     cleanup.push(() => dispatcher.close());
     files.on('change', (p: string) => {
       if (registry.idsForExe(p).length) void dispatcher.exeChanged(p);
@@ -189,12 +189,12 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       else if (t.state === 'loading') void dispatcher.resume(t.id);
       if (t.state === 'ready') watchTargetFiles(t.id);
     }
-    dispatcher.enforceRetention();
-    const retention = setInterval(() => dispatcher.enforceRetention(), 3_600_000);
-    retention.unref();
+    retention.enforce();
+    const retentionTimer = setInterval(() => retention.enforce(), 3_600_000);
+    retentionTimer.unref();
     const sweep = setInterval(() => dispatcher.sweep().catch((err) => log.warn('retirement sweep failed', { err })), SWEEP_MS);
     sweep.unref();
-    cleanup.push(() => { clearInterval(retention); clearInterval(sweep); });
+    cleanup.push(() => { clearInterval(retentionTimer); clearInterval(sweep); });
 
     const announce = (m: CoverageMessage) => {
       activity.noteWriter(m.id, m.pid);
@@ -273,10 +273,10 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         dirs.setDirs(next.watch);
         const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
         if (restartNeeded.length) log.warn('these settings take effect only after a restart', { settings: restartNeeded });
-        dispatcher.setRetention(next.retireDays, next.keepRetired);
+        retention.set({ retireDays: next.retireDays, keepRetired: next.keepRetired });
         activity.setIdleSeconds(next.idleSeconds ?? DEFAULT_IDLE_S);
         cfg = { ...next, host: cfg.host, port: cfg.port, socket: cfg.socket, stateDir: cfg.stateDir, token: cfg.token };
-        dispatcher.enforceRetention();
+        retention.enforce();
         log.info('configuration reloaded', { configFile: next.configFile ?? null, watch: next.watch, logLevel: next.logLevel });
       },
       closed,

@@ -21,8 +21,7 @@
  * target. When a target becomes ready (and every SWEEP_MS after), older targets of the same
  * executable path are retired when no writer of theirs is alive (liveness.ts) and either their
  * build-id differs or their file has not changed for IDLE_RETIRE_MS: kept read-only (coverage and history stay viewable, the coverage thread stops
- * reading their files). Retired targets are deleted `retireDays` after retirement, and beyond
- * the newest `keepRetired` retired targets per executable (checked at start and hourly).
+ * reading their files). Deleting them later is the retention policy's (retention.ts).
  */
 import { stat } from 'node:fs/promises';
 import type { CoverageMessage, BusMessage } from '../bus/messages.js';
@@ -54,10 +53,8 @@ export interface DispatchDeps {
   /** Reads a coverage file's PC list (throws CoverageFileError). */
   readPcs: (file: string) => Promise<PcList>;
   log: Logger;
-  /** Retirement times by id, shared with the store wiring. */
-  retiredAt: Map<string, number>;
-  retireDays: number;
-  keepRetired: number;
+  /** Called after targets were retired (the retention policy runs then). */
+  onRetired?: () => void;
   /** Called when a target became ready, with the files it names (for change watching). */
   onReady?: (id: string) => void;
   now?: () => number;
@@ -349,6 +346,7 @@ export class Dispatcher {
     const newest = ids.filter((t) => t.state === 'ready').sort((a, b) => b.createdAt - a.createdAt)[0];
     if (!newest) return;
     const now = this.now();
+    let retired = false;
     for (const o of ids) {
       if (o.id === newest.id || o.createdAt > newest.createdAt) continue;
       if (o.pcsHash !== undefined && o.pcsHash === newest.pcsHash) continue;
@@ -361,12 +359,12 @@ export class Dispatcher {
       if (meta && writerAlive(meta.pid, meta.startTime)) continue;
       const cur = reg.info(o.id);
       if (!cur || cur.state === 'retired' || this.pending.has(o.id)) continue;
-      this.d.retiredAt.set(o.id, this.now());
       this.d.toThread({ type: 'remove', id: o.id });
-      reg.retire(o.id, `the executable was rebuilt; superseded by target ${newest.id}`);
+      reg.retire(o.id, `the executable was rebuilt; superseded by target ${newest.id}`, this.now());
       this.d.log.info('target retired', { id: o.id, by: newest.id, rebuilt });
+      retired = true;
     }
-    this.enforceRetention();
+    if (retired) this.d.onRetired?.();
   }
 
   /** Periodic: retire what became retirable since (a superseded fuzzer that has since exited). */
@@ -376,35 +374,9 @@ export class Dispatcher {
     for (const exe of exes) if (this.d.registry.idsForExe(exe).length > 1) await this.retireSuperseded(exe);
   }
 
-  /** Deletes retired targets past retireDays, and beyond keepRetired per executable. */
-  enforceRetention(): void {
-    const reg = this.d.registry;
-    const now = this.now();
-    const byExe = new Map<string, { id: string; at: number }[]>();
-    for (const t of reg.targets()) {
-      if (t.state !== 'retired') continue;
-      const at = this.d.retiredAt.get(t.id) ?? now;
-      if (!this.d.retiredAt.has(t.id)) this.d.retiredAt.set(t.id, at);
-      if (now - at > this.d.retireDays * 86_400_000) { this.drop(t.id, 'retired too long ago'); continue; }
-      const list = byExe.get(t.exe) ?? [];
-      list.push({ id: t.id, at });
-      byExe.set(t.exe, list);
-    }
-    for (const list of byExe.values()) {
-      list.sort((a, b) => b.at - a.at);
-      for (const extra of list.slice(this.d.keepRetired)) this.drop(extra.id, 'too many retired targets for this executable');
-    }
-  }
-
-  private drop(id: string, why: string): void {
-    this.d.log.info('deleting retired target', { id, why });
-    this.remove(id);
-  }
-
   /** Forgets a target (and its stored data). */
   remove(id: string): boolean {
     this.d.toThread({ type: 'remove', id });
-    this.d.retiredAt.delete(id);
     return this.d.registry.remove(id);
   }
 
@@ -431,12 +403,6 @@ export class Dispatcher {
   /** A source file changed: tell every target whose debug info names it. */
   sourceChanged(path: string): void {
     for (const { id, file } of this.d.registry.filesNamed(path)) this.d.registry.sourceChanged(id, file);
-  }
-
-  /** New retention settings (SIGHUP). */
-  setRetention(retireDays: number, keepRetired: number): void {
-    this.d.retireDays = retireDays;
-    this.d.keepRetired = keepRetired;
   }
 
   close(): void {

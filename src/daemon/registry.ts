@@ -68,6 +68,8 @@ export interface RestoredTarget {
   firstSeen: Uint32Array;
   seq: number;
   history: HistorySample[];
+  /** When it was retired (ms since epoch); the retention policy deletes it later. */
+  retiredAt?: number;
 }
 
 export interface RegistryOptions {
@@ -198,6 +200,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
     info.stats.covered = countSeen(r.seen);
     this.entries.set(info.id, {
       info, index: r.index, seen: r.seen, firstSeen: r.firstSeen, seq: r.seq, history: r.history.slice(-this.maxHistory), rate: [], lastRunsAt: 0,
+      // A record retired before retirement times were kept counts from now.
+      ...(info.state === 'retired' ? { retiredAt: r.retiredAt ?? this.now() } : {}),
     });
   }
 
@@ -222,9 +226,10 @@ export class TargetRegistry extends EventEmitter implements Hub {
   }
 
   /** Keeps the target as history only: no more ticks are applied. */
-  retire(id: string, reason?: string): void {
+  retire(id: string, reason?: string, at = this.now()): void {
     const e = this.entries.get(id);
     if (!e || e.info.state === 'retired') return;
+    e.retiredAt = at;
     e.info.state = 'retired';
     if (reason) e.info.error = reason;
     e.info.stats.runsPerSec = 0;
@@ -311,6 +316,11 @@ export class TargetRegistry extends EventEmitter implements Hub {
     const delta: CoverageDelta = { id, seq: e.seq, time: u.time, newPcs: fresh, stats: { ...s } };
     this.emit('delta', delta);
     return delta;
+  }
+
+  /** When the target was retired (ms since epoch), undefined unless it is. */
+  retiredAt(id: string): number | undefined {
+    return this.entries.get(id)?.retiredAt;
   }
 
   /** When runs of the target last moved (ms since epoch), 0 when not since this daemon started. */

@@ -181,8 +181,8 @@ export class Store {
   }
 
   /** Every stored target with its coverage (snapshot + log replayed) and history. */
-  loadAll(): (RestoredTarget & { retiredAt?: number })[] {
-    const out: (RestoredTarget & { retiredAt?: number })[] = [];
+  loadAll(): RestoredTarget[] {
+    const out: RestoredTarget[] = [];
     for (const { key, value: t } of this.range<StoredTarget>('target/')) {
       try {
         out.push(this.loadTarget(t));
@@ -197,7 +197,7 @@ export class Store {
   /** Told about a stored target that could not be loaded (it is skipped). */
   onLoadError: (err: unknown, key: string) => void = () => {};
 
-  private loadTarget(t: StoredTarget): RestoredTarget & { retiredAt?: number } {
+  private loadTarget(t: StoredTarget): RestoredTarget {
     const pcsLen = t.stats.pcsLen;
     const snap = this.get<{ seq: number; seen: Uint8Array; firstSeen: Uint32Array }>(`cov/${t.id}`);
     const ok = snap && snap.seen.length === seenBytes(pcsLen) && snap.firstSeen.length === pcsLen;
@@ -244,16 +244,16 @@ export class Store {
  * history samples, compaction when a log grows long. Returns a function that compacts every
  * target (call at shutdown) and detaches.
  */
-export function persistRegistry(reg: TargetRegistry, store: Store, log: Logger, retiredAt: Map<string, number>): { compactAll(): Promise<void>; detach(): void } {
+export function persistRegistry(reg: TargetRegistry, store: Store, log: Logger): { compactAll(): Promise<void>; detach(): void } {
   const compactOne = (id: string) => {
     const d = reg.target(id);
     if (!d) return Promise.resolve(false);
     return store.compact(id, { seq: d.seq, seen: d.seen, firstSeen: d.firstSeen }, reg.history(id));
   };
-  const onTarget = (t: TargetInfo) => store.putTarget({ ...t, retiredAt: retiredAt.get(t.id) });
+  const onTarget = (t: TargetInfo) => store.putTarget({ ...t, retiredAt: reg.retiredAt(t.id) });
   const onDelta = (d: { id: string; seq: number; time: number; newPcs: Uint32Array }) => {
     const info = reg.info(d.id);
-    if (info) store.putTarget({ ...info, retiredAt: retiredAt.get(d.id) });
+    if (info) store.putTarget({ ...info, retiredAt: reg.retiredAt(d.id) });
     if (d.newPcs.length) {
       store.appendDelta(d.id, d.seq, d.time, d.newPcs);
       if (store.wantsCompaction(d.id)) compactOne(d.id).catch((err) => log.error('store compaction failed', { id: d.id, err }));

@@ -149,7 +149,6 @@ describe('agent notifications on new coverage', function () {
     const disp = new Dispatcher({
       registry: reg, symbolizer: pool, toThread: () => {}, log: createLogger({ level: 'silent' }),
       readPcs: async () => { reads++; throw new CoverageFileError('BAD_SIZE', 'not a coverage file', false); },
-      retiredAt: new Map(), retireDays: 30, keepRetired: 5,
     });
     try {
       const m = { type: 'coverage' as const, id: '0123456789abcdef', exe: '/bin/true', file, pid: 4242 };

@@ -26,36 +26,31 @@ function config(dir: string, watch: string[] = []): DaemonConfig {
 describe('retirement policy', () => {
   it('deletes retired targets past retireDays and beyond keepRetired per executable', async () => {
     const { TargetRegistry } = await import('../../src/daemon/registry.js');
-    const { Dispatcher } = await import('../../src/daemon/dispatch.js');
-    const { createSymbolizerPool } = await import('../../src/workers/pool.js');
+    const { Retention } = await import('../../src/daemon/retention.js');
     let now = 1_800_000_000_000;
     const reg = new TargetRegistry({ now: () => now });
-    const retiredAt = new Map<string, number>();
-    const pool = createSymbolizerPool({ threads: 1 });
-    const posted: string[] = [];
-    const disp = new Dispatcher({
-      registry: reg, symbolizer: pool, toThread: (m) => posted.push(m.type), readPcs: async () => { throw new Error('unused'); },
-      log, retiredAt, retireDays: 30, keepRetired: 2, now: () => now,
-    });
+    const removed: string[] = [];
+    const retention = new Retention(reg, { retireDays: 30, keepRetired: 2 }, (id) => { removed.push(id); reg.remove(id); }, log, () => now);
     const day = 86_400_000;
     for (let i = 0; i < 5; i++) {
       const id = String(i).repeat(16);
       reg.add({ id, exe: '/bin/fuzz', coverageFile: `/c/${id}`, pcsLen: 8 });
-      reg.retire(id, 'rebuilt');
-      retiredAt.set(id, now - (10 - i) * day);
+      reg.retire(id, 'rebuilt', now - (10 - i) * day);
     }
     reg.add({ id: 'a'.repeat(16), exe: '/bin/other', coverageFile: '/c/a', pcsLen: 8 });
-    reg.retire('a'.repeat(16));
-    retiredAt.set('a'.repeat(16), now - 31 * day);
+    reg.retire('a'.repeat(16), undefined, now - 31 * day);
     reg.add({ id: 'b'.repeat(16), exe: '/bin/fuzz', coverageFile: '/c/b', pcsLen: 8 });
-    disp.enforceRetention();
+    retention.enforce();
     // The two newest retired of /bin/fuzz stay, the live one stays, /bin/other's is too old.
     expect(reg.targets().map((t) => t.id).sort()).to.deep.equal(['3'.repeat(16), '4'.repeat(16), 'b'.repeat(16)]);
     now += 23.5 * day; // the older of the two is now past 30 days, the newer not
-    disp.enforceRetention();
+    retention.enforce();
     expect(reg.targets().map((t) => t.id).sort()).to.deep.equal(['4'.repeat(16), 'b'.repeat(16)]);
-    expect(posted.filter((p) => p === 'remove').length).to.equal(5);
-    await pool.destroy();
+    expect(removed.length).to.equal(5);
+    // New settings (SIGHUP) apply at the next check.
+    retention.set({ retireDays: 30, keepRetired: 0 });
+    retention.enforce();
+    expect(reg.targets().map((t) => t.id)).to.deep.equal(['b'.repeat(16)]);
   });
 });
 

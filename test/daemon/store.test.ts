@@ -26,7 +26,7 @@ describe('Store (lmdb)', () => {
     let now = 1_700_000_000_000;
     const reg = new TargetRegistry({ now: () => now, historyIntervalMs: 1000 });
     const store = Store.open(dir);
-    const p = persistRegistry(reg, store, log, new Map());
+    const p = persistRegistry(reg, store, log);
     reg.add({ id: 'aaaaaaaaaaaaaaaa', exe: '/bin/x', coverageFile: '/c', pcsLen: 1000, buildId: 'feedface' });
     await store.putIndex(Store.indexKey('aaaaaaaaaaaaaaaa', 'feedface'), index(1000));
     reg.setIndex('aaaaaaaaaaaaaaaa', index(1000));
@@ -57,6 +57,16 @@ describe('Store (lmdb)', () => {
     const reg2 = new TargetRegistry();
     reg2.restore(r);
     expect(reg2.target('aaaaaaaaaaaaaaaa')!.stats.covered).to.equal(300);
+    // A retirement time is the registry's and is stored with the target.
+    const p2 = persistRegistry(reg2, again, log);
+    reg2.retire('aaaaaaaaaaaaaaaa', 'rebuilt', 1_700_000_123_000);
+    await again.flush();
+    p2.detach();
+    const [r2] = again.loadAll();
+    expect(r2!.retiredAt).to.equal(1_700_000_123_000);
+    const reg3 = new TargetRegistry();
+    reg3.restore(r2!);
+    expect(reg3.retiredAt('aaaaaaaaaaaaaaaa')).to.equal(1_700_000_123_000);
     await again.removeTarget('aaaaaaaaaaaaaaaa');
     expect(again.loadAll()).to.have.length(0);
     expect(again.getIndex(Store.indexKey('aaaaaaaaaaaaaaaa', 'feedface'))).to.equal(undefined);
