@@ -1,23 +1,9 @@
 /**
- * Daemon configuration: command-line flags, then environment, then an optional JSON config
- * file, then defaults (first one that sets a value wins). SIGHUP re-reads environment and file;
- * flags given at start keep winning.
- *
- *   flag               env                 file key            default
- *   --host             COVD_HOST           host                127.0.0.1
- *   --port             COVD_PORT           port                8317
- *   --socket           COVD_SOCKET         socket              <coverage dir>/covd.sock
- *   --state-dir        COVD_STATE_DIR      stateDir            $XDG_STATE_HOME/covd
- *   --watch (repeat)   COVD_WATCH (a:b)    watch (array)       none
- *   --log-level        COVD_LOG_LEVEL      logLevel            info
- *   --token            COVD_TOKEN          token               none (required off loopback)
- *   --allow-host (rep) COVD_ALLOWED_HOSTS  allowedHosts        none
- *   --retire-days      COVD_RETIRE_DAYS    retireDays          30
- *   --keep-retired     COVD_KEEP_RETIRED   keepRetired         5
- *   --memory-mb        COVD_MEMORY_MB      memoryMb            2048 (sets the largest pcs_len accepted)
- *   --symbolize-timeout COVD_SYMBOLIZE_TIMEOUT symbolizeTimeout 600 (seconds per executable)
- *   --idle-seconds     COVD_IDLE_SECONDS   idleSeconds         10 (a live fuzzer without runs this long is idle)
- *   --config           COVD_CONFIG         -                   $XDG_CONFIG_HOME/covd/config.json (if present)
+ * Daemon configuration, from one declarative table (SETTINGS): each setting's name, type,
+ * default, flag, environment variable, config-file key and help text. Flags, environment,
+ * config file, `covd serve --help` and validation all come from it. The first source that sets
+ * a value wins: command-line flag, then environment, then the JSON config file, then the
+ * default. SIGHUP re-reads environment and file; flags given at start keep winning.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -67,42 +53,65 @@ export function maxPcsFor(memoryMb: number): number {
 
 export const DEFAULT_PORT = 8317;
 
-export const serveOptions = {
-  host: { type: 'string' },
-  port: { type: 'string', short: 'p' },
-  socket: { type: 'string' },
-  'state-dir': { type: 'string' },
-  watch: { type: 'string', short: 'w', multiple: true },
-  'log-level': { type: 'string' },
-  token: { type: 'string' },
-  'allow-host': { type: 'string', multiple: true },
-  'retire-days': { type: 'string' },
-  'keep-retired': { type: 'string' },
-  'memory-mb': { type: 'string' },
-  'symbolize-timeout': { type: 'string' },
-  'idle-seconds': { type: 'string' },
-  config: { type: 'string', short: 'c' },
-} as const;
+type Kind = 'string' | 'int' | 'path' | 'paths' | 'strings' | 'level';
 
-export type ServeFlags = ReturnType<typeof parseServeFlags>;
+interface Setting {
+  /** The DaemonConfig field, and the config file's key. */
+  key: Exclude<keyof DaemonConfig, 'configFile'>;
+  flag: string;
+  short?: string;
+  env: string;
+  kind: Kind;
+  /** Inclusive bounds of an int. */
+  range?: [number, number];
+  /** The default, computed from the environment when it depends on it; undefined: unset. */
+  def: (env: NodeJS.ProcessEnv) => unknown;
+  /** For --help: the argument's name and what the setting does (the default is added). */
+  arg: string;
+  help: string;
+  /** How --help states the default, when not the value itself. */
+  defText?: string;
+}
 
-export function parseServeFlags(argv: string[]) {
+/** Every setting of `covd serve`, in --help order. */
+export const SETTINGS: readonly Setting[] = [
+  { key: 'host', flag: 'host', env: 'COVD_HOST', kind: 'string', def: () => '127.0.0.1', arg: 'ADDR', help: 'listen address (off loopback needs --token)' },
+  { key: 'port', flag: 'port', short: 'p', env: 'COVD_PORT', kind: 'int', range: [0, 65535], def: () => DEFAULT_PORT, arg: 'N', help: 'HTTP port, 0 = any free port' },
+  { key: 'socket', flag: 'socket', env: 'COVD_SOCKET', kind: 'path', def: (env) => defaultSocketPath(env), arg: 'PATH', help: 'control socket', defText: '$COVD_DIR/covd.sock' },
+  { key: 'stateDir', flag: 'state-dir', env: 'COVD_STATE_DIR', kind: 'path', def: (env) => defaultStateDir(env), arg: 'DIR', help: 'persistent state', defText: '$XDG_STATE_HOME/covd' },
+  { key: 'watch', flag: 'watch', short: 'w', env: 'COVD_WATCH', kind: 'paths', def: () => [], arg: 'DIR', help: 'discover coverage files under DIR/v/ (repeatable; the variable takes a:b)', defText: 'none' },
+  { key: 'logLevel', flag: 'log-level', env: 'COVD_LOG_LEVEL', kind: 'level', def: () => 'info', arg: 'LEVEL', help: 'trace|debug|info|warn|error|fatal|silent' },
+  { key: 'token', flag: 'token', env: 'COVD_TOKEN', kind: 'string', def: () => undefined, arg: 'TOKEN', help: 'require this token on every HTTP request', defText: 'none' },
+  { key: 'allowedHosts', flag: 'allow-host', env: 'COVD_ALLOWED_HOSTS', kind: 'strings', def: () => [], arg: 'NAME', help: 'extra accepted Host header value (repeatable; the variable takes a:b)', defText: 'none' },
+  { key: 'retireDays', flag: 'retire-days', env: 'COVD_RETIRE_DAYS', kind: 'int', range: [0, 36500], def: () => 30, arg: 'N', help: 'delete retired targets N days after retirement' },
+  { key: 'keepRetired', flag: 'keep-retired', env: 'COVD_KEEP_RETIRED', kind: 'int', range: [0, 100000], def: () => 5, arg: 'N', help: 'keep at most N retired targets per executable' },
+  { key: 'memoryMb', flag: 'memory-mb', env: 'COVD_MEMORY_MB', kind: 'int', range: [16, 1 << 24], def: () => DEFAULT_MEMORY_MB, arg: 'N', help: 'memory budget for targets, MiB: a coverage file with more than N*8192 PCs is refused before anything is allocated' },
+  { key: 'symbolizeTimeout', flag: 'symbolize-timeout', env: 'COVD_SYMBOLIZE_TIMEOUT', kind: 'int', range: [1, 86400], def: () => DEFAULT_SYMBOLIZE_TIMEOUT_S, arg: 'S', help: 'give up symbolizing one executable after S seconds; its target fails and the others go on' },
+  { key: 'idleSeconds', flag: 'idle-seconds', env: 'COVD_IDLE_SECONDS', kind: 'int', range: [1, 86400], def: () => 10, arg: 'S', help: 'a target whose fuzzer is alive but made no runs for S seconds is idle; one with no live fuzzer, stopped' },
+];
+
+const CONFIG_FLAG = { flag: 'config', short: 'c', env: 'COVD_CONFIG' } as const;
+
+type FlagSpec = { type: 'string'; short?: string; multiple?: boolean };
+export const serveOptions: Record<string, FlagSpec> = Object.fromEntries([
+  ...SETTINGS.map((s) => [s.flag, { type: 'string', ...(s.short ? { short: s.short } : {}), ...(s.kind === 'paths' || s.kind === 'strings' ? { multiple: true } : {}) }] as const),
+  [CONFIG_FLAG.flag, { type: 'string', short: CONFIG_FLAG.short }],
+]);
+
+export type ServeFlags = Record<string, string | string[] | undefined>;
+
+export function parseServeFlags(argv: string[]): ServeFlags {
   try {
-    return parseArgs({ args: argv, options: serveOptions, allowPositionals: false, strict: true }).values;
+    return parseArgs({ args: argv, options: serveOptions, allowPositionals: false, strict: true }).values as ServeFlags;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
 }
 
-type FileConfig = Partial<Omit<DaemonConfig, 'configFile'>>;
+/** The JSON type each kind must have in the config file. */
+const FILE_TYPE: Record<Kind, 'string' | 'integer' | 'strings'> = { string: 'string', int: 'integer', path: 'string', paths: 'strings', strings: 'strings', level: 'string' };
 
-/** The config file's keys and the JSON type each must have. */
-const FILE_KEYS: Record<string, 'string' | 'integer' | 'strings'> = {
-  host: 'string', port: 'integer', socket: 'string', stateDir: 'string', watch: 'strings', logLevel: 'string', token: 'string',
-  allowedHosts: 'strings', retireDays: 'integer', keepRetired: 'integer', memoryMb: 'integer', symbolizeTimeout: 'integer', idleSeconds: 'integer',
-};
-
-function readConfigFile(path: string, required: boolean): FileConfig | undefined {
+function readConfigFile(path: string, required: boolean): Record<string, unknown> | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -118,53 +127,77 @@ function readConfigFile(path: string, required: boolean): FileConfig | undefined
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`config file ${path} must hold a JSON object`);
   for (const [k, val] of Object.entries(v)) {
-    const want = FILE_KEYS[k];
-    if (!want) throw new ConfigError(`config file ${path}: unknown key '${k}'`);
+    const setting = SETTINGS.find((s) => s.key === k);
+    if (!setting) throw new ConfigError(`config file ${path}: unknown key '${k}'`);
+    const want = FILE_TYPE[setting.kind];
     const ok = want === 'strings' ? Array.isArray(val) && val.every((x) => typeof x === 'string') : want === 'integer' ? Number.isInteger(val) : typeof val === 'string';
     if (!ok) throw new ConfigError(`config file ${path}: '${k}' must be ${want === 'strings' ? 'a list of strings' : `a${want === 'integer' ? 'n integer' : ' string'}`}, got ${JSON.stringify(val)}`);
   }
-  return v as FileConfig;
+  return v as Record<string, unknown>;
 }
 
-function int(name: string, s: string | number | undefined, min: number, max: number): number | undefined {
-  if (s === undefined || s === '') return undefined;
-  const n = typeof s === 'number' ? s : Number(s);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got '${s}'`);
-  return n;
+/** One setting's value from its first source, checked and normalised. */
+function valueOf(s: Setting, flags: ServeFlags, env: NodeJS.ProcessEnv, file: Record<string, unknown>): unknown {
+  const fromFlag = flags[s.flag];
+  const fromEnv = env[s.env] || undefined;
+  const list = s.kind === 'paths' || s.kind === 'strings';
+  let raw: unknown;
+  if (list) raw = (Array.isArray(fromFlag) && fromFlag.length ? fromFlag : undefined) ?? fromEnv?.split(':').filter(Boolean) ?? file[s.key];
+  else raw = fromFlag ?? fromEnv ?? file[s.key];
+  if (raw === undefined) raw = s.def(env);
+  if (raw === undefined) return undefined;
+  switch (s.kind) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : Number(raw);
+      const [min, max] = s.range!;
+      if (raw === '' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${s.flag} must be an integer from ${min} to ${max}, got '${String(raw)}'`);
+      return n;
+    }
+    case 'level':
+      if (!isLevel(String(raw))) throw new ConfigError(`log level must be one of trace, debug, info, warn, error, fatal, silent; got '${String(raw)}'`);
+      return raw;
+    case 'path':
+      return resolve(String(raw));
+    case 'paths':
+      return (raw as string[]).map((p) => resolve(p));
+    default:
+      return raw;
+  }
 }
 
-const first = <T>(...xs: (T | undefined)[]): T | undefined => xs.find((x) => x !== undefined);
-
-/** Resolves the configuration. Throws UsageError with a message that names the bad setting. */
+/** Resolves the configuration. Throws ConfigError (a UsageError: exit 2) naming the bad setting. */
 export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
-  const explicit = flags.config ?? env.COVD_CONFIG;
+  const explicit = (flags[CONFIG_FLAG.flag] as string | undefined) ?? env[CONFIG_FLAG.env];
   const defaultFile = join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'covd', 'config.json');
   const filePath = explicit ? resolve(explicit) : defaultFile;
   const read = readConfigFile(filePath, explicit !== undefined);
-  const file: FileConfig = read ?? {};
-  const list = (s: string | undefined) => (s ? s.split(':').filter(Boolean) : undefined);
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const v = valueOf(s, flags, env, read ?? {});
+    if (v !== undefined) out[s.key] = v;
+  }
+  if (read) out.configFile = filePath;
+  return out as unknown as DaemonConfig;
+}
 
-  const logLevel = first<string>(flags['log-level'], env.COVD_LOG_LEVEL || undefined, file.logLevel) ?? 'info';
-  if (!isLevel(logLevel)) throw new ConfigError(`log level must be one of trace, debug, info, warn, error, fatal, silent; got '${logLevel}'`);
-  const watch = first<string[]>(flags.watch?.length ? flags.watch : undefined, list(env.COVD_WATCH), file.watch) ?? [];
-  if (!Array.isArray(watch) || watch.some((w) => typeof w !== 'string')) throw new ConfigError('watch must be a list of directories');
-
-  return {
-    host: first(flags.host, env.COVD_HOST || undefined, file.host) ?? '127.0.0.1',
-    port: int('port', first<string | number>(flags.port, env.COVD_PORT || undefined, file.port), 0, 65535) ?? DEFAULT_PORT,
-    socket: resolve(first(flags.socket, env.COVD_SOCKET || undefined, file.socket) ?? defaultSocketPath(env)),
-    stateDir: resolve(first(flags['state-dir'], env.COVD_STATE_DIR || undefined, file.stateDir) ?? defaultStateDir(env)),
-    watch: watch.map((w) => resolve(w)),
-    logLevel,
-    token: first(flags.token, env.COVD_TOKEN || undefined, file.token),
-    allowedHosts: first<string[]>(flags['allow-host']?.length ? flags['allow-host'] : undefined, list(env.COVD_ALLOWED_HOSTS), file.allowedHosts) ?? [],
-    retireDays: int('retire-days', first<string | number>(flags['retire-days'], env.COVD_RETIRE_DAYS || undefined, file.retireDays), 0, 36500) ?? 30,
-    keepRetired: int('keep-retired', first<string | number>(flags['keep-retired'], env.COVD_KEEP_RETIRED || undefined, file.keepRetired), 0, 100000) ?? 5,
-    memoryMb: int('memory-mb', first<string | number>(flags['memory-mb'], env.COVD_MEMORY_MB || undefined, file.memoryMb), 16, 1 << 24) ?? DEFAULT_MEMORY_MB,
-    symbolizeTimeout: int('symbolize-timeout', first<string | number>(flags['symbolize-timeout'], env.COVD_SYMBOLIZE_TIMEOUT || undefined, file.symbolizeTimeout), 1, 86400) ?? DEFAULT_SYMBOLIZE_TIMEOUT_S,
-    idleSeconds: int('idle-seconds', first<string | number>(flags['idle-seconds'], env.COVD_IDLE_SECONDS || undefined, file.idleSeconds), 1, 86400) ?? 10,
-    configFile: read ? filePath : undefined,
+function usageLines(): string {
+  const rows = SETTINGS.map((s) => {
+    const name = `${s.short ? `-${s.short}, ` : ''}--${s.flag} ${s.arg}`;
+    const d = s.defText ?? String(s.def({}));
+    return { name, text: `${s.help} (${s.env}; default ${d})` };
+  });
+  rows.push({ name: `-${CONFIG_FLAG.short}, --${CONFIG_FLAG.flag} FILE`, text: `JSON config file with keys ${SETTINGS.map((s) => s.key).join(', ')} (${CONFIG_FLAG.env}; default $XDG_CONFIG_HOME/covd/config.json)` });
+  const width = Math.max(...rows.map((r) => r.name.length)) + 2;
+  const wrap = (t: string) => {
+    const out: string[] = [];
+    let line = '';
+    for (const w of t.split(' ')) {
+      if (line && line.length + 1 + w.length > 96 - width) { out.push(line); line = w; } else line = line ? `${line} ${w}` : w;
+    }
+    if (line) out.push(line);
+    return out;
   };
+  return rows.map((r) => wrap(r.text).map((l, i) => `  ${(i === 0 ? r.name : '').padEnd(width)}${l}`).join('\n')).join('\n');
 }
 
 export const serveUsage = `usage: covd serve [options]
@@ -174,23 +207,7 @@ Runs the daemon: the browser UI over HTTP/WebSocket, the control socket agents a
 Ctrl-C; SIGHUP re-reads the configuration (log level, watched directories, retirement).
 
 options (each also settable by environment variable or config file key; flags win):
-  --host ADDR          listen address (COVD_HOST; default 127.0.0.1; off loopback needs --token)
-  -p, --port N         HTTP port, 0 = any free port (COVD_PORT; default ${DEFAULT_PORT})
-  --socket PATH        control socket (COVD_SOCKET; default $COVD_DIR/covd.sock)
-  --state-dir DIR      persistent state (COVD_STATE_DIR; default $XDG_STATE_HOME/covd)
-  -w, --watch DIR      discover coverage files under DIR/v/ (repeatable; COVD_WATCH=a:b)
-  --log-level LEVEL    trace|debug|info|warn|error|fatal|silent (COVD_LOG_LEVEL; default info)
-  --token TOKEN        require this token on every HTTP request (COVD_TOKEN)
-  --allow-host NAME    extra accepted Host header value (repeatable; COVD_ALLOWED_HOSTS=a:b)
-  --retire-days N      delete retired targets N days after retirement (default 30)
-  --keep-retired N     keep at most N retired targets per executable (default 5)
-  --memory-mb N        memory budget for targets, MiB (COVD_MEMORY_MB; default 2048): a coverage
-                       file with more than N*8192 PCs is refused before anything is allocated
-  --symbolize-timeout S  give up symbolizing one executable after S seconds; its target fails
-                       and the others go on (COVD_SYMBOLIZE_TIMEOUT; default 600)
-  --idle-seconds S     a target whose fuzzer is alive but made no runs for S seconds is shown
-                       idle (COVD_IDLE_SECONDS; default 10); one with no live fuzzer, stopped
-  -c, --config FILE    JSON config file (COVD_CONFIG; default $XDG_CONFIG_HOME/covd/config.json)
+${usageLines()}
 
-Logs are JSON lines on stdout (COVD_LOG_FORMAT=pretty for humans). The line
-{"msg":"covd ready",...} says the daemon is serving.`;
+Logs are pino JSON lines on stdout (COVD_LOG_FORMAT=pretty, or pipe through pino-pretty, for
+humans). The line {"msg":"covd ready",...} says the daemon is serving.`;

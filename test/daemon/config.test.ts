@@ -54,6 +54,28 @@ describe('daemon configuration', () => {
     }
   });
 
+  it('every setting comes from its flag, its variable and its config key alike, and --help names all three', async () => {
+    const { SETTINGS, serveUsage } = await import('../../src/daemon/config.js');
+    const file = join(dir, 'c.json');
+    const sample = (k: string, kind: string): [string, unknown] => {
+      if (kind === 'int') return ['17', 17];
+      if (kind === 'level') return ['warn', 'warn'];
+      if (kind === 'path') return [join(dir, k), join(dir, k)];
+      if (kind === 'paths') return [join(dir, k), [join(dir, k)]];
+      if (kind === 'strings') return [`${k}.example`, [`${k}.example`]];
+      return [`${k}-value`, `${k}-value`];
+    };
+    for (const s of SETTINGS) {
+      const [text, want] = sample(s.key, s.kind);
+      const asFlag = loadConfig(parseServeFlags([`--${s.flag}`, text]), { XDG_CONFIG_HOME: join(dir, 'none') });
+      const asEnv = loadConfig(parseServeFlags([]), { XDG_CONFIG_HOME: join(dir, 'none'), [s.env]: text });
+      fs.writeFileSync(file, JSON.stringify({ [s.key]: s.kind === 'int' ? 17 : want }));
+      const asFile = loadConfig(parseServeFlags(['--config', file]), {});
+      for (const [how, c] of [['flag', asFlag], ['env', asEnv], ['file', asFile]] as const) expect((c as unknown as Record<string, unknown>)[s.key], `${s.key} by ${how}`).to.deep.equal(want);
+      expect(serveUsage).to.include(`--${s.flag}`).and.include(s.env);
+    }
+  });
+
   it('a bad config value makes covd serve exit 2 naming it', () => {
     const file = join(dir, 'c.json');
     fs.writeFileSync(file, JSON.stringify({ host: 1 }));
