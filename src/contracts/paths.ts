@@ -36,3 +36,24 @@ export function sourcePathOf(ix: { directories: string[]; files: string[]; fileD
   if (!Number.isInteger(file) || file < 0 || file >= ix.files.length) return '';
   return joinSourcePath(ix.directories[ix.fileDirs[file]!] ?? '', ix.files[file]!);
 }
+
+/**
+ * Where compilers and the system keep headers: code from here (libstdc++'s templates, glibc's
+ * inline functions) is "library" code, shown apart from the project's own files.
+ */
+const SYSTEM_DIRS = [/^\/usr\/include\//, /^\/usr\/local\/include\//, /^\/usr\/lib\/gcc\//, /^\/usr\/lib\/llvm-[^/]+\//, /^\/usr\/lib\/clang\//, /^\/usr\/share\/include\//];
+
+/** True for a normalised path under the system's include directories, or matching any of `exclude`. */
+export function isLibraryPath(path: string, exclude: readonly RegExp[] = []): boolean {
+  return SYSTEM_DIRS.some((re) => re.test(path)) || exclude.some((re) => re.test(path));
+}
+
+/** The deepest directory that holds every one of `paths` (absolute, normalised); '' when none is shared. */
+export function commonRoot(paths: readonly string[]): string {
+  if (paths.length === 0) return '';
+  let root = paths[0]!.slice(0, paths[0]!.lastIndexOf('/') + 1);
+  for (const p of paths) {
+    while (root && !p.startsWith(root)) root = root.slice(0, root.slice(0, -1).lastIndexOf('/') + 1);
+  }
+  return root === '/' ? '' : root;
+}

@@ -32,6 +32,8 @@ export interface DaemonConfig {
   symbolizeTimeout?: number;
   /** A target whose writer is alive but made no runs for this many seconds is 'idle'. */
   idleSeconds?: number;
+  /** Regular expressions: source paths matching one are library code (besides system headers). */
+  exclude?: string[];
   /** The config file actually read, if any. */
   configFile?: string;
 }
@@ -53,7 +55,7 @@ export function maxPcsFor(memoryMb: number): number {
 
 export const DEFAULT_PORT = 8317;
 
-type Kind = 'string' | 'int' | 'path' | 'paths' | 'strings' | 'level';
+type Kind = 'string' | 'int' | 'path' | 'paths' | 'strings' | 'regexes' | 'level';
 
 interface Setting {
   /** The DaemonConfig field, and the config file's key. */
@@ -87,6 +89,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'keepRetired', flag: 'keep-retired', env: 'COVD_KEEP_RETIRED', kind: 'int', range: [0, 100000], def: () => 5, arg: 'N', help: 'keep at most N retired targets per executable' },
   { key: 'memoryMb', flag: 'memory-mb', env: 'COVD_MEMORY_MB', kind: 'int', range: [16, 1 << 24], def: () => DEFAULT_MEMORY_MB, arg: 'N', help: 'memory budget for targets, MiB: a coverage file with more than N*8192 PCs is refused before anything is allocated' },
   { key: 'symbolizeTimeout', flag: 'symbolize-timeout', env: 'COVD_SYMBOLIZE_TIMEOUT', kind: 'int', range: [1, 86400], def: () => DEFAULT_SYMBOLIZE_TIMEOUT_S, arg: 'S', help: 'give up symbolizing one executable after S seconds; its target fails and the others go on' },
+  { key: 'exclude', flag: 'exclude', env: 'COVD_EXCLUDE', kind: 'regexes', def: () => [], arg: 'REGEX', help: 'source paths matching REGEX are library code, shown apart and left out of lcov (repeatable, like llvm-cov -ignore-filename-regex; the variable takes a:b)', defText: 'none' },
   { key: 'idleSeconds', flag: 'idle-seconds', env: 'COVD_IDLE_SECONDS', kind: 'int', range: [1, 86400], def: () => 10, arg: 'S', help: 'a target whose fuzzer is alive but made no runs for S seconds is idle; one with no live fuzzer, stopped' },
 ];
 
@@ -94,7 +97,7 @@ const CONFIG_FLAG = { flag: 'config', short: 'c', env: 'COVD_CONFIG' } as const;
 
 type FlagSpec = { type: 'string'; short?: string; multiple?: boolean };
 export const serveOptions: Record<string, FlagSpec> = Object.fromEntries([
-  ...SETTINGS.map((s) => [s.flag, { type: 'string', ...(s.short ? { short: s.short } : {}), ...(s.kind === 'paths' || s.kind === 'strings' ? { multiple: true } : {}) }] as const),
+  ...SETTINGS.map((s) => [s.flag, { type: 'string', ...(s.short ? { short: s.short } : {}), ...(s.kind === 'paths' || s.kind === 'strings' || s.kind === 'regexes' ? { multiple: true } : {}) }] as const),
   [CONFIG_FLAG.flag, { type: 'string', short: CONFIG_FLAG.short }],
 ]);
 
@@ -109,7 +112,7 @@ export function parseServeFlags(argv: string[]): ServeFlags {
 }
 
 /** The JSON type each kind must have in the config file. */
-const FILE_TYPE: Record<Kind, 'string' | 'integer' | 'strings'> = { string: 'string', int: 'integer', path: 'string', paths: 'strings', strings: 'strings', level: 'string' };
+const FILE_TYPE: Record<Kind, 'string' | 'integer' | 'strings'> = { string: 'string', int: 'integer', path: 'string', paths: 'strings', strings: 'strings', regexes: 'strings', level: 'string' };
 
 function readConfigFile(path: string, required: boolean): Record<string, unknown> | undefined {
   let text: string;
@@ -140,7 +143,7 @@ function readConfigFile(path: string, required: boolean): Record<string, unknown
 function valueOf(s: Setting, flags: ServeFlags, env: NodeJS.ProcessEnv, file: Record<string, unknown>): unknown {
   const fromFlag = flags[s.flag];
   const fromEnv = env[s.env] || undefined;
-  const list = s.kind === 'paths' || s.kind === 'strings';
+  const list = s.kind === 'paths' || s.kind === 'strings' || s.kind === 'regexes';
   let raw: unknown;
   if (list) raw = (Array.isArray(fromFlag) && fromFlag.length ? fromFlag : undefined) ?? fromEnv?.split(':').filter(Boolean) ?? file[s.key];
   else raw = fromFlag ?? fromEnv ?? file[s.key];
@@ -160,6 +163,11 @@ function valueOf(s: Setting, flags: ServeFlags, env: NodeJS.ProcessEnv, file: Re
       return resolve(String(raw));
     case 'paths':
       return (raw as string[]).map((p) => resolve(p));
+    case 'regexes':
+      for (const r of raw as string[]) {
+        try { new RegExp(r); } catch (err) { throw new ConfigError(`${s.flag}: '${r}' is not a regular expression (${(err as Error).message})`); }
+      }
+      return raw;
     default:
       return raw;
   }

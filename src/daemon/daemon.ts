@@ -210,6 +210,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       web = await startWebServer({
         hub: registry, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts,
         listenRetryMs: cfg.port === 0 ? 0 : 10_000, log: log.child({ part: 'web' }),
+        exclude: (cfg.exclude ?? []).map((r) => new RegExp(r)),
       });
       const w = web;
       cleanup.push(() => w.close());
@@ -271,7 +272,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       reload(next: DaemonConfig) {
         log.level = next.logLevel;
         dirs.setDirs(next.watch);
-        const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
+        const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token', 'exclude'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
         if (restartNeeded.length) log.warn('these settings take effect only after a restart', { settings: restartNeeded });
         retention.set({ retireDays: next.retireDays, keepRetired: next.keepRetired });
         activity.setIdleSeconds(next.idleSeconds ?? DEFAULT_IDLE_S);

@@ -88,7 +88,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
 
   const app: TemplatedApp = uws.App();
   const live = new Live(app, hub, limits, stats, log);
-  const summaries = new SummaryCache();
+  const summaries = new SummaryCache(opts.exclude ?? []);
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
   const unauthRate = new RateLimiter(limits.unauthenticatedHttpRate, limits.unauthenticatedHttpRate * 2);
   const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
@@ -262,10 +262,12 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
       case 'coverage': {
         const format = ctx.query('format') || 'json';
         if (format !== 'lcov' && format !== 'json') return error(res, ctx, 400, 'format must be lcov or json');
+        const library = ctx.query('library');
+        if (library !== '' && library !== '0' && library !== '1') return error(res, ctx, 400, 'library must be 0 or 1');
         const s = summaries.get(t);
         if (!s) return error(res, ctx, 409, `target ${id} has no source index yet (state ${t.state}${t.error ? ': ' + t.error : ''})`);
         if (format === 'json') return json(res, ctx, 200, toJsonExport(t, s));
-        return sendCompressible(res, ctx, 200, 'text/plain; charset=utf-8', Buffer.from(toLcov(t, s)), [
+        return sendCompressible(res, ctx, 200, 'text/plain; charset=utf-8', Buffer.from(toLcov(t, s, { library: library === '1' })), [
           ['Cache-Control', 'no-store'],
           ['Content-Disposition', `attachment; filename="${t.name.replace(/[^A-Za-z0-9._-]/g, '_')}.info"`],
         ]);

@@ -6,7 +6,7 @@
 import type { TargetDetail, TargetInfo } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
 import { isSeen } from '../contracts/seen.js';
-import { sourcePathOf } from '../contracts/paths.js';
+import { commonRoot, isLibraryPath, sourcePathOf } from '../contracts/paths.js';
 
 const NONE = 0xffffffff;
 
@@ -18,8 +18,12 @@ export interface Count {
 export interface FileSummary {
   /** Index into the source index's files (the `file` of /source?file=N). */
   file: number;
-  /** Directory joined with the file name, as the debug info names it. */
+  /** Directory joined with the file name, normalised (src/contracts/paths.ts). */
   path: string;
+  /** Under the system's include directories or matching --exclude: shown apart, left out of lcov by default. */
+  library: boolean;
+  /** A project file's path relative to the project's common root (the path itself for library files). */
+  relPath: string;
   pcs: Count;
   /** Distinct source lines with at least one PC; covered = with at least one seen PC. */
   lines: Count;
@@ -36,9 +40,23 @@ export interface FunctionSummary {
   pcs: Count;
 }
 
+export interface Totals {
+  pcs: Count;
+  lines: Count;
+  functions: Count;
+  files: number;
+}
+
 export interface TargetSummary {
   seq: number;
-  totals: { pcs: Count; lines: Count; functions: Count; files: number };
+  /** Over every file (and every PC, those of unknown files too). */
+  totals: Totals & {
+    /** The project's own files, and the library's beside them (PCs of unknown files in neither). */
+    project: Totals;
+    library: Totals;
+    /** The directory project paths are relative to ('' when they share none). */
+    root: string;
+  };
   files: FileSummary[];
   functions: FunctionSummary[];
   /** Per file: its lines ascending and, in step, 1 if covered else 0 (for the exports). */
@@ -115,7 +133,7 @@ function layoutOf(index: SourceIndex, pcsLen: number): Layout {
   return layout;
 }
 
-export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, seq: number): TargetSummary {
+export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, seq: number, exclude: readonly RegExp[] = []): TargetSummary {
   const L = layoutOf(index, pcsLen);
   const nFiles = index.files.length;
   const nFuncs = index.functions.names.length;
@@ -159,6 +177,8 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
   const files: FileSummary[] = [];
   const lineHits: TargetSummary['lineHits'] = [];
   let linesTotal = 0, linesCovered = 0;
+  const zero = (): Totals => ({ pcs: { covered: 0, total: 0 }, lines: { covered: 0, total: 0 }, functions: { covered: 0, total: 0 }, files: 0 });
+  const project = zero(), library = zero();
   for (let f = 0; f < nFiles; f++) {
     const a = L.fileStart[f]!, z = L.fileStart[f + 1]!;
     const hits = lineHit.subarray(a, z);
@@ -168,11 +188,21 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
     if (L.filePcs[f] === 0 && fileFns[f]!.total === 0) continue;
     linesTotal += z - a;
     linesCovered += cov;
-    files.push({ file: f, path: filePath(index, f), pcs: { covered: fileCovPcs[f]!, total: L.filePcs[f]! }, lines: { covered: cov, total: z - a }, functions: fileFns[f]! });
+    const path = filePath(index, f);
+    const lib = isLibraryPath(path, exclude);
+    files.push({ file: f, path, library: lib, relPath: path, pcs: { covered: fileCovPcs[f]!, total: L.filePcs[f]! }, lines: { covered: cov, total: z - a }, functions: fileFns[f]! });
+    const t = lib ? library : project;
+    t.files++;
+    t.pcs.covered += fileCovPcs[f]!; t.pcs.total += L.filePcs[f]!;
+    t.lines.covered += cov; t.lines.total += z - a;
+    t.functions.covered += fileFns[f]!.covered; t.functions.total += fileFns[f]!.total;
   }
+  // Project paths read relative to their common root (the way a repository names them).
+  const root = commonRoot(files.filter((f) => !f.library && f.path.startsWith('/')).map((f) => f.path));
+  if (root) for (const f of files) if (!f.library && f.path.startsWith(root)) f.relPath = f.path.slice(root.length);
   return {
     seq,
-    totals: { pcs: { covered: coveredPcs, total: pcsLen }, lines: { covered: linesCovered, total: linesTotal }, functions: { covered: fnCovered, total: fnTotal }, files: files.length },
+    totals: { pcs: { covered: coveredPcs, total: pcsLen }, lines: { covered: linesCovered, total: linesTotal }, functions: { covered: fnCovered, total: fnTotal }, files: files.length, project, library, root },
     files,
     functions,
     lineHits,
@@ -182,11 +212,13 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
 /** Memoizes summaries per target until its seq or index changes (1M-PC targets take tens of ms). */
 export class SummaryCache {
   private readonly cache = new Map<string, { seq: number; index: SourceIndex; summary: TargetSummary }>();
+  /** `exclude`: --exclude patterns; paths matching one are library files. */
+  constructor(private readonly exclude: readonly RegExp[] = []) {}
   get(t: TargetDetail): TargetSummary | null {
     if (!t.index) return null;
     const c = this.cache.get(t.id);
     if (c && c.seq === t.seq && c.index === t.index) return c.summary;
-    const summary = summarize(t.index, t.seen, t.stats.pcsLen, t.seq);
+    const summary = summarize(t.index, t.seen, t.stats.pcsLen, t.seq, this.exclude);
     this.cache.set(t.id, { seq: t.seq, index: t.index, summary });
     return summary;
   }
@@ -203,7 +235,7 @@ export function infoOf(t: TargetInfo | TargetDetail): TargetInfo {
 }
 
 /** An lcov tracefile (geninfo format) genhtml accepts: one record per source file. Hits are 0/1: covd knows seen, not counts. */
-export function toLcov(t: TargetDetail, s: TargetSummary): string {
+export function toLcov(t: TargetDetail, s: TargetSummary, opts: { library?: boolean } = {}): string {
   const index = t.index!;
   const out: string[] = [`TN:${t.name.replace(/[^A-Za-z0-9_]/g, '_')}`];
   const fnsByFile = new Map<number, FunctionSummary[]>();
@@ -214,6 +246,8 @@ export function toLcov(t: TargetDetail, s: TargetSummary): string {
     a.push(fn);
   }
   for (const f of s.files) {
+    // Library code (system headers, --exclude) is left out, as llvm-cov's -ignore-filename-regex does.
+    if (f.library && !opts.library) continue;
     const { lines, hits } = s.lineHits[f.file]!;
     out.push(`SF:${filePath(index, f.file)}`);
     const fns = fnsByFile.get(f.file) ?? [];

@@ -22,6 +22,8 @@ export interface WebServerOptions {
    * for up to about a minute. Default 0: fail at once.
    */
   listenRetryMs?: number;
+  /** Paths matching one of these are library files, like those under the system's include directories. */
+  exclude?: RegExp[];
   /** Overrides of the server's limits (src/web/limits.ts); defaults are safe for a loopback daemon. */
   limits?: Partial<WebLimits>;
 }

@@ -44,7 +44,7 @@ describe('daemon configuration', () => {
     expect(() => parseServeFlags(['--bogus'])).to.throw(UsageError);
     expect(() => loadConfig(parseServeFlags(['--config', join(dir, 'missing.json')]), {})).to.throw(UsageError, /cannot read/);
     // Values are type-checked by name, and the error has the config family's code.
-    for (const [bad, re] of [[{ host: 1 }, /'host' must be a string, got 1/], [{ port: '80' }, /'port' must be an integer/], [{ watch: '/a' }, /'watch' must be a list of strings/], [{ memoryMb: 1.5 }, /'memoryMb' must be an integer/]] as const) {
+    for (const [bad, re] of [[{ host: 1 }, /'host' must be a string, got 1/], [{ port: '80' }, /'port' must be an integer/], [{ watch: '/a' }, /'watch' must be a list of strings/], [{ memoryMb: 1.5 }, /'memoryMb' must be an integer/], [{ exclude: ['(unclosed'] }, /exclude: '\(unclosed' is not a regular expression/]] as const) {
       fs.writeFileSync(file, JSON.stringify(bad));
       let err: unknown;
       try { loadConfig(parseServeFlags(['--config', file]), {}); } catch (e) { err = e; }
@@ -63,6 +63,7 @@ describe('daemon configuration', () => {
       if (kind === 'path') return [join(dir, k), join(dir, k)];
       if (kind === 'paths') return [join(dir, k), [join(dir, k)]];
       if (kind === 'strings') return [`${k}.example`, [`${k}.example`]];
+      if (kind === 'regexes') return ['^/opt/vendor/', ['^/opt/vendor/']];
       return [`${k}-value`, `${k}-value`];
     };
     for (const s of SETTINGS) {

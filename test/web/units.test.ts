@@ -4,7 +4,7 @@ import { HostPolicy, isLoopback, originAllowed, parseHost, presentedToken, RateL
 import { applyDelta, deltaPcs, expandFirstSeen } from '../../src/web/protocol.js';
 import { encodeWords, sparseFirstSeen, validate } from '../../src/web/live.js';
 import { pickEncoding } from '../../src/web/assets.js';
-import { summarize } from '../../src/web/summary.js';
+import { summarize, toLcov } from '../../src/web/summary.js';
 import { NONE, type SourceIndex } from '../../src/workers/types.js';
 
 describe('web: admission rules', () => {
@@ -127,12 +127,48 @@ describe('web: per-file summary', () => {
     };
     const seen = Uint8Array.of(0b0000_1001, 0, 0, 0, 0, 0, 0, 0); // PCs 0 and 3
     const s = summarize(index, seen, 7, 4);
-    expect(s.totals).to.deep.equal({ pcs: { covered: 2, total: 7 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, files: 2 });
+    const none = { pcs: { covered: 0, total: 0 }, lines: { covered: 0, total: 0 }, functions: { covered: 0, total: 0 }, files: 0 };
+    expect(s.totals).to.deep.equal({
+      pcs: { covered: 2, total: 7 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, files: 2,
+      // PC 5 has no file: in the totals, in neither group.
+      project: { pcs: { covered: 2, total: 6 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, files: 2 }, library: none, root: '/src/',
+    });
+    expect(s.files.map((f) => f.relPath)).to.deep.equal(['a.c', 'b.c']);
     expect(s.files.map((f) => [f.path, f.pcs, f.lines, f.functions])).to.deep.equal([
       ['/src/a.c', { covered: 1, total: 2 }, { covered: 1, total: 1 }, { covered: 1, total: 1 }],
       ['/src/b.c', { covered: 1, total: 4 }, { covered: 1, total: 3 }, { covered: 1, total: 2 }],
     ]);
     expect([...s.lineHits[1]!.lines]).to.deep.equal([11, 12, 21]);
     expect([...s.lineHits[1]!.hits]).to.deep.equal([0, 1, 0]);
+  });
+
+  it('keeps library code apart: system headers and --exclude patterns, in totals and lcov', () => {
+    const index: SourceIndex = {
+      buildId: null,
+      directories: ['/p/build', '/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12/bits', '/p/third_party/zlib'],
+      files: ['../src/main.cc', 'basic_string.h', 'inflate.c', '../src/util/str.cc'],
+      fileDirs: Uint32Array.of(0, 1, 2, 0),
+      functions: { names: ['main', 'std::string::size', 'inflate', 'util::trim'], file: Uint32Array.of(0, 1, 2, 3), line: Uint32Array.of(1, 5, 9, 3) },
+      pcFile: Uint32Array.of(0, 0, 1, 1, 1, 2, 3),
+      pcLine: Uint32Array.of(2, 3, 6, 7, 8, 10, 4),
+      pcColumn: new Uint32Array(7),
+      pcFunction: Uint32Array.of(0, 0, 1, 1, 1, 2, 3),
+    };
+    const seen = Uint8Array.of(0b0101_0101, 0, 0, 0, 0, 0, 0, 0); // PCs 0, 2, 4, 6
+    const s = summarize(index, seen, 7, 1, [/\/third_party\//]);
+    const byPath = Object.fromEntries(s.files.map((f) => [f.path, f]));
+    expect(Object.keys(byPath).sort()).to.deep.equal(['/p/src/main.cc', '/p/src/util/str.cc', '/p/third_party/zlib/inflate.c', '/usr/include/c++/12/bits/basic_string.h']);
+    expect(byPath['/usr/include/c++/12/bits/basic_string.h']!.library).to.equal(true);
+    expect(byPath['/p/third_party/zlib/inflate.c']!.library).to.equal(true);
+    expect(byPath['/p/src/main.cc']!.library).to.equal(false);
+    expect(byPath['/p/src/util/str.cc']!.relPath).to.equal('util/str.cc');
+    expect(s.totals.root).to.equal('/p/src/');
+    expect(s.totals.project.pcs).to.deep.equal({ covered: 2, total: 3 });
+    expect(s.totals.library.pcs).to.deep.equal({ covered: 2, total: 4 });
+    expect(s.totals.project.files + s.totals.library.files).to.equal(s.totals.files);
+    const t = { name: 't', index, seen, firstSeen: new Uint32Array(7), seq: 1 } as unknown as Parameters<typeof toLcov>[0];
+    const sf = (lcov: string) => lcov.split('\n').filter((l) => l.startsWith('SF:')).map((l) => l.slice(3)).sort();
+    expect(sf(toLcov(t, s))).to.deep.equal(['/p/src/main.cc', '/p/src/util/str.cc']);
+    expect(sf(toLcov(t, s, { library: true }))).to.have.length(4);
   });
 });
