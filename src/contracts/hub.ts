@@ -2,7 +2,7 @@
  * The daemon's view of its targets, as the web server (src/web) consumes it.
  * Implemented by the target registry in src/daemon; the web server only reads and listens.
  */
-import type { SourceIndex } from '../workers/types.js';
+import type { SourceIndex } from './source-index.js';
 
 export type TargetState = 'loading' | 'ready' | 'failed' | 'retired';
 

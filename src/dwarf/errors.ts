@@ -1,5 +1,5 @@
 /** Helpers for the typed errors of the debug-info reader (the class itself is part of the pool contract). */
-import { DebugInfoError } from '../workers/types.js';
+import { DebugInfoError } from '../contracts/errors.js';
 
 export { DebugInfoError };
 

@@ -15,7 +15,7 @@ import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } fro
 import { SubroutineMap, unitFunctions, type FunctionInfo } from './functions.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
-import { NONE, type SourceIndex } from '../workers/types.js';
+import { NONE, type SourceIndex } from '../contracts/source-index.js';
 
 export interface ResolveOptions {
   /** Compute file/line/column (default true). */

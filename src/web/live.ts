@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 import type { CoverageDelta, Hub, TargetInfo } from '../contracts/hub.js';
-import type { SourceIndex } from '../workers/types.js';
+import type { SourceIndex } from '../contracts/source-index.js';
 import type { Logger } from '../util/log.js';
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { packrOptions } from '../contracts/msgpack.js';

@@ -4,7 +4,7 @@
  * so both sides always agree. Every frame is one binary msgpack message (msgpackr, options below).
  */
 import type { HistorySample, TargetInfo, TargetStats } from '../contracts/hub.js';
-import type { SourceIndex } from '../workers/types.js';
+import type { SourceIndex } from '../contracts/source-index.js';
 import { isSeen, popcount32 } from '../contracts/seen.js';
 
 /** msgpackr options both sides use; typed arrays travel as msgpackr typed-array extensions. */
@@ -36,7 +36,7 @@ export type ClientMessage =
   | { t: 'ping' };
 
 // ---- server -> client ----
-/** The source index exactly as the symbolizer produces it (src/workers/types.ts); only its fields travel. */
+/** The source index exactly as the symbolizer produces it (src/contracts/source-index.ts); only its fields travel. */
 export type WireSourceIndex = SourceIndex;
 
 export type ServerMessage =

@@ -4,7 +4,7 @@
  * their totals agree by construction.
  */
 import type { TargetDetail, TargetInfo } from '../contracts/hub.js';
-import type { SourceIndex } from '../workers/types.js';
+import type { SourceIndex } from '../contracts/source-index.js';
 import { isSeen } from '../contracts/seen.js';
 import { commonRoot, isLibraryPath, sourcePathOf } from '../contracts/paths.js';
 

@@ -1,7 +1,6 @@
 /**
- * Contract of the symbolizer pool (src/workers/pool.ts) and its result, the source index.
- * Mirrors the seed's std.debug.Coverage: interned directories and files, one location per PC.
- * Everything numeric is a typed array so results transfer between threads without copying.
+ * Contract of the symbolizer pool (src/workers/pool.ts). Its result, the source index, is a
+ * contract of every layer and lives in src/contracts/source-index.ts.
  */
 
 export interface ResolveRequest {
@@ -14,34 +13,9 @@ export interface ResolveRequest {
   timeoutMs?: number;
 }
 
-/** Sentinel in pcFile / pcFunction: no file or function known. */
-export const NONE = 0xffffffff;
-
-export interface SourceIndex {
-  /** The build-id read from the executable's ELF notes (not from anyone's word). */
-  buildId: string | null;
-  /** Set by the daemon: pcTableHash of the PCs this index answers, checked on every restore. */
-  pcsHash?: string;
-  /** Interned directory names (absolute where the debug info makes them so). */
-  directories: string[];
-  /** File basenames (may contain '/' when the debug info names a relative subpath); fileDirs[i] indexes directories. */
-  files: string[];
-  fileDirs: Uint32Array;
-  /**
-   * Functions, interned: names[i], declared in functions.file[i] at functions.line[i]. Names are
-   * shown as llvm-symbolizer-14 prints them: C++ (Itanium) and Rust names demangled, e.g.
-   * `parse::Lexer::next()`. linkageNames[i] is the name as the binary has it (symbol table, else
-   * DW_AT_linkage_name), e.g. `_ZN5parse5Lexer4nextEv`, where it differs from names[i], and ''
-   * where it does not; linkageNames is absent when no name was demangled (a C program, or the
-   * demangler off or not built). So `linkageNames?.[i] || names[i]` is always the linkage name.
-   */
-  functions: { names: string[]; file: Uint32Array; line: Uint32Array; linkageNames?: string[] };
-  /** Per PC, in the request's order: file index (NONE = unknown, shown as '??'), line (0 = unknown), column, function index. */
-  pcFile: Uint32Array;
-  pcLine: Uint32Array;
-  pcColumn: Uint32Array;
-  pcFunction: Uint32Array;
-}
+export { NONE } from '../contracts/source-index.js';
+export type { SourceIndex } from '../contracts/source-index.js';
+import type { SourceIndex } from '../contracts/source-index.js';
 
 export { DebugInfoError } from '../contracts/errors.js';
 export type { DebugInfoErrorKind as DebugInfoErrorCode } from '../contracts/errors.js';
