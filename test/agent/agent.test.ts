@@ -214,7 +214,7 @@ describe('agent in a libFuzzer target', function () {
     const f = CoverageFile.open(file);
     rmSync(file);
     expect((await runFuzzer(exe, { covdDir, runs: 100 }).done).code).to.equal(0);
-    expect(() => f.read()).to.throw().with.property('code', 'REPLACED');
+    expect(() => f.read()).to.throw().with.property('kind', 'REPLACED');
     f.close();
     expect(readCoverageFile(file).header.nRuns).to.equal(100n);
   });
