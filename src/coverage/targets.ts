@@ -279,3 +279,22 @@ export async function findCoverageFile(covdDir: string, timeoutMs = 60_000): Pro
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The C++ example target (examples/iniparse: classes, templates, lambdas, the standard library)
+ * with the agent, built like the others with `covd cc` flags (clang-14 compiles .cpp as C++, and
+ * -fsanitize=fuzzer links the C++ runtime). Its .cpp/.hpp files are hashed into a -D flag, since
+ * the cache key of buildFuzzTarget reads only .c/.h files.
+ */
+export function buildCppExampleTarget(opts: { agent?: boolean; cflags?: string[] } = {}): Promise<string> {
+  const d = join(packageRoot(), 'examples', 'iniparse');
+  const sources = ['fuzz_iniparse.cpp', 'lexer.cpp', 'document.cpp'].map((f) => join(d, f));
+  const cxx = readdirSync(d).filter((n) => /\.(cpp|hpp)$/.test(n)).sort().map((f) => [f, readFileSync(join(d, f), 'latin1')]).flat();
+  const exe = buildFuzzTarget({
+    name: 'fuzz_iniparse',
+    sources,
+    ...opts,
+    cflags: ['-std=c++17', `-DCOVD_EXAMPLE_SOURCES=${sha256(...cxx).slice(0, 16)}`, ...(opts.cflags ?? [])],
+  });
+  return exe.then((e) => (seedCorpora.set(e, join(d, 'corpus')), e));
+}

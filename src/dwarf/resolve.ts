@@ -15,6 +15,7 @@ import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } fro
 import { SubroutineMap, unitFunctions, type FunctionInfo } from './functions.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
+import { demangleNames, demanglingEnabled } from './demangle.js';
 import { NONE, type SourceIndex } from '../contracts/source-index.js';
 
 export interface ResolveOptions {
@@ -30,6 +31,11 @@ export interface ResolveOptions {
   declarations?: boolean;
   /** Only PCs of units u with u.index % share[1] === share[0] (PCs outside every unit belong to share 0). */
   share?: [number, number];
+  /**
+   * Demangle function names as llvm-symbolizer-14 does by default, keeping the mangled ones in
+   * functions.linkageNames (default: on unless COVD_DEMANGLE=0; demangle.ts).
+   */
+  demangle?: boolean;
 }
 
 /** Interns directories and files the way SourceIndex stores them. */
@@ -336,7 +342,7 @@ export class DebugInfo {
       directories: files.directories,
       files: files.files,
       fileDirs: Uint32Array.from(files.fileDirs),
-      functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
+      functions: { ...shownNames(fnNames, opts.demangle ?? demanglingEnabled()), file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
       pcFile, pcLine, pcColumn, pcFunction,
     };
   }
@@ -383,6 +389,24 @@ export class DebugInfo {
     if (!f) throw new DebugInfoError('CORRUPT', `function index ${global} out of range`);
     return f;
   }
+}
+
+/**
+ * Function names as llvm-symbolizer prints them (demangled, when on) and, when any name was
+ * demangled, the names as found (symbol table or DWARF linkage name) in a parallel array, ''
+ * where the shown name is the found one. Interning is by the found name, so two linkage names
+ * that demangle alike (a constructor's C1 and C2 copies) stay two functions.
+ */
+function shownNames(found: string[], demangle: boolean): { names: string[]; linkageNames?: string[] } {
+  if (!demangle || found.length === 0) return { names: found };
+  const names = demangleNames(found);
+  let linkageNames: string[] | undefined;
+  for (let i = 0; i < found.length; i++) {
+    if (names[i] === found[i]) continue;
+    linkageNames ??= new Array<string>(found.length).fill('');
+    linkageNames[i] = found[i]!;
+  }
+  return linkageNames ? { names, linkageNames } : { names };
 }
 
 /** The (s, e) pairs of each unit's runs, in order. */

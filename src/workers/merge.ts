@@ -1,7 +1,8 @@
 /**
  * Puts partial source indexes (one per worker job) back together. Jobs split the work by kind
  * (lines / functions) and by unit share, so each PC's fields come from exactly one part; files
- * are re-interned by full path, functions by (name, file, line).
+ * are re-interned by full path, functions by (name, linkage name, file, line): a C++ constructor's
+ * complete and base copies share a demangled name, but not a linkage name.
  */
 import { Interner, filePath } from '../dwarf/resolve.js';
 import { NONE, type SourceIndex } from './types.js';
@@ -16,7 +17,7 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
   const pcLine = new Uint32Array(n);
   const pcColumn = new Uint32Array(n);
   const pcFunction = new Uint32Array(n).fill(NONE);
-  const fnNames: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
+  const fnNames: string[] = [], fnLinkage: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
   const fnIds = new Map<string, number>();
   let linesWritten = false, functionsWritten = false;
   parts.forEach((p, k) => {
@@ -25,10 +26,10 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     const mapFile = (f: number): number => (f === NONE || f >= fileMap.length ? NONE : fileMap[f]!);
     const fnMap = new Uint32Array(p.functions.names.length);
     for (let f = 0; f < fnMap.length; f++) {
-      const name = p.functions.names[f]!, file = mapFile(p.functions.file[f]!), line = p.functions.line[f]!;
-      const key = `${name}\0${file}\0${line}`;
+      const name = p.functions.names[f]!, link = p.functions.linkageNames?.[f] ?? '', file = mapFile(p.functions.file[f]!), line = p.functions.line[f]!;
+      const key = `${name}\0${link}\0${file}\0${line}`;
       let id = fnIds.get(key);
-      if (id === undefined) { id = fnNames.length; fnNames.push(name); fnFile.push(file); fnLine.push(line); fnIds.set(key, id); }
+      if (id === undefined) { id = fnNames.length; fnNames.push(name); fnLinkage.push(link); fnFile.push(file); fnLine.push(line); fnIds.set(key, id); }
       fnMap[f] = id;
     }
     const hasLines = kinds?.[k]?.lines ?? true, hasFunctions = kinds?.[k]?.functions ?? true;
@@ -62,7 +63,7 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     directories: files.directories,
     files: files.files,
     fileDirs: Uint32Array.from(files.fileDirs),
-    functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
+    functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine), ...(fnLinkage.some(Boolean) ? { linkageNames: fnLinkage } : {}) },
     pcFile, pcLine, pcColumn, pcFunction,
   };
 }

@@ -7,6 +7,7 @@
 import { statSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { kernels, releaseKernelMemory } from '../dwarf/kernels.js';
+import { prepareDemangler } from '../dwarf/demangle.js';
 import { DebugInfo } from '../dwarf/resolve.js';
 import { DebugInfoError, type DebugInfoErrorCode, type SourceIndex } from './types.js';
 
@@ -29,8 +30,10 @@ export type WorkerResult =
   | { ok: false; kind: DebugInfoErrorCode; message: string };
 
 /** Loaded DWARF kept per thread: at most this many executables and bytes, dropped when idle. */
-// Compile the WebAssembly kernels when the thread starts, not in its first request.
+// Compile the WebAssembly kernels when the thread starts, not in its first request; the
+// demangler too (about 12 ms), so a C++ target's first request does not pay it.
 kernels();
+prepareDemangler();
 
 const CACHE_SIZE = 2;
 const CACHE_BYTES = 96 << 20;

@@ -122,4 +122,16 @@ describe('symbolizer pool', function () {
     expect((err as DebugInfoError).kind).to.equal('NOT_REGULAR');
     expect((err as Error).message).to.match(/FIFO/);
   });
+
+  it('a split C++ request keeps linkage names, and a constructor\'s copies apart', async () => {
+    const { buildCppExampleTarget } = await import('../../src/coverage/targets.js');
+    const exe = await buildCppExampleTarget();
+    const addrs = new BigUint64Array(randomTextAddresses(exe, 6000, 9));
+    const whole = DebugInfo.open(exe).resolve(addrs);
+    const split = await pool.resolve({ exe, pcs: addrs });
+    expect(materialize(split)).to.deep.equal(materialize(whole));
+    const linked = (ix: SourceIndex) => Array.from(ix.pcFunction, (f) => (f === NONE ? '-' : ix.functions.linkageNames?.[f] || ix.functions.names[f]!));
+    expect(linked(split)).to.deep.equal(linked(whole));
+    expect(split.functions.linkageNames?.some((n) => n.startsWith('_Z'))).to.equal(true);
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * `covd symbolize`: addresses to file:line:column, output-compatible with
- * `llvm-symbolizer --obj=EXE --no-inlines` (LLVM text style, or JSON one object per line).
+ * `llvm-symbolizer --obj=EXE --no-inlines` (LLVM text style, or JSON one object per line),
+ * function names demangled as llvm-symbolizer-14 does by default (--no-demangle: as found).
  * Large address lists go through the worker pool on two threads; small ones resolve in-process.
  */
 import { readFileSync } from 'node:fs';
@@ -9,8 +10,9 @@ import { UsageError, type Command } from '../command.js';
 import { DebugInfo, filePath } from '../../dwarf/resolve.js';
 import { DebugInfoError, NONE, type SourceIndex } from '../../workers/types.js';
 import { tuneJitForSymbolizing } from '../../workers/jit.js';
+import { demanglerActive, isItaniumName, setDemanglingEnabled } from '../../dwarf/demangle.js';
 
-const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [ADDR ...]
+const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [--no-demangle] [ADDR ...]
 
 Resolves link-time addresses of an executable to source locations, reading its DWARF
 (2 to 5, compressed sections too) the way llvm-symbolizer --no-inlines does.
@@ -27,6 +29,10 @@ options:
                          the 2-core benchmark machine starting threads cost more than
                          they saved, see bench/NOTES-symbolize.md)
       --no-inlines       accepted for compatibility; inlined frames are never expanded
+  -C, --demangle         demangle C++ and Rust function names as llvm-symbolizer-14 prints
+                         them (the default), e.g. parse::Lexer::next()
+      --no-demangle      print function names as the binary has them (_ZN5parse5Lexer4nextEv);
+                         of --demangle and --no-demangle the last one given counts
   -h, --help             this text
 
 JSON objects have Address, ModuleName and Symbol[0] with Column, FileName, FunctionName and
@@ -35,6 +41,7 @@ Line, as llvm-symbolizer gives them; its other keys (Discriminator, Start*) are 
 environment:
   COVD_DWARF_KERNELS=js  run the reader without its WebAssembly kernels (same output, slower;
                          for comparing the two)
+  COVD_DEMANGLE=0        the same as --no-demangle
 
 exit status: 0 on success, 1 when the debug info cannot be read, 2 on bad usage.
 examples:
@@ -228,11 +235,12 @@ const command: Command = {
   summary: 'resolve addresses to file:line:column like llvm-symbolizer',
   usage,
   async run(argv) {
-    let values, positionals;
+    let values, positionals, tokens;
     try {
-      ({ values, positionals } = parseArgs({
+      ({ values, positionals, tokens } = parseArgs({
         args: argv,
         allowPositionals: true,
+        tokens: true,
         options: {
           exe: { type: 'string', short: 'e' },
           obj: { type: 'string' },
@@ -240,6 +248,8 @@ const command: Command = {
           'output-style': { type: 'string' },
           threads: { type: 'string' },
           'no-inlines': { type: 'boolean' },
+          demangle: { type: 'boolean', short: 'C' },
+          'no-demangle': { type: 'boolean' },
         },
       }));
     } catch (err) {
@@ -252,6 +262,16 @@ const command: Command = {
     const threads = values.threads === undefined ? 0 : Number(values.threads);
     if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new UsageError('--threads must be a whole number from 0 to 64');
 
+    // Like llvm-symbolizer: demangling is on unless turned off, and the last of the two flags wins.
+    let demangle = process.env.COVD_DEMANGLE !== '0';
+    for (const t of tokens ?? []) {
+      if (t.kind === 'option' && t.name === 'demangle') demangle = true;
+      if (t.kind === 'option' && t.name === 'no-demangle') demangle = false;
+    }
+    // Pool threads read it from the environment they start with.
+    process.env.COVD_DEMANGLE = demangle ? '1' : '0';
+    setDemanglingEnabled(demangle);
+
     const input = positionals.length > 0 ? Buffer.from(positionals.join('\n') + '\n') : readFileSync(0);
     const list = parseAddressList(input);
     let ix: SourceIndex;
@@ -263,6 +283,10 @@ const command: Command = {
         return 1;
       }
       throw err;
+    }
+    if (demangle && ix.functions.names.some(isItaniumName) && !demanglerActive()) {
+      console.error('covd symbolize: the C++ demangler (demangle.wasm) is not built; names are shown mangled ' +
+        '(scripts/install-deps.sh installs what `npm run build` needs to build it)');
     }
     const fmt = new Formatter(ix, exe);
     const out = new Output();
