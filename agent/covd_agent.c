@@ -78,6 +78,14 @@ static const uint8_t *counters;
 static size_t n_counters;
 static size_t map_size;
 
+/* ---- hooks of agent/covd_inputs.c (inputs behind new coverage, crashes), included at the end ---- */
+static const uint8_t *cur_input; /* libFuzzer's current unit while the target runs, else NULL */
+static size_t cur_input_size;
+static uint64_t proc_runs; /* inputs this process has run */
+static void inputs_init(const char *vdir, const char *id, uintptr_t bias);
+static void inputs_new_coverage(const uint8_t *data, size_t size) __attribute__((noinline, cold));
+static void merge_new(size_t k, uint64_t nb) __attribute__((noinline, cold));
+
 static void notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void choose_scan(void);
 static void notice(const char *fmt, ...) {
@@ -293,6 +301,8 @@ static long long process_start_ms(void) {
   return ms > now ? now : ms;
 }
 
+static void meta_afl(struct sbuf *b); /* the AFL++ section, at the end of this file */
+
 static void write_meta(const char *vdir, const char *id, const char *exe, const char *build_id) {
   struct sbuf b = {0};
   char num[64];
@@ -320,7 +330,9 @@ static void write_meta(const char *vdir, const char *id, const char *exe, const 
       start = i + 1;
     }
   }
-  sb_str(&b, "]}\n");
+  sb_str(&b, "]");
+  meta_afl(&b);
+  sb_str(&b, "}\n");
   if (b.oom) {
     free(b.p);
     return;
@@ -646,6 +658,7 @@ static void init(void) {
   write_meta(vdir, id, exe, mod.build_id);
   announce(dir, id, exe, path);
   notice("covd-agent: %zu PCs, coverage file %s", np, path);
+  inputs_init(vdir, id, mod.bias);
 }
 
 /* ---- the hot path ---- */
@@ -662,7 +675,7 @@ static inline uint64_t nonzero_bytes(uint64_t w) {
 /* Merges the 64-bit mask of non-zero counters of block k into the seen bits. */
 static inline uint64_t merge(size_t k, uint64_t m) {
   uint64_t nb = m & ~__atomic_load_n(&seen[k], __ATOMIC_RELAXED);
-  if (__builtin_expect(nb != 0, 0)) __atomic_fetch_or(&seen[k], nb, __ATOMIC_RELAXED);
+  if (__builtin_expect(nb != 0, 0)) merge_new(k, nb); /* the atomic OR, noting the PCs this process was first to */
   return nb;
 }
 
@@ -776,11 +789,12 @@ __attribute__((noinline, cold)) static void flush_pending(void) {
   send_frame(now);
 }
 
-static inline __attribute__((always_inline)) void after_input(uintptr_t stack_before) {
+static inline __attribute__((always_inline)) void after_input(uintptr_t stack_before, const uint8_t *data, size_t size) {
   uint64_t fresh = record();
   __atomic_fetch_add(&header->n_runs, 1, __ATOMIC_RELAXED);
   if (fresh) {
     __atomic_fetch_add(&header->unique_runs, 1, __ATOMIC_RELAXED);
+    inputs_new_coverage(data, size);
     on_new_pcs();
   }
   uintptr_t low = __sancov_lowest_stack;
@@ -797,14 +811,171 @@ int __wrap_LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* libFuzzer parks __sancov_lowest_stack at its own frame; only code built with
    * -fsanitize-coverage=stack-depth moves it lower, so an unchanged value means "not tracked". */
   uintptr_t stack_before = __sancov_lowest_stack;
+  proc_runs++;
+  __atomic_store_n(&cur_input_size, size, __ATOMIC_RELAXED);
+  __atomic_store_n(&cur_input, data, __ATOMIC_RELAXED);
   int r = __real_LLVMFuzzerTestOneInput(data, size);
+  __atomic_store_n(&cur_input, NULL, __ATOMIC_RELAXED);
   /* The pending state shares the state test the hot path always made: no extra work per
    * input unless a notification is waiting. */
   if (__builtin_expect(state == STATE_ON, 1)) {
-    after_input(stack_before);
+    after_input(stack_before, data, size);
   } else if (state == STATE_PENDING) {
-    after_input(stack_before);
+    after_input(stack_before, data, size);
     if (state == STATE_PENDING) flush_pending();
   }
   return r;
 }
+
+/*
+ * ---- AFL++ (`covd cc --engine=afl`) ----
+ *
+ * The target is then linked with AFL++'s afl-compiler-rt.o (which feeds afl-fuzz's edge map from
+ * the trace-pc-guard callbacks) and libAFLDriver.a (main(), the fork server hand-off and the
+ * persistent loop that calls LLVMFuzzerTestOneInput, hence our wrapper, once per input), plus
+ * -Wl,--wrap=__afl_manual_init. The agent touches nothing AFL++ uses: not the edge map
+ * (__afl_area_ptr), not the guards, not the shared test-case buffer. It reads only clang's 8-bit
+ * counters and PC table, which AFL++ ignores.
+ *
+ * The driver calls __afl_manual_init() (which starts the fork server) right before the first
+ * input. The wrapper below opens the coverage file there, in the fork server itself: every child
+ * it forks inherits the MAP_SHARED mapping and the "on" state, so no child repeats the set-up
+ * (hashing the PCs, checking the file, writing metadata), the metadata names the long-lived fork
+ * server's pid, and the -M/-S instances of one executable share one file like libFuzzer's -jobs.
+ * The fork server's own control-socket connection is closed after the start-up announcement: a
+ * child opens its own when it first finds new PCs, so children never write into one stream.
+ *
+ * Under libFuzzer the counters are cleared before every input by libFuzzer itself, which reads
+ * them after our wrapper returns. The AFL++ driver clears nothing, and a counter left non-zero
+ * would make every later input's scan build the mask of every block ever reached (on sqlite,
+ * about 12,000 instructions per input instead of a few hundred). So once set up in the fork
+ * server the agent switches to scans that also zero each non-zero block after reading it
+ * (record_clear_*: AFL++ never reads these counters; its edge map is separate). Each input's
+ * scan then sees exactly that input's coverage, as under libFuzzer. Each child also runs the
+ * driver's 4-byte warm-up input once, which counts as a run. Where the agent sets up lazily
+ * instead (AFL_DRIVER_DONT_DEFER=1, or running several files given as arguments), the counters
+ * are not cleared: the seen bits and unique_runs stay exact (a bit is set by the first input that
+ * runs its PC), only the scans cost more.
+ *
+ * The metadata gains "engine":"afl" and, when afl-fuzz runs the target, "aflOutDir": its
+ * __AFL_OUT_DIR (the instance's directory, <-o>/<-M or -S name>), made absolute, from which the
+ * daemon reads fuzzer_stats and plot_data (docs/coverage-file.md).
+ */
+extern uint8_t *__afl_area_ptr __attribute__((weak));
+extern void __real___afl_manual_init(void) __attribute__((weak));
+void __wrap___afl_manual_init(void);
+
+static int linked_with_afl(void) { return &__afl_area_ptr != NULL; }
+
+static void meta_afl(struct sbuf *b) {
+  if (!linked_with_afl()) return;
+  sb_str(b, ",\"engine\":\"afl\"");
+  const char *out = getenv("__AFL_OUT_DIR");
+  if (!out || !*out) return;
+  char real[PATH_MAX], joined[PATH_MAX], cwd[PATH_MAX];
+  const char *p = realpath(out, real);
+  if (!p && out[0] != '/' && getcwd(cwd, sizeof cwd) && (size_t)snprintf(joined, sizeof joined, "%s/%s", cwd, out) < sizeof joined)
+    p = joined;
+  if (!p && out[0] == '/') p = out;
+  if (!p) return;
+  sb_str(b, ",\"aflOutDir\":");
+  json_string(b, p, strlen(p));
+}
+
+/* The last, partial block, read and zeroed. */
+static inline uint64_t record_tail_clear(size_t full) {
+  uint8_t *c = (uint8_t *)counters + full * 64;
+  uint64_t m = 0;
+  for (size_t i = 0; full * 64 + i < n_counters; i++) {
+    m |= (uint64_t)(c[i] != 0) << i;
+    c[i] = 0;
+  }
+  return m ? merge(full, m) : 0;
+}
+
+/* record_portable, zeroing each non-zero block once its mask is built. */
+static uint64_t record_clear_portable(void) {
+  uint8_t *c = (uint8_t *)counters;
+  size_t full = n_counters / 64;
+  uint64_t fresh = 0;
+  for (size_t k = 0; k < full; k++, c += 64) {
+    uint64_t w[8];
+    memcpy(w, c, 64);
+    if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0) continue;
+    uint64_t m = 0;
+    for (int j = 0; j < 8; j++) m |= nonzero_bytes(w[j]) << (8 * j);
+    memset(c, 0, 64);
+    fresh |= merge(k, m);
+  }
+  return fresh | record_tail_clear(full);
+}
+
+#if defined(__x86_64__)
+/* record_sse2, zeroing each non-zero block. */
+static uint64_t record_clear_sse2(void) {
+  uint8_t *c = (uint8_t *)counters;
+  size_t full = n_counters / 64;
+  uint64_t fresh = 0;
+  const __m128i zero = _mm_setzero_si128();
+  for (size_t k = 0; k < full; k++, c += 64) {
+    __m128i a = _mm_loadu_si128((const __m128i *)c);
+    __m128i b = _mm_loadu_si128((const __m128i *)(c + 16));
+    __m128i d = _mm_loadu_si128((const __m128i *)(c + 32));
+    __m128i e = _mm_loadu_si128((const __m128i *)(c + 48));
+    __m128i o = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(d, e));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(o, zero)) == 0xffff) continue;
+    uint64_t z = (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, zero)) |
+                 (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, zero)) << 16 |
+                 (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(d, zero)) << 32 |
+                 (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(e, zero)) << 48;
+    _mm_storeu_si128((__m128i *)c, zero);
+    _mm_storeu_si128((__m128i *)(c + 16), zero);
+    _mm_storeu_si128((__m128i *)(c + 32), zero);
+    _mm_storeu_si128((__m128i *)(c + 48), zero);
+    fresh |= merge(k, ~z);
+  }
+  return fresh | record_tail_clear(full);
+}
+
+/* record_avx2, zeroing each non-zero block. */
+__attribute__((target("avx2"))) static uint64_t record_clear_avx2(void) {
+  uint8_t *c = (uint8_t *)counters;
+  size_t full = n_counters / 64;
+  uint64_t fresh = 0;
+  const __m256i zero = _mm256_setzero_si256();
+  for (size_t k = 0; k < full; k++, c += 64) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)c);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(c + 32));
+    __m256i o = _mm256_or_si256(a, b);
+    if (_mm256_testz_si256(o, o)) continue;
+    uint64_t z = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, zero)) |
+                 (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero)) << 32;
+    _mm256_storeu_si256((__m256i *)c, zero);
+    _mm256_storeu_si256((__m256i *)(c + 32), zero);
+    fresh |= merge(k, ~z);
+  }
+  return fresh | record_tail_clear(full);
+}
+#endif
+
+/* The clearing twin of the scan choose_scan() picked. */
+static void choose_clearing_scan(void) {
+#if defined(__x86_64__)
+  if (record == record_avx2) record = record_clear_avx2;
+  else if (record == record_sse2) record = record_clear_sse2;
+  else
+#endif
+    record = record_clear_portable;
+}
+
+void __wrap___afl_manual_init(void) {
+  if (state == STATE_UNINIT) {
+    init();
+    sock_close();
+    if (state != STATE_OFF && linked_with_afl()) choose_clearing_scan();
+  }
+  if (__real___afl_manual_init) __real___afl_manual_init();
+}
+
+/* ---- inputs behind new coverage, and crashes: agent/covd_inputs.c (one translation unit with this file) ---- */
+#include "covd_inputs.c"

@@ -41,6 +41,9 @@ interface RunResult {
   final: string;
   /** Frames the agent sent (COVD_AGENT_STATS), when it printed them. */
   notifications?: number;
+  /** Inputs the agent saved (they found new coverage) and the time it spent saving them, ms (COVD_AGENT_STATS). */
+  inputsSaved?: number;
+  saveMs?: number;
 }
 
 const { values } = parseArgs({
@@ -95,7 +98,11 @@ async function fuzzOnce(exe: string, seeds: string | null, runs: number, env: No
   const final = /cov: \d+ ft: \d+ corp: \S+/.exec(done)?.[0] ?? '?';
   const cpuSeconds = user + sys;
   const sent = /covd-agent: notifications sent=(\d+)/.exec(stderr)?.[1];
-  return { runs, cpuSeconds, wallSeconds, cpuExecPerSec: runs / cpuSeconds, wallExecPerSec: runs / wallSeconds, final, ...(sent ? { notifications: Number(sent) } : {}) };
+  const saved = /covd-agent: inputs saved=(\d+) .* save_us=(\d+)/.exec(stderr);
+  return {
+    runs, cpuSeconds, wallSeconds, cpuExecPerSec: runs / cpuSeconds, wallExecPerSec: runs / wallSeconds, final,
+    ...(sent ? { notifications: Number(sent) } : {}), ...(saved ? { inputsSaved: Number(saved[1]), saveMs: Number(saved[2]) / 1000 } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -108,7 +115,8 @@ async function main(): Promise<void> {
   const fresh = () => mkdtempSync(join(covdRoot, 'c-'));
   const configs: { name: string; exe: string; env: () => NodeJS.ProcessEnv }[] = [
     { name: 'plain libFuzzer', exe: plain, env: () => ({ COVD_DIR: fresh() }) },
-    { name: 'covd agent', exe: withAgent, env: () => ({ COVD_DIR: fresh() }) },
+    // COVD_AGENT_STATS: how many inputs the agent saved (only those that found new coverage) and how long that took.
+    { name: 'covd agent', exe: withAgent, env: () => ({ COVD_DIR: fresh(), COVD_AGENT_STATS: '1' }) },
   ];
   if (values.variants) {
     configs.push({ name: 'agent, sse2 scan', exe: withAgent, env: () => ({ COVD_DIR: fresh(), COVD_AGENT_SCAN: 'sse2' }) });
@@ -150,8 +158,8 @@ async function main(): Promise<void> {
     server.close();
     rmSync(covdRoot, { recursive: true, force: true });
   }
-  const rows: (string | number)[][] = [['corpus', 'config', 'round', 'runs', 'CPU s', 'exec/s (CPU)', 'exec/s (wall)', 'final', 'notifications']];
-  for (const r of results) rows.push([r.corpus, r.config, r.round, r.runs, r.cpuSeconds, Math.round(r.cpuExecPerSec), Math.round(r.wallExecPerSec), r.final, r.notifications ?? '-']);
+  const rows: (string | number)[][] = [['corpus', 'config', 'round', 'runs', 'CPU s', 'exec/s (CPU)', 'exec/s (wall)', 'final', 'notifications', 'inputs saved', 'saving ms']];
+  for (const r of results) rows.push([r.corpus, r.config, r.round, r.runs, r.cpuSeconds, Math.round(r.cpuExecPerSec), Math.round(r.wallExecPerSec), r.final, r.notifications ?? '-', r.inputsSaved ?? '-', r.saveMs ?? '-']);
   console.log(table(rows));
   const summary: { corpus: string; config: string; cpuExecPerSec: number; wallExecPerSec: number; cpuRatio: number; wallRatio: number }[] = [];
   for (const corpus of ['empty', 'seeds']) {

@@ -53,6 +53,11 @@ export const parts: Part[] = [
     full: [], quick: ['--rounds', '1', '--runs-empty', '200000', '--runs-seeds', '5000'],
   },
   {
+    name: 'afl-overhead', notes: 'afl', title: 'AFL++ agent overhead',
+    about: 'afl-fuzz executions per second on the sqlite target built with `covd cc --engine=afl`, with and without the covd agent (the same instrumentation either way). Goal: the agent keeps >= 90 % of the exec/s of the build without it.',
+    full: [], quick: ['--rounds', '1', '--execs', '100000'],
+  },
+  {
     name: 'memory', notes: 'load', title: 'Memory',
     about: 'The daemon\'s resident memory with 50 targets, one of them 1,000,000 PCs, and 1,000 tabs. Goal: < 300 MB.',
     full: [], quick: ['--quick'],
@@ -195,6 +200,11 @@ function goalRows(): Map<string, string[]> {
     const a = (agent.summary as { corpus: string; config: string; cpuRatio: number }[]).filter((x) => x.config === 'covd agent');
     if (a.length) rows.set('agent', ['agent overhead: >= 90 % of plain libFuzzer exec/s (CPU time)', a.map((x) => `${x.corpus} ${(x.cpuRatio * 100).toFixed(1)} %`).join(', '), verdict(a.every((x) => x.cpuRatio >= 0.9))]);
   }
+  const afl = read('afl-overhead');
+  if (Array.isArray(afl?.summary)) {
+    const a = (afl.summary as { config: string; pairedCpuRatio: number; pairedAflRatio: number }[]).find((x) => x.config === 'AFL++ + covd agent');
+    if (a) rows.set('afl', ['AFL++ agent overhead: >= 90 % of the exec/s of the build without the agent', `afl-fuzz exec/s ${(a.pairedAflRatio * 100).toFixed(1)} %, per CPU second ${(a.pairedCpuRatio * 100).toFixed(1)} % (paired medians)`, verdict(a.pairedAflRatio >= 0.9 && a.pairedCpuRatio >= 0.9)]);
+  }
   const soak = read('soak');
   if (soak?.checks) {
     const failed = (soak.checks as { name: string; pass: boolean }[]).filter((c) => !c.pass).map((c) => c.name);
@@ -230,7 +240,7 @@ export function writeBenchmarksMd(runs: PartRun[]): string {
   // Goals: from this machine's results where present, else the row BENCHMARKS.md already had.
   const goals = goalRows();
   const oldGoals = /<!-- goals -->([\s\S]*?)<!-- \/goals -->/.exec(old)?.[1] ?? '';
-  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'soak'];
+  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak'];
   const goalTable: string[][] = [['goal', 'measured', 'verdict']];
   for (const k of goalKeys) {
     const row = goals.get(k) ?? oldGoals.split('\n').find((l) => l.includes(`<!-- ${k} -->`))?.split(' | ').slice(0, 3).map((c) => c.replace(/^\| /, '').replace(/<!--.*-->/, '').replace(/\s*\|\s*$/, '').trim());

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Builds the sqlite3 amalgamation as a libFuzzer target with the covd agent, for tests and
 # benchmarks (about 47,000 PCs).
-#   scripts/build-sqlite-target.sh [--no-agent] OUTPUT
+#   scripts/build-sqlite-target.sh [--no-agent] [--engine=afl] OUTPUT
 # The amalgamation comes from the better-sqlite3 npm package (npm pack, no install), cached under
 # build/sqlite/ with the compiled sqlite3.o, so only the first build is slow (a few minutes).
 # --no-agent links plain libFuzzer (the benchmark's baseline) from the same object.
+# --engine=afl builds an AFL++ target instead (`covd cc --engine=afl`; its own sqlite3.o, compiled
+# with AFL++'s and the agent's instrumentation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 agent=()
-if [ "${1:-}" = "--no-agent" ]; then agent=(--no-agent); shift; fi
-out="${1:?usage: scripts/build-sqlite-target.sh [--no-agent] OUTPUT}"
+engine=()
+while [ $# -gt 1 ]; do
+  case "$1" in
+    --no-agent) agent=(--no-agent); shift ;;
+    --engine=afl) engine=(--engine=afl); shift ;;
+    *) break ;;
+  esac
+done
+out="${1:?usage: scripts/build-sqlite-target.sh [--no-agent] [--engine=afl] OUTPUT}"
 
 version=12.11.1
 dir=build/sqlite
@@ -31,6 +40,9 @@ fi
 sqlite_flags=(-g -O1 -fsanitize=fuzzer-no-link -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION
   -DSQLITE_DEFAULT_MEMSTATUS=0 -DSQLITE_MAX_EXPR_DEPTH=0 -DSQLITE_OMIT_DEPRECATED -DSQLITE_DQS=0
   -DSQLITE_ENABLE_MATH_FUNCTIONS)
+if [ ${#engine[@]} -gt 0 ]; then
+  sqlite_flags=("${sqlite_flags[@]/-fsanitize=fuzzer-no-link/-fsanitize-coverage=trace-pc-guard,inline-8bit-counters,pc-table}")
+fi
 key=$( (echo "$cc ${sqlite_flags[*]}"; "$cc" --version | head -1) | sha256sum | cut -c1-16)
 obj="$dir/sqlite3-$version-$key.o"
 if [ ! -f "$obj" ]; then
@@ -39,4 +51,4 @@ if [ ! -f "$obj" ]; then
   mv "$obj.tmp.$$" "$obj"
 fi
 
-node bin/covd cc "${agent[@]}" -O1 -I "$dir/src-$version" -o "$out" examples/sqlite/fuzz_sqlite.c "$obj"
+node bin/covd cc "${engine[@]}" "${agent[@]}" -O1 -I "$dir/src-$version" -o "$out" examples/sqlite/fuzz_sqlite.c "$obj"

@@ -3,7 +3,7 @@
  * client's styles, uPlot's and CodeMirror-independent ones) and index.html. Run by `npm run build`.
  * Everything the page needs is in dist/ui: it never loads anything from elsewhere.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -32,6 +32,12 @@ if (!existsSync(entry)) {
     metafile: true,
   });
   copyFileSync(join(root, 'ui', 'index.html'), join(out, 'index.html'));
+  // The page's Content-Security-Policy has no 'unsafe-eval' (src/web/server.ts): code that builds
+  // functions from strings would be refused there (and logged as an error on every load).
+  for (const f of Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js'))) {
+    const hit = /\bnew Function\s*\(|(?<![\w$.])eval\s*\(/.exec(readFileSync(f, 'utf8'));
+    if (hit) throw new Error(`build-ui: ${f} evaluates code (${hit[0]}…); the page's CSP forbids it: bundle a module that does not`);
+  }
   const sizes = Object.entries(result.metafile.outputs)
     .filter(([f]) => !f.endsWith('.map'))
     .map(([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1024).toFixed(0)} KiB`);

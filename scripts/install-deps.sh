@@ -2,12 +2,12 @@
 # Installs what covd needs from Debian (compiler, libFuzzer runtime, LLVM tools to check
 # against, LLVM's demangler header and a wasm32 C library and C++ headers to build it to
 # WebAssembly, g++ for the C++ symbolizer tests, chromium for UI tests, lcov for the export
-# test), then the npm packages.
+# test, nats-server for the fleet tests, afl++ for the AFL++ engine), then the npm packages.
 # Safe to run again: packages already present are not fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(clang-14 libclang-rt-14-dev lld-14 llvm-14 llvm-14-dev wasi-libc libc++-14-dev-wasm32 libclang-rt-14-dev-wasm32 binutils gcc g++ lcov chromium chromium-driver)
+debs=(clang-14 libclang-rt-14-dev lld-14 llvm-14 llvm-14-dev wasi-libc libc++-14-dev-wasm32 libclang-rt-14-dev-wasm32 binutils gcc g++ lcov chromium chromium-driver nats-server afl++)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -18,6 +18,8 @@ export interface CoverageMessage {
   pid?: number;
   /** Daemon to coverage thread only: the hash of the PC table the target was resolved for (pcTableHash). */
   pcsHash?: string;
+  /** `covd add --afl-out`: the target's AFL++ output directory (afl-fuzz -o, or one instance in it), absolute. */
+  aflOut?: string;
 }
 
 export interface RemoveMessage { type: 'remove'; id: string }
@@ -27,6 +29,13 @@ export interface ShutdownMessage { type: 'shutdown' }
 /** Control-socket queries, answered by the daemon. */
 export interface ListMessage { type: 'list' }
 export interface StatusMessage { type: 'status' }
+/** Control-socket queries about inputs and crashes, answered by src/daemon/inputs.ts. */
+export interface InputsMessage { type: 'inputs'; id: string; file?: string; line?: number }
+export interface CrashesMessage { type: 'crashes'; id: string }
+export interface InputMessage { type: 'input'; id: string; hash: string }
+
+/** `covd fleet`: the fleet as this daemon sees it (src/fleet). */
+export interface FleetMessage { type: 'fleet' }
 
 export type BusMessage =
   | CoverageMessage
@@ -35,4 +44,8 @@ export type BusMessage =
   | SourceChangedMessage
   | ShutdownMessage
   | ListMessage
-  | StatusMessage;
+  | StatusMessage
+  | InputsMessage
+  | CrashesMessage
+  | InputMessage
+  | FleetMessage;

@@ -13,6 +13,11 @@ const commands: Record<string, { summary: string }> = {
   list: { summary: 'list the targets of a running daemon' },
   status: { summary: 'show a running daemon\'s status' },
   remove: { summary: 'remove a target from a running daemon' },
+  inputs: { summary: 'list the inputs that found new coverage in a target (--line FILE:LINE: behind one line)' },
+  input: { summary: 'write the bytes of one input of a target (to replay it: ./target FILE)' },
+  crashes: { summary: 'list the crashes of a target, grouped by signature' },
+  diff: { summary: 'compare the line coverage of two targets, or of a target now and at a time (exit 1: lines lost)' },
+  fleet: { summary: 'list the nodes of the daemon\'s fleet (covd serve --nats) with their state and lag' },
   'systemd-unit': { summary: 'print a systemd user unit for `covd serve`' },
 };
 

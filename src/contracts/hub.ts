@@ -51,6 +51,10 @@ export interface TargetInfo {
   /** First seen by this daemon (ms since epoch). */
   createdAt: number;
   stats: TargetStats;
+  /** The fuzzing engine when known: 'afl' for AFL++ builds (`covd cc --engine=afl`); absent for libFuzzer and other producers. */
+  engine?: FuzzEngine;
+  /** AFL++ targets: afl-fuzz's own statistics, read from its output directory (src/afl). */
+  afl?: AflStats;
 }
 
 export interface TargetDetail extends TargetInfo {
@@ -103,4 +107,99 @@ export interface Hub {
   sourcePath(id: string, file: number): string | undefined;
   on<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
   off<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
+}
+
+// ---------------------------------------------------------------- AFL++ (src/afl)
+
+export type FuzzEngine = 'libfuzzer' | 'afl';
+
+/**
+ * One afl-fuzz instance's statistics, field names and values as in its fuzzer_stats (the
+ * percentages as numbers, times in seconds since the epoch, 0 = never), or from the newest row
+ * of its plot_data when that is newer (plot_data carries the current exec/s).
+ */
+export interface AflCounters {
+  execs_per_sec: number;
+  execs_done: number;
+  corpus_count: number;
+  corpus_found: number;
+  saved_crashes: number;
+  saved_hangs: number;
+  /** Percent, 0-100. */
+  stability: number;
+  /** Percent of the edge map, 0-100. */
+  bitmap_cvg: number;
+  cycles_done: number;
+  /** Seconds since the epoch of the last new corpus entry, 0 = none yet. */
+  last_find: number;
+  edges_found: number;
+}
+
+export interface AflInstance extends AflCounters {
+  /** The -M/-S name (the instance's directory in the sync directory). */
+  name: string;
+  /** Its afl-fuzz process (fuzzer_pid) is running. */
+  alive: boolean;
+  fuzzer_pid: number;
+  /** When afl-fuzz last wrote these figures, seconds since the epoch. */
+  last_update: number;
+}
+
+/**
+ * The campaign: totals over its instances as afl-whatsup adds them (sums of counts, rates summed
+ * over live instances only, the lowest stability), plus the latest last_find, the largest
+ * bitmap_cvg and edges_found, and the lowest cycles_done (every instance has done that many).
+ */
+export interface AflStats extends AflCounters {
+  /** The sync directory (afl-fuzz -o), absolute. */
+  dir: string;
+  instances: AflInstance[];
+  /** When covd last read a change, ms since the epoch. */
+  updatedAt: number;
+}
+
+// ---------------------------------------------------------------- fleet (src/fleet, `covd serve --nats`)
+
+/**
+ * One daemon's share of a fleet target (docs/architecture.md, "Fleet"): what it covered, how many
+ * of those PCs it saw before every other node, and its latest run counters.
+ */
+export interface TargetNode {
+  /** The node's name (`--node-name`, default the host name). */
+  name: string;
+  /** This daemon. */
+  self: boolean;
+  /** PCs this node has seen. */
+  covered: number;
+  /** PCs this node saw first (earliest first-seen time; ties go to the smaller name). */
+  first: number;
+  nRuns: number;
+  uniqueRuns: number;
+  /** 0 when the node is offline. */
+  runsPerSec: number;
+  /** The node published within the offline time (10 s). */
+  online: boolean;
+  /** When this daemon last heard from the node (ms since epoch); null before it did. */
+  lastSeenAt: number | null;
+}
+
+/** A target's place in the fleet, on every TargetInfo of a daemon started with --nats. */
+export interface TargetFleet {
+  /** Nodes with coverage or stats of this target, this one included when it fuzzes it. */
+  nodes: number;
+  online: number;
+  /** No fuzzer of this daemon runs this build: everything shown comes from other nodes. */
+  remote: boolean;
+  /** This daemon's own share (the target's `stats` are the union over every node). */
+  own: { covered: number; nRuns: number; uniqueRuns: number };
+}
+
+export interface TargetInfo {
+  /** Present when the daemon is in a fleet and some node publishes this target. */
+  fleet?: TargetFleet;
+}
+
+export interface TargetDetail {
+  /** Fleet: every node's share, this daemon's first (GET /api/targets/:id `nodes`). */
+  nodes?: TargetNode[];
 }

@@ -43,7 +43,11 @@ export function parseCoverageMeta(path: string, json: unknown): CoverageMeta {
   if (!Number.isSafeInteger(o.pid) || (o.pid as number) <= 0) throw new CoverageMetaError(path, '"pid" must be a positive integer');
   if (!Number.isSafeInteger(o.startTime) || (o.startTime as number) < 0) throw new CoverageMetaError(path, '"startTime" must be milliseconds since the epoch');
   if (!Array.isArray(o.argv) || !o.argv.every((a) => typeof a === 'string')) throw new CoverageMetaError(path, '"argv" must be an array of strings');
-  return { exe: o.exe, buildId: o.buildId as string | null, pid: o.pid as number, startTime: o.startTime as number, argv: o.argv as string[] };
+  const meta: CoverageMeta = { exe: o.exe, buildId: o.buildId as string | null, pid: o.pid as number, startTime: o.startTime as number, argv: o.argv as string[] };
+  // AFL++ builds (docs/coverage-file.md): optional, and ignored when malformed rather than failing the file.
+  if (o.engine === 'afl') meta.engine = 'afl';
+  if (typeof o.aflOutDir === 'string' && o.aflOutDir.startsWith('/') && o.aflOutDir.length < 4096) meta.aflOutDir = o.aflOutDir;
+  return meta;
 }
 
 /**

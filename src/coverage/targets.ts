@@ -9,7 +9,7 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, stat
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { agentObject, agentSourcePath, buildAtomically, buildDir, clangPath, packageRoot, planCc, sha256 } from './toolchain.js';
+import { agentObject, agentSourcesKey, buildAtomically, buildDir, clangPath, packageRoot, planCc, sha256 } from './toolchain.js';
 import { COVERAGE_ID } from '../contracts/ids.js';
 
 const execFileP = promisify(execFile);
@@ -45,7 +45,7 @@ export function buildFuzzTarget(spec: TargetSpec): Promise<string> {
     (spec.cflags ?? []).join('\0'),
     spec.sources.map((s) => basename(s)).join('\0'),
     ...dirFilesKey(spec.sources.map(dirname)),
-    withAgent ? readFileSync(agentSourcePath()) : '',
+    withAgent ? agentSourcesKey() : '',
   ).slice(0, 16);
   const id = `${spec.name}-${key}`;
   let p = built.get(id);
@@ -93,7 +93,7 @@ export function buildSqliteTarget(opts: { agent?: boolean } = {}): Promise<strin
     String(withAgent),
     readFileSync(script),
     ...dirFilesKey([harness]),
-    withAgent ? readFileSync(agentSourcePath()) : '',
+    withAgent ? agentSourcesKey() : '',
   ).slice(0, 16);
   const id = `fuzz_sqlite-${key}`;
   let p = built.get(id);

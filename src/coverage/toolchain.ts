@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,17 @@ export function agentSourcePath(): string {
   return join(packageRoot(), 'agent', 'covd_agent.c');
 }
 
+/**
+ * Every source of the agent object (covd_agent.c #includes covd_inputs.c), names and contents in
+ * order: what its cache key, and the keys of targets linked with it, must change with.
+ */
+export function agentSourcesKey(): Buffer {
+  const dir = join(packageRoot(), 'agent');
+  const parts: Buffer[] = [];
+  for (const f of readdirSync(dir).filter((n) => /\.[ch]$/.test(n)).sort()) parts.push(Buffer.from(`${f}\0`), readFileSync(join(dir, f)));
+  return Buffer.concat(parts);
+}
+
 /** Where build artefacts are cached: <root>/build, or a temp dir when the package is read-only. */
 export function buildDir(...sub: string[]): string {
   for (const base of [join(packageRoot(), 'build'), join(tmpdir(), 'covd-build')]) {
@@ -57,8 +68,11 @@ export function clangPath(env: NodeJS.ProcessEnv = process.env): string {
 /** Flags the agent is compiled with: optimised, no instrumentation of any kind. */
 export const AGENT_CFLAGS = ['-c', '-O2', '-g', '-fPIC', '-Wall', '-Wextra', '-fno-sanitize=all'];
 
-/** Link flags that hook the agent in after every input and give the executable a build-id. */
-export const AGENT_LINK_FLAGS = ['-Wl,--wrap=LLVMFuzzerTestOneInput', '-Wl,--build-id'];
+/**
+ * Link flags that hook the agent in after every input and give the executable a build-id;
+ * --wrap=_Exit lets it record libFuzzer's timeouts and out-of-memory exits (agent/covd_inputs.c).
+ */
+export const AGENT_LINK_FLAGS = ['-Wl,--wrap=LLVMFuzzerTestOneInput', '-Wl,--wrap=_Exit', '-Wl,--build-id'];
 
 export function sha256(...parts: (string | Buffer)[]): string {
   const h = createHash('sha256');
@@ -84,7 +98,7 @@ const agentObjects = new Map<string, Promise<string>>();
 /** Compiles agent/covd_agent.c once per (source, compiler) into build/agent/ and returns the object path. */
 export function agentObject(cc: string = clangPath()): Promise<string> {
   const src = agentSourcePath();
-  const key = sha256(readFileSync(src), cc, AGENT_CFLAGS.join(' ')).slice(0, 16);
+  const key = sha256(agentSourcesKey(), cc, AGENT_CFLAGS.join(' ')).slice(0, 16);
   let p = agentObjects.get(key);
   if (!p) {
     const out = join(buildDir('agent'), `covd_agent-${key}.o`);

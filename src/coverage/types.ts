@@ -32,4 +32,8 @@ export interface CoverageMeta {
   /** Process start, milliseconds since the Unix epoch. */
   startTime: number;
   argv: string[];
+  /** 'afl' when the agent runs linked with AFL++'s runtime (`covd cc --engine=afl`); absent otherwise. */
+  engine?: 'afl';
+  /** AFL++: the instance's output directory afl-fuzz gave the target (__AFL_OUT_DIR, <-o>/<name>), absolute. */
+  aflOutDir?: string;
 }

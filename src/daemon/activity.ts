@@ -74,6 +74,7 @@ export class ActivityMonitor {
       const now = this.now();
       for (const t of this.registry.targets()) {
         if (t.state === 'retired') { this.writers.delete(t.id); continue; }
+        if (this.registry.isRemote(t.id)) continue; // a fleet target no fuzzer here runs: its nodes say how it goes
         const w = this.entry(t.id);
         if (now - w.metaReadAt >= META_EVERY_MS) {
           w.metaReadAt = now;

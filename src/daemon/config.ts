@@ -12,8 +12,10 @@ import { parseArgs } from 'node:util';
 import { ConfigError, UsageError } from '../contracts/errors.js';
 import { isLevel, type Level } from '../util/log.js';
 import { defaultSocketPath, defaultStateDir } from '../util/paths.js';
+import { FLEET_SETTINGS, checkFleetConfig, type FleetConfig } from '../fleet/config.js';
 
-export interface DaemonConfig {
+/** The fleet's settings (FleetConfig: --nats, --node-name, ...) are in src/fleet/config.ts. */
+export interface DaemonConfig extends FleetConfig {
   host: string;
   port: number;
   socket: string;
@@ -55,9 +57,10 @@ export function maxPcsFor(memoryMb: number): number {
 
 export const DEFAULT_PORT = 8317;
 
-type Kind = 'string' | 'int' | 'path' | 'paths' | 'strings' | 'regexes' | 'level';
+/** `urls`: a list whose flag also takes a,b and whose variable is split at commas (URLs hold colons). */
+type Kind = 'string' | 'int' | 'path' | 'paths' | 'strings' | 'regexes' | 'level' | 'urls';
 
-interface Setting {
+export interface Setting {
   /** The DaemonConfig field, and the config file's key. */
   key: Exclude<keyof DaemonConfig, 'configFile'>;
   flag: string;
@@ -73,6 +76,8 @@ interface Setting {
   help: string;
   /** How --help states the default, when not the value itself. */
   defText?: string;
+  /** Checks (and may normalise) the value, throwing ConfigError. */
+  check?: (value: unknown) => unknown;
 }
 
 /** Every setting of `covd serve`, in --help order. */
@@ -91,13 +96,14 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'symbolizeTimeout', flag: 'symbolize-timeout', env: 'COVD_SYMBOLIZE_TIMEOUT', kind: 'int', range: [1, 86400], def: () => DEFAULT_SYMBOLIZE_TIMEOUT_S, arg: 'S', help: 'give up symbolizing one executable after S seconds; its target fails and the others go on' },
   { key: 'exclude', flag: 'exclude', env: 'COVD_EXCLUDE', kind: 'regexes', def: () => [], arg: 'REGEX', help: 'source paths matching REGEX are library code, shown apart and left out of lcov (repeatable, like llvm-cov -ignore-filename-regex; the variable takes a:b)', defText: 'none' },
   { key: 'idleSeconds', flag: 'idle-seconds', env: 'COVD_IDLE_SECONDS', kind: 'int', range: [1, 86400], def: () => 10, arg: 'S', help: 'a target whose fuzzer is alive but made no runs for S seconds is idle; one with no live fuzzer, stopped' },
+  ...FLEET_SETTINGS,
 ];
 
 const CONFIG_FLAG = { flag: 'config', short: 'c', env: 'COVD_CONFIG' } as const;
 
 type FlagSpec = { type: 'string'; short?: string; multiple?: boolean };
 export const serveOptions: Record<string, FlagSpec> = Object.fromEntries([
-  ...SETTINGS.map((s) => [s.flag, { type: 'string', ...(s.short ? { short: s.short } : {}), ...(s.kind === 'paths' || s.kind === 'strings' || s.kind === 'regexes' ? { multiple: true } : {}) }] as const),
+  ...SETTINGS.map((s) => [s.flag, { type: 'string', ...(s.short ? { short: s.short } : {}), ...(s.kind === 'paths' || s.kind === 'strings' || s.kind === 'regexes' || s.kind === 'urls' ? { multiple: true } : {}) }] as const),
   [CONFIG_FLAG.flag, { type: 'string', short: CONFIG_FLAG.short }],
 ]);
 
@@ -112,7 +118,7 @@ export function parseServeFlags(argv: string[]): ServeFlags {
 }
 
 /** The JSON type each kind must have in the config file. */
-const FILE_TYPE: Record<Kind, 'string' | 'integer' | 'strings'> = { string: 'string', int: 'integer', path: 'string', paths: 'strings', strings: 'strings', regexes: 'strings', level: 'string' };
+const FILE_TYPE: Record<Kind, 'string' | 'integer' | 'strings'> = { string: 'string', int: 'integer', path: 'string', paths: 'strings', strings: 'strings', regexes: 'strings', level: 'string', urls: 'strings' };
 
 function readConfigFile(path: string, required: boolean): Record<string, unknown> | undefined {
   let text: string;
@@ -143,9 +149,10 @@ function readConfigFile(path: string, required: boolean): Record<string, unknown
 function valueOf(s: Setting, flags: ServeFlags, env: NodeJS.ProcessEnv, file: Record<string, unknown>): unknown {
   const fromFlag = flags[s.flag];
   const fromEnv = env[s.env] || undefined;
-  const list = s.kind === 'paths' || s.kind === 'strings' || s.kind === 'regexes';
+  const list = s.kind === 'paths' || s.kind === 'strings' || s.kind === 'regexes' || s.kind === 'urls';
   let raw: unknown;
-  if (list) raw = (Array.isArray(fromFlag) && fromFlag.length ? fromFlag : undefined) ?? fromEnv?.split(':').filter(Boolean) ?? file[s.key];
+  if (s.kind === 'urls') raw = (Array.isArray(fromFlag) && fromFlag.length ? fromFlag.flatMap((f) => f.split(',')).filter(Boolean) : undefined) ?? fromEnv?.split(',').filter(Boolean) ?? file[s.key];
+  else if (list) raw = (Array.isArray(fromFlag) && fromFlag.length ? fromFlag : undefined) ?? fromEnv?.split(':').filter(Boolean) ?? file[s.key];
   else raw = fromFlag ?? fromEnv ?? file[s.key];
   if (raw === undefined) raw = s.def(env);
   if (raw === undefined) return undefined;
@@ -182,8 +189,9 @@ export function loadConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.e
   const out: Record<string, unknown> = {};
   for (const s of SETTINGS) {
     const v = valueOf(s, flags, env, read ?? {});
-    if (v !== undefined) out[s.key] = v;
+    if (v !== undefined) out[s.key] = s.check ? s.check(v) : v;
   }
+  checkFleetConfig(out as FleetConfig);
   if (read) out.configFile = filePath;
   return out as unknown as DaemonConfig;
 }

@@ -32,7 +32,7 @@ import { codeOf, StartupError } from '../contracts/errors.js';
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string; code?: string };
 export type ControlHandler = (msg: BusMessage) => Promise<ControlReply>;
 
-const KNOWN = new Set(['coverage', 'remove', 'exe-changed', 'source-changed', 'shutdown', 'list', 'status']);
+const KNOWN = new Set(['coverage', 'remove', 'exe-changed', 'source-changed', 'shutdown', 'list', 'status', 'inputs', 'crashes', 'input', 'fleet']);
 
 /** Checks a decoded frame is a well-formed BusMessage; returns a reason when it is not. */
 export function validateMessage(m: unknown): string | undefined {
@@ -45,6 +45,7 @@ export function validateMessage(m: unknown): string | undefined {
       if (!str('id') || !isCoverageId(o.id)) return 'coverage: id must be 16 lower-case hex digits';
       if (!str('exe') || !(o.exe as string).startsWith('/')) return 'coverage: exe must be an absolute path';
       if (!str('file') || !(o.file as string).startsWith('/')) return 'coverage: file must be an absolute path';
+      if (o.aflOut !== undefined && (!str('aflOut') || !(o.aflOut as string).startsWith('/'))) return 'coverage: aflOut must be an absolute path';
       return undefined;
     case 'remove':
       return str('id') ? undefined : 'remove: id required';
@@ -52,6 +53,15 @@ export function validateMessage(m: unknown): string | undefined {
       return str('exe') ? undefined : 'exe-changed: exe required';
     case 'source-changed':
       return str('path') ? undefined : 'source-changed: path required';
+    case 'inputs':
+      if (!str('id')) return 'inputs: id required';
+      if (o.file !== undefined && !str('file')) return 'inputs: file must be a path';
+      if (o.line !== undefined && !(Number.isInteger(o.line) && (o.line as number) > 0)) return 'inputs: line must be a positive integer';
+      return undefined;
+    case 'crashes':
+      return str('id') ? undefined : 'crashes: id required';
+    case 'input':
+      return str('id') && typeof o.hash === 'string' && /^[0-9a-f]{40}$/.test(o.hash) ? undefined : 'input: id and hash (40 hex digits) required';
     default:
       return undefined;
   }

@@ -21,7 +21,11 @@ import { CoverageDirWatcher, FileChangeWatcher } from './watch.js';
 import type { ThreadEvent } from './coverage-thread.js';
 import { readPcList } from './coverage-io.js';
 import { ActivityMonitor, DEFAULT_IDLE_S } from './activity.js';
+import { InputsService } from './inputs.js';
+import { AflStatsWatcher } from '../afl/watcher.js';
 import { CoverageThreadHost } from './coverage-host.js';
+import type { Fleet } from '../fleet/fleet.js';
+import { FLEET_RESTART_KEYS } from '../fleet/config.js';
 import { Retention } from './retention.js';
 
 export interface DaemonOptions {
@@ -54,6 +58,12 @@ export interface Daemon {
   readonly dispatcher: Dispatcher;
   readonly config: DaemonConfig;
   readonly web: WebServer | null;
+  /** AFL++ statistics; its 'findings' event is the hook for crash and hang records (src/afl/watcher.ts). */
+  readonly afl: AflStatsWatcher;
+  /** Inputs behind coverage and crashes (src/daemon/inputs.ts). */
+  readonly inputs: InputsService;
+  /** The fleet (covd serve --nats; src/fleet), null without one. */
+  readonly fleet: Fleet | null;
   status(): DaemonStatus;
   /** Applies a new configuration (SIGHUP): log level, watched directories, retention. */
   reload(cfg: DaemonConfig): void;
@@ -132,7 +142,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     const host = new CoverageThreadHost({
       bus, log, tickMs: opts.tickMs, maxPcs,
       onEvent: (e) => onThreadEvent(e),
-      onRestart: () => { for (const t of registry.targets()) if (t.state === 'ready' || t.state === 'loading') follow(t); },
+      onRestart: () => { for (const t of registry.targets()) if ((t.state === 'ready' || t.state === 'loading') && !registry.isRemote(t.id)) follow(t); },
     });
     cleanup.push(() => host.stop());
     const toThread = (m: BusMessage) => host.post(m);
@@ -201,6 +211,23 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       dispatcher.announce(m).catch((err) => log.error('announcement failed', { id: m.id, err }));
     };
 
+    // ---- AFL++ statistics: afl-fuzz's fuzzer_stats and plot_data for AFL++ targets (src/afl/watcher.ts)
+    const afl = new AflStatsWatcher({ registry, log: log.child({ part: 'afl' }) });
+    cleanup.push(() => afl.close());
+
+    // ---- inputs behind coverage, and crashes: the agent's logs beside each coverage file (src/daemon/inputs.ts)
+    const inputs = InputsService.start({ stateDir: cfg.stateDir, registry, symbolizer, log: log.child({ part: 'inputs' }) });
+    cleanup.push(() => inputs.close());
+
+    // ---- fleet: share coverage with other daemons through NATS JetStream (src/fleet); never waits for NATS
+    let fleet: Fleet | null = null;
+    if (cfg.nats?.length) {
+      const { startFleet } = await import('../fleet/fleet.js');
+      const f = startFleet({ registry, config: { ...cfg, nats: cfg.nats }, log: log.child({ part: 'fleet' }), maxPcs });
+      fleet = f;
+      cleanup.push(() => f.close());
+    }
+
     // ---- web server (before intake, so the URL is known when the first target arrives)
     let web: WebServer | null = null;
     if (opts.web !== false) {
@@ -208,7 +235,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
       // A supervisor may start us while the previous daemon is still closing: wait for the port a
       // little rather than fail the restart.
       web = await startWebServer({
-        hub: registry, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts,
+        hub: registry, inputs, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts,
         listenRetryMs: cfg.port === 0 ? 0 : 10_000, log: log.child({ part: 'web' }),
         exclude: (cfg.exclude ?? []).map((r) => new RegExp(r)),
       });
@@ -238,6 +265,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
           // Reply as soon as the target is known; symbolizing continues in the background.
           activity.noteWriter(m.id, m.pid);
           const p = dispatcher.announce(m);
+          if (m.aflOut) void afl.follow(m.id, m.aflOut); // covd add --afl-out
           const info = await Promise.race([p, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
           return { ok: true, id: m.id, state: (info ?? registry.info(m.id))?.state ?? 'loading' };
         }
@@ -254,9 +282,15 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         case 'source-changed':
           dispatcher.sourceChanged(m.path);
           return { ok: true };
+        case 'fleet':
+          return fleet ? { ok: true, fleet: fleet.status() } : { ok: false, error: 'this daemon is in no fleet (start it with --nats URL)', code: 'COVD_ERR_NO_FLEET' };
         case 'shutdown':
           setImmediate(() => void daemon.close());
           return { ok: true };
+        case 'inputs':
+        case 'crashes':
+        case 'input':
+          return inputs.control(m);
       }
     };
     const control: ControlServer = await startControlServer(cfg.socket, handle, log.child({ part: 'control' }));
@@ -266,13 +300,13 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     dirs.setDirs(cfg.watch);
 
     const daemon: Daemon = {
-      registry, dispatcher, web,
+      registry, dispatcher, web, afl, inputs, fleet,
       get config() { return cfg; },
       status,
       reload(next: DaemonConfig) {
         log.level = next.logLevel;
         dirs.setDirs(next.watch);
-        const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token', 'exclude'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
+        const restartNeeded = (['host', 'port', 'socket', 'stateDir', 'token', 'exclude', ...FLEET_RESTART_KEYS] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(cfg[k]));
         if (restartNeeded.length) log.warn('these settings take effect only after a restart', { settings: restartNeeded });
         retention.set({ retireDays: next.retireDays, keepRetired: next.keepRetired });
         activity.setIdleSeconds(next.idleSeconds ?? DEFAULT_IDLE_S);

@@ -107,6 +107,8 @@ export class Dispatcher {
     const inflight = this.pending.get(m.id);
     if (inflight) return inflight;
     const known = reg.info(m.id);
+    // A fleet target other nodes fuzz, now fuzzed here too: read and resolve it as a new one (the registry keeps its coverage).
+    if (known && reg.isRemote(m.id)) return this.track(m.id, this.addNew(m));
     if (known && known.state !== 'failed') {
       if (known.state === 'retired') return Promise.resolve({ ...known });
       this.follow(m.id);

@@ -10,6 +10,7 @@
  *   applyTick()  the coverage thread saw new PCs / new stats   -> event 'delta' (seq + 1)
  *   remove()     forgotten entirely                            -> event 'removed'
  *   sourceChanged() a source file named by the index changed  -> event 'sourceChanged'
+ *   setAfl()     AFL++ engine and afl-fuzz statistics changed  -> event 'target' (src/afl/watcher.ts)
  * plus restore() to bring back a persisted target on start-up, without events.
  *
  * Besides the HubEvents it emits 'sample' (id, HistorySample) whenever a history sample is
@@ -30,6 +31,8 @@ import { basename } from 'node:path';
 import type {
   CoverageDelta, HistorySample, Hub, HubEvents, TargetActivity, TargetDetail, TargetInfo, TargetState, TargetStats,
 } from '../contracts/hub.js';
+import type { AflStats, FuzzEngine } from '../contracts/hub.js';
+import type { TargetFleet, TargetNode } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
 import { countSeen, seenBytes, setSeen } from '../contracts/seen.js';
 import { sourcePathOf } from '../contracts/paths.js';
@@ -60,6 +63,29 @@ export interface TickUpdate {
   time: number;
 }
 
+/** A target known from other nodes of the fleet (src/fleet), from a verified build record. */
+export interface RemoteTarget {
+  id: string;
+  name: string;
+  exe: string;
+  buildId: string | null;
+  pcsLen: number;
+  pcsHash: string;
+  createdAt?: number;
+}
+
+/** The other nodes' share of a target, as src/fleet computes it (docs/architecture.md, "Fleet"). */
+export interface FleetShare {
+  /** Every node with a share, this daemon's included (its counters are filled in on read). */
+  nodes: TargetNode[];
+  /** Sums over the other nodes: latest runs and unique runs, speed of the online ones; the latest lastNewAt and updatedAt. */
+  others: { nRuns: number; uniqueRuns: number; runsPerSec: number; lastNewAt: number | null; updatedAt: number };
+  /** The most active of the other nodes (null: none online). */
+  activity: TargetActivity | null;
+  /** PCs this daemon's own fuzzers have seen. */
+  ownCovered: number;
+}
+
 /** A persisted target, as the store hands it back on start-up. */
 export interface RestoredTarget {
   info: TargetInfo;
@@ -84,6 +110,10 @@ interface Entry extends RestoredTarget {
   rate: { t: number; n: number }[];
   /** When runs last moved (ms since epoch; 0: not since this daemon started). */
   lastRunsAt: number;
+  /** Fleet: no local fuzzer runs it, everything comes from other nodes (never persisted). */
+  remote?: boolean;
+  /** Fleet: the other nodes' share, set by src/fleet (setFleet). */
+  share?: FleetShare;
 }
 
 const RATE_WINDOW_MS = 5000;
@@ -111,7 +141,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
   target(id: string): TargetDetail | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    return { ...this.publicInfo(e), index: e.index, seen: e.seen, firstSeen: e.firstSeen, seq: e.seq };
+    const nodes = e.share ? { nodes: this.nodesOf(e) } : {};
+    return { ...this.publicInfo(e), index: e.index, seen: e.seen, firstSeen: e.firstSeen, seq: e.seq, ...nodes };
   }
 
   history(id: string, sinceMs?: number): HistorySample[] {
@@ -120,6 +151,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
   }
 
   sourcePath(id: string, file: number): string | undefined {
+    // A remote target's index comes from another node: its paths never name files here.
+    if (this.entries.get(id)?.remote) return undefined;
     const idx = this.entries.get(id)?.index;
     if (!idx || !Number.isInteger(file) || file < 0 || file >= idx.files.length) return undefined;
     const p = sourcePathOf(idx, file);
@@ -128,12 +161,14 @@ export class TargetRegistry extends EventEmitter implements Hub {
 
   override on<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
   override on(event: 'sample', fn: (id: string, s: HistorySample) => void): this;
+  override on(event: 'tick', fn: (id: string, u: TickUpdate) => void): this;
   override on(event: string, fn: (...args: any[]) => void): this {
     return super.on(event, fn);
   }
 
   override off<E extends keyof HubEvents>(event: E, fn: HubEvents[E]): this;
   override off(event: 'sample', fn: (id: string, s: HistorySample) => void): this;
+  override off(event: 'tick', fn: (id: string, u: TickUpdate) => void): this;
   override off(event: string, fn: (...args: any[]) => void): this {
     return super.off(event, fn);
   }
@@ -151,13 +186,14 @@ export class TargetRegistry extends EventEmitter implements Hub {
 
   /** Ids of targets whose executable is `exe`. */
   idsForExe(exe: string): string[] {
-    return [...this.entries.values()].filter((e) => e.info.exe === exe).map((e) => e.info.id);
+    return [...this.entries.values()].filter((e) => e.info.exe === exe && !e.remote).map((e) => e.info.id);
   }
 
   /** Adds a target in state 'loading'. Adding a known id returns it unchanged (the seed's no-op). */
   add(t: NewTarget): TargetInfo {
     const known = this.entries.get(t.id);
-    if (known) return this.publicInfo(known);
+    if (known?.remote && this.adoptRemote(known, t)) return this.publicInfo(known);
+    if (known && !known.remote) return this.publicInfo(known);
     if (!Number.isInteger(t.pcsLen) || t.pcsLen < 0) throw new RangeError(`bad pcsLen ${t.pcsLen}`);
     const now = this.now();
     const info: TargetInfo = {
@@ -198,6 +234,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
       throw new RangeError(`restored target ${info.id}: bitmap sizes do not match pcsLen ${info.stats.pcsLen}`);
     }
     info.stats.covered = countSeen(r.seen);
+    // A record written with the fleet's union stats: back to this daemon's own counters.
+    if (info.fleet) { info.stats.nRuns = info.fleet.own.nRuns; info.stats.uniqueRuns = info.fleet.own.uniqueRuns; delete info.fleet; }
     this.entries.set(info.id, {
       info, index: r.index, seen: r.seen, firstSeen: r.firstSeen, seq: r.seq, history: r.history.slice(-this.maxHistory), rate: [], lastRunsAt: 0,
       // A record retired before retirement times were kept counts from now.
@@ -278,6 +316,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
   applyTick(id: string, u: TickUpdate): CoverageDelta | undefined {
     const e = this.entries.get(id);
     if (!e || e.info.state === 'retired') return undefined;
+    this.emit('tick', id, u); // the fleet's record of what this daemon's own fuzzers found
     const s = e.info.stats;
     const pcsLen = s.pcsLen;
     const sec = Math.floor(u.time / 1000) || 1;
@@ -313,7 +352,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
 
     this.maybeSample(e, u.time, n > 0);
     e.seq++;
-    const delta: CoverageDelta = { id, seq: e.seq, time: u.time, newPcs: fresh, stats: { ...s } };
+    const delta: CoverageDelta = { id, seq: e.seq, time: u.time, newPcs: fresh, stats: this.statsOf(e) };
     this.emit('delta', delta);
     return delta;
   }
@@ -378,6 +417,148 @@ export class TargetRegistry extends EventEmitter implements Hub {
     if (e) this.recordSample(e, this.now());
   }
 
+  // ---------------------------------------------------------------- AFL++ (src/afl)
+
+  /**
+   * Sets a target's engine and afl-fuzz statistics (src/afl/watcher.ts); `afl` undefined keeps
+   * the current ones. Emits 'target' when anything changed. A retired target keeps its last ones.
+   */
+  setAfl(id: string, engine: FuzzEngine, afl?: AflStats): void {
+    const e = this.entries.get(id);
+    if (!e || e.info.state === 'retired') return;
+    if (e.info.engine === engine && (afl === undefined || JSON.stringify(e.info.afl) === JSON.stringify(afl))) return;
+    e.info.engine = engine;
+    if (afl !== undefined) e.info.afl = afl;
+    this.emit('target', this.publicInfo(e));
+  }
+
+  // ---------------------------------------------------------------- fleet (src/fleet)
+
+  /**
+   * Adds a target no local fuzzer runs, known from other nodes of the fleet (src/fleet): never
+   * persisted, never read from disk, its source paths never served. A local announcement of the
+   * same id later adopts it in place (add), keeping its coverage and seq.
+   */
+  addRemote(t: RemoteTarget): TargetInfo {
+    const known = this.entries.get(t.id);
+    if (known) return this.publicInfo(known);
+    const now = this.now();
+    const info: TargetInfo = {
+      id: t.id, name: t.name, exe: t.exe, buildId: t.buildId, coverageFile: '', pcsHash: t.pcsHash,
+      state: 'loading', activity: 'stopped', stoppedAt: null, createdAt: t.createdAt ?? now,
+      stats: { nRuns: 0, uniqueRuns: 0, lowestStack: null, covered: 0, pcsLen: t.pcsLen, runsPerSec: 0, lastNewAt: null, updatedAt: now },
+    };
+    const e: Entry = {
+      info, index: null, seen: new Uint8Array(seenBytes(t.pcsLen)), firstSeen: new Uint32Array(t.pcsLen),
+      seq: 0, history: [], rate: [], lastRunsAt: 0, remote: true,
+    };
+    this.entries.set(t.id, e);
+    this.emit('target', this.publicInfo(e));
+    return this.publicInfo(e);
+  }
+
+  /** Whether the target is known from other nodes only. */
+  isRemote(id: string): boolean {
+    return this.entries.get(id)?.remote === true;
+  }
+
+  /**
+   * Merges other nodes' coverage: each PC's bit is set and its first-seen time (seconds) lowered
+   * to `secs[i]` when earlier. PCs that were not seen before make a delta (seq + 1) with the
+   * union stats; an earlier time for a seen PC changes firstSeen only. Returns the delta, if any.
+   */
+  applyFleet(id: string, pcs: ArrayLike<number>, secs: ArrayLike<number>, time: number): CoverageDelta | undefined {
+    const e = this.entries.get(id);
+    if (!e || e.info.state === 'retired') return undefined;
+    const pcsLen = e.info.stats.pcsLen;
+    const fresh: number[] = [];
+    for (let i = 0; i < pcs.length; i++) {
+      const pc = pcs[i]!, sec = secs[i]!;
+      if (pc >= pcsLen || !(sec > 0)) continue;
+      if (setSeen(e.seen, pc)) { e.firstSeen[pc] = sec; fresh.push(pc); } else if (e.firstSeen[pc] === 0 || sec < e.firstSeen[pc]!) e.firstSeen[pc] = sec;
+    }
+    if (fresh.length === 0) return undefined;
+    const s = e.info.stats;
+    s.covered += fresh.length;
+    s.lastNewAt = Math.max(s.lastNewAt ?? 0, time);
+    return this.emitFleetDelta(e, time, Uint32Array.from(fresh), true);
+  }
+
+  /**
+   * Sets (or with null clears) the other nodes' share of a target. `emit`: 'target' when nodes
+   * came, went or changed state (a 'target' event, persisted), 'delta' when only their counters
+   * moved (a delta without PCs, so tabs see the union stats), 'none' when a delta follows anyway.
+   */
+  setFleet(id: string, share: FleetShare | null, emit: 'target' | 'delta' | 'none', time = this.now()): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    if (share) e.share = share;
+    else delete e.share;
+    if (e.remote) {
+      // A remote target is as current as its freshest node.
+      e.info.stats.updatedAt = Math.max(e.info.stats.updatedAt, share?.others.updatedAt ?? 0);
+    }
+    if (emit === 'target') this.emit('target', this.publicInfo(e));
+    else if (emit === 'delta' && e.info.state !== 'retired') this.emitFleetDelta(e, time, new Uint32Array(0), false);
+  }
+
+  private emitFleetDelta(e: Entry, time: number, newPcs: Uint32Array, grew: boolean): CoverageDelta {
+    this.maybeSample(e, time, grew);
+    e.seq++;
+    const delta: CoverageDelta = { id: e.info.id, seq: e.seq, time, newPcs, stats: this.statsOf(e) };
+    this.emit('delta', delta);
+    return delta;
+  }
+
+  /** A local fuzzer announced a remote target: it becomes a local one with the same coverage, resolved here (its index dropped). */
+  private adoptRemote(e: Entry, t: NewTarget): boolean {
+    if (t.pcsLen !== e.info.stats.pcsLen || (t.pcsHash !== undefined && t.pcsHash !== e.info.pcsHash)) {
+      this.entries.delete(t.id); // another PC table under that name: start over as a plain local target
+      return false;
+    }
+    delete e.remote;
+    Object.assign(e.info, {
+      name: t.name ?? basename(t.exe), exe: t.exe, coverageFile: t.coverageFile, buildId: t.buildId ?? e.info.buildId,
+      state: 'loading', activity: 'idle', stoppedAt: null,
+    });
+    e.index = null;
+    this.emit('target', this.publicInfo(e));
+    return true;
+  }
+
+  /** The target's stats: this daemon's own, plus the other nodes' share when in a fleet. */
+  private statsOf(e: Entry): TargetStats {
+    const s = e.info.stats;
+    const o = e.share?.others;
+    if (!o) return { ...s };
+    return {
+      ...s, nRuns: s.nRuns + o.nRuns, uniqueRuns: s.uniqueRuns + o.uniqueRuns, runsPerSec: s.runsPerSec + o.runsPerSec,
+      lastNewAt: s.lastNewAt === null && o.lastNewAt === null ? null : Math.max(s.lastNewAt ?? 0, o.lastNewAt ?? 0),
+      updatedAt: Math.max(s.updatedAt, o.updatedAt),
+    };
+  }
+
+  private activityOf(e: Entry): TargetActivity {
+    const rank = { stopped: 0, idle: 1, running: 2 } as const;
+    const a = e.share?.activity;
+    return a && rank[a] > rank[e.info.activity] ? a : e.info.activity;
+  }
+
+  private fleetOf(e: Entry): TargetFleet {
+    const nodes = e.share?.nodes ?? [];
+    const s = e.info.stats;
+    return {
+      nodes: nodes.length, online: nodes.filter((n) => n.online).length, remote: e.remote === true,
+      own: { covered: e.share?.ownCovered ?? 0, nRuns: e.remote ? 0 : s.nRuns, uniqueRuns: e.remote ? 0 : s.uniqueRuns },
+    };
+  }
+
+  /** Every node's share, with this daemon's counters as of now. */
+  private nodesOf(e: Entry): TargetNode[] {
+    const s = e.info.stats;
+    return (e.share?.nodes ?? []).map((n) => (n.self ? { ...n, nRuns: s.nRuns, uniqueRuns: s.uniqueRuns, runsPerSec: s.runsPerSec, lastSeenAt: this.now() } : { ...n }));
+  }
+
   // ---------------------------------------------------------------- internals
 
   private maybeSample(e: Entry, t: number, grew: boolean): void {
@@ -387,7 +568,7 @@ export class TargetRegistry extends EventEmitter implements Hub {
   }
 
   private recordSample(e: Entry, t: number): void {
-    const s = e.info.stats;
+    const s = this.statsOf(e);
     const sample: HistorySample = { t, nRuns: s.nRuns, uniqueRuns: s.uniqueRuns, covered: s.covered };
     const h = e.history;
     if (h.length >= this.maxHistory) {
@@ -402,7 +583,8 @@ export class TargetRegistry extends EventEmitter implements Hub {
   }
 
   private publicInfo(e: Entry): TargetInfo {
-    return { ...e.info, stats: { ...e.info.stats } };
+    if (!e.share && !e.remote) return { ...e.info, stats: { ...e.info.stats } };
+    return { ...e.info, stats: this.statsOf(e), activity: this.activityOf(e), fleet: this.fleetOf(e) };
   }
 }
 

@@ -247,11 +247,12 @@ export class Store {
 export function persistRegistry(reg: TargetRegistry, store: Store, log: Logger): { compactAll(): Promise<void>; detach(): void } {
   const compactOne = (id: string) => {
     const d = reg.target(id);
-    if (!d) return Promise.resolve(false);
+    if (!d || reg.isRemote(id)) return Promise.resolve(false); // a fleet target no fuzzer here runs: rebuilt from JetStream, never stored
     return store.compact(id, { seq: d.seq, seen: d.seen, firstSeen: d.firstSeen }, reg.history(id));
   };
-  const onTarget = (t: TargetInfo) => store.putTarget({ ...t, retiredAt: reg.retiredAt(t.id) });
+  const onTarget = (t: TargetInfo) => { if (!reg.isRemote(t.id)) store.putTarget({ ...t, retiredAt: reg.retiredAt(t.id) }); };
   const onDelta = (d: { id: string; seq: number; time: number; newPcs: Uint32Array }) => {
+    if (reg.isRemote(d.id)) return;
     const info = reg.info(d.id);
     if (info) store.putTarget({ ...info, retiredAt: reg.retiredAt(d.id) });
     if (d.newPcs.length) {
@@ -260,6 +261,7 @@ export function persistRegistry(reg: TargetRegistry, store: Store, log: Logger):
     }
   };
   const onSample = (id: string, s: HistorySample) => {
+    if (reg.isRemote(id)) return;
     store.appendSample(id, s);
     if (store.wantsCompaction(id)) compactOne(id).catch((err) => log.error('store compaction failed', { id, err }));
   };

@@ -96,7 +96,7 @@ function skipPlan(a: Abbrev, u: Unit): number[] {
 }
 
 /** A unit's skip plans by abbreviation code (one abbreviation per code in a unit): an array index, not a map lookup, per DIE. */
-class SkipPlans {
+export class SkipPlans {
   private dense: (number[] | undefined)[] = [];
   private sparse = new Map<number, number[]>();
   constructor(private readonly u: Unit) {}
@@ -114,7 +114,7 @@ const EXPRLOC = -C.DW_FORM_exprloc, UDATA = -C.DW_FORM_udata, SDATA = -C.DW_FORM
 const LOCLISTX = -C.DW_FORM_loclistx, RNGLISTX = -C.DW_FORM_rnglistx, STRX = -C.DW_FORM_strx, ADDRX = -C.DW_FORM_addrx;
 
 /** Skips one DIE's attributes by its plan; the common variable-size forms are decoded in place. */
-function skipDie(r: Reader, plan: number[], u: Unit): void {
+export function skipDie(r: Reader, plan: number[], u: Unit): void {
   for (let i = 0; i < plan.length; i++) {
     const p = plan[i]!;
     if (p >= 0) {
@@ -236,6 +236,19 @@ export function unitFunctions(sec: Sections, units: Unit[], u: Unit, names = tru
     add(pc, n, declaration);
   }, onRows);
   return out;
+}
+
+/**
+ * A subroutine DIE (at absolute offset die of unit u) named as llvm-symbolizer names it
+ * (DWARFDie::getName with linkage names, through specification and abstract_origin), with its
+ * declaration; no ranges.
+ */
+export function subroutineInfo(sec: Sections, units: Unit[], u: Unit, die: number): FunctionInfo {
+  const r = new Reader(sec.info, '.debug_info', die, u.end);
+  const n = readNames(sec, u, r, r.uleb());
+  const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges: [] };
+  completeNames(sec, units, u, n, f);
+  return f;
 }
 
 /**

@@ -21,6 +21,8 @@ import type { WebLimits } from './limits.js';
 import type { WebStats } from './types.js';
 import { infoOf } from './summary.js';
 import { RateLimiter } from './security.js';
+import { CoverageFile } from '../coverage/reader.js';
+import { pcTableHash } from '../contracts/ids.js';
 
 export interface Sub {
   /** Receives word-encoded deltas (topic w/<id>) rather than index lists (topic d/<id>). */
@@ -289,7 +291,7 @@ export class Live {
   /** The target's index message, encoded once per index and shared by every socket. */
   private indexBytes(id: string, index: SourceIndex): Buffer {
     const live = this.live(id);
-    if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: this.packr.pack({ t: 'index', id, index: wireIndex(index) } satisfies ServerMessage) };
+    if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: this.packr.pack({ t: 'index', id, index: wireIndex(index, pcAddressesOf(index, this.hub.target(id)?.coverageFile)) } satisfies ServerMessage) };
     return live.indexBytes.bytes;
   }
 
@@ -691,8 +693,38 @@ export function sparseFirstSeen(seen: Uint8Array, firstSeen: Uint32Array, pcsLen
   return Uint32Array.from(out);
 }
 
-function wireIndex(i: SourceIndex): WireSourceIndex {
+/** Per index: the PCs it answers (link-time addresses), or null when they could not be read. */
+const pcTables = new WeakMap<SourceIndex, BigUint64Array | null>();
+
+/**
+ * The PC addresses for the index message (`pcAddresses`, shown in the page's PC tooltip), read
+ * from the target's coverage file once per index. Left out when the file is gone or unreadable,
+ * or holds another PC table than the one the index was resolved for (pcsHash).
+ */
+function pcAddressesOf(index: SourceIndex, coverageFile: string | undefined): BigUint64Array | undefined {
+  let pcs = pcTables.get(index);
+  if (pcs === undefined) {
+    pcs = null;
+    if (coverageFile) {
+      try {
+        const f = CoverageFile.open(coverageFile);
+        try {
+          if (f.pcs.length === index.pcFile.length && (!index.pcsHash || pcTableHash(f.pcs) === index.pcsHash)) pcs = f.pcs;
+        } finally {
+          f.close();
+        }
+      } catch {
+        // No addresses then: the page shows PC indices.
+      }
+    }
+    pcTables.set(index, pcs);
+  }
+  return pcs ?? undefined;
+}
+
+function wireIndex(i: SourceIndex, pcAddresses?: BigUint64Array): WireSourceIndex {
   return {
+    ...(pcAddresses ? { pcAddresses } : {}),
     buildId: i.buildId,
     directories: i.directories,
     files: i.files,

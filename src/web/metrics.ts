@@ -1,6 +1,7 @@
 /** GET /metrics in the Prometheus text exposition format (version 0.0.4). */
 import type { Hub } from '../contracts/hub.js';
 import type { WebStats } from './types.js';
+import { renderAflMetrics } from '../afl/metrics.js';
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
@@ -35,5 +36,6 @@ export function renderMetrics(hub: Hub, web: WebStats, now = Date.now()): string
   family('covd_web_dropped_clients_total', 'counter', 'Clients disconnected by the server.', [['', web.dropped]]);
   family('covd_web_http_requests_total', 'counter', 'HTTP requests handled.', [['', web.httpRequests]]);
   family('covd_web_refused_total', 'counter', 'Requests, upgrades and messages refused, by reason.', Object.entries(web.refused).map(([r, n]) => [`{reason="${esc(r)}"}`, n]));
+  out.push(...renderAflMetrics(targets)); // AFL++ instances (src/afl/metrics.ts)
   return out.join('\n') + '\n';
 }

@@ -36,8 +36,12 @@ export type ClientMessage =
   | { t: 'ping' };
 
 // ---- server -> client ----
-/** The source index exactly as the symbolizer produces it (src/contracts/source-index.ts); only its fields travel. */
-export type WireSourceIndex = SourceIndex;
+/**
+ * The source index exactly as the symbolizer produces it (src/contracts/source-index.ts); only its
+ * fields travel, plus `pcAddresses`: per PC its link-time address (what llvm-symbolizer and gdb
+ * take), when the daemon could read the target's PC table (absent otherwise).
+ */
+export type WireSourceIndex = SourceIndex & { pcAddresses?: BigUint64Array };
 
 export type ServerMessage =
   | { t: 'hello'; version: number; server: string }

@@ -16,6 +16,8 @@ import { loadAssets, makeAsset, pickEncoding, type Asset } from './assets.js';
 import { defaultLimits, type WebLimits } from './limits.js';
 import { Live, type Conn } from './live.js';
 import { renderMetrics } from './metrics.js';
+import { InputsRoutes } from './inputs-routes.js';
+import { CompareRoutes } from './compare-routes.js';
 import { ConnectionCounter, HostPolicy, isLoopback, originAllowed, presentedToken, RateLimiter, TOKEN_COOKIE, tokenMatches } from './security.js';
 import { openSource, readAtMost, SourceRefused } from './source.js';
 import { StartupError } from '../contracts/errors.js';
@@ -89,6 +91,8 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const app: TemplatedApp = uws.App();
   const live = new Live(app, hub, limits, stats, log);
   const summaries = new SummaryCache(opts.exclude ?? []);
+  const inputsRoutes = new InputsRoutes(hub, opts.inputs);
+  const compareRoutes = new CompareRoutes(hub); // GET /api/targets/:a/compare/:b (src/web/compare-routes.ts)
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
   const unauthRate = new RateLimiter(limits.unauthenticatedHttpRate, limits.unauthenticatedHttpRate * 2);
   const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
@@ -191,6 +195,8 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     const file = Number(fileParam);
     if (!hub.target(id)) return error(res, ctx, 404, `no target ${id}`);
     const path = hub.sourcePath(id, file);
+    // Fleet: a build no fuzzer here runs has its paths from another node, never served from this disk.
+    if (path === undefined && hub.target(id)?.fleet?.remote) return error(res, ctx, 404, `target ${id} is fuzzed on other nodes only: its source files are not served by this daemon`);
     if (path === undefined) return error(res, ctx, 404, `file ${file} is not a source file named by the debug info of target ${id}`);
     ensureAbortHandler(res, ctx);
     void (async () => {
@@ -252,6 +258,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
           directories: t.index?.directories ?? [],
           files: s?.files ?? [],
           functions: s?.functions ?? [],
+          ...(t.nodes ? { nodes: t.nodes } : {}), // fleet: every node's share (src/fleet)
         });
       }
       case 'history': {
@@ -280,8 +287,20 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const route = (res: HttpResponse, ctx: Ctx) => {
     const url = ctx.url;
     if (url === '/healthz') return json(res, ctx, 200, { ok: true, targets: hub.targets().length, clients: stats.clients });
-    if (url === '/metrics') return write(res, ctx, 200, [['Content-Type', 'text/plain; version=0.0.4; charset=utf-8'], ['Cache-Control', 'no-store']], renderMetrics(hub, stats));
+    if (url === '/metrics') return write(res, ctx, 200, [['Content-Type', 'text/plain; version=0.0.4; charset=utf-8'], ['Cache-Control', 'no-store']], renderMetrics(hub, stats) + inputsRoutes.metrics());
     if (url === '/api/targets') return json(res, ctx, 200, { targets: hub.targets().map(infoOf) });
+    if (inputsRoutes.handle(url, {
+      json: (status, value) => json(res, ctx, status, value),
+      error: (status, message) => error(res, ctx, status, message),
+      send: (status, headers, body) => write(res, ctx, status, headers, body),
+      later: () => ensureAbortHandler(res, ctx),
+    })) return;
+    if (compareRoutes.handle(url, ctx.query, {
+      json: (status, value) => json(res, ctx, status, value),
+      error: (status, message) => error(res, ctx, status, message),
+      send: (status, headers, body) => sendCompressible(res, ctx, status, headers.find(([k]) => k === 'Content-Type')?.[1] ?? 'text/plain', body, headers.filter(([k]) => k !== 'Content-Type')),
+      later: () => ensureAbortHandler(res, ctx),
+    })) return;
     const m = /^\/api\/targets\/([^/]+)(?:\/(source|history|coverage))?$/.exec(url);
     if (m) return serveTargetRoute(res, ctx, m[1]!, m[2]);
     if (url.startsWith('/api/')) return error(res, ctx, 404, 'unknown API path');

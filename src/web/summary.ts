@@ -29,6 +29,8 @@ export interface FileSummary {
   lines: Count;
   /** Functions declared in this file; covered = with at least one seen PC. */
   functions: Count;
+  /** PCs on lines with two or more PCs (lcov's branches: one BRDA record per such PC); covered = seen. */
+  branches: Count;
 }
 
 export interface FunctionSummary {
@@ -44,6 +46,8 @@ export interface Totals {
   pcs: Count;
   lines: Count;
   functions: Count;
+  /** As FileSummary.branches, summed. */
+  branches: Count;
   files: number;
 }
 
@@ -78,6 +82,8 @@ interface Layout {
   /** Line ids are assigned in (file, line) order: per file, [fileStart[f], fileStart[f + 1]). */
   fileStart: Uint32Array;
   lineNo: Uint32Array;
+  /** Per line id: its PCs. */
+  linePcs: Uint32Array;
   filePcs: Uint32Array;
   fnPcs: Uint32Array;
 }
@@ -117,6 +123,7 @@ function layoutOf(index: SourceIndex, pcsLen: number): Layout {
   for (let f = 0; f < nFiles; f++) fileStart[f + 1]! += fileStart[f]!;
   const lineOf = new Uint32Array(pcsLen).fill(NONE);
   const dk = Float64Array.from(distinct);
+  const linePcs = new Uint32Array(distinct.length);
   for (let pc = 0; pc < n; pc++) {
     const k = keys[pc]!;
     if (k === Infinity) continue;
@@ -127,8 +134,9 @@ function layoutOf(index: SourceIndex, pcsLen: number): Layout {
       else hi = mid;
     }
     lineOf[pc] = lo;
+    linePcs[lo]!++;
   }
-  const layout: Layout = { pcsLen, lineOf, fileStart, lineNo, filePcs, fnPcs };
+  const layout: Layout = { pcsLen, lineOf, fileStart, lineNo, linePcs, filePcs, fnPcs };
   layouts.set(index, layout);
   return layout;
 }
@@ -139,6 +147,7 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
   const nFuncs = index.functions.names.length;
   const fileCovPcs = new Uint32Array(nFiles), fnCov = new Uint32Array(nFuncs);
   const lineHit = new Uint8Array(L.lineNo.length);
+  const lineSeen = new Uint32Array(L.lineNo.length);
   let coveredPcs = 0;
   const n = Math.min(pcsLen, index.pcFile.length);
   // Only seen PCs matter here: walk the set bits.
@@ -154,7 +163,10 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
       const f = index.pcFile[pc]!;
       if (f !== NONE && f < nFiles) fileCovPcs[f]!++;
       const id = L.lineOf[pc]!;
-      if (id !== NONE) lineHit[id] = 1;
+      if (id !== NONE) {
+        lineHit[id] = 1;
+        lineSeen[id]!++;
+      }
       const fn = index.pcFunction[pc]!;
       if (fn !== NONE && fn < nFuncs) fnCov[fn]!++;
     }
@@ -177,32 +189,41 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
   const files: FileSummary[] = [];
   const lineHits: TargetSummary['lineHits'] = [];
   let linesTotal = 0, linesCovered = 0;
-  const zero = (): Totals => ({ pcs: { covered: 0, total: 0 }, lines: { covered: 0, total: 0 }, functions: { covered: 0, total: 0 }, files: 0 });
+  const zero = (): Totals => ({ pcs: { covered: 0, total: 0 }, lines: { covered: 0, total: 0 }, functions: { covered: 0, total: 0 }, branches: { covered: 0, total: 0 }, files: 0 });
+  const allBranches: Count = { covered: 0, total: 0 };
   const project = zero(), library = zero();
   for (let f = 0; f < nFiles; f++) {
     const a = L.fileStart[f]!, z = L.fileStart[f + 1]!;
     const hits = lineHit.subarray(a, z);
     let cov = 0;
     for (let i = 0; i < hits.length; i++) cov += hits[i]!;
+    const branches: Count = { covered: 0, total: 0 };
+    for (let id = a; id < z; id++) {
+      if (L.linePcs[id]! < 2) continue;
+      branches.total += L.linePcs[id]!;
+      branches.covered += lineSeen[id]!;
+    }
     lineHits.push({ lines: L.lineNo.subarray(a, z), hits });
     if (L.filePcs[f] === 0 && fileFns[f]!.total === 0) continue;
     linesTotal += z - a;
     linesCovered += cov;
     const path = filePath(index, f);
     const lib = isLibraryPath(path, exclude);
-    files.push({ file: f, path, library: lib, relPath: path, pcs: { covered: fileCovPcs[f]!, total: L.filePcs[f]! }, lines: { covered: cov, total: z - a }, functions: fileFns[f]! });
+    files.push({ file: f, path, library: lib, relPath: path, pcs: { covered: fileCovPcs[f]!, total: L.filePcs[f]! }, lines: { covered: cov, total: z - a }, functions: fileFns[f]!, branches });
     const t = lib ? library : project;
     t.files++;
     t.pcs.covered += fileCovPcs[f]!; t.pcs.total += L.filePcs[f]!;
     t.lines.covered += cov; t.lines.total += z - a;
     t.functions.covered += fileFns[f]!.covered; t.functions.total += fileFns[f]!.total;
+    t.branches.covered += branches.covered; t.branches.total += branches.total;
+    allBranches.covered += branches.covered; allBranches.total += branches.total;
   }
   // Project paths read relative to their common root (the way a repository names them).
   const root = commonRoot(files.filter((f) => !f.library && f.path.startsWith('/')).map((f) => f.path));
   if (root) for (const f of files) if (!f.library && f.path.startsWith(root)) f.relPath = f.path.slice(root.length);
   return {
     seq,
-    totals: { pcs: { covered: coveredPcs, total: pcsLen }, lines: { covered: linesCovered, total: linesTotal }, functions: { covered: fnCovered, total: fnTotal }, files: files.length, project, library, root },
+    totals: { pcs: { covered: coveredPcs, total: pcsLen }, lines: { covered: linesCovered, total: linesTotal }, functions: { covered: fnCovered, total: fnTotal }, branches: allBranches, files: files.length, project, library, root },
     files,
     functions,
     lineHits,
@@ -230,14 +251,31 @@ export class SummaryCache {
 /** The TargetInfo part of a detail (without the big arrays), for JSON and the wire. */
 export function infoOf(t: TargetInfo | TargetDetail): TargetInfo {
   // Everything but the detail's large parts, so a field added to TargetInfo is never left out.
-  const { index: _i, seen: _s, firstSeen: _f, seq: _q, ...info } = t as TargetDetail;
+  // (The fleet's per-node breakdown, `nodes`, is for the detail only: GET /api/targets/:id.)
+  const { index: _i, seen: _s, firstSeen: _f, seq: _q, nodes: _n, ...info } = t as TargetDetail;
   return info;
 }
 
-/** An lcov tracefile (geninfo format) genhtml accepts: one record per source file. Hits are 0/1: covd knows seen, not counts. */
+/**
+ * An lcov tracefile (geninfo format) genhtml accepts: one record per source file. Hits are 0/1:
+ * covd knows seen, not counts. A line with two or more PCs also gets one branch record per PC
+ * (`BRDA:line,0,k,taken`, k in PC order; taken 1 = seen, 0 = not seen while another PC of the line
+ * was, '-' = no PC of the line seen), so genhtml shows a partly covered line as 2/16 rather than as
+ * a plain hit; BRF / BRH per file are the summary's `branches`.
+ */
 export function toLcov(t: TargetDetail, s: TargetSummary, opts: { library?: boolean } = {}): string {
   const index = t.index!;
   const out: string[] = [`TN:${t.name.replace(/[^A-Za-z0-9_]/g, '_')}`];
+  // Each line id's PCs, in PC order (the layout maps PC -> line id; the summary's PC count is its pcsLen).
+  const L = layoutOf(index, s.totals.pcs.total);
+  const at = new Uint32Array(L.linePcs.length + 1);
+  for (let id = 0; id < L.linePcs.length; id++) at[id + 1] = at[id]! + L.linePcs[id]!;
+  const byLine = new Uint32Array(at[L.linePcs.length]!);
+  const fill = at.slice(0, L.linePcs.length);
+  for (let pc = 0; pc < L.lineOf.length; pc++) {
+    const id = L.lineOf[pc]!;
+    if (id !== NONE) byLine[fill[id]!++] = pc;
+  }
   const fnsByFile = new Map<number, FunctionSummary[]>();
   for (const fn of s.functions) {
     if (fn.file === null) continue;
@@ -262,6 +300,13 @@ export function toLcov(t: TargetDetail, s: TargetSummary, opts: { library?: bool
     fns.forEach((fn, i) => out.push(`FN:${Math.max(1, fn.line)},${uniq[i]}`));
     fns.forEach((fn, i) => out.push(`FNDA:${fn.pcs.covered > 0 ? 1 : 0},${uniq[i]}`));
     out.push(`FNF:${fns.length}`, `FNH:${fns.filter((fn) => fn.pcs.covered > 0).length}`);
+    const base = L.fileStart[f.file]!;
+    for (let i = 0; i < lines.length; i++) {
+      const id = base + i;
+      if (L.linePcs[id]! < 2) continue;
+      for (let k = 0, j = at[id]!; j < at[id + 1]!; j++, k++) out.push(`BRDA:${lines[i]},0,${k},${isSeen(t.seen, byLine[j]!) ? 1 : hits[i] ? 0 : '-'}`);
+    }
+    if (f.branches.total) out.push(`BRF:${f.branches.total}`, `BRH:${f.branches.covered}`);
     for (let i = 0; i < lines.length; i++) out.push(`DA:${lines[i]},${hits[i]}`);
     out.push(`LF:${f.lines.total}`, `LH:${f.lines.covered}`, 'end_of_record');
   }

@@ -1,5 +1,6 @@
 /** Contract between the daemon (src/daemon) and the web server (src/web/server.ts). */
 import type { Hub } from '../contracts/hub.js';
+import type { InputsProvider } from '../contracts/inputs.js';
 import type { Logger } from '../util/log.js';
 import type { WebLimits } from './limits.js';
 
@@ -26,6 +27,8 @@ export interface WebServerOptions {
   exclude?: RegExp[];
   /** Overrides of the server's limits (src/web/limits.ts); defaults are safe for a loopback daemon. */
   limits?: Partial<WebLimits>;
+  /** Inputs behind coverage and crashes (src/daemon/inputs.ts); without it those routes answer 404. */
+  inputs?: InputsProvider;
 }
 
 export interface WebServer {

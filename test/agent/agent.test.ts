@@ -62,8 +62,10 @@ describe('agent in a libFuzzer target', function () {
     expect(meta.buildId).to.match(/^[0-9a-f]{40}$/);
     // The process's start (from /proc, whole-second boot time: allow its rounding).
     expect(meta.startTime).to.be.within(t0 - 2000, Date.now());
-    // Nothing but the file and its metadata is left behind (no temp files).
-    expect(readdirSync(join(covdDir, 'v')).sort()).to.deep.equal([file.split('/').pop()!, file.split('/').pop()! + '.meta.json']);
+    // Nothing but the file, its metadata and the inputs beside it (test/agent/inputs.test.ts) is left behind (no temp files).
+    const id = file.split('/').pop()!;
+    expect(readdirSync(join(covdDir, 'v')).sort()).to.deep.equal([id, `${id}.crashes.log`, `${id}.inputs`, `${id}.inputs.log`, `${id}.meta.json`]);
+    expect(readdirSync(join(covdDir, 'v', `${id}.inputs`)).every((n) => /^[0-9a-f]{40}$/.test(n)), 'no temp files among the inputs').to.equal(true);
   });
 
   it('shares one file between -jobs processes: n_runs is exactly the sum of their runs', async () => {
@@ -150,7 +152,9 @@ describe('agent in a libFuzzer target', function () {
       const run = runFuzzer(exe, { covdDir, runs: 100 });
       expect((await run.done).code).to.equal(0);
       await until(() => got.length > 0, 'a message');
-      expect((unpack(Buffer.concat(got).subarray(4)) as { type: string }).type).to.equal('coverage');
+      // The first frame (a run that finds new PCs after 25 ms sends the same frame again).
+      const all = Buffer.concat(got);
+      expect((unpack(all.subarray(4, 4 + all.readUInt32LE(0))) as { type: string }).type).to.equal('coverage');
     } finally {
       server.close();
     }

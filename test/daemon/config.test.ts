@@ -64,6 +64,7 @@ describe('daemon configuration', () => {
       if (kind === 'paths') return [join(dir, k), [join(dir, k)]];
       if (kind === 'strings') return [`${k}.example`, [`${k}.example`]];
       if (kind === 'regexes') return ['^/opt/vendor/', ['^/opt/vendor/']];
+      if (kind === 'urls') return ['nats://a.example:4222', ['nats://a.example:4222']];
       return [`${k}-value`, `${k}-value`];
     };
     for (const s of SETTINGS) {

@@ -111,3 +111,36 @@ export async function until<T>(what: string, fn: () => Promise<T> | T, timeoutMs
 export function ints(text: string): number[] {
   return [...text.matchAll(/\d[\d,]*/g)].map((m) => Number(m[0].replace(/,/g, '')));
 }
+
+/**
+ * Collects a page's console errors (a Content-Security-Policy refusal is one) and uncaught
+ * exceptions, so a test fails on them: call check() after each test. allow(re) accepts errors a
+ * test causes on purpose (e.g. failed WebSocket connects while the daemon is down) until check().
+ */
+export class ConsoleWatch {
+  readonly errors: string[] = [];
+  private allowed: RegExp[] = [];
+  watch(page: Page): this {
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      const loc = m.location();
+      this.errors.push(`${m.text()}${loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
+    });
+    page.on('pageerror', (e) => this.errors.push(`uncaught: ${e.message}`));
+    return this;
+  }
+  allow(re: RegExp): void {
+    this.allowed.push(re);
+  }
+  reset(): void {
+    this.errors.length = 0;
+    this.allowed = [];
+  }
+  /** Throws when an error that was not allowed was logged since the last check. */
+  check(): void {
+    const bad = this.errors.filter((e) => !this.allowed.some((re) => re.test(e)));
+    this.errors.length = 0;
+    this.allowed = [];
+    if (bad.length) throw new Error(`console errors in the page:\n${bad.join('\n')}`);
+  }
+}

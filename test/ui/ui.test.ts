@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { buildExampleTarget, runFuzzer, type FuzzerRun } from '../helpers/fuzz-targets.js';
-import { ints, launchChromium, screenshot, startDaemon, until, type Daemon } from './browser.js';
+import { ConsoleWatch, ints, launchChromium, screenshot, startDaemon, until, type Daemon } from './browser.js';
 import { buildManyFilesTarget, MANY_FILES } from './many-files.js';
 
 interface ApiTarget {
@@ -33,6 +33,8 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
   let targetId: string;
   const fuzzers: FuzzerRun[] = [];
   const pageErrors: string[] = [];
+  /** Any console error (a CSP refusal included) fails the test it happened in. */
+  const consoleErrors = new ConsoleWatch();
 
   const covdDir = () => join(tmp, 'covd');
   const start = (port = 0) =>
@@ -62,6 +64,7 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     }), 120_000, 100);
     browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    ctx.on('page', (p) => consoleErrors.watch(p));
     page = await ctx.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
   });
@@ -75,6 +78,8 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
   });
 
   afterEach(function () {
+    if (this.currentTest?.state === 'passed') consoleErrors.check();
+    else consoleErrors.reset();
     if (this.currentTest?.state === 'failed' && daemon) console.error(daemon.log.slice(-40).join('\n'));
   });
 
@@ -175,8 +180,9 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     await page.mouse.move(5, 5);
 
     // 'n' jumps to the next uncovered block and puts the line in the URL.
-    const hasMiss = (await page.locator('.miss-pos').innerText()).match(/^(\d+) uncovered/);
-    if (hasMiss && Number(hasMiss[1]) > 0) {
+    // "N uncovered blocks", or "uncovered block 1 of N" when the file opened at its first one.
+    const hasMiss = (await page.locator('.miss-pos').innerText()).match(/^(\d+) uncovered|of (\d+)$/);
+    if (hasMiss && Number(hasMiss[1] ?? hasMiss[2]) > 0) {
       await page.locator('.source-panel h1').click();
       await page.keyboard.press('n');
       await until('line in URL', () => /decode\.c:\d+$/.test(page.url()));
@@ -267,6 +273,9 @@ describe('browser UI (chromium, covd serve, real fuzzer)', function () {
     const link = async () => (await page.evaluate('window.covd.link()')) as { state: string; opens: number };
     const opensBefore = (await link()).opens;
     const port = daemon.port;
+    // The page's reconnect attempts fail while the daemon is down, and Chromium logs each one.
+    consoleErrors.allow(/WebSocket connection to .* failed/);
+    consoleErrors.allow(/Failed to load resource: net::ERR_CONNECTION_REFUSED/);
     await daemon.stop();
     await until('offline badge', () => page.locator('.conn[data-state=reconnecting]').count(), 30_000);
     expect(await page.locator('.conn').innerText()).to.match(/offline|reconnecting/);

@@ -127,11 +127,12 @@ describe('web: per-file summary', () => {
     };
     const seen = Uint8Array.of(0b0000_1001, 0, 0, 0, 0, 0, 0, 0); // PCs 0 and 3
     const s = summarize(index, seen, 7, 4);
-    const none = { pcs: { covered: 0, total: 0 }, lines: { covered: 0, total: 0 }, functions: { covered: 0, total: 0 }, files: 0 };
+    const none = { pcs: { covered: 0, total: 0 }, lines: { covered: 0, total: 0 }, functions: { covered: 0, total: 0 }, branches: { covered: 0, total: 0 }, files: 0 };
+    // Branches: the PCs of lines with two or more (a.c:2 has PCs 0 and 1, PC 0 seen).
     expect(s.totals).to.deep.equal({
-      pcs: { covered: 2, total: 7 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, files: 2,
+      pcs: { covered: 2, total: 7 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, branches: { covered: 1, total: 2 }, files: 2,
       // PC 5 has no file: in the totals, in neither group.
-      project: { pcs: { covered: 2, total: 6 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, files: 2 }, library: none, root: '/src/',
+      project: { pcs: { covered: 2, total: 6 }, lines: { covered: 2, total: 4 }, functions: { covered: 2, total: 3 }, branches: { covered: 1, total: 2 }, files: 2 }, library: none, root: '/src/',
     });
     expect(s.files.map((f) => f.relPath)).to.deep.equal(['a.c', 'b.c']);
     expect(s.files.map((f) => [f.path, f.pcs, f.lines, f.functions])).to.deep.equal([

@@ -1,11 +1,13 @@
 /**
- * Coverage over time: covered PCs (left axis) and total runs (right axis) against wall time,
- * from the stored history, extended live. uPlot draws to a canvas, so a long history stays cheap.
+ * Coverage over time: covered PCs (left axis), exec/s (right axis) and total runs (legend) against
+ * wall time, from the stored history, extended live; gaps where nothing ran, with the starts and
+ * stops of fuzzing marked (chartSeries). uPlot draws to a canvas, so a long history stays cheap.
+ * The host element carries data-gaps / data-starts / data-stops for tests.
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { HistorySample } from '../../src/contracts/hub.js';
-import { compact, el, int } from './format.js';
+import { compact, el, fullTime, int, tick } from './format.js';
 
 export class CoverageChart {
   readonly root: HTMLElement;
@@ -55,15 +57,45 @@ export class CoverageChart {
   }
 
   private data(): uPlot.AlignedData {
-    const s = this.samples;
-    const xs = new Float64Array(s.length), cov = new Float64Array(s.length), runs = new Float64Array(s.length);
-    for (let i = 0; i < s.length; i++) {
-      xs[i] = s[i]!.t / 1000;
-      cov[i] = s[i]!.covered;
-      runs[i] = s[i]!.nRuns;
-    }
-    return [xs, cov, runs] as unknown as uPlot.AlignedData;
+    const r = chartSeries(this.samples, Date.now());
+    this.marks = r.marks;
+    const d = this.host.dataset;
+    d.gaps = String(r.gaps);
+    d.starts = String(r.marks.filter((m) => m.kind === 'start').length);
+    d.stops = String(r.marks.filter((m) => m.kind === 'stop').length);
+    return [r.xs, r.cov, r.rate, r.runs] as unknown as uPlot.AlignedData;
   }
+
+  /** Starts and stops of fuzzing, drawn as dashed vertical lines over the plot. */
+  private marks: Mark[] = [];
+  private drawMarks(u: uPlot): void {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const dpr = devicePixelRatio || 1;
+    ctx.save();
+    ctx.font = `${11 * dpr}px ${getComputedStyle(document.body).fontFamily}`;
+    ctx.textBaseline = 'top';
+    for (const m of this.marks) {
+      const x = Math.round(u.valToPos(m.t / 1000, 'x', true));
+      if (x < left || x > left + width) continue;
+      const color = m.kind === 'start' ? this.colors.start : this.colors.stop;
+      ctx.strokeStyle = color;
+      ctx.fillStyle = color;
+      ctx.lineWidth = dpr;
+      ctx.setLineDash([4 * dpr, 3 * dpr]);
+      ctx.beginPath();
+      ctx.moveTo(x + 0.5, top);
+      ctx.lineTo(x + 0.5, top + height);
+      ctx.stroke();
+      const label = m.kind === 'start' ? '▶ start' : '■ stop';
+      const w = ctx.measureText(label).width;
+      // Labels sit inside the plot: a start's to the right of its line, a stop's to the left.
+      // (stops one text line lower, so a stop and a start close together do not overlap).
+      ctx.fillText(label, m.kind === 'start' ? Math.min(x + 3 * dpr, left + width - w) : Math.max(left, x - 3 * dpr - w), top + (m.kind === 'start' ? 2 : 16) * dpr);
+    }
+    ctx.restore();
+  }
+  private colors = { start: '#2e7d32', stop: '#5f6b7a' };
 
   private redraw(): void {
     // A line needs two points; a single sample would leave uPlot without a time span.
@@ -78,6 +110,8 @@ export class CoverageChart {
       const styles = getComputedStyle(document.documentElement);
       const covColor = styles.getPropertyValue('--chart-cov').trim() || '#2e7d32';
       const runColor = styles.getPropertyValue('--chart-runs').trim() || '#1565c0';
+      const rateColor = styles.getPropertyValue('--chart-rate').trim() || '#a14a00';
+      this.colors = { start: covColor, stop: styles.getPropertyValue('--fg-muted').trim() || '#5f6b7a' };
       const axis = styles.getPropertyValue('--fg-muted').trim() || '#555';
       const grid = styles.getPropertyValue('--grid').trim() || '#eee';
       const opts: uPlot.Options = {
@@ -87,19 +121,22 @@ export class CoverageChart {
           x: { time: true },
           cov: { auto: true },
           runs: { auto: true },
+          rate: { auto: true, range: (_u, lo, hi) => [0, Math.max(hi, lo + 1)] },
         },
         series: [
-          {},
+          { label: 'Time', value: (_u, v) => (v == null ? '–' : fullTime(v * 1000)) },
           { label: 'Covered PCs', scale: 'cov', stroke: covColor, width: 2, fill: covColor + '22', value: (_u, v) => (v == null ? '–' : int(v)) },
-          { label: 'Runs', scale: 'runs', stroke: runColor, width: 1.5, dash: [6, 3], value: (_u, v) => (v == null ? '–' : int(v)) },
+          { label: 'Exec/s', scale: 'rate', stroke: rateColor, width: 1.5, value: (_u, v) => (v == null ? '–' : int(v)) },
+          // Total runs: in the legend (click to show the line); exec/s has the right axis.
+          { label: 'Runs', scale: 'runs', stroke: runColor, width: 1.5, dash: [6, 3], show: false, value: (_u, v) => (v == null ? '–' : int(v)) },
         ],
         axes: [
           { stroke: axis, grid: { stroke: grid }, space: 90, incrs: TIME_INCRS, values: (u, vs) => timeLabels(u, vs) },
           { scale: 'cov', stroke: covColor, grid: { stroke: grid }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
-          { scale: 'runs', side: 1, stroke: runColor, grid: { show: false }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
+          { scale: 'rate', side: 1, stroke: rateColor, grid: { show: false }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
         ],
         cursor: { drag: { x: true, y: false } },
-        hooks: { setSelect: [() => { this.userZoomed = true; }] },
+        hooks: { setSelect: [() => { this.userZoomed = true; }], draw: [(u) => this.drawMarks(u)] },
         legend: { live: true },
       };
       this.plot = new uPlot(opts, data, this.host);
@@ -121,19 +158,83 @@ export class CoverageChart {
   }
 }
 
+interface Mark {
+  t: number;
+  kind: 'start' | 'stop';
+}
+
+/** An interval longer than this without a sample means nothing ran (samples come every few seconds while runs grow). */
+const GAP_MS = 15_000;
+/** Runs that did not grow for this long are a stop (shorter pauses, e.g. while a fuzzer loads its corpus, are not). */
+const MIN_IDLE_MS = 5_000;
+
+/**
+ * The chart's series from the history samples: covered PCs, exec/s (runs between two samples over
+ * their time apart) and total runs, with a break (null) wherever nothing ran, so a stopped period
+ * shows as a gap rather than a flat line, and marks where fuzzing started and stopped.
+ * Nothing ran between two samples when the runs did not grow for MIN_IDLE_MS or longer, when they
+ * went down (a new fuzzer process starts counting again), or, for an interval over GAP_MS, when its exec/s is under a
+ * quarter of its neighbours' (a fuzzer stopped, and another one started later).
+ */
+export function chartSeries(s: HistorySample[], now: number): { xs: number[]; cov: (number | null)[]; rate: (number | null)[]; runs: (number | null)[]; marks: Mark[]; gaps: number } {
+  const n = s.length;
+  const rateOf = (i: number) => (i > 0 && i < n && s[i]!.t > s[i - 1]!.t ? ((s[i]!.nRuns - s[i - 1]!.nRuns) * 1000) / (s[i]!.t - s[i - 1]!.t) : 0);
+  /** idle[i]: nothing ran between samples i - 1 and i. */
+  const idle: boolean[] = [false];
+  for (let i = 1; i < n; i++) {
+    const d = s[i]!.nRuns - s[i - 1]!.nRuns;
+    const dt = s[i]!.t - s[i - 1]!.t;
+    idle.push(d < 0 || (d === 0 && dt >= MIN_IDLE_MS) || (dt > GAP_MS && rateOf(i) < 0.25 * Math.max(rateOf(i - 1), rateOf(i + 1))));
+  }
+  const xs: number[] = [], cov: (number | null)[] = [], rate: (number | null)[] = [], runs: (number | null)[] = [];
+  const marks: Mark[] = [];
+  const push = (t: number, c: number | null, r: number | null, u: number | null) => {
+    xs.push(t / 1000);
+    cov.push(c);
+    rate.push(r);
+    runs.push(u);
+  };
+  let gaps = 0;
+  let running = false;
+  const stopped = n > 0 && now - s[n - 1]!.t > GAP_MS;
+  for (let i = 0; i < n; i++) {
+    const before = i === 0 || idle[i]!;
+    // The last sample: whether anything runs after it is not known yet, unless it is old.
+    const after = i === n - 1 ? stopped || idle[i]! : idle[i + 1]!;
+    if (i > 0 && idle[i]) {
+      // A null between the two samples breaks every line there.
+      push((s[i - 1]!.t + s[i]!.t) / 2, null, null, null);
+      // Counted once per stretch of idle intervals.
+      if (i === 1 || !idle[i - 1]) gaps++;
+    }
+    // A sample with nothing run on either side shows nothing.
+    const alone = before && after;
+    const x = s[i]!;
+    push(x.t, alone ? null : x.covered, !alone && !before ? Math.max(0, Math.round(rateOf(i))) : null, alone ? null : x.nRuns);
+    if (alone) continue;
+    if (!running) {
+      marks.push({ t: x.t, kind: 'start' });
+      running = true;
+    }
+    if (after) {
+      marks.push({ t: x.t, kind: 'stop' });
+      running = false;
+    }
+  }
+  if (stopped) {
+    // The time since the last sample, empty: the chart reaches now.
+    push(now, null, null, null);
+    if (n < 2 || !idle[n - 1]) gaps++;
+  }
+  return { xs, cov, rate, runs, marks, gaps };
+}
+
 /** Tick steps in seconds: whole seconds and up, so labels never repeat. */
 const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 30 * 86400];
 
-/** Wall-clock tick labels: seconds for short runs, minutes for longer ones, dates for days. */
+/** Wall-clock tick labels in the page's one time format (format.ts): seconds for short spans, minutes for longer ones, dates for days. */
 function timeLabels(u: uPlot, vs: number[]): string[] {
   const xs = u.data[0];
-  const span = xs.length > 1 ? xs[xs.length - 1]! - xs[0]! : 0;
-  const two = (n: number) => String(n).padStart(2, '0');
-  return vs.map((v) => {
-    const d = new Date(v * 1000);
-    const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
-    if (span < 3600) return `${hm}:${two(d.getSeconds())}`;
-    if (span < 2 * 86400) return hm;
-    return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
-  });
+  const span = xs.length > 1 ? (xs[xs.length - 1]! - xs[0]!) * 1000 : 0;
+  return vs.map((v) => tick(v * 1000, span));
 }

@@ -3,9 +3,8 @@
  * backoff and jitter, and a heartbeat so a silently dead link is noticed. Subscriptions are
  * replayed by the owner on every (re)open via `onOpen`.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { decode, encode } from './msgpack.js';
 import type { ClientMessage, ServerMessage } from '../../src/web/protocol.js';
-import { packrOptions } from '../../src/contracts/msgpack.js';
 import { authQuery } from './api.js';
 
 export type LinkState = 'connecting' | 'open' | 'reconnecting';
@@ -24,8 +23,6 @@ const DEAD_AFTER = 30_000;
 
 export class Link {
   private ws: WebSocket | null = null;
-  private readonly packr = new Packr(packrOptions);
-  private readonly unpackr = new Unpackr(packrOptions);
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
@@ -55,7 +52,7 @@ export class Link {
   }
 
   send(msg: ClientMessage): void {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(this.packr.pack(msg));
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(msg));
   }
 
   retryNow(): void {
@@ -95,7 +92,7 @@ export class Link {
       if (!(ev.data instanceof ArrayBuffer)) return;
       let msg: ServerMessage;
       try {
-        msg = this.unpackr.unpack(new Uint8Array(ev.data)) as ServerMessage;
+        msg = decode(new Uint8Array(ev.data)) as ServerMessage;
       } catch (e) {
         console.error('covd: undecodable frame', e);
         return;

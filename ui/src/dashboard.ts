@@ -1,14 +1,20 @@
 /** The dashboard: one row per target, updated in place as stats arrive. */
 import type { TargetInfo } from '../../src/contracts/hub.js';
 import type { App, TrendPoint, View } from './app.js';
-import { ago, el, int, pct, setText } from './format.js';
+import { ago, el, fullTime, int, pct, setText } from './format.js';
 import { targetHref } from './router.js';
+import { aflSummary } from './afl.js';
+import { fleetSummary } from './fleet.js';
 
 interface Row {
   tr: HTMLTableRowElement;
   name: HTMLAnchorElement;
   exe: HTMLElement;
   error: HTMLElement;
+  /** AFL++ targets: the campaign in one line (./afl.ts). */
+  afl: HTMLElement;
+  /** Fleet targets: nodes and this daemon's share in one line (./fleet.ts). */
+  fleet: HTMLElement;
   state: HTMLElement;
   activity: HTMLElement;
   fill: HTMLElement;
@@ -42,8 +48,8 @@ export class Dashboard implements View {
     const thead = el('thead');
     const hr = el('tr');
     for (const [label, cls] of [
-      ['Target', 'c-target'], ['State', 'c-state'], ['Coverage', 'c-coverage'], ['Runs', 'num'], ['Unique runs', 'num'],
-      ['Runs/s', 'num'], ['Last new coverage', 'c-last'], ['Trend', 'c-trend'],
+      ['Target', 'c-target'], ['State', 'c-state'], ['Coverage', 'c-coverage'], ['Runs', 'num c-runs'], ['Unique runs', 'num c-unique'],
+      ['Runs/s', 'num c-speed'], ['Last new coverage', 'c-last'], ['Trend', 'c-trend'],
     ] as const) hr.append(el('th', cls, label));
     thead.append(hr);
     this.body = el('tbody');
@@ -97,7 +103,9 @@ export class Dashboard implements View {
     name.href = targetHref(t.id);
     const exe = el('div', 'exe muted mono');
     const error = el('div', 'error-text');
-    c1.append(name, exe, error);
+    const afl = el('div', 'afl-line muted');
+    const fleet = el('div', 'fleet-line');
+    c1.append(name, exe, afl, fleet, error);
     const state = el('span', 'state');
     const activity = el('span', 'activity');
     const c2 = el('td', 'c-state');
@@ -109,7 +117,7 @@ export class Dashboard implements View {
     const p = el('span', 'num pct');
     const count = el('span', 'num muted count');
     c3.append(bar, p, count);
-    const runs = el('td', 'num runs'), unique = el('td', 'num unique'), speed = el('td', 'num speed'), last = el('td', 'c-last');
+    const runs = el('td', 'num runs c-runs'), unique = el('td', 'num unique c-unique'), speed = el('td', 'num speed c-speed'), last = el('td', 'c-last');
     const c8 = el('td', 'c-trend');
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('viewBox', '0 0 100 24');
@@ -120,7 +128,7 @@ export class Dashboard implements View {
     svg.append(line);
     c8.append(svg);
     tr.append(c1, c2, c3, runs, unique, speed, last, c8);
-    return { tr, name, exe, error, state, activity, fill, pct: p, count, runs, unique, speed, last, trend: line };
+    return { tr, name, exe, error, afl, fleet, state, activity, fill, pct: p, count, runs, unique, speed, last, trend: line };
   }
 
   private fill(r: Row, t: TargetInfo): void {
@@ -132,12 +140,18 @@ export class Dashboard implements View {
     r.exe.title = t.exe;
     setText(r.error, t.state === 'failed' ? t.error ?? 'failed' : '');
     r.error.hidden = t.state !== 'failed';
+    setText(r.afl, aflSummary(t));
+    r.afl.title = r.afl.textContent ?? '';
+    r.afl.hidden = r.afl.textContent === '';
+    setText(r.fleet, fleetSummary(t));
+    r.fleet.hidden = r.fleet.textContent === '';
+    r.tr.classList.toggle('fleet-target', !!t.fleet);
     setText(r.state, t.state);
     r.state.className = `state state-${t.state}`;
     // Whether anyone fuzzes it, beside the symbolization state; a retired target is history.
     setText(r.activity, t.state === 'retired' ? '' : t.activity);
     r.activity.className = `activity activity-${t.activity}`;
-    r.activity.title = t.activity === 'stopped' && t.stoppedAt ? `no fuzzer since ${new Date(t.stoppedAt).toLocaleString()}` : t.activity === 'idle' ? 'the fuzzer is alive but makes no runs' : '';
+    r.activity.title = t.activity === 'stopped' && t.stoppedAt ? `no fuzzer since ${fullTime(t.stoppedAt)}` : t.activity === 'idle' ? 'the fuzzer is alive but makes no runs' : '';
     const w = s.pcsLen ? `${(100 * s.covered) / s.pcsLen}%` : '0%';
     if (r.fill.style.width !== w) r.fill.style.width = w;
     setText(r.pct, pct(s.covered, s.pcsLen));
@@ -146,7 +160,7 @@ export class Dashboard implements View {
     setText(r.unique, int(s.uniqueRuns));
     setText(r.speed, int(s.runsPerSec));
     setText(r.last, ago(s.lastNewAt));
-    r.last.title = s.lastNewAt ? new Date(s.lastNewAt).toLocaleString() : '';
+    r.last.title = s.lastNewAt ? fullTime(s.lastNewAt) : '';
     const pts = this.app.trends.get(t.id) ?? [];
     r.trend.setAttribute('points', sparkPoints(pts, s.pcsLen));
   }

@@ -6,6 +6,8 @@ import { SourceView } from './source.js';
 import { fetchSource } from './api.js';
 import { el, int, pct, setText } from './format.js';
 import { fileHref } from './router.js';
+import { treeDrawer } from './drawer.js';
+import { LinePanel } from './inputs.js';
 
 const NEW_CHOICES = [0, 1, 5, 15, 60, 24 * 60];
 
@@ -23,10 +25,15 @@ export class FileView implements View {
   private file = -1;
   private loading = false;
   private newMinutes = Number(localStorage.getItem('covd.newMinutes') ?? 5);
+  /** The uncovered block last jumped to (its first line), for "block k of N" across live updates. */
+  private block: number | null = null;
   private readonly keyHandler = (ev: KeyboardEvent) => this.onKey(ev);
+  /** Click a line number: the inputs behind it (./inputs.ts). */
+  private readonly lineInputs: LinePanel;
 
   constructor(private readonly app: App, private readonly model: TargetModel, private path: string, private line: number | null) {
     this.root = el('main', 'page file-page');
+    this.lineInputs = new LinePanel(model);
     this.tree = new FileTree(model);
     this.tree.root.classList.add('side');
     this.main = el('section', 'source-panel');
@@ -61,11 +68,11 @@ export class FileView implements View {
       this.source?.setNewMinutes(this.newMinutes);
     });
     newLabel.append(sel);
-    controls.append(prev, next, this.missEl, newLabel);
+    controls.append(treeDrawer(this.root, this.tree.root), prev, next, this.missEl, newLabel);
     this.head.append(this.pathEl, this.statsEl, legend(), controls);
     this.editorHost = el('div', 'editor');
     this.status = el('div', 'source-status muted');
-    this.main.append(this.head, this.status, this.editorHost);
+    this.main.append(this.head, this.lineInputs.root, this.status, this.editorHost);
     this.root.append(this.tree.root, this.main);
     document.addEventListener('keydown', this.keyHandler);
     this.load();
@@ -78,9 +85,9 @@ export class FileView implements View {
   }
 
   /** For tests and benchmarks: the marked line and the per-state line counts. */
-  probe(withStates = false): { file: number; marked: number; lines: number[]; docLines: number; states?: number[] } | null {
+  probe(withStates = false): { file: number; marked: number; lines: number[]; docLines: number; visible: [number, number]; missStarts: number[]; states?: number[] } | null {
     if (!this.source) return null;
-    const p: { file: number; marked: number; lines: number[]; docLines: number; states?: number[] } = { file: this.file, marked: this.source.markedLine(), lines: this.source.lineCounts(), docLines: this.source.view.state.doc.lines };
+    const p: { file: number; marked: number; lines: number[]; docLines: number; visible: [number, number]; missStarts: number[]; states?: number[] } = { file: this.file, marked: this.source.markedLine(), lines: this.source.lineCounts(), docLines: this.source.view.state.doc.lines, visible: this.source.visibleLines(), missStarts: Array.from(this.source.lines.missStarts) };
     if (withStates) p.states = Array.from(this.source.lines.state);
     return p;
   }
@@ -142,14 +149,22 @@ export class FileView implements View {
           onLineClick: (n) => {
             this.line = n;
             history.replaceState(null, '', fileHref(this.model.info.id, this.path, n));
+            void this.lineInputs.show(f, n); // the inputs that first reached this line (./inputs.ts)
           },
         });
         performance.mark('covd:editor');
         this.setStatus('');
         if (scroll !== null) this.source.view.scrollDOM.scrollTop = scroll;
         else if (this.line) this.source.goto(this.line);
+        else {
+          // No line asked for: open at the first uncovered block (else the first instrumented line).
+          const first = this.source.firstLine();
+          if (first) this.source.jumpTo(first, false);
+          this.block = this.source.lines.missStarts[0] === first ? first : null;
+        }
         this.updateStats();
-        this.root.dataset.ready = '1';
+        // Ready once CodeMirror has applied the first scroll (it does in its next frame).
+        requestAnimationFrame(() => requestAnimationFrame(() => (this.root.dataset.ready = '1')));
       })
       .catch((e: Error) => {
         this.loading = false;
@@ -165,9 +180,8 @@ export class FileView implements View {
     const parts = [`${pct(covered, total)} of PCs (${int(covered)} / ${int(total)})`];
     if (this.source) {
       const [, miss, part, hit] = this.source.lineCounts();
-      parts.push(`lines: ${int(hit)} covered · ${int(part)} partly · ${int(miss)} uncovered`);
-      const starts = this.source.lines.missStarts;
-      setText(this.missEl, `${starts.length} uncovered block${starts.length === 1 ? '' : 's'}`);
+      parts.push(`${pct(m.fileLineHit[f] ?? 0, m.fileLineTotal[f] ?? 0)} of lines: ${int(hit)} covered · ${int(part)} partly · ${int(miss)} uncovered`);
+      setText(this.missEl, blockText(this.source.lines.missStarts, this.block));
     }
     setText(this.statsEl, parts.join('   ·   '));
   }
@@ -176,12 +190,11 @@ export class FileView implements View {
     if (!this.source) return;
     const line = this.source.nextMiss(dir);
     if (line === null) return;
-    this.source.goto(line);
+    this.source.jumpTo(line);
     this.line = line;
+    this.block = line;
     history.replaceState(null, '', fileHref(this.model.info.id, this.path, line));
-    const starts = this.source.lines.missStarts;
-    const k = starts.indexOf(line);
-    setText(this.missEl, `uncovered block ${k + 1} of ${starts.length}`);
+    setText(this.missEl, blockText(this.source.lines.missStarts, line));
   }
 
   private onKey(ev: KeyboardEvent): void {
@@ -190,7 +203,9 @@ export class FileView implements View {
     if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA')) return;
     if (ev.key === 'n' || ev.key === ']') this.jump(1);
     else if (ev.key === 'p' || ev.key === '[') this.jump(-1);
-    else return;
+    else if (ev.key === 'i' && this.source) {
+      if (!this.source.showPcs(this.source.markedLine() || this.source.referenceLine())) return;
+    } else return;
     ev.preventDefault();
   }
 
@@ -260,6 +275,14 @@ function legend(): HTMLElement {
   item('none', ' ', 'not instrumented');
   item('cm-cov-hit fresh', '●', 'new');
   return l;
+}
+
+/** "uncovered block k of N" for the block starting at (or last before) `line`, else "N uncovered blocks". */
+function blockText(starts: Uint32Array, line: number | null): string {
+  let k = 0;
+  if (line !== null) while (k < starts.length && starts[k]! <= line) k++;
+  if (k > 0) return `uncovered block ${k} of ${starts.length}`;
+  return `${starts.length} uncovered block${starts.length === 1 ? '' : 's'}`;
 }
 
 /** The path header is right-aligned-overflow (direction: rtl) so the file name stays visible; marks keep the slashes in place. */

@@ -20,14 +20,44 @@ export function compact(n: number): string {
   return String(Math.round(n));
 }
 
-/** "3s ago", "5m ago", "2h ago", "4d ago". */
+/** Relative times, one style everywhere: "14 s ago", "5 min ago", "2 h 13 min ago", "4 d ago". */
 export function ago(ms: number | null, now = Date.now()): string {
   if (ms == null) return 'never';
   const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m ago`;
-  return `${Math.floor(s / 86400)}d ago`;
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+// Absolute times, one format everywhere (cards, tooltips, the chart's axis and legend), in the
+// browser's locale: its order, separators and 12/24-hour clock.
+const fmtTime = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+const fmtHm = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const fmtDay = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const fmtFull = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit' });
+
+function sameDay(a: Date, b: Date): boolean {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+/** A moment: its time of day (with seconds) when it is today, else its date and time. */
+export function when(ms: number, now = Date.now()): string {
+  const d = new Date(ms);
+  return sameDay(d, new Date(now)) ? fmtTime.format(d) : fmtFull.format(d);
+}
+
+/** The full form, for tooltips and the chart's legend. */
+export function fullTime(ms: number): string {
+  return fmtFull.format(new Date(ms));
+}
+
+/** A chart tick: time with seconds for spans under an hour, without under two days, else day and time. */
+export function tick(ms: number, spanMs: number): string {
+  const d = new Date(ms);
+  if (spanMs < 3600_000) return fmtTime.format(d);
+  if (spanMs < 2 * 86400_000) return fmtHm.format(d);
+  return `${fmtDay.format(d)} ${fmtHm.format(d)}`;
 }
 
 export function hex(n: number): string {

@@ -1,6 +1,7 @@
 /** The function list of a target: covered / total PCs per function, sortable, filterable, virtualised. */
 import type { TargetModel } from './model.js';
 import { VList } from './vlist.js';
+import { Roving } from './roving.js';
 import { el, pct, setText } from './format.js';
 import { fileHref } from './router.js';
 
@@ -17,6 +18,8 @@ export class FunctionList {
   private filter = '';
   private readonly sortButtons = new Map<FnSort, HTMLButtonElement>();
   private readonly summary: HTMLElement;
+  /** Keyboard: one row in the tab order, arrows move, Enter opens the function's source. */
+  private readonly roving: Roving;
 
   constructor(private readonly model: TargetModel) {
     this.root = el('section', 'panel fn-panel');
@@ -31,6 +34,16 @@ export class FunctionList {
     box.addEventListener('input', () => {
       this.filter = box.value.trim().toLowerCase();
       this.rebuild();
+    });
+    box.addEventListener('keydown', (ev) => {
+      // Enter opens the first match; Down goes to the rows.
+      if (ev.key === 'Enter' && this.rows.length) {
+        this.open(0);
+        ev.preventDefault();
+      } else if (ev.key === 'ArrowDown' && this.rows.length) {
+        this.roving.focus(0);
+        ev.preventDefault();
+      }
     });
     head.append(box);
     this.root.append(head);
@@ -53,14 +66,12 @@ export class FunctionList {
     mk('size', 'PCs', 'c-size');
     this.root.append(cols);
     this.list = new VList({ count: () => this.rows.length, render: (r, i) => this.renderRow(r, i) }, ROW_H, 'fns');
+    this.list.root.setAttribute('role', 'grid');
+    this.list.root.setAttribute('aria-label', 'Functions');
+    this.roving = new Roving(this.list, { count: () => this.rows.length, open: (i) => this.open(i) });
     this.list.root.addEventListener('click', (ev) => {
       const r = (ev.target as HTMLElement).closest('.vrow') as HTMLElement | null;
-      const fn = r ? this.rows[Number(r.dataset.i)] : undefined;
-      const idx = this.model.index;
-      if (fn === undefined || !idx) return;
-      const file = idx.functions.file[fn]!;
-      const path = this.model.paths[file];
-      if (path !== undefined) location.hash = fileHref(this.model.info.id, path, idx.functions.line[fn] || null);
+      if (r) this.open(Number(r.dataset.i));
     });
     this.root.append(this.list.root);
     this.rebuild();
@@ -77,6 +88,8 @@ export class FunctionList {
     for (const [k, b] of this.sortButtons) {
       b.classList.toggle('active', k === this.sort);
       b.dataset.dir = k === this.sort ? (this.desc ? '▼' : '▲') : '';
+      b.setAttribute('aria-pressed', String(k === this.sort));
+      b.setAttribute('aria-label', `${b.textContent}${k === this.sort ? (this.desc ? ', sorted descending' : ', sorted ascending') : ''}`);
     }
     if (!idx) {
       this.rows = [];
@@ -104,8 +117,20 @@ export class FunctionList {
     rows.sort(cmp[this.sort]);
     this.rows = rows;
     setText(this.summary, `${cov} of ${countWithPcs(t)} entered`);
+    this.list.root.setAttribute('aria-rowcount', String(rows.length));
     this.list.draw();
     this.list.refresh();
+    this.roving.sync();
+  }
+
+  /** Opens function row i's source at its declaration. */
+  private open(i: number): void {
+    const fn = this.rows[i];
+    const idx = this.model.index;
+    if (fn === undefined || !idx) return;
+    const file = idx.functions.file[fn]!;
+    const path = this.model.paths[file];
+    if (path !== undefined) location.hash = fileHref(this.model.info.id, path, idx.functions.line[fn] || null);
   }
 
   private renderRow(r: HTMLElement, i: number): void {
@@ -115,12 +140,16 @@ export class FunctionList {
     const total = this.model.fnTotal[fn]!, covered = this.model.fnCovered[fn]!;
     if (r.childElementCount !== 4) {
       r.replaceChildren(el('span', 'c-name mono'), el('span', 'c-cov'), el('span', 'c-missed num'), el('span', 'c-size num'));
+      for (const c of Array.from(r.children)) c.setAttribute('role', 'gridcell');
       const bar = el('span', 'bar');
       bar.append(el('span', 'bar-fill'));
       r.children[1]!.append(bar, el('span', 'num pct'));
     }
     const cls = 'vrow' + (covered === 0 ? ' zero' : '');
     if (r.className !== cls) r.className = cls;
+    r.setAttribute('role', 'row');
+    r.setAttribute('aria-rowindex', String(i + 1));
+    this.roving.decorate(r, i);
     const [cName, cCov, cMissed, cSize] = Array.from(r.children) as HTMLElement[];
     setText(cName!, idx.functions.names[fn]!);
     const file = this.model.paths[idx.functions.file[fn]!];

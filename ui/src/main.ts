@@ -1,11 +1,14 @@
 /** Entry point: header with connection state, hash routing, one view at a time. */
 import './style.css';
+import './layout.css';
+import './coverage.css';
 import { App, type View } from './app.js';
 import { Dashboard } from './dashboard.js';
 import { TargetView } from './targetview.js';
 import { FileView } from './fileview.js';
 import { parseRoute, targetHref, type Route } from './router.js';
 import { el, setText } from './format.js';
+import { Shortcuts } from './shortcuts.js';
 
 const app = new App();
 const header = el('header', 'top');
@@ -20,7 +23,8 @@ conn.addEventListener('click', () => app.link.retryNow());
 const connDot = el('span', 'dot');
 const connText = el('span', 'conn-text');
 conn.append(connDot, connText);
-header.append(brand, crumbs, conn);
+const shortcuts = new Shortcuts();
+header.append(brand, crumbs, shortcuts.button, conn);
 const banner = el('div', 'banner');
 banner.hidden = true;
 const outlet = el('div', 'outlet');

@@ -56,6 +56,12 @@ export class TargetModel {
   fileCovered = new Uint32Array(0);
   fnTotal = new Uint32Array(0);
   fnCovered = new Uint32Array(0);
+  /** Per file: its instrumented lines (distinct lines with a PC), and those with at least one seen PC (the API's and lcov's line counts). */
+  fileLineTotal = new Uint32Array(0);
+  fileLineHit = new Uint32Array(0);
+  /** Per PC: the id of its (file, line), NONE without a line; per line id: its seen PCs. */
+  private pcLineId = new Uint32Array(0);
+  private lineSeen = new Uint32Array(0);
   /** Bumped whenever coverage changes, so views can tell whether to redraw. */
   version = 0;
 
@@ -98,6 +104,24 @@ export class TargetModel {
     }
     this.fileStart = start;
     this.filePcs = pcs;
+    // Line ids in (file, line) order: the groups are sorted by line.
+    this.pcLineId = new Uint32Array(nPcs).fill(NONE);
+    this.fileLineTotal = new Uint32Array(nFiles);
+    let nLines = 0;
+    for (let f = 0; f < nFiles; f++) {
+      let prev = 0;
+      for (let k = start[f]!; k < start[f + 1]!; k++) {
+        const pc = pcs[k]!, line = pcLine[pc]!;
+        if (line === 0) continue;
+        if (line !== prev) {
+          nLines++;
+          this.fileLineTotal[f]!++;
+          prev = line;
+        }
+        this.pcLineId[pc] = nLines - 1;
+      }
+    }
+    this.lineSeen = new Uint32Array(nLines);
     this.fileTotal = new Uint32Array(nFiles);
     for (let f = 0; f < nFiles; f++) this.fileTotal[f] = start[f + 1]! - start[f]!;
     const nFns = index.functions.names.length;
@@ -144,6 +168,8 @@ export class TargetModel {
         if (f !== NONE && f < this.fileCovered.length) {
           this.fileCovered[f]!++;
           changed.add(f);
+          const id = this.pcLineId[pc] ?? NONE;
+          if (id !== NONE && this.lineSeen[id]!++ === 0) this.fileLineHit[f]!++;
         }
         const fn = idx.pcFunction[pc]!;
         if (fn !== NONE && fn < this.fnCovered.length) this.fnCovered[fn]!++;
@@ -168,11 +194,17 @@ export class TargetModel {
     const nFiles = idx.files.length;
     this.fileCovered = new Uint32Array(nFiles);
     this.fnCovered = new Uint32Array(idx.functions.names.length);
+    this.fileLineHit = new Uint32Array(nFiles);
+    this.lineSeen.fill(0);
     const n = Math.min(idx.pcFile.length, this.seen.length * 8);
     for (let pc = 0; pc < n; pc++) {
       if (!this.isSeen(pc)) continue;
       const f = idx.pcFile[pc]!;
-      if (f !== NONE && f < nFiles) this.fileCovered[f]!++;
+      if (f !== NONE && f < nFiles) {
+        this.fileCovered[f]!++;
+        const id = this.pcLineId[pc] ?? NONE;
+        if (id !== NONE && this.lineSeen[id]!++ === 0) this.fileLineHit[f]!++;
+      }
       const fn = idx.pcFunction[pc]!;
       if (fn !== NONE && fn < this.fnCovered.length) this.fnCovered[fn]!++;
     }

@@ -17,10 +17,12 @@ import {
   lineNumbers,
   drawSelection,
 } from '@codemirror/view';
-import { StreamLanguage, syntaxHighlighting, defaultHighlightStyle } from '@codemirror/language';
+import { StreamLanguage, syntaxHighlighting } from '@codemirror/language';
+import { readableHighlightStyle } from './highlight.js';
 import { c as cMode, cpp as cppMode } from '@codemirror/legacy-modes/mode/clike';
 import { LineState, type FileLines, type TargetModel } from './model.js';
-import { ago, el } from './format.js';
+import { el } from './format.js';
+import { pcTooltip } from './pctip.js';
 
 /** Coverage or the "new" window changed: rebuild decorations for the visible lines. */
 const refresh = StateEffect.define<null>();
@@ -41,6 +43,8 @@ const targetLine = StateField.define<number>({
 const STATE_CLASS = ['', 'cm-cov-miss', 'cm-cov-part', 'cm-cov-hit'];
 const STATE_NAME = ['not instrumented', 'uncovered', 'partly covered', 'covered'];
 const GLYPH = ['', '○', '◐', '●'];
+/** Where a jump puts its line (with context above it): this far down the view. */
+const READING = 0.25;
 
 class CovMarker extends GutterMarker {
   constructor(readonly state: number, readonly seen: number, readonly total: number, readonly fresh: boolean) {
@@ -75,8 +79,10 @@ export class SourceView {
   newMinutes: number;
   private readonly model: TargetModel;
   readonly file: number;
-  /** The line n / p jump from: the last jump, click or deep-link line. */
+  /** The line of the last jump (n / p, deep link, opening) and the scroll position it left, so
+   *  n / p go on from it while the view has not moved; once it has, from the lines on screen. */
   cursorLine = 0;
+  private jumpTop: number | null = null;
   private readonly decoCache = new Map<string, Decoration>();
 
   constructor(parent: HTMLElement, private readonly opts: SourceViewOptions) {
@@ -119,6 +125,27 @@ export class SourceView {
       set(this.lines.total[n] ? n : 0);
     });
     dom.addEventListener('mouseleave', () => set(0));
+    // Escape closes a PC list opened from the keyboard (showPcs) and returns to the code.
+    dom.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape' || !this.hovered) return;
+      ev.stopPropagation();
+      this.hovered = 0;
+      this.view.dispatch({ effects: setHover.of(0) });
+      this.view.contentDOM.focus();
+    });
+  }
+
+  /** The keyboard's hover: shows the PCs of `line` (or of the next instrumented line after it) with focus in the list; false if none. */
+  showPcs(line: number): boolean {
+    const t = this.lines.total;
+    let n = Math.max(1, line);
+    while (n < t.length && !t[n]) n++;
+    if (n >= t.length) return false;
+    if (this.hoverTimer) clearTimeout(this.hoverTimer);
+    this.hovered = n;
+    this.view.dispatch({ effects: setHover.of(n) });
+    requestAnimationFrame(() => this.view.dom.querySelector<HTMLElement>('.pc-tip-body')?.focus({ preventScroll: true }));
+    return true;
   }
 
   private extensions(path: string): Extension[] {
@@ -166,13 +193,14 @@ export class SourceView {
     return [
       EditorState.readOnly.of(true),
       EditorView.editable.of(false),
+      // Read-only but in the tab order, so the keyboard can reach and scroll the code (n / p work from there too).
+      EditorView.contentAttributes.of({ tabindex: '0', 'aria-label': `Source of ${path}, read-only`, 'aria-readonly': 'true' }),
       // Keep a (hidden) selection so the browser's find-in-page and copy still work.
       drawSelection(),
       lineNumbers({
         domEventHandlers: {
           click: (view, line) => {
             const n = view.state.doc.lineAt(line.from).number;
-            self.cursorLine = n;
             view.dispatch({ effects: setTarget.of(n) });
             self.opts.onLineClick(n);
             return true;
@@ -183,7 +211,7 @@ export class SourceView {
       targetLine,
       lineDecos,
       hover,
-      ...(lang ? [StreamLanguage.define(lang), syntaxHighlighting(defaultHighlightStyle, { fallback: true })] : []),
+      ...(lang ? [StreamLanguage.define(lang), syntaxHighlighting(readableHighlightStyle, { fallback: true })] : []),
       EditorView.theme({ '&': { height: '100%' }, '.cm-scroller': { overflow: 'auto' } }),
     ];
   }
@@ -222,29 +250,7 @@ export class SourceView {
   }
 
   private tooltip(line: number, pcs: number[]): HTMLElement {
-    const m = this.model;
-    const idx = m.index!;
-    const box = el('div', 'pc-tip');
-    const seen = pcs.filter((p) => m.isSeen(p)).length;
-    box.append(el('div', 'pc-tip-head', `Line ${line}: ${seen} of ${pcs.length} PC${pcs.length === 1 ? '' : 's'} seen`));
-    const table = el('table');
-    const max = 40;
-    for (const pc of pcs.slice(0, max)) {
-      const tr = el('tr', m.isSeen(pc) ? 'seen' : 'unseen');
-      const fn = idx.functions.names[idx.pcFunction[pc]!] ?? '??';
-      const addr = (idx as { pcAddresses?: ArrayLike<number | bigint> }).pcAddresses?.[pc];
-      const when = m.isSeen(pc) ? (m.firstSeen[pc] ? `seen ${ago(m.firstSeen[pc]! * 1000)}` : 'seen') : 'not seen';
-      tr.append(
-        el('td', 'mono', addr !== undefined ? '0x' + addr.toString(16) : `PC #${pc}`),
-        el('td', 'mono', `col ${idx.pcColumn[pc]}`),
-        el('td', 'mono fn', fn),
-        el('td', '', (m.isSeen(pc) ? '● ' : '○ ') + when),
-      );
-      table.append(tr);
-    }
-    box.append(table);
-    if (pcs.length > max) box.append(el('div', 'muted', `… and ${pcs.length - max} more`));
-    return box;
+    return pcTooltip(this.model, line, pcs);
   }
 
   /** Coverage changed (delta/snapshot) or time moved on: recompute lines, redraw in place. */
@@ -267,17 +273,66 @@ export class SourceView {
   goto(line: number): void {
     const doc = this.view.state.doc;
     const n = Math.max(1, Math.min(doc.lines, line));
-    this.cursorLine = n;
     this.view.dispatch({
       effects: [setTarget.of(n), EditorView.scrollIntoView(doc.line(n).from, { y: 'center' })],
     });
+    this.noteJump(n);
   }
 
-  /** The first line of the next (dir 1) / previous (dir -1) run of missed lines; null if none. */
+  /**
+   * Scrolls a line to the reading position (a quarter down the view); marks it unless `mark` is
+   * false (opening a file at its first uncovered block shows it without marking it).
+   */
+  jumpTo(line: number, mark = true): void {
+    const doc = this.view.state.doc;
+    const n = Math.max(1, Math.min(doc.lines, line));
+    const h = this.view.scrollDOM.clientHeight || 400;
+    const scroll = EditorView.scrollIntoView(doc.line(n).from, { y: 'start', yMargin: Math.round(h * READING) });
+    this.view.dispatch({ effects: mark ? [setTarget.of(n), scroll] : [scroll] });
+    this.noteJump(n);
+  }
+
+  private noteJump(n: number): void {
+    this.cursorLine = n;
+    this.jumpTop = null;
+    // CodeMirror scrolls in its next measure (a frame); remember where that left the view.
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (this.cursorLine === n) this.jumpTop = this.view.scrollDOM.scrollTop;
+    }));
+  }
+
+  /**
+   * The line n / p start from: the line at the top of the view, or the last jump's line while it
+   * is still on screen (right after a jump, or after a small scroll, n goes on to the next block).
+   */
+  referenceLine(): number {
+    const sc = this.view.scrollDOM;
+    if (this.cursorLine && (this.jumpTop === null || Math.abs(sc.scrollTop - this.jumpTop) < 2)) return this.cursorLine;
+    const [top, bottom] = this.visibleLines();
+    return this.cursorLine >= top && this.cursorLine <= bottom ? this.cursorLine : top;
+  }
+
+  /** The first and last line shown whole in the scroller (for tests and the benchmark). */
+  visibleLines(): [number, number] {
+    const sc = this.view.scrollDOM.getBoundingClientRect();
+    const at = (y: number) => this.view.state.doc.lineAt(this.view.lineBlockAtHeight(Math.max(0, y - this.view.documentTop)).from).number;
+    const lh = this.view.defaultLineHeight;
+    return [at(sc.top + lh / 2), at(sc.bottom - lh / 2)];
+  }
+
+  /** The line to open the file at: its first uncovered block, else its first instrumented line (0: none). */
+  firstLine(): number {
+    if (this.lines.missStarts.length) return this.lines.missStarts[0]!;
+    const t = this.lines.total;
+    for (let n = 1; n < t.length; n++) if (t[n]) return n;
+    return 0;
+  }
+
+  /** The first line of the next (dir 1) / previous (dir -1) run of missed lines from the reference line (wrapping); null if none. */
   nextMiss(dir: 1 | -1): number | null {
     const starts = this.lines.missStarts;
     if (starts.length === 0) return null;
-    const cur = this.cursorLine || (dir > 0 ? 0 : this.view.state.doc.lines + 1);
+    const cur = this.referenceLine();
     // Binary search: first start > cur.
     let lo = 0, hi = starts.length;
     while (lo < hi) {

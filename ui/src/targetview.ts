@@ -4,7 +4,10 @@ import type { TargetModel } from './model.js';
 import { CoverageChart } from './chart.js';
 import { FileTree } from './tree.js';
 import { FunctionList } from './functions.js';
-import { ago, el, hex, int, pct, setText } from './format.js';
+import { ago, el, hex, int, pct, setText, when } from './format.js';
+import { AflPanel } from './afl.js';
+import { FleetPanel } from './fleet.js';
+import { CrashesPanel, InputsTimeline } from './inputs.js';
 
 interface Stat {
   value: HTMLElement;
@@ -21,6 +24,13 @@ export class TargetView implements View {
   private readonly stateBadge: HTMLElement;
   private readonly meta: HTMLElement;
   private readonly notice: HTMLElement;
+  /** AFL++ targets: afl-fuzz's totals and instances (./afl.ts). */
+  private readonly afl = new AflPanel();
+  /** Fleet targets: every node's share (./fleet.ts). */
+  private readonly fleet: FleetPanel;
+  /** Crashes and the inputs that found new coverage (./inputs.ts). */
+  private readonly crashes: CrashesPanel;
+  private readonly timeline: InputsTimeline;
 
   constructor(private readonly app: App, private readonly model: TargetModel) {
     this.root = el('main', 'page target-page');
@@ -51,12 +61,18 @@ export class TargetView implements View {
     card('lowest', 'Lowest stack');
     card('last', 'Last new coverage');
     this.root.append(cards);
+    this.root.append(this.afl.root);
+    this.fleet = new FleetPanel(model.info.id);
+    this.root.append(this.fleet.root);
     this.root.append(this.chart.root);
     const grid = el('div', 'split');
     this.tree = new FileTree(model);
     this.fns = new FunctionList(model);
     grid.append(this.tree.root, this.fns.root);
     this.root.append(grid);
+    this.crashes = new CrashesPanel(model);
+    this.timeline = new InputsTimeline(model);
+    this.root.append(this.crashes.root, this.timeline.root);
     this.chart.set(model.history);
     this.onTargets();
   }
@@ -79,7 +95,9 @@ export class TargetView implements View {
     set('unique', int(s.uniqueRuns), s.nRuns ? `${((100 * s.uniqueRuns) / s.nRuns).toFixed(2)}% of runs` : '');
     set('speed', int(s.runsPerSec), info.activity === 'stopped' ? (info.stoppedAt ? `stopped ${ago(info.stoppedAt)}` : 'no fuzzer running') : info.activity === 'idle' ? 'idle: the fuzzer makes no runs' : 'runs per second');
     set('lowest', s.lowestStack == null ? '–' : hex(s.lowestStack), s.lowestStack == null ? 'not tracked' : '');
-    set('last', ago(s.lastNewAt), s.lastNewAt ? new Date(s.lastNewAt).toLocaleTimeString() : '');
+    set('last', ago(s.lastNewAt), s.lastNewAt ? when(s.lastNewAt) : '');
+    this.afl.update(info);
+    this.fleet.update(info);
     let notice = '';
     const err = this.app.targetErrors.get(m.info.id);
     if (err) notice = err;
@@ -113,6 +131,7 @@ export class TargetView implements View {
       this.fns.update();
     } else {
       this.chart.changed();
+      if (changed.size) void this.timeline.refresh();
       if (changed.size) {
         this.tree.update();
         this.fns.update();
@@ -123,6 +142,8 @@ export class TargetView implements View {
   tick(): void {
     const s = (this.app.targets.get(this.model.info.id) ?? this.model.info).stats;
     setText(this.stats.get('last')!.value, ago(s.lastNewAt));
+    this.fleet.update(this.app.targets.get(this.model.info.id) ?? this.model.info);
+    void this.crashes.refresh();
   }
 
   destroy(): void {

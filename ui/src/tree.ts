@@ -4,6 +4,7 @@
  */
 import type { TargetModel } from './model.js';
 import { VList } from './vlist.js';
+import { Roving } from './roving.js';
 import { el, pct, setText } from './format.js';
 import { fileHref } from './router.js';
 
@@ -15,11 +16,14 @@ interface Dir {
   files: number[];
   total: number;
   covered: number;
+  /** Instrumented lines, and those with a seen PC (TargetModel.fileLineTotal / fileLineHit). */
+  lines: number;
+  linesHit: number;
 }
 
 type Row = { dir: Dir; depth: number } | { file: number; depth: number };
 
-export type TreeSort = 'name' | 'coverage' | 'missed' | 'size';
+export type TreeSort = 'name' | 'coverage' | 'lines' | 'missed' | 'size';
 
 const ROW_H = 24;
 
@@ -37,6 +41,8 @@ export class FileTree {
   private selected = -1;
   private readonly sortButtons = new Map<TreeSort, HTMLButtonElement>();
   private readonly summary: HTMLElement;
+  /** Keyboard: one row in the tab order, arrows move, Enter opens, Right / Left open and close directories. */
+  private readonly roving: Roving;
 
   constructor(private readonly model: TargetModel) {
     this.root = el('section', 'panel tree-panel');
@@ -52,6 +58,17 @@ export class FileTree {
       this.filter = this.filterBox.value.trim().toLowerCase();
       this.rebuildRows();
     });
+    this.filterBox.addEventListener('keydown', (ev) => {
+      // Enter opens the first file that matches; Down goes to the rows.
+      if (ev.key === 'Enter') {
+        const i = this.rows.findIndex((r) => 'file' in r);
+        if (i >= 0) this.openRow(i);
+        ev.preventDefault();
+      } else if (ev.key === 'ArrowDown' && this.rows.length) {
+        this.roving.focus(0);
+        ev.preventDefault();
+      }
+    });
     head.append(this.filterBox);
     this.root.append(head);
 
@@ -66,11 +83,15 @@ export class FileTree {
     };
     mk('name', 'Name', 'c-name');
     mk('coverage', 'Coverage', 'c-cov');
+    mk('lines', 'Lines', 'c-lines');
     mk('missed', 'Missed', 'c-missed');
     mk('size', 'PCs', 'c-size');
     this.root.append(cols);
 
     this.list = new VList({ count: () => this.rows.length, render: (r, i) => this.renderRow(r, i) }, ROW_H, 'tree');
+    this.list.root.setAttribute('role', 'tree');
+    this.list.root.setAttribute('aria-label', 'Files');
+    this.roving = new Roving(this.list, { count: () => this.rows.length, open: (i) => this.openRow(i), expand: (i, open) => this.expandRow(i, open) });
     this.list.root.addEventListener('click', (ev) => this.onClick(ev));
     this.root.append(this.list.root);
     this.build();
@@ -87,7 +108,7 @@ export class FileTree {
       return;
     }
     this.prefix = commonDir(m.paths);
-    const root: Dir = { name: this.prefix || '/', key: '', dirs: [], files: [], total: 0, covered: 0 };
+    const root: Dir = { name: this.prefix || '/', key: '', dirs: [], files: [], total: 0, covered: 0, lines: 0, linesHit: 0 };
     const byKey = new Map<string, Dir>([['', root]]);
     m.paths.forEach((p, f) => {
       const rel = p.slice(this.prefix.length).replace(/^\/+/, '');
@@ -98,7 +119,7 @@ export class FileTree {
         key = key ? key + '/' + parts[k] : parts[k]!;
         let c = byKey.get(key);
         if (!c) {
-          c = { name: parts[k]!, key, dirs: [], files: [], total: 0, covered: 0 };
+          c = { name: parts[k]!, key, dirs: [], files: [], total: 0, covered: 0, lines: 0, linesHit: 0 };
           byKey.set(key, c);
           d.dirs.push(c);
         }
@@ -153,14 +174,19 @@ export class FileTree {
   private recount(): void {
     const m = this.model;
     const walk = (d: Dir): void => {
-      let t = 0, c = 0;
-      for (const f of d.files) { t += m.fileTotal[f]!; c += m.fileCovered[f]!; }
-      for (const s of d.dirs) { walk(s); t += s.total; c += s.covered; }
+      let t = 0, c = 0, l = 0, h = 0;
+      for (const f of d.files) { t += m.fileTotal[f]!; c += m.fileCovered[f]!; l += m.fileLineTotal[f] ?? 0; h += m.fileLineHit[f] ?? 0; }
+      for (const s of d.dirs) { walk(s); t += s.total; c += s.covered; l += s.lines; h += s.linesHit; }
       d.total = t;
       d.covered = c;
+      d.lines = l;
+      d.linesHit = h;
     };
     if (this.tree) walk(this.tree);
-    if (this.tree) setText(this.summary, `${this.model.paths.length} files · ${pct(this.tree.covered, this.tree.total)}`);
+    if (this.tree) {
+      setText(this.summary, `${this.model.paths.length} files · ${pct(this.tree.covered, this.tree.total)} of PCs · ${pct(this.tree.linesHit, this.tree.lines)} of lines`);
+      this.summary.title = `PCs: ${this.tree.covered} of ${this.tree.total} seen; lines: ${this.tree.linesHit} of ${this.tree.lines} with a seen PC`;
+    }
   }
 
   private setSort(key: TreeSort): void {
@@ -177,16 +203,20 @@ export class FileTree {
     for (const [k, b] of this.sortButtons) {
       b.classList.toggle('active', k === this.sort);
       b.dataset.dir = k === this.sort ? (this.desc ? '▼' : '▲') : '';
-      b.setAttribute('aria-sort', k === this.sort ? (this.desc ? 'descending' : 'ascending') : 'none');
+      // (aria-sort belongs to column headers; these are buttons: pressed = the sort in use.)
+      b.setAttribute('aria-pressed', String(k === this.sort));
+      b.setAttribute('aria-label', `${b.textContent}${k === this.sort ? (this.desc ? ', sorted descending' : ', sorted ascending') : ''}`);
     }
   }
 
-  private compare(): (a: { name: string; total: number; covered: number }, b: { name: string; total: number; covered: number }) => number {
+  private compare(): (a: SortItem, b: SortItem) => number {
     const s = this.desc ? -1 : 1;
     const ratio = (x: { total: number; covered: number }) => (x.total ? x.covered / x.total : -1);
+    const lineRatio = (x: SortItem) => (x.lines ? x.linesHit / x.lines : -1);
     switch (this.sort) {
       case 'name': return (a, b) => s * cmpName(a.name, b.name);
       case 'coverage': return (a, b) => s * (ratio(a) - ratio(b)) || cmpName(a.name, b.name);
+      case 'lines': return (a, b) => s * (lineRatio(a) - lineRatio(b)) || cmpName(a.name, b.name);
       case 'missed': return (a, b) => s * ((a.total - a.covered) - (b.total - b.covered)) || cmpName(a.name, b.name);
       case 'size': return (a, b) => s * (a.total - b.total) || cmpName(a.name, b.name);
     }
@@ -197,7 +227,7 @@ export class FileTree {
     const m = this.model;
     const cmp = this.compare();
     const q = this.filter;
-    const fileItem = (f: number) => ({ f, name: m.index!.files[f]!, total: m.fileTotal[f]!, covered: m.fileCovered[f]! });
+    const fileItem = (f: number) => ({ f, name: m.index!.files[f]!, total: m.fileTotal[f]!, covered: m.fileCovered[f]!, lines: m.fileLineTotal[f] ?? 0, linesHit: m.fileLineHit[f] ?? 0 });
     // With a filter: every directory holding a match is shown open; without: the user's choice.
     const matches = (f: number) => !q || m.paths[f]!.toLowerCase().includes(q);
     const visit = (d: Dir, depth: number): boolean => {
@@ -219,18 +249,21 @@ export class FileTree {
     if (this.tree) visit(this.tree, -1);
     this.rows = rows;
     this.list.draw();
+    this.roving.sync();
   }
 
   private renderRow(r: HTMLElement, i: number): void {
     const row = this.rows[i];
     if (!row) return;
     const m = this.model;
-    let name: string, total: number, covered: number, cls: string, title: string;
+    let name: string, total: number, covered: number, lines: number, linesHit: number, cls: string, title: string;
     if ('dir' in row) {
       const open = this.filter ? true : this.expanded.has(row.dir.key);
       name = (open ? '▾ ' : '▸ ') + row.dir.name + '/';
       total = row.dir.total;
       covered = row.dir.covered;
+      lines = row.dir.lines;
+      linesHit = row.dir.linesHit;
       cls = 'vrow t-dir';
       title = (this.prefix ? this.prefix + '/' : '') + row.dir.key;
       r.setAttribute('aria-expanded', String(open));
@@ -240,20 +273,29 @@ export class FileTree {
       if (slash >= 0) name = name.slice(slash + 1);
       total = m.fileTotal[row.file]!;
       covered = m.fileCovered[row.file]!;
+      lines = m.fileLineTotal[row.file] ?? 0;
+      linesHit = m.fileLineHit[row.file] ?? 0;
       cls = 'vrow t-file' + (row.file === this.selected ? ' selected' : '');
       title = m.paths[row.file]!;
       r.removeAttribute('aria-expanded');
     }
     if (r.className !== cls) r.className = cls;
     r.title = title;
-    if (r.childElementCount !== 4) {
-      r.replaceChildren(el('span', 'c-name'), el('span', 'c-cov'), el('span', 'c-missed num'), el('span', 'c-size num'));
+    r.setAttribute('role', 'treeitem');
+    r.setAttribute('aria-level', String(row.depth + 1));
+    if ('file' in row) r.setAttribute('aria-selected', String(row.file === this.selected));
+    else r.removeAttribute('aria-selected');
+    this.roving.decorate(r, i);
+    if (r.childElementCount !== 5) {
+      r.replaceChildren(el('span', 'c-name'), el('span', 'c-cov'), el('span', 'c-lines num'), el('span', 'c-missed num'), el('span', 'c-size num'));
       const bar = el('span', 'bar');
       bar.append(el('span', 'bar-fill'));
       r.children[1]!.append(bar, el('span', 'num pct'));
     }
-    const [cName, cCov, cMissed, cSize] = Array.from(r.children) as HTMLElement[];
+    const [cName, cCov, cLines, cMissed, cSize] = Array.from(r.children) as HTMLElement[];
     setText(cName!, name);
+    setText(cLines!, lines ? pct(linesHit, lines) : '');
+    cLines!.title = lines ? `${linesHit} of ${lines} lines with a seen PC` : '';
     cName!.style.paddingLeft = `${6 + row.depth * 14}px`;
     const fill = cCov!.querySelector('.bar-fill') as HTMLElement;
     const w = total ? `${(100 * covered) / total}%` : '0%';
@@ -267,8 +309,31 @@ export class FileTree {
 
   private onClick(ev: MouseEvent): void {
     const rowEl = (ev.target as HTMLElement).closest('.vrow') as HTMLElement | null;
-    if (!rowEl) return;
-    const row = this.rows[Number(rowEl.dataset.i)];
+    if (rowEl) this.openRow(Number(rowEl.dataset.i));
+  }
+
+  /** Right (open) / Left on row i: opens or closes a directory, or moves to its first child / its parent. */
+  private expandRow(i: number, open: boolean): number | null {
+    const row = this.rows[i];
+    if (!row) return null;
+    const isOpen = 'dir' in row && (this.filter !== '' || this.expanded.has(row.dir.key));
+    if (open) {
+      if (!('dir' in row)) return null;
+      if (isOpen) return i + 1 < this.rows.length && this.rows[i + 1]!.depth > row.depth ? i + 1 : null;
+      this.openRow(i);
+      return i;
+    }
+    if ('dir' in row && isOpen && this.filter === '') {
+      this.openRow(i);
+      return i;
+    }
+    for (let k = i - 1; k >= 0; k--) if (this.rows[k]!.depth < row.depth) return k;
+    return null;
+  }
+
+  /** Opens row i: a file in the source view, a directory open or closed. */
+  private openRow(i: number): void {
+    const row = this.rows[i];
     if (!row) return;
     if ('dir' in row) {
       if (this.filter) return;
@@ -280,6 +345,8 @@ export class FileTree {
     }
   }
 }
+
+type SortItem = { name: string; total: number; covered: number; lines: number; linesHit: number };
 
 /** Longest directory prefix shared by all paths (so the tree does not start with /home/user/...). */
 function commonDir(paths: string[]): string {

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { UsageError, type Command } from '../command.js';
 import { agentObject, clangPath, planCc, shellQuote } from '../../coverage/toolchain.js';
+import { aflExample, aflUsage, runAflCc } from '../afl-cc.js';
 
 const usage = `usage: covd cc [covd options] [clang arguments...]
 
@@ -19,11 +20,16 @@ Run the result as any libFuzzer target; it writes its coverage to $COVD_DIR/v/<i
 covd options (everything else goes to clang unchanged):
   --no-agent     build a plain libFuzzer target (for comparisons)
   --dry-run      print the command without running it
+  --engine=E     libfuzzer (default) or afl (AFL++, below)
+  --cmplog       with --engine=afl: build the CmpLog companion binary (afl-fuzz -c)
   -h, --help     this text
+
+${aflUsage}
 
 example:
   covd cc -o fuzz_tinyimg examples/tinyimg/fuzz_tinyimg.c examples/tinyimg/decode.c examples/tinyimg/meta.c
-  COVD_DIR=/tmp/covd ./fuzz_tinyimg -max_total_time=60 corpus/`;
+  COVD_DIR=/tmp/covd ./fuzz_tinyimg -max_total_time=60 corpus/
+${aflExample}`;
 
 const cc: Command = {
   summary: 'compile and link a libFuzzer target with the covd agent (wraps clang-14)',
@@ -31,13 +37,22 @@ const cc: Command = {
   async run(argv) {
     let noAgent = false;
     let dryRun = false;
+    let engine = 'libfuzzer';
+    let cmplog = false;
     const clangArgs: string[] = [];
-    for (const a of argv) {
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i]!;
       if (a === '--no-agent') noAgent = true;
       else if (a === '--dry-run') dryRun = true;
+      else if (a.startsWith('--engine=')) engine = a.slice('--engine='.length);
+      else if (a === '--engine') engine = argv[++i] ?? '';
+      else if (a === '--cmplog') cmplog = true;
       else clangArgs.push(a);
     }
+    if (engine !== 'libfuzzer' && engine !== 'afl') throw new UsageError(`--engine must be libfuzzer or afl, not '${engine}'`);
+    if (cmplog && engine !== 'afl') throw new UsageError('--cmplog builds an AFL++ CmpLog binary: give --engine=afl too');
     if (clangArgs.length === 0) throw new UsageError('no source files or clang arguments given');
+    if (engine === 'afl') return runAflCc(clangArgs, { noAgent, dryRun, cmplog });
     const compiler = clangPath();
     let agent: string | null = null;
     if (!noAgent && !clangArgs.some((a) => a === '-c' || a === '-S' || a === '-E')) {

@@ -1,0 +1,167 @@
+/**
+ * AFL++ builds of the bundled examples (with or without the agent, as `covd cc --engine=afl`
+ * makes them; cached under build/targets/ by a hash of sources, flags and the agent) and running
+ * afl-fuzz on them briefly, for the tests and bench/afl-overhead.ts.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findAflRuntime, planAflCc } from '../coverage/afl-build.js';
+import { agentObject, buildAtomically, buildDir, clangPath, packageRoot, sha256 } from '../coverage/toolchain.js';
+import { descendantPids, type FuzzerRun } from '../coverage/targets.js';
+
+const execFileP = promisify(execFile);
+const built = new Map<string, Promise<string>>();
+
+/** Every file of agent/ (the agent is one translation unit of several files). */
+function agentKey(): string[] {
+  const dir = join(packageRoot(), 'agent');
+  return readdirSync(dir).filter((n) => /\.[ch]$/.test(n)).sort().flatMap((f) => [f, readFileSync(join(dir, f), 'latin1')]);
+}
+
+/** Builds a target with `covd cc --engine=afl` flags, once per content hash; resolves to the executable. */
+export function buildAflTarget(spec: { name: string; sources: string[]; cflags?: string[]; agent?: boolean }): Promise<string> {
+  const cc = clangPath();
+  const withAgent = spec.agent ?? true;
+  const runtime = findAflRuntime();
+  const key = sha256(
+    'afl', cc, String(withAgent), (spec.cflags ?? []).join('\0'), runtime.dir,
+    ...spec.sources.flatMap((s) => [s, readFileSync(s, 'latin1')]),
+    ...(withAgent ? agentKey() : []),
+  ).slice(0, 16);
+  const id = `${spec.name}-afl-${key}`;
+  let p = built.get(id);
+  if (!p) {
+    p = (async () => {
+      const agent = withAgent ? await agentObject(cc) : null;
+      const out = join(buildDir('targets', id), spec.name);
+      return buildAtomically(out, async (tmp) => {
+        const plan = planAflCc([...(spec.cflags ?? []), ...spec.sources, '-o', tmp], { cc, agent, runtime });
+        await execFileP(plan.argv[0]!, plan.argv.slice(1), { maxBuffer: 16 << 20 });
+      });
+    })();
+    p.catch(() => built.delete(id));
+    built.set(id, p);
+  }
+  return p;
+}
+
+export function tinyimgDir(): string {
+  return join(packageRoot(), 'examples', 'tinyimg');
+}
+
+/** examples/tinyimg as an AFL++ target (seeds: tinyimgDir()/corpus). */
+export function buildAflExampleTarget(opts: { agent?: boolean } = {}): Promise<string> {
+  const d = tinyimgDir();
+  return buildAflTarget({ name: 'fuzz_tinyimg', sources: ['fuzz_tinyimg.c', 'decode.c', 'meta.c'].map((f) => join(d, f)), ...opts });
+}
+
+/** The sqlite3 amalgamation as an AFL++ target (scripts/build-sqlite-target.sh --engine=afl; slow the first time). */
+export function buildAflSqliteTarget(opts: { agent?: boolean } = {}): Promise<string> {
+  const root = packageRoot();
+  const withAgent = opts.agent ?? true;
+  const script = join(root, 'scripts', 'build-sqlite-target.sh');
+  const harness = join(root, 'examples', 'sqlite', 'fuzz_sqlite.c');
+  const key = sha256('afl', clangPath(), String(withAgent), readFileSync(script, 'latin1'), readFileSync(harness, 'latin1'), findAflRuntime().dir, ...(withAgent ? agentKey() : [])).slice(0, 16);
+  const id = `fuzz_sqlite-afl-${key}`;
+  let p = built.get(id);
+  if (!p) {
+    p = (async () => {
+      const out = join(buildDir('targets', id), 'fuzz_sqlite');
+      return buildAtomically(out, async (tmp) => {
+        await execFileP('bash', [script, '--engine=afl', ...(withAgent ? [] : ['--no-agent']), tmp], {
+          cwd: root, maxBuffer: 64 << 20, env: { ...process.env, npm_config_loglevel: 'error' },
+        });
+      });
+    })();
+    p.catch(() => built.delete(id));
+    built.set(id, p);
+  }
+  return p;
+}
+
+/**
+ * What afl-fuzz needs on a CI machine or a shared box run as root without a tuned kernel: no UI,
+ * no CPU-frequency or core_pattern checks, no core binding (the cores are shared).
+ */
+export const AFL_TEST_ENV: Record<string, string> = {
+  AFL_NO_UI: '1',
+  AFL_SKIP_CPUFREQ: '1',
+  AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: '1',
+  AFL_NO_AFFINITY: '1',
+  AFL_TRY_AFFINITY: '0',
+  AFL_IGNORE_UNKNOWN_ENVS: '1',
+};
+
+export interface AflRunOptions {
+  /** Seed directory (-i). */
+  input: string;
+  /** Output (sync) directory (-o). */
+  output: string;
+  /** -M NAME / -S NAME; none: afl-fuzz's own 'default' instance. */
+  main?: string;
+  secondary?: string;
+  /** -V seconds and/or -E executions. */
+  seconds?: number;
+  execs?: number;
+  /** -s: a fixed RNG seed. */
+  seed?: number;
+  /** COVD_DIR for the agent; COVD_SOCKET when given (else a socket path nobody listens on). */
+  covdDir: string;
+  socket?: string;
+  /** -c: the CmpLog companion binary. */
+  cmplog?: string;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Run under `bash -c ...; times` so done() reports the CPU time of afl-fuzz and everything it ran. */
+  times?: boolean;
+}
+
+export interface AflRun extends FuzzerRun {
+  /** The instance directory (<output>/<name>). */
+  instanceDir: string;
+}
+
+/** Starts afl-fuzz on `exe` with AFL_TEST_ENV; stop() signals it and its children. */
+export function runAfl(exe: string, o: AflRunOptions): AflRun {
+  mkdirSync(o.output, { recursive: true });
+  const args: string[] = ['-i', o.input, '-o', o.output];
+  if (o.main) args.push('-M', o.main);
+  if (o.secondary) args.push('-S', o.secondary);
+  if (o.seconds !== undefined) args.push('-V', String(Math.max(1, Math.round(o.seconds))));
+  if (o.execs !== undefined) args.push('-E', String(o.execs));
+  if (o.seed !== undefined) args.push('-s', String(o.seed));
+  if (o.cmplog) args.push('-c', o.cmplog);
+  args.push(...(o.extraArgs ?? []), '--', exe);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, ...AFL_TEST_ENV, COVD_DIR: o.covdDir, COVD_SOCKET: o.socket ?? join(o.covdDir, 'nobody-listens.sock'), ...o.env,
+  };
+  const child = o.times
+    ? spawn('bash', ['-c', '"$0" "$@"; rc=$?; times >&2; exit $rc', 'afl-fuzz', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('afl-fuzz', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const keep = (s: string) => { stderr = (stderr + s).slice(-1 << 20); };
+  child.stdout!.setEncoding('utf8').on('data', keep);
+  child.stderr!.setEncoding('utf8').on('data', keep);
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.on('error', (err) => resolve({ code: null, stderr: `${stderr}\n${err.message}` }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      for (const p of [child.pid, ...descendantPids(child.pid)]) {
+        try { process.kill(p, signal); } catch { /* gone */ }
+      }
+    }
+    return done;
+  };
+  return { child, done, stop, instanceDir: join(o.output, o.main ?? o.secondary ?? 'default') };
+}
+
+/** A fresh copy of a seed directory (afl-fuzz reads -i; tests must not share one). */
+export function copySeeds(from: string, to: string): string {
+  rmSync(to, { recursive: true, force: true });
+  cpSync(from, to, { recursive: true });
+  return to;
+}
