@@ -137,16 +137,24 @@ async function runFleet(o: Opts): Promise<FleetRun> {
   }
   let expectCovered = union.map((u) => u.reduce((a, x) => a + x, 0));
 
-  const viewer = await DaemonProcess.start({ extraArgs: ['--nats', nats.url, '--node-name', 'viewer'], logLevel: 'info' });
+  // COVD_BENCH_PROF=DIR: a CPU profile of the viewer, written when it stops.
+  const prof = process.env.COVD_BENCH_PROF;
+  const viewer = await DaemonProcess.start({ extraArgs: ['--nats', nats.url, '--node-name', 'viewer'], logLevel: 'info', ...(prof ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${prof}` } } : {}) });
   const cpu0 = viewer.cpuMs();
   const t0 = Date.now();
   for (const l of links) l.start();
   for (const n of nodes) { n.pub.start(); n.pub.setCaughtUp(); }
   // Initial load: every target on the viewer with the whole union.
-  await until(async () => {
-    const r2 = (await viewer.control({ type: 'list' })) as { ok: boolean; targets?: { id: string; stats: { covered: number } }[] };
-    return !!r2.targets && builds.every((b, t) => r2.targets!.find((x) => x.id === b.id)?.stats.covered === expectCovered[t]);
-  }, 'the viewer to load the fleet', 300_000, 250);
+  try {
+    await until(async () => {
+      const r2 = (await viewer.control({ type: 'list' }, 120_000)) as { ok: boolean; targets?: { id: string; stats: { covered: number } }[] };
+      return !!r2.targets && builds.every((b, t) => r2.targets!.find((x) => x.id === b.id)?.stats.covered === expectCovered[t]);
+    }, 'the viewer to load the fleet', 300_000, 250);
+  } catch (err) {
+    await viewer.stop();
+    await nats.stop(true);
+    throw err;
+  }
   const loadSeconds = (Date.now() - t0) / 1000;
   const loadCpuPct = ((viewer.cpuMs() - cpu0) / (Date.now() - t0)) * 100;
 

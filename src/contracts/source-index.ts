@@ -32,4 +32,12 @@ export interface SourceIndex {
   pcLine: Uint32Array;
   pcColumn: Uint32Array;
   pcFunction: Uint32Array;
+  /**
+   * Per PC, only when the resolve was asked for it (ResolveOptions.inlines): the function index
+   * of the innermost DW_TAG_inlined_subroutine covering the PC (named through its
+   * DW_AT_abstract_origin, as llvm-symbolizer names the innermost --inlines frame), NONE where
+   * the PC is not in inlined code. pcFunction stays the physical, outermost function (what
+   * llvm-symbolizer --no-inlines and libFuzzer's -print_coverage count).
+   */
+  pcInlined?: Uint32Array;
 }

@@ -12,7 +12,8 @@ import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
-import { SubroutineMap, unitFunctions, type FunctionInfo } from './functions.js';
+import { SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
+import { InlineTree } from './inlined.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { demangleNames, demanglingEnabled } from './demangle.js';
@@ -36,7 +37,33 @@ export interface ResolveOptions {
    * functions.linkageNames (default: on unless COVD_DEMANGLE=0; demangle.ts).
    */
   demangle?: boolean;
+  /**
+   * With functions: also find each PC's chain of inlined frames, as llvm-symbolizer --inlines
+   * prints them (pcInlined; with lines too, inlineFrames). Default false: the units' DIE trees
+   * are then walked only as today.
+   */
+  inlines?: boolean;
 }
+
+/**
+ * Inlined frames per distinct PC (resolve with inlines, lines and functions): the frames of
+ * the chain of caller PC i are start[c]..start[c+1] for c = of ? of[i] : i, innermost first,
+ * each with its function index (NONE: '??'), file (NONE: '??'), line and column. The innermost
+ * frame's location is the line-table row's; an outer one's is the call site (DW_AT_call_*) of
+ * the frame inside it; the outermost one is named from the symbol table where a symbol covers
+ * the PC. A PC without a subroutine DIE has one frame: its --no-inlines result.
+ */
+export interface InlineFrames {
+  start: Uint32Array;
+  of: Uint32Array | null;
+  fn: Uint32Array;
+  file: Uint32Array;
+  line: Uint32Array;
+  column: Uint32Array;
+}
+
+/** What resolve returns: a SourceIndex, with inlineFrames when asked for. */
+export type ResolvedIndex = SourceIndex & { inlineFrames?: InlineFrames };
 
 /** Interns directories and files the way SourceIndex stores them. */
 export class Interner {
@@ -82,6 +109,7 @@ export class DebugInfo {
   /** Units whose lines the kernel resolved and charged to the budget. */
   private kernelCharged = new Set<number>();
   private subroutineMaps = new Map<number, SubroutineMap>();
+  private inlineTrees = new Map<number, InlineTree>();
   private funcs = new Map<number, { low: Float64Array; high: Float64Array; fn: Uint32Array; infos: FunctionInfo[]; base: number }>();
   private funcCount = 0;
   /** Every unit's subprograms in parse order; f.base indexes into it. */
@@ -191,7 +219,7 @@ export class DebugInfo {
     return f;
   }
 
-  resolve(pcs: BigUint64Array, opts: ResolveOptions = {}): SourceIndex {
+  resolve(pcs: BigUint64Array, opts: ResolveOptions = {}): ResolvedIndex {
     const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true, doDecls = opts.declarations ?? true;
     const [shareK, shareN] = opts.share ?? [0, 1];
     const n = pcs.length;
@@ -286,6 +314,8 @@ export class DebugInfo {
     // Symbols name functions, and files where DWARF has none: a line-table job whose every
     // address got a file never parses the symbol table.
     if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k?.symbolsFor(uniq, this.symbols.addr, this.symbols.size) ?? symbolsFor(this.symbols, uniq);
+    const doInlines = (opts.inlines ?? false) && doFuncs;
+    const rowFile = doInlines && doLines ? uFile.slice() : null; // before the symbols fill it in
     if (symOf && doLines) {
       for (let k = 0; k < m; k++) {
         const ui = unitOf[k]!, sym = symOf[k]!;
@@ -327,6 +357,13 @@ export class DebugInfo {
       }
     }
 
+    let inlined: { pcInlined: Uint32Array; frames: InlineFrames | null } | null = null;
+    if (doInlines) {
+      inlined = this.inlineChains(uniq, unitOf, symOf, shareK, shareN, uFn, rowFile ? { file: rowFile, filled: uFile, line: uLine, col: uCol } : null,
+        (u, t, raw) => internFile(u, t, raw), (fi) => { if (doDecls) declOf(fi); else { declFile = NONE; declLine = 0; } return internFn(fi.name, declFile, declLine); },
+        (sym) => { const f = symbolFile(this.symbols, sym); return f ? files.file(f) : NONE; });
+    }
+
     // Back to the caller's order.
     let pcFile = uFile, pcLine = uLine, pcColumn = uCol, pcFunction = uFn;
     if (at) {
@@ -344,6 +381,76 @@ export class DebugInfo {
       fileDirs: Uint32Array.from(files.fileDirs),
       functions: { ...shownNames(fnNames, opts.demangle ?? demanglingEnabled()), file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
       pcFile, pcLine, pcColumn, pcFunction,
+      ...(inlined ? { pcInlined: at ? inlined.pcInlined.map((_, i) => inlined!.pcInlined[at[i]!]!) : inlined.pcInlined } : {}),
+      ...(inlined?.frames ? { inlineFrames: { ...inlined.frames, of: at } } : {}),
+    };
+  }
+
+  /**
+   * Inlined chains of the sorted addresses of this share (resolve's inlines option): per address
+   * the innermost inlined function (pcInlined, NONE when not inlined) and, given the line
+   * results, every frame. uFn holds the --no-inlines names; naming: a DIE's function index.
+   */
+  private inlineChains(uniq: Float64Array, unitOf: Int32Array, symOf: Int32Array | null, shareK: number, shareN: number, uFn: Uint32Array,
+    lines: { file: Uint32Array; filled: Uint32Array; line: Uint32Array; col: Uint32Array } | null,
+    internFile: (u: Unit, t: LineTable, raw: number) => number, nameDie: (fi: FunctionInfo) => number,
+    symFile: (sym: number) => number): { pcInlined: Uint32Array; frames: InlineFrames | null } {
+    const m = uniq.length;
+    const pcInlined = new Uint32Array(m).fill(NONE);
+    const start = new Uint32Array(m + 1);
+    const fn: number[] = [], file: number[] = [], line: number[] = [], column: number[] = [];
+    const named = new Map<number, number>(); // DIE offset -> function index
+    for (let k = 0; k < m; k++) {
+      start[k] = fn.length;
+      const ui = unitOf[k]!;
+      if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
+      const sym = symOf ? symOf[k]! : -1;
+      let chain: number[] = [];
+      let tree: InlineTree | undefined;
+      const u = ui >= 0 ? this.units[ui]! : undefined;
+      if (u) {
+        tree = this.inlineTrees.get(ui);
+        if (!tree) { tree = new InlineTree(this.sec, u); this.inlineTrees.set(ui, tree); }
+        chain = tree.chain(uniq[k]!);
+      }
+      const nameOf = (node: number): number => {
+        const die = tree!.die[node]!;
+        let id = named.get(die);
+        if (id === undefined) {
+          const fi = subroutineInfo(this.sec, this.units, u!, die);
+          id = fi.name === '' ? NONE : nameDie(fi);
+          named.set(die, id);
+        }
+        return id;
+      };
+      if (chain.length > 0 && !tree!.isSubprogram[chain[0]!]!) pcInlined[k] = nameOf(chain[0]!);
+      if (!lines) continue;
+      if (chain.length === 0) {
+        fn.push(uFn[k]!); file.push(lines.filled[k]!); line.push(lines.line[k]!); column.push(lines.col[k]!);
+        continue;
+      }
+      const t = this.lineHeader(u!);
+      const last = chain.length - 1;
+      for (let i = 0; i <= last; i++) {
+        let f: number, l: number, c: number;
+        if (i === 0) { f = lines.file[k]!; l = lines.line[k]!; c = lines.col[k]!; }
+        else {
+          const inner = chain[i - 1]!;
+          f = t ? internFile(u!, t, tree!.callFile[inner]!) : NONE;
+          l = tree!.callLine[inner]!; c = tree!.callColumn[inner]!;
+        }
+        // The outermost frame is named by the symbol table, which also gives it a missing file.
+        if (i === last && sym >= 0) {
+          fn.push(uFn[k]!);
+          if (f === NONE) f = symFile(sym);
+        } else fn.push(nameOf(chain[i]!));
+        file.push(f); line.push(l); column.push(c);
+      }
+    }
+    start[m] = fn.length;
+    return {
+      pcInlined,
+      frames: lines ? { start, of: null, fn: Uint32Array.from(fn), file: Uint32Array.from(file), line: Uint32Array.from(line), column: Uint32Array.from(column) } : null,
     };
   }
 

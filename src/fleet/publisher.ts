@@ -24,6 +24,13 @@ export const STATUS_MS = 2000;
 export const HEARTBEAT_MS = 5000;
 /** How often a published build is checked to still be there (its bucket ages records out). */
 const BUILD_RECHECK_MS = 6 * 3_600_000;
+/**
+ * A build is looked for (and published when missing) after a random wait of up to this long,
+ * one build at a time per node: when a whole fleet starts at once (or the stream was wiped),
+ * the first node's record is usually there before the others look, rather than every node
+ * uploading every build.
+ */
+export const BUILD_JITTER_MS = 2000;
 
 export interface OwnCounters {
   nRuns: number;
@@ -52,7 +59,8 @@ export class OwnTarget {
   lastSnapshotAt = 0;
   lastSnapshotBytes = 0;
   inFlight = false;
-  build: { state: 'unknown' | 'checking' | 'published' | 'waiting'; at: number } = { state: 'unknown', at: 0 };
+  /** 'unknown': to be looked for from `at` on. */
+  build: { state: 'unknown' | 'checking' | 'published' | 'waiting'; at: number } = { state: 'unknown', at: Date.now() + Math.random() * BUILD_JITTER_MS };
 
   constructor(readonly id: string, readonly pcsLen: number) {
     this.secs = new Uint32Array(pcsLen);
@@ -110,7 +118,7 @@ export class NodePublisher {
     this.statusMs = o.statusMs ?? STATUS_MS;
     this.heartbeatMs = o.heartbeatMs ?? HEARTBEAT_MS;
     o.link.on('ready', (reset: boolean) => {
-      if (reset) for (const t of this.own.values()) { t.needSnapshot = true; t.build.state = 'unknown'; }
+      if (reset) for (const t of this.own.values()) { t.needSnapshot = true; t.build = { state: 'unknown', at: this.now() + Math.random() * BUILD_JITTER_MS }; }
       else for (const t of this.own.values()) if (t.pending.length * 4 > Math.max(4096, t.lastSnapshotBytes / 2)) t.needSnapshot = true;
       this.schedule(0);
     });
@@ -194,11 +202,15 @@ export class NodePublisher {
     const link = this.o.link;
     if (this.closed || !link.connected || !this.caughtUp) return;
     const jobs: Promise<void>[] = [];
+    const now = this.now();
+    let build: OwnTarget | undefined;
     for (const t of this.own.values()) {
       if (t.inFlight) continue;
       if (t.pending.length || t.needSnapshot) jobs.push(this.publishTarget(t));
-      if (t.build.state === 'unknown' || (t.build.state === 'published' && this.now() - t.build.at > BUILD_RECHECK_MS) || (t.build.state === 'waiting' && this.now() - t.build.at > 5000)) jobs.push(this.publishBuild(t));
+      const b = t.build;
+      if (!build && ((b.state === 'unknown' && now >= b.at) || (b.state === 'published' && now - b.at > BUILD_RECHECK_MS) || (b.state === 'waiting' && now - b.at > 5000))) build = t;
     }
+    if (build && !this.buildBusy) jobs.push(this.publishBuild(build));
     jobs.push(this.publishStatus());
     await Promise.all(jobs);
     if (!this.closed && [...this.own.values()].some((t) => t.pending.length && !t.inFlight)) this.schedule();
@@ -257,9 +269,12 @@ export class NodePublisher {
     return data.length;
   }
 
+  private buildBusy = false;
+
   private async publishBuild(t: OwnTarget): Promise<void> {
     const state = t.build.state;
     t.build = { state: 'checking', at: this.now() };
+    this.buildBusy = true;
     try {
       const rec = await this.o.source.build(t.id);
       if (!rec) { t.build = { state: 'waiting', at: this.now() }; return; }
@@ -278,6 +293,8 @@ export class NodePublisher {
     } catch (err) {
       t.build = { state: state === 'published' ? 'published' : 'waiting', at: this.now() };
       this.failed('publishing a build failed; retrying', err, t.id);
+    } finally {
+      this.buildBusy = false;
     }
   }
 

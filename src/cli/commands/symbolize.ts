@@ -7,12 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command } from '../command.js';
-import { DebugInfo, filePath } from '../../dwarf/resolve.js';
+import { DebugInfo, filePath, type InlineFrames, type ResolvedIndex } from '../../dwarf/resolve.js';
 import { DebugInfoError, NONE, type SourceIndex } from '../../workers/types.js';
 import { tuneJitForSymbolizing } from '../../workers/jit.js';
 import { demanglerActive, isItaniumName, setDemanglingEnabled } from '../../dwarf/demangle.js';
 
-const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [--no-demangle] [ADDR ...]
+const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [--inlines] [--no-demangle] [ADDR ...]
 
 Resolves link-time addresses of an executable to source locations, reading its DWARF
 (2 to 5, compressed sections too) the way llvm-symbolizer --no-inlines does.
@@ -28,14 +28,19 @@ options:
       --threads N        resolve on N worker threads (default 0: in the process itself; on
                          the 2-core benchmark machine starting threads cost more than
                          they saved, see bench/NOTES-symbolize.md)
-      --no-inlines       accepted for compatibility; inlined frames are never expanded
+      --inlines          print the whole chain of inlined frames of each address, innermost
+                         first, as llvm-symbolizer does by default: the innermost frame at
+                         its line-table row, each outer one at the call site of the frame
+                         inside it (JSON: one Symbol entry per frame); resolves in-process
+      --no-inlines       one frame per address, the physical function (covd's default);
+                         of --inlines and --no-inlines the last one given counts
   -C, --demangle         demangle C++ and Rust function names as llvm-symbolizer-14 prints
                          them (the default), e.g. parse::Lexer::next()
       --no-demangle      print function names as the binary has them (_ZN5parse5Lexer4nextEv);
                          of --demangle and --no-demangle the last one given counts
   -h, --help             this text
 
-JSON objects have Address, ModuleName and Symbol[0] with Column, FileName, FunctionName and
+JSON objects have Address, ModuleName and Symbol[0] (with --inlines, Symbol[0..]) with Column, FileName, FunctionName and
 Line, as llvm-symbolizer gives them; its other keys (Discriminator, Start*) are left out.
 
 environment:
@@ -182,6 +187,9 @@ class Formatter {
   private static readonly P4 = enc(',"FunctionName":');
   private static readonly P5 = enc(',"Line":');
   private static readonly P8 = enc('}]}\n');
+  private static readonly COL = enc('{"Column":');
+  private static readonly NEXT = enc('},');
+  private readonly p2a: Buffer;
   private static readonly NL = enc('\n');
   private static readonly COLON = enc(':');
   constructor(private readonly ix: SourceIndex, module: string) {
@@ -190,20 +198,45 @@ class Formatter {
     this.fnJson = ix.functions.names.map((n) => enc(JSON.stringify(n)));
     this.fnText = ix.functions.names.map((n) => enc(n || '??'));
     this.p2 = enc(`","ModuleName":${JSON.stringify(module)},"Symbol":[{"Column":`);
+    this.p2a = enc(`","ModuleName":${JSON.stringify(module)},"Symbol":[`);
   }
   /** `,"FileName":F,"FunctionName":N,"Line":` per (file, function) pair, built on first use. */
   private middle = new Map<number, Buffer>();
-  json(o: Output, lo: number, hi: number, i: number): void {
-    const ix = this.ix, F = Formatter;
-    const f = ix.pcFile[i]!, fn = ix.pcFunction[i]!;
+  private mid(f: number, fn: number): Buffer {
+    const F = Formatter;
     const key = (f === NONE ? 0 : f + 1) * 0x1_0000_0000 + (fn === NONE ? 0 : fn + 1);
     let mid = this.middle.get(key);
     if (!mid) {
       mid = Buffer.concat([F.P3, f === NONE ? F.EMPTY : this.fileJson[f]!, F.P4, fn === NONE ? F.EMPTY : this.fnJson[fn]!, F.P5]);
       this.middle.set(key, mid);
     }
+    return mid;
+  }
+  json(o: Output, lo: number, hi: number, i: number): void {
+    const ix = this.ix, F = Formatter;
+    const mid = this.mid(ix.pcFile[i]!, ix.pcFunction[i]!);
     o.bytes(F.P1); o.hex(lo, hi); o.bytes(this.p2); o.uint(ix.pcColumn[i]!);
     o.bytes(mid); o.uint(ix.pcLine[i]!); o.bytes(F.P8);
+  }
+  /** PC i's inlined frames (--inlines): one Symbol entry per frame. */
+  jsonInlined(o: Output, lo: number, hi: number, fr: InlineFrames, i: number): void {
+    const F = Formatter, c = fr.of ? fr.of[i]! : i;
+    o.bytes(F.P1); o.hex(lo, hi); o.bytes(this.p2a);
+    for (let j = fr.start[c]!, e = fr.start[c + 1]!; j < e; j++) {
+      if (j > fr.start[c]!) o.bytes(F.NEXT);
+      o.bytes(F.COL); o.uint(fr.column[j]!); o.bytes(this.mid(fr.file[j]!, fr.fn[j]!)); o.uint(fr.line[j]!);
+    }
+    o.bytes(F.P8);
+  }
+  llvmInlined(o: Output, fr: InlineFrames, i: number): void {
+    const F = Formatter, c = fr.of ? fr.of[i]! : i;
+    for (let j = fr.start[c]!, e = fr.start[c + 1]!; j < e; j++) {
+      const f = fr.file[j]!, fn = fr.fn[j]!;
+      o.bytes(fn === NONE ? F.UNKNOWN : this.fnText[fn]!); o.bytes(F.NL);
+      o.bytes(f === NONE ? F.UNKNOWN : this.fileText[f]!); o.bytes(F.COLON);
+      o.uint(fr.line[j]!); o.bytes(F.COLON); o.uint(fr.column[j]!); o.bytes(F.NL);
+    }
+    o.bytes(F.NL);
   }
   llvm(o: Output, i: number): void {
     const ix = this.ix, F = Formatter;
@@ -214,10 +247,11 @@ class Formatter {
   }
 }
 
-async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number): Promise<SourceIndex> {
+async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number, inlines = false): Promise<ResolvedIndex> {
   // The output has no declaration lines, so the DIE tree is walked only where no symbol names a PC.
   tuneJitForSymbolizing();
-  if (threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false });
+  // Inlined frames are not carried through the pool: --inlines resolves in-process.
+  if (inlines || threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false, inlines });
   const { SymbolizerPool } = await import('../../workers/pool.js');
   const pool = new SymbolizerPool({ threads, cache: false, declarations: false });
   try {
@@ -248,6 +282,7 @@ const command: Command = {
           'output-style': { type: 'string' },
           threads: { type: 'string' },
           'no-inlines': { type: 'boolean' },
+          inlines: { type: 'boolean' },
           demangle: { type: 'boolean', short: 'C' },
           'no-demangle': { type: 'boolean' },
         },
@@ -264,7 +299,10 @@ const command: Command = {
 
     // Like llvm-symbolizer: demangling is on unless turned off, and the last of the two flags wins.
     let demangle = process.env.COVD_DEMANGLE !== '0';
+    let inlines = false;
     for (const t of tokens ?? []) {
+      if (t.kind === 'option' && t.name === 'inlines') inlines = true;
+      if (t.kind === 'option' && t.name === 'no-inlines') inlines = false;
       if (t.kind === 'option' && t.name === 'demangle') demangle = true;
       if (t.kind === 'option' && t.name === 'no-demangle') demangle = false;
     }
@@ -274,9 +312,9 @@ const command: Command = {
 
     const input = positionals.length > 0 ? Buffer.from(positionals.join('\n') + '\n') : readFileSync(0);
     const list = parseAddressList(input);
-    let ix: SourceIndex;
+    let ix: ResolvedIndex;
     try {
-      ix = await resolveAll(exe, values['debug-file'], new BigUint64Array(list.halves.buffer, 0, list.count), threads);
+      ix = await resolveAll(exe, values['debug-file'], new BigUint64Array(list.halves.buffer, 0, list.count), threads, inlines);
     } catch (err) {
       if (err instanceof DebugInfoError) {
         console.error(`covd symbolize: ${err.message}`);
@@ -296,6 +334,9 @@ const command: Command = {
       if (k < 0) {
         const text = list.bad.get(j)!;
         out.bytes(enc(style === 'JSON' ? JSON.stringify({ Error: { Message: `unable to parse arguments: ${text}` }, ModuleName: exe }) + '\n' : '??\n??:0:0\n\n'));
+      } else if (ix.inlineFrames) {
+        if (style === 'JSON') fmt.jsonInlined(out, list.halves[2 * k]!, list.halves[2 * k + 1]!, ix.inlineFrames, k);
+        else fmt.llvmInlined(out, ix.inlineFrames, k);
       } else if (style === 'JSON') {
         fmt.json(out, list.halves[2 * k]!, list.halves[2 * k + 1]!, k);
       } else {

@@ -1,0 +1,76 @@
+/**
+ * What resolving inlined frames (`covd symbolize --inlines`, ResolveOptions.inlines) costs the
+ * cold resolve, for bench/NOTES-symbolize.md (run after `npm run build`):
+ *
+ *   node dist/bench/inlines-cost.js [--rounds N]
+ *
+ * In one process, on the sqlite target (buildSqliteTarget) and the C++ example at -O2
+ * (buildCppExampleTarget), every pc-table PC: DebugInfo.open + resolve as `covd symbolize`
+ * does it (declarations off), with and without inlines, alternating which goes first each
+ * round. Every resolve opens the file afresh (no parsed table is reused); the JIT is warm after
+ * the first round, so the first round's figures are shown apart from the medians.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildCppExampleTarget, buildSqliteTarget } from '../src/coverage/targets.js';
+import { DebugInfo } from '../src/dwarf/resolve.js';
+import { tuneJitForSymbolizing } from '../src/workers/jit.js';
+
+function pcTable(exe: string, dir: string): BigUint64Array {
+  const out = join(dir, 'pcs.bin');
+  execFileSync('objcopy', ['-O', 'binary', '--only-section=__sancov_pcs', exe, out], { stdio: 'pipe' });
+  const b = readFileSync(out);
+  const v = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(b.length / 8));
+  return BigUint64Array.from({ length: v.length / 2 }, (_, i) => v[2 * i]!);
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]!; };
+
+function time(exe: string, pcs: BigUint64Array, inlines: boolean): { ms: number; frames: number; multi: number } {
+  const t0 = performance.now();
+  const ix = DebugInfo.open(exe).resolve(pcs, { declarations: false, inlines });
+  const ms = performance.now() - t0;
+  let frames = pcs.length, multi = 0;
+  const fr = ix.inlineFrames;
+  if (fr) {
+    frames = fr.fn.length;
+    for (let c = 0; c + 1 < fr.start.length; c++) if (fr.start[c + 1]! - fr.start[c]! > 1) multi++;
+  }
+  return { ms, frames, multi };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' } } });
+  const rounds = Number(values.rounds);
+  tuneJitForSymbolizing();
+  const tmp = mkdtempSync(join(tmpdir(), 'covd-inl-'));
+  const targets = [['sqlite', await buildSqliteTarget()], ['iniparse -O2', await buildCppExampleTarget({ cflags: ['-O2'] })]] as const;
+  console.log(`node ${process.version}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  for (const [name, exe] of targets) {
+    const pcs = pcTable(exe, tmp);
+    const off: number[] = [], on: number[] = [];
+    let firstOff = 0, firstOn = 0, frames = 0, multi = 0;
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? [false, true] : [true, false];
+      for (const inl of order) {
+        const got = time(exe, pcs, inl);
+        if (r === 0) { if (inl) firstOn = got.ms; else firstOff = got.ms; }
+        else (inl ? on : off).push(got.ms);
+        if (inl) { frames = got.frames; multi = got.multi; }
+      }
+    }
+    console.log(`${name}: ${pcs.length} PCs, ${multi} with inlined frames, ${frames} frames in all`);
+    console.log(`  first round: --no-inlines ${firstOff.toFixed(0)} ms, --inlines ${firstOn.toFixed(0)} ms`);
+    if (rounds > 1) {
+      const a = median(off), b = median(on);
+      console.log(`  median of ${rounds - 1}: --no-inlines ${a.toFixed(0)} ms, --inlines ${b.toFixed(0)} ms (+${(b - a).toFixed(0)} ms, x${(b / a).toFixed(2)})`);
+    }
+  }
+  console.log(`load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+await main();
