@@ -977,5 +977,22 @@ void __wrap___afl_manual_init(void) {
   if (__real___afl_manual_init) __real___afl_manual_init();
 }
 
+/*
+ * What initialization reached: the target's constructors and LLVMFuzzerInitialize run before
+ * libFuzzer first clears the counters, so without this their code would always show uncovered.
+ * libFuzzer calls LLVMFuzzerInitialize through a weak reference; --wrap points it here (then
+ * it is always called), and this calls the target's own when it has one. Recorded as seen
+ * bits, not as a run.
+ */
+extern int __real_LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+int __wrap_LLVMFuzzerInitialize(int *argc, char ***argv) {
+  int r = __real_LLVMFuzzerInitialize ? __real_LLVMFuzzerInitialize(argc, argv) : 0;
+  /* Under AFL++ the counters are not cleared before the first input: its first run records them. */
+  if (linked_with_afl()) return r;
+  if (state == STATE_UNINIT) init();
+  if ((state == STATE_ON || state == STATE_PENDING) && record()) on_new_pcs();
+  return r;
+}
+
 /* ---- inputs behind new coverage, and crashes: agent/covd_inputs.c (one translation unit with this file) ---- */
 #include "covd_inputs.c"

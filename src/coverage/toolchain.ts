@@ -70,9 +70,10 @@ export const AGENT_CFLAGS = ['-c', '-O2', '-g', '-fPIC', '-Wall', '-Wextra', '-f
 
 /**
  * Link flags that hook the agent in after every input and give the executable a build-id;
- * --wrap=_Exit lets it record libFuzzer's timeouts and out-of-memory exits (agent/covd_inputs.c).
+ * --wrap=LLVMFuzzerInitialize lets it record what initialization reached, --wrap=_Exit libFuzzer's
+ * timeouts and out-of-memory exits (agent/covd_inputs.c).
  */
-export const AGENT_LINK_FLAGS = ['-Wl,--wrap=LLVMFuzzerTestOneInput', '-Wl,--wrap=_Exit', '-Wl,--build-id'];
+export const AGENT_LINK_FLAGS = ['-Wl,--wrap=LLVMFuzzerTestOneInput', '-Wl,--wrap=LLVMFuzzerInitialize', '-Wl,--wrap=_Exit', '-Wl,--build-id'];
 
 export function sha256(...parts: (string | Buffer)[]): string {
   const h = createHash('sha256');

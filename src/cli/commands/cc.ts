@@ -7,7 +7,8 @@ import { aflExample, aflUsage, runAflCc } from '../afl-cc.js';
 const usage = `usage: covd cc [covd options] [clang arguments...]
 
 Builds a libFuzzer target whose coverage covd can show live. Runs clang-14 (or $COVD_CC) as
-  clang-14 -g -O1 -fsanitize=fuzzer <your arguments> <agent object> -Wl,--wrap=LLVMFuzzerTestOneInput -Wl,--build-id
+  clang-14 -g -O1 -fsanitize=fuzzer <your arguments> <agent object> -Wl,--wrap=LLVMFuzzerTestOneInput
+    -Wl,--wrap=LLVMFuzzerInitialize -Wl,--wrap=_Exit -Wl,--build-id
 and prints that command on stderr first. -g, -O1 and -fsanitize=fuzzer are left out when you
 give your own -g*, -O* or a -fsanitize=... naming fuzzer (e.g. -fsanitize=fuzzer,address).
 With -c, -S or -E it only compiles (with -fsanitize=fuzzer-no-link); link the objects with
