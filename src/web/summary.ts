@@ -36,6 +36,8 @@ export interface FileSummary {
 export interface FunctionSummary {
   function: number;
   name: string;
+  /** As the binary names it (mangled), when it differs from `name`. */
+  linkageName?: string;
   /** File index of its declaration (null when unknown) and declaration line. */
   file: number | null;
   line: number;
@@ -178,7 +180,8 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
     if (L.fnPcs[i] === 0) continue; // declared but no instrumented PC: nothing to report
     const file = index.functions.file[i]!;
     const known = file !== NONE && file < nFiles;
-    functions.push({ function: i, name: index.functions.names[i]!, file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: L.fnPcs[i]! } });
+    const link = index.functions.linkageNames?.[i];
+    functions.push({ function: i, name: index.functions.names[i]!, ...(link ? { linkageName: link } : {}), file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: L.fnPcs[i]! } });
     fnTotal++;
     if (fnCov[i]! > 0) fnCovered++;
     if (known) {
@@ -292,7 +295,8 @@ export function toLcov(t: TargetDetail, s: TargetSummary, opts: { library?: bool
     const names = new Map<string, number>();
     const uniq = fns.map((fn) => {
       // lcov keys functions by name within a file; overloads and statics can repeat one.
-      const base = fn.name.replace(/[,\n\r]/g, '_');
+      // Mangled names, as llvm-cov export and geninfo write them (genhtml --demangle-cpp shows them demangled).
+      const base = (fn.linkageName ?? fn.name).replace(/[,\n\r]/g, '_');
       const k = names.get(base) ?? 0;
       names.set(base, k + 1);
       return k === 0 ? base : `${base}#${k + 1}`;
