@@ -7,7 +7,7 @@ import { UsageError, type Command } from './command.js';
 const commands: Record<string, { summary: string }> = {
   serve: { summary: 'run the daemon (HTTP/WebSocket UI, control socket, coverage thread)' },
   demo: { summary: 'build the example target, fuzz it, and serve it live (what `npm start` runs)' },
-  cc: { summary: 'compile and link a libFuzzer target with the covd agent (wraps clang-14)' },
+  cc: { summary: 'compile and link a libFuzzer (or --engine=afl: AFL++) target with the covd agent (wraps clang-14)' },
   symbolize: { summary: 'resolve addresses to file:line:column like llvm-symbolizer' },
   add: { summary: 'tell a running daemon about a coverage file' },
   list: { summary: 'list the targets of a running daemon' },
