@@ -525,4 +525,19 @@ describe('browser UI as a daily tool (chromium, covd serve, real fuzzers)', func
     expect(await page.locator('.card[data-stat=last] .card-value').innerText()).to.match(/^\d+ (s|min) ago$/);
     await screenshot(page, 'daily-chart-gap');
   });
+
+  it('a fuzzer killed mid-run reads stopped, at 0 runs/s, on the dashboard and the target page within 15 s', async () => {
+    const run = fuzz(tinyExe, {});
+    await page.goto(daemon.url + '#/');
+    const row = page.locator(`tr[data-id="${tiny.id}"]`);
+    await until('running on the dashboard', async () => (await row.locator('.activity').innerText()).trim() === 'running' && (await row.locator('td.speed').innerText()).trim() !== '0', 30_000);
+    const killedAt = Date.now();
+    await run.stop('SIGKILL');
+    await until('stopped on the dashboard', async () => (await row.locator('.activity').innerText()).trim() === 'stopped', 15_000);
+    await until('0 runs/s on the dashboard', async () => (await row.locator('td.speed').innerText()).trim() === '0', 15_000);
+    expect(Date.now() - killedAt).to.be.below(15_000);
+    expect(await row.locator('.activity').getAttribute('title')).to.match(/^no fuzzer since /);
+    await page.goto(daemon.url + `#/target/${tiny.id}`);
+    await until('the target page says stopped', async () => /stopped/.test(await page.locator('body').innerText()), 10_000);
+  });
 });
