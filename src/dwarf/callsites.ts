@@ -29,8 +29,10 @@ export const DW_AT_GNU_tail_call = 0x2115;
 
 /** One call site as the debug info states it. */
 export interface RawCallSite {
-  /** The return address (after the call), or for a tail call the address of the jump; -1 when neither is given. */
+  /** The return address (after the call), or the address of the call itself (DW_AT_call_pc); -1 when neither is given. */
   pc: number;
+  /** pc is the address after the call instruction (DW_AT_call_return_pc, or a GNU entry's DW_AT_low_pc, tail calls' too). */
+  after: boolean;
   tail: boolean;
   /** Absolute .debug_info offset of the callee's DIE; -1 for an indirect call or none named. */
   callee: number;
@@ -68,7 +70,8 @@ export function unitCallSites(sec: Sections, u: Unit): RawCallSite[] {
           break;
       }
     }
-    out.push({ pc: tail && callPc >= 0 ? callPc : ret >= 0 ? ret : callPc, tail: tail || (ret < 0 && callPc >= 0), callee: indirect && callee < 0 ? -1 : callee });
+    const useCall = callPc >= 0 && (tail || ret < 0);
+    out.push({ pc: useCall ? callPc : ret, after: !useCall, tail, callee: indirect && callee < 0 ? -1 : callee });
   }
   return out;
 }
@@ -95,7 +98,8 @@ export interface CallSiteSource {
 
 /**
  * Maps every call site of the debug info onto `pcs` (the PC list `index` was resolved from).
- * Null when the debug info has no call site entries at all (an -O0 build): no call graph.
+ * Null when no call site entry falls in instrumented code (an -O0 build: the only entries are
+ * then those of code compiled apart with optimisation, such as the covd agent): no call graph.
  */
 export function callSitesFor(info: CallSiteSource, pcs: BigUint64Array, index: Pick<SourceIndex, 'pcFunction'>): CallSites | null {
   const { sec, units, symbols } = info;
@@ -162,10 +166,11 @@ export function callSitesFor(info: CallSiteSource, pcs: BigUint64Array, index: P
   const caller: number[] = [], callee: number[] = [], pcIndex: number[] = [], tail: number[] = [];
   for (const s of raw) {
     if (s.pc < 0) continue;
-    // The call instruction ends at the return address (a tail call's jump starts at its pc).
-    const k = upper(s.tail ? s.pc : s.pc - 1) - 1;
+    // The call instruction ends at the return address, or starts at DW_AT_call_pc.
+    const at = s.after ? s.pc - 1 : s.pc;
+    const k = upper(at) - 1;
     if (k < 0) continue;
-    const sym = symbolFor(symbols, s.tail ? s.pc : s.pc - 1);
+    const sym = symbolFor(symbols, at);
     if (sym >= 0 && symbolFor(symbols, sorted[k]!) !== sym) continue; // no PC in the calling function
     const pc = order[k]!;
     const fn = index.pcFunction[pc] ?? NONE;
@@ -175,5 +180,7 @@ export function callSitesFor(info: CallSiteSource, pcs: BigUint64Array, index: P
     pcIndex.push(pc);
     tail.push(s.tail ? 1 : 0);
   }
+  // Call sites only in uninstrumented code (the agent's, a runtime's): no call graph of the target.
+  if (caller.length === 0) return null;
   return { caller: Uint32Array.from(caller), callee: Uint32Array.from(callee), pcIndex: Uint32Array.from(pcIndex), tail: Uint8Array.from(tail) };
 }

@@ -1,6 +1,10 @@
 /**
- * Coverage blockers from the static call graph (src/dwarf/callsites.ts): a call site whose own PC
- * is covered while its callee has no PC seen. Its weight is what lies behind it: the uncovered
+ * Coverage blockers from the static call graph (src/dwarf/callsites.ts): a call site in a covered
+ * function (one with a PC seen) whose callee has no PC seen. With libFuzzer's PC table the block
+ * holding a call has a PC of its own in most builds, and it is covered exactly when the call ran,
+ * so the site's own PC is reported (`pcSeen`) rather than required: false is the usual case (a
+ * condition before the call was never met), true means the callee was entered but never reached
+ * a PC of its own (it crashed first, or its PCs are elsewhere). Its weight is what lies behind it: the uncovered
  * functions reachable (through uncovered functions only) from its callee and from no other
  * frontier call site, i.e. from no call site of a covered function to another uncovered callee.
  * Call sites of one callee share it, so two covered paths into one unsolved function both show
@@ -21,8 +25,9 @@ export interface Blocker {
   column: number;
   /** The uncovered function called. */
   callee: string;
-  /** The call site's PC (index into the target's PC list). */
+  /** The call site's PC (index into the target's PC list: the nearest PC before the call), and whether it is seen. */
   pc: number;
+  pcSeen: boolean;
   /** Uncovered PCs and functions reachable only through this callee (itself included when so). */
   uncoveredBehind: number;
   functionsBehind: number;
@@ -87,7 +92,7 @@ export function findBlockers(index: SourceIndex, seen: Uint8Array, pcsLen: numbe
   for (let i = 0; i < m; i++) {
     if (!valid(i)) continue;
     const a = cs.caller[i]!, b = cs.callee[i]!, pc = cs.pcIndex[i]!;
-    if (!covered(a) || covered(b) || pc >= pcsLen || !isSeen(seen, pc)) continue;
+    if (!covered(a) || covered(b) || pc >= pcsLen) continue;
     const key = `${pc}:${b}`;
     if (seenSite.has(key)) continue; // two calls of one callee from one block: one site
     seenSite.add(key);
@@ -100,6 +105,7 @@ export function findBlockers(index: SourceIndex, seen: Uint8Array, pcsLen: numbe
       column: index.pcColumn[pc] ?? 0,
       callee: index.functions.names[b] ?? '??',
       pc,
+      pcSeen: isSeen(seen, pc),
       uncoveredBehind: w.pcs,
       functionsBehind: w.fns,
     });

@@ -18,6 +18,7 @@ import { Live, type Conn } from './live.js';
 import { renderMetrics } from './metrics.js';
 import { InputsRoutes } from './inputs-routes.js';
 import { CompareRoutes } from './compare-routes.js';
+import { BlockersRoutes } from './blockers-routes.js';
 import { ConnectionCounter, HostPolicy, isLoopback, originAllowed, presentedToken, RateLimiter, TOKEN_COOKIE, tokenMatches } from './security.js';
 import { openSource, readAtMost, SourceRefused } from './source.js';
 import { StartupError } from '../contracts/errors.js';
@@ -93,6 +94,8 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const summaries = new SummaryCache(opts.exclude ?? []);
   const inputsRoutes = new InputsRoutes(hub, opts.inputs);
   const compareRoutes = new CompareRoutes(hub); // GET /api/targets/:a/compare/:b (src/web/compare-routes.ts)
+  for (const [prefix, fn] of Object.entries(opts.compareSides ?? {})) compareRoutes.registerSide(prefix, fn);
+  const blockersRoutes = new BlockersRoutes(hub); // GET /api/targets/:id/blockers (src/web/blockers-routes.ts)
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
   const unauthRate = new RateLimiter(limits.unauthenticatedHttpRate, limits.unauthenticatedHttpRate * 2);
   const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
@@ -290,6 +293,12 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
     if (url === '/metrics') return write(res, ctx, 200, [['Content-Type', 'text/plain; version=0.0.4; charset=utf-8'], ['Cache-Control', 'no-store']], renderMetrics(hub, stats) + inputsRoutes.metrics());
     if (url === '/api/targets') return json(res, ctx, 200, { targets: hub.targets().map(infoOf) });
     if (inputsRoutes.handle(url, {
+      json: (status, value) => json(res, ctx, status, value),
+      error: (status, message) => error(res, ctx, status, message),
+      send: (status, headers, body) => write(res, ctx, status, headers, body),
+      later: () => ensureAbortHandler(res, ctx),
+    })) return;
+    if (blockersRoutes.handle(url, {
       json: (status, value) => json(res, ctx, status, value),
       error: (status, message) => error(res, ctx, status, message),
       send: (status, headers, body) => write(res, ctx, status, headers, body),

@@ -29,6 +29,11 @@ export interface WebServerOptions {
   limits?: Partial<WebLimits>;
   /** Inputs behind coverage and crashes (src/daemon/inputs.ts); without it those routes answer 404. */
   inputs?: InputsProvider;
+  /**
+   * More kinds of `b` for GET /api/targets/:a/compare/:b, by prefix: `b = <prefix>:<rest>` goes to
+   * the resolver (src/web/compare-routes.ts SideResolver), e.g. the fleet's `node: (name, a) => ...`.
+   */
+  compareSides?: Record<string, import('./compare-routes.js').SideResolver>;
 }
 
 export interface WebServer {

@@ -203,4 +203,30 @@ describe('comparisons (compare endpoint, covd diff)', function () {
     expect((await runCovd(['diff', o1, o2, '--socket', join(dir, 'nobody.sock')])).code).to.equal(2);
     expect((await runCovd(['diff', o1, '@yesterday', '--socket', socket])).code).to.equal(2);
   });
+
+  it('a daemon with a token: the endpoint wants it, covd diff passes --token', async () => {
+    // A second daemon on the same coverage files (--watch), started with a token.
+    const tsock = join(dir, 'token.sock');
+    const t = await startServe({ socket: tsock, stateDir: join(dir, 'state-token'), watch: [covDir], extra: ['--token', 'cmp-secret'] });
+    try {
+      await pollUntil('both targets ready', async () => {
+        const ts = await t.list();
+        return [o1, o2].every((id) => ts.find((x) => x.id === id)?.state === 'ready');
+      });
+      const port = Number(new URL(t.url).port);
+      expect((await request(port, `/api/targets/${o1}/compare/${o2}`)).status).to.equal(401);
+      const ok = await request(port, `/api/targets/${o1}/compare/${o2}`, { authorization: 'Bearer cmp-secret' });
+      expect(ok.status).to.equal(200);
+      const without = await runCovd(['diff', o1, o2, '--socket', tsock]);
+      expect(without.code).to.equal(2);
+      expect(without.stderr).to.match(/401/);
+      const withToken = await runCovd(['diff', o1, o2, '--socket', tsock, '--token', 'cmp-secret', '--format', 'json']);
+      const body = JSON.parse(ok.body.toString()) as Cmp;
+      expect(withToken.code, withToken.stderr).to.equal(body.totals.onlyA > 0 ? 1 : 0);
+      expect((JSON.parse(withToken.stdout) as Cmp).totals).to.deep.equal(body.totals);
+    } finally {
+      t.child.kill('SIGKILL');
+      await t.exited;
+    }
+  });
 });

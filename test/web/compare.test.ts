@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import { compareLines, comparisonLcov, coveredLines, seenAt, seenNow } from '../../src/web/compare.js';
 import { NONE, type SourceIndex } from '../../src/contracts/source-index.js';
 import { seenBytes, setSeen } from '../../src/contracts/seen.js';
-import type { TargetDetail } from '../../src/contracts/hub.js';
+import type { Hub, TargetDetail } from '../../src/contracts/hub.js';
+import { CompareRoutes } from '../../src/web/compare-routes.js';
 
 /** An index whose PC i sits at locs[i] = [file, line]; files are [dir, name]. */
 function index(files: [string, string][], locs: [number, number][]): SourceIndex {
@@ -61,5 +62,33 @@ describe('web: line comparisons', () => {
     expect(c.totals).to.deep.equal({ onlyA: 2, onlyB: 2, both: 1 });
     expect(comparisonLcov(c, 'x y')).to.equal('TN:x_y\nSF:/p/a.c\nDA:3,1\nLF:1\nLH:1\nend_of_record\nSF:/p/b.c\nDA:6,1\nLF:1\nLH:1\nend_of_record\n');
     expect(compareLines(b, b).totals).to.deep.equal({ onlyA: 0, onlyB: 0, both: 3 });
+  });
+
+  it('the route: @TIME, another id, and a registered prefix (the fleet hook)', () => {
+    const t = { ...target(ixA, [10, 11, 0, 12, -1, -1]), id: 'aaaa', name: 'x', state: 'ready' } as TargetDetail;
+    const hub = { target: (id: string) => (id === 'aaaa' ? t : undefined) } as unknown as Hub;
+    const routes = new CompareRoutes(hub);
+    const ask = (url: string, query: Record<string, string> = {}) => {
+      let got: { status: number; value?: unknown; body?: string } | undefined;
+      const handled = routes.handle(url, (k) => query[k] ?? '', {
+        json: (status, value) => (got = { status, value }),
+        error: (status, message) => (got = { status, value: { error: message } }),
+        send: (status, _h, body) => (got = { status, body: body.toString() }),
+        later: () => {},
+      });
+      return handled ? got : 'unhandled';
+    };
+    expect(ask('/api/targets/aaaa/coverage')).to.equal('unhandled');
+    expect(ask('/api/targets/aaaa/compare/@11000')).to.deep.include({ status: 200 });
+    expect((ask('/api/targets/aaaa/compare/@11000') as { value: { totals: unknown } }).value.totals).to.deep.equal({ onlyA: 0, onlyB: 1, both: 2 });
+    expect(ask('/api/targets/aaaa/compare/aaaa', { format: 'lcov' })).to.deep.equal({ status: 200, body: 'TN:x_diff\n' });
+    expect(ask('/api/targets/aaaa/compare/node:n2')).to.deep.include({ status: 400 });
+    expect(ask('/api/targets/bbbb/compare/aaaa')).to.deep.include({ status: 404 });
+    routes.registerSide('node', (name) => (name === 'n2' ? { lines: new Map([['/p/z.c', new Set([1])]]), label: { node: name } } : { status: 404, error: 'no node' }));
+    const r = ask('/api/targets/aaaa/compare/node:n2') as { status: number; value: { b: unknown; totals: unknown } };
+    expect(r.status).to.equal(200);
+    expect(r.value.b).to.deep.equal({ node: 'n2' });
+    expect(r.value.totals).to.deep.equal({ onlyA: 3, onlyB: 1, both: 0 });
+    expect(ask('/api/targets/aaaa/compare/node:n3')).to.deep.include({ status: 404 });
   });
 });
