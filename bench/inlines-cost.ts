@@ -6,7 +6,8 @@
  *
  * In one process, on the sqlite target (buildSqliteTarget) and the C++ example at -O2
  * (buildCppExampleTarget), every pc-table PC: DebugInfo.open + resolve as `covd symbolize`
- * does it (declarations off), with and without inlines, alternating which goes first each
+ * does it (declarations off) with and without inlineFrames, and as the daemon's pool jobs do
+ * (declarations on) with and without inlines (pcInlined), rotating which goes first each
  * round. Every resolve opens the file afresh (no parsed table is reused); the JIT is warm after
  * the first round, so the first round's figures are shown apart from the medians.
  */
@@ -29,9 +30,15 @@ function pcTable(exe: string, dir: string): BigUint64Array {
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]!; };
 
-function time(exe: string, pcs: BigUint64Array, inlines: boolean): { ms: number; frames: number; multi: number } {
+type Mode = 'cli' | 'cli --inlines' | 'daemon' | 'daemon + pcInlined';
+const MODES: Mode[] = ['cli', 'cli --inlines', 'daemon', 'daemon + pcInlined'];
+
+/** One cold resolve: `covd symbolize` (declarations off) with and without inlined frames; the daemon's (declarations on) with and without pcInlined. */
+function time(exe: string, pcs: BigUint64Array, mode: Mode): { ms: number; frames: number; multi: number } {
+  const opts = mode === 'cli' ? { declarations: false } : mode === 'cli --inlines' ? { declarations: false, inlineFrames: true }
+    : mode === 'daemon' ? {} : { inlines: true };
   const t0 = performance.now();
-  const ix = DebugInfo.open(exe).resolve(pcs, { declarations: false, inlines });
+  const ix = DebugInfo.open(exe).resolve(pcs, opts);
   const ms = performance.now() - t0;
   let frames = pcs.length, multi = 0;
   const fr = ix.inlineFrames;
@@ -51,22 +58,21 @@ async function main(): Promise<void> {
   console.log(`node ${process.version}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (const [name, exe] of targets) {
     const pcs = pcTable(exe, tmp);
-    const off: number[] = [], on: number[] = [];
-    let firstOff = 0, firstOn = 0, frames = 0, multi = 0;
+    const times = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
+    const first = new Map<Mode, number>();
+    let frames = 0, multi = 0;
     for (let r = 0; r < rounds; r++) {
-      const order = r % 2 === 0 ? [false, true] : [true, false];
-      for (const inl of order) {
-        const got = time(exe, pcs, inl);
-        if (r === 0) { if (inl) firstOn = got.ms; else firstOff = got.ms; }
-        else (inl ? on : off).push(got.ms);
-        if (inl) { frames = got.frames; multi = got.multi; }
+      // Rotate which mode goes first.
+      for (let j = 0; j < MODES.length; j++) {
+        const mode = MODES[(j + r) % MODES.length]!;
+        const got = time(exe, pcs, mode);
+        if (r === 0) first.set(mode, got.ms); else times.get(mode)!.push(got.ms);
+        if (mode === 'cli --inlines') { frames = got.frames; multi = got.multi; }
       }
     }
     console.log(`${name}: ${pcs.length} PCs, ${multi} with inlined frames, ${frames} frames in all`);
-    console.log(`  first round: --no-inlines ${firstOff.toFixed(0)} ms, --inlines ${firstOn.toFixed(0)} ms`);
-    if (rounds > 1) {
-      const a = median(off), b = median(on);
-      console.log(`  median of ${rounds - 1}: --no-inlines ${a.toFixed(0)} ms, --inlines ${b.toFixed(0)} ms (+${(b - a).toFixed(0)} ms, x${(b / a).toFixed(2)})`);
+    for (const mode of MODES) {
+      console.log(`  ${mode.padEnd(20)} first round ${first.get(mode)!.toFixed(0).padStart(5)} ms` + (rounds > 1 ? `, median of ${rounds - 1} ${median(times.get(mode)!).toFixed(0).padStart(5)} ms` : ''));
     }
   }
   console.log(`load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -4,11 +4,12 @@
  * functions.ts's SubroutineMap) and its enclosing DW_TAG_inlined_subroutine DIEs up to the first
  * DW_TAG_subprogram (DWARFUnit::getInlinedChainForAddress), each with its DW_AT_call_file,
  * DW_AT_call_line and DW_AT_call_column. Built per unit, only when asked for, by a walk of the
- * unit's whole DIE tree in TypeScript (parents must be exact, so no DIE is skipped unseen).
+ * unit's whole DIE tree in TypeScript: parents must be exact, so no DIE is skipped unseen (the
+ * WebAssembly DIE walk, which stops at every DIE with children here, was slower).
  */
 import * as C from './constants.js';
-import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
+import { Reader } from './reader.js';
 import { SkipPlans, skipDie } from './functions.js';
 import { readForm, type Sections, type Unit } from './units.js';
 
@@ -23,9 +24,15 @@ export class InlineTree {
   readonly callFile: number[] = [];
   readonly callLine: number[] = [];
   readonly callColumn: number[] = [];
-  private keys: number[] = [];
-  private highs: number[] = [];
-  private nodes: number[] = [];
+  /**
+   * The AddrDieMap: keys (range starts) in ascending order, each with its range's end and node,
+   * kept in blocks of at most BLOCK entries (DIEs do not come in address order, so one flat
+   * array would move most of its entries on every insertion). first[b] is block b's first key.
+   */
+  private bk: number[][] = [[]];
+  private bh: number[][] = [[]];
+  private bn: number[][] = [[]];
+  private first: number[] = [-Infinity];
 
   constructor(private readonly sec: Sections, u: Unit) {
     const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
@@ -80,39 +87,53 @@ export class InlineTree {
 
   /** The chain at addr, innermost first (node indices), or [] when no subroutine covers it. */
   chain(addr: number): number[] {
-    const i = this.upper(addr);
-    if (i === 0 || addr >= this.highs[i - 1]!) return [];
+    const [b, i] = this.locate(addr);
+    if (i === 0 || addr >= this.bh[b]![i - 1]!) return [];
     const out: number[] = [];
-    for (let n = this.nodes[i - 1]!, hops = 0; n >= 0 && hops < 4096; n = this.parent[n]!, hops++) {
+    for (let n = this.bn[b]![i - 1]!, hops = 0; n >= 0 && hops < 4096; n = this.parent[n]!, hops++) {
       out.push(n);
       if (this.isSubprogram[n]) break;
     }
     return out;
   }
 
-  private upper(x: number): number {
-    let lo = 0, hi = this.keys.length;
-    while (lo < hi) { const m = (lo + hi) >>> 1; if (this.keys[m]! <= x) lo = m + 1; else hi = m; }
-    return lo;
+  /** The block of the last key at or below x, and the upper bound of x in it (0: no such key). */
+  private locate(x: number): [number, number] {
+    const first = this.first;
+    let lo = 0, hi = first.length;
+    while (lo < hi) { const m = (lo + hi) >>> 1; if (first[m]! <= x) lo = m + 1; else hi = m; }
+    const b = Math.max(0, lo - 1), keys = this.bk[b]!;
+    let l = 0, h = keys.length;
+    while (l < h) { const m = (l + h) >>> 1; if (keys[m]! <= x) l = m + 1; else h = m; }
+    return [b, l];
   }
 
   private set(key: number, high: number, node: number): void {
-    const i = this.upper(key);
-    if (i > 0 && this.keys[i - 1] === key) { this.highs[i - 1] = high; this.nodes[i - 1] = node; return; }
-    this.sec.budget.chargeAttrs((this.keys.length - i) >> 4);
-    this.keys.splice(i, 0, key);
-    this.highs.splice(i, 0, high);
-    this.nodes.splice(i, 0, node);
+    const [b, i] = this.locate(key);
+    const keys = this.bk[b]!, highs = this.bh[b]!, nodes = this.bn[b]!;
+    if (i > 0 && keys[i - 1] === key) { highs[i - 1] = high; nodes[i - 1] = node; return; }
+    this.sec.budget.chargeAttrs((keys.length - i) >> 4);
+    keys.splice(i, 0, key); highs.splice(i, 0, high); nodes.splice(i, 0, node);
+    if (b > 0) this.first[b] = keys[0]!;
+    if (keys.length > BLOCK) {
+      const half = keys.length >> 1;
+      this.bk.splice(b + 1, 0, keys.splice(half));
+      this.bh.splice(b + 1, 0, highs.splice(half));
+      this.bn.splice(b + 1, 0, nodes.splice(half));
+      this.first.splice(b + 1, 0, this.bk[b + 1]![0]!);
+    }
   }
 
   /** DWARFUnit::updateAddressDieMap's insertion: a range laid over the ones before it. */
   private insert(low: number, high: number, node: number): void {
-    const b = this.upper(low);
-    if (b > 0 && low < this.highs[b - 1]!) {
-      const p = b - 1, pKey = this.keys[p]!, pHigh = this.highs[p]!, pNode = this.nodes[p]!;
+    const [b, i] = this.locate(low);
+    if (i > 0 && low < this.bh[b]![i - 1]!) {
+      const pKey = this.bk[b]![i - 1]!, pHigh = this.bh[b]![i - 1]!, pNode = this.bn[b]![i - 1]!;
       if (high < pHigh) this.set(high, pHigh, pNode);
-      if (low > pKey) this.highs[this.upper(pKey) - 1] = low;
+      if (low > pKey) { const [b2, i2] = this.locate(pKey); this.bh[b2]![i2 - 1] = low; }
     }
     this.set(low, high, node);
   }
 }
+
+const BLOCK = 512;

@@ -38,15 +38,17 @@ export interface ResolveOptions {
    */
   demangle?: boolean;
   /**
-   * With functions: also find each PC's chain of inlined frames, as llvm-symbolizer --inlines
-   * prints them (pcInlined; with lines too, inlineFrames). Default false: the units' DIE trees
-   * are then walked only as today.
+   * With functions: also find each PC's innermost inlined function (SourceIndex.pcInlined),
+   * from the chain of DW_TAG_inlined_subroutine DIEs llvm-symbolizer --inlines prints. Default
+   * false: the units' DIE trees are then walked only as before.
    */
   inlines?: boolean;
+  /** With lines and functions: inlines, and every frame of each PC's chain (inlineFrames). Default false. */
+  inlineFrames?: boolean;
 }
 
 /**
- * Inlined frames per distinct PC (resolve with inlines, lines and functions): the frames of
+ * Inlined frames per distinct PC (resolve with inlineFrames, lines and functions): the frames of
  * the chain of caller PC i are start[c]..start[c+1] for c = of ? of[i] : i, innermost first,
  * each with its function index (NONE: '??'), file (NONE: '??'), line and column. The innermost
  * frame's location is the line-table row's; an outer one's is the call site (DW_AT_call_*) of
@@ -314,8 +316,8 @@ export class DebugInfo {
     // Symbols name functions, and files where DWARF has none: a line-table job whose every
     // address got a file never parses the symbol table.
     if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k?.symbolsFor(uniq, this.symbols.addr, this.symbols.size) ?? symbolsFor(this.symbols, uniq);
-    const doInlines = (opts.inlines ?? false) && doFuncs;
-    const rowFile = doInlines && doLines ? uFile.slice() : null; // before the symbols fill it in
+    const doInlines = (opts.inlines || opts.inlineFrames || false) && doFuncs;
+    const rowFile = doInlines && doLines && opts.inlineFrames ? uFile.slice() : null; // before the symbols fill it in
     if (symOf && doLines) {
       for (let k = 0; k < m; k++) {
         const ui = unitOf[k]!, sym = symOf[k]!;
@@ -381,7 +383,7 @@ export class DebugInfo {
       fileDirs: Uint32Array.from(files.fileDirs),
       functions: { ...shownNames(fnNames, opts.demangle ?? demanglingEnabled()), file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
       pcFile, pcLine, pcColumn, pcFunction,
-      ...(inlined ? { pcInlined: at ? inlined.pcInlined.map((_, i) => inlined!.pcInlined[at[i]!]!) : inlined.pcInlined } : {}),
+      ...(inlined ? { pcInlined: at ? Uint32Array.from(at, (k) => inlined!.pcInlined[k]!) : inlined.pcInlined } : {}),
       ...(inlined?.frames ? { inlineFrames: { ...inlined.frames, of: at } } : {}),
     };
   }
@@ -400,36 +402,38 @@ export class DebugInfo {
     const start = new Uint32Array(m + 1);
     const fn: number[] = [], file: number[] = [], line: number[] = [], column: number[] = [];
     const named = new Map<number, number>(); // DIE offset -> function index
+    // The unit of the last address, its tree and its line table's header.
+    let lastUi = -1, tree: InlineTree | null = null, u: Unit | null = null, t: LineTable | null = null;
+    const nameOf = (node: number): number => {
+      const die = tree!.die[node]!;
+      let id = named.get(die);
+      if (id === undefined) {
+        const fi = subroutineInfo(this.sec, this.units, u!, die);
+        id = fi.name === '' ? NONE : nameDie(fi);
+        named.set(die, id);
+      }
+      return id;
+    };
+    const none: number[] = [];
     for (let k = 0; k < m; k++) {
       start[k] = fn.length;
       const ui = unitOf[k]!;
       if ((ui < 0 ? 0 : ui % shareN) !== shareK) continue;
       const sym = symOf ? symOf[k]! : -1;
-      let chain: number[] = [];
-      let tree: InlineTree | undefined;
-      const u = ui >= 0 ? this.units[ui]! : undefined;
-      if (u) {
-        tree = this.inlineTrees.get(ui);
+      if (ui >= 0 && ui !== lastUi) {
+        lastUi = ui;
+        u = this.units[ui]!;
+        tree = this.inlineTrees.get(ui) ?? null;
         if (!tree) { tree = new InlineTree(this.sec, u); this.inlineTrees.set(ui, tree); }
-        chain = tree.chain(uniq[k]!);
+        t = lines ? this.lineHeader(u) : null;
       }
-      const nameOf = (node: number): number => {
-        const die = tree!.die[node]!;
-        let id = named.get(die);
-        if (id === undefined) {
-          const fi = subroutineInfo(this.sec, this.units, u!, die);
-          id = fi.name === '' ? NONE : nameDie(fi);
-          named.set(die, id);
-        }
-        return id;
-      };
+      const chain = ui >= 0 ? tree!.chain(uniq[k]!) : none;
       if (chain.length > 0 && !tree!.isSubprogram[chain[0]!]!) pcInlined[k] = nameOf(chain[0]!);
       if (!lines) continue;
       if (chain.length === 0) {
         fn.push(uFn[k]!); file.push(lines.filled[k]!); line.push(lines.line[k]!); column.push(lines.col[k]!);
         continue;
       }
-      const t = this.lineHeader(u!);
       const last = chain.length - 1;
       for (let i = 0; i <= last; i++) {
         let f: number, l: number, c: number;

@@ -17,6 +17,8 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
   const pcLine = new Uint32Array(n);
   const pcColumn = new Uint32Array(n);
   const pcFunction = new Uint32Array(n).fill(NONE);
+  // Only when some functions part was resolved with inlines.
+  let pcInlined: Uint32Array | undefined;
   const fnNames: string[] = [], fnLinkage: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
   const fnIds = new Map<string, number>();
   let linesWritten = false, functionsWritten = false;
@@ -55,6 +57,13 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
         if (fn !== NONE && fn < fnMap.length) pcFunction[i] = fnMap[fn]!;
       }
     }
+    if (hasFunctions && p.pcInlined) {
+      pcInlined ??= new Uint32Array(n).fill(NONE);
+      for (let i = 0; i < n; i++) {
+        const fn = p.pcInlined[i]!;
+        if (fn !== NONE && fn < fnMap.length) pcInlined[i] = fnMap[fn]!;
+      }
+    }
     linesWritten ||= hasLines;
     functionsWritten ||= hasFunctions;
   });
@@ -65,6 +74,7 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     fileDirs: Uint32Array.from(files.fileDirs),
     functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine), ...(fnLinkage.some(Boolean) ? { linkageNames: fnLinkage } : {}) },
     pcFile, pcLine, pcColumn, pcFunction,
+    ...(pcInlined ? { pcInlined } : {}),
   };
 }
 

@@ -31,6 +31,8 @@ export interface SymbolizerPoolOptions {
   cache?: boolean;
   /** Find declaration files and lines of functions (default true; see ResolveOptions). */
   declarations?: boolean;
+  /** Also find each PC's innermost inlined function, SourceIndex.pcInlined (default false; see ResolveOptions.inlines). */
+  inlines?: boolean;
   /**
    * Abandon a request after this long (default: never): its threads are terminated, so one
    * executable that stalls or takes forever cannot keep every other target waiting.
@@ -51,6 +53,7 @@ export class SymbolizerPool implements Symbolizer {
   private readonly splitMinPcs: number;
   private readonly cache: boolean;
   private readonly declarations: boolean;
+  private readonly inlines: boolean;
   private readonly timeoutMs: number | undefined;
   /** Timing of the last resolve (for benchmarks and logs). */
   lastTiming: ResolveTiming | null = null;
@@ -60,6 +63,7 @@ export class SymbolizerPool implements Symbolizer {
     this.splitMinPcs = opts.splitMinPcs ?? 4096;
     this.cache = opts.cache ?? true;
     this.declarations = opts.declarations ?? true;
+    this.inlines = opts.inlines ?? false;
     this.timeoutMs = opts.timeoutMs;
     tuneJitForSymbolizing();
     this.piscina = new Piscina({
@@ -99,7 +103,7 @@ export class SymbolizerPool implements Symbolizer {
     try {
       results = await Promise.all(
         plan.map((p) => {
-          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations };
+          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...(this.inlines ? { inlines: true } : {}) };
           if (req.debugFile !== undefined) job.debugFile = req.debugFile;
           return this.piscina.run(job, deadline ? { signal: deadline.signal } : {}) as Promise<WorkerResult>;
         }),

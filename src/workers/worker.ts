@@ -23,6 +23,8 @@ export interface WorkerJob {
   cache?: boolean;
   /** Find functions' declaration lines (default true). */
   declarations?: boolean;
+  /** Find each PC's innermost inlined function (pcInlined; default false). */
+  inlines?: boolean;
 }
 
 export type WorkerResult =
@@ -79,11 +81,12 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
   try {
     const { info, loadMs } = load(job);
     const t0 = performance.now();
-    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true });
+    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true, inlines: job.inlines ?? false });
     const resolveMs = performance.now() - t0;
     releaseKernelMemory();
     touchCache();
     const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];
+    if (index.pcInlined) transfer.push(index.pcInlined.buffer);
     const result: WorkerResult = { ok: true, index, loadMs, resolveMs };
     // Hand the typed arrays over instead of copying them.
     return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never) as unknown as WorkerResult;

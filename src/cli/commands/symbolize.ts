@@ -1,6 +1,7 @@
 /**
  * `covd symbolize`: addresses to file:line:column, output-compatible with
- * `llvm-symbolizer --obj=EXE --no-inlines` (LLVM text style, or JSON one object per line),
+ * `llvm-symbolizer --obj=EXE --no-inlines` (LLVM text style, or JSON one object per line), and
+ * with --inlines with llvm-symbolizer's default (every inlined frame, innermost first),
  * function names demangled as llvm-symbolizer-14 does by default (--no-demangle: as found).
  * Large address lists go through the worker pool on two threads; small ones resolve in-process.
  */
@@ -15,7 +16,8 @@ import { demanglerActive, isItaniumName, setDemanglingEnabled } from '../../dwar
 const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [--inlines] [--no-demangle] [ADDR ...]
 
 Resolves link-time addresses of an executable to source locations, reading its DWARF
-(2 to 5, compressed sections too) the way llvm-symbolizer --no-inlines does.
+(2 to 5, compressed sections too) the way llvm-symbolizer --no-inlines does (with --inlines,
+the way llvm-symbolizer does by default).
 With no ADDR arguments, reads addresses from standard input, one per line.
 Addresses are hexadecimal, with or without 0x.
 
@@ -40,8 +42,9 @@ options:
                          of --demangle and --no-demangle the last one given counts
   -h, --help             this text
 
-JSON objects have Address, ModuleName and Symbol[0] (with --inlines, Symbol[0..]) with Column, FileName, FunctionName and
-Line, as llvm-symbolizer gives them; its other keys (Discriminator, Start*) are left out.
+JSON objects have Address, ModuleName and Symbol[0] (with --inlines, one entry per frame)
+with Column, FileName, FunctionName and Line, as llvm-symbolizer gives them; its other keys
+(Discriminator, Start*) are left out.
 
 environment:
   COVD_DWARF_KERNELS=js  run the reader without its WebAssembly kernels (same output, slower;
@@ -251,7 +254,7 @@ async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUi
   // The output has no declaration lines, so the DIE tree is walked only where no symbol names a PC.
   tuneJitForSymbolizing();
   // Inlined frames are not carried through the pool: --inlines resolves in-process.
-  if (inlines || threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false, inlines });
+  if (inlines || threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false, inlineFrames: inlines });
   const { SymbolizerPool } = await import('../../workers/pool.js');
   const pool = new SymbolizerPool({ threads, cache: false, declarations: false });
   try {
