@@ -5,8 +5,8 @@
  * file that has instrumented PCs in this target), as ClusterFuzz's crash state does, and the
  * artifact libFuzzer wrote for it. Used by src/daemon/inputs.ts, which keeps the groups.
  *
- * Inlined frames are not expanded (`inlined: false` throughout): the reader resolves an address
- * to its innermost line only.
+ * Inlined frames are expanded as llvm-symbolizer does: a return address inside inlined code gives
+ * one frame per inlined function (`inlined: true`), innermost first, then the function it sits in.
  */
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import type { CrashFrame, CrashKind } from '../contracts/inputs.js';
 import { sourcePathOf } from '../contracts/paths.js';
 import type { SourceIndex, Symbolizer } from '../workers/types.js';
 import { NONE } from '../workers/types.js';
+import type { ResolvedIndex } from '../dwarf/resolve.js';
 import { readBounded, UntrustedFileError } from '../util/untrusted.js';
 import type { CrashRecord } from './inputs-log.js';
 
@@ -80,16 +81,35 @@ export async function resolveStacks(
   let index: SourceIndex | null = null;
   if (lookups.length) {
     try {
-      index = await symbolizer.resolve({ exe, pcs: BigUint64Array.from(lookups) });
+      index = await symbolizer.resolve({ exe, pcs: BigUint64Array.from(lookups), inlineFrames: true });
       if (buildId && index.buildId && index.buildId !== buildId) index = null; // rebuilt since: its lines would be wrong
     } catch {
       index = null;
     }
   }
+  const chains = (index as ResolvedIndex | null)?.inlineFrames;
   return plan.map((frames) => {
-    const out: CrashFrame[] = frames.map(({ pc, at }) => {
+    const out: CrashFrame[] = frames.flatMap(({ pc, at }) => {
       const f: CrashFrame = { pc: '0x' + pc.toString(16), function: null, file: null, line: null, column: null, inlined: false, project: false };
-      if (!index || at < 0) return f;
+      if (!index || at < 0) return [f];
+      if (chains) {
+        // Every inlined frame of the return address, innermost first, as llvm-symbolizer shows them.
+        const c = chains.of ? chains.of[at]! : at;
+        const list: CrashFrame[] = [];
+        for (let k = chains.start[c]!, end = chains.start[c + 1]!; k < end; k++) {
+          const file = chains.file[k]!, fn = chains.fn[k]!;
+          const g: CrashFrame = { ...f, inlined: k < end - 1 };
+          if (file !== NONE) {
+            g.file = sourcePathOf(index, file) || null;
+            g.line = chains.line[k]! || null;
+            g.column = chains.column[k]! || null;
+          }
+          if (fn !== NONE) g.function = index.functions.names[fn] ?? null;
+          g.project = g.file !== null && projectFiles.has(g.file);
+          list.push(g);
+        }
+        if (list.length) return list;
+      }
       const file = index.pcFile[at]!, fn = index.pcFunction[at]!;
       if (file !== NONE) {
         f.file = sourcePathOf(index, file) || null;
@@ -98,7 +118,7 @@ export async function resolveStacks(
       }
       if (fn !== NONE) f.function = index.functions.names[fn] ?? null;
       f.project = f.file !== null && projectFiles.has(f.file);
-      return f;
+      return [f];
     });
     // The agent's own frames (recording, its signal handler, the _Exit wrapper) come first: drop them.
     let start = 0;

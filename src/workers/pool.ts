@@ -95,7 +95,8 @@ export class SymbolizerPool implements Symbolizer {
     // One shared copy of the PCs for every job of this request.
     const shared = new SharedArrayBuffer(n * 8);
     new BigUint64Array(shared).set(req.pcs);
-    const plan = this.plan(n);
+    // Inline frames come from one job: a split request would need its chains merged too.
+    const plan = req.inlineFrames ? [{ lines: true, functions: true, share: [0, 1] as [number, number] }] : this.plan(n);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     const deadline = timeoutMs === undefined ? undefined : new AbortController();
     const timer = deadline && setTimeout(() => deadline.abort(), timeoutMs);
@@ -103,7 +104,7 @@ export class SymbolizerPool implements Symbolizer {
     try {
       results = await Promise.all(
         plan.map((p) => {
-          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...(this.inlines ? { inlines: true } : {}) };
+          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...(this.inlines ? { inlines: true } : {}), ...(req.inlineFrames ? { inlineFrames: true } : {}) };
           if (req.debugFile !== undefined) job.debugFile = req.debugFile;
           return this.piscina.run(job, deadline ? { signal: deadline.signal } : {}) as Promise<WorkerResult>;
         }),

@@ -11,6 +11,11 @@ export interface ResolveRequest {
   pcs: BigUint64Array;
   /** Overrides the pool's deadline for this request, ms. */
   timeoutMs?: number;
+  /**
+   * Also return every inlined frame of each PC (the resolver's inlineFrames), for short requests
+   * such as crash stacks: such a request runs as one job, never split across threads.
+   */
+  inlineFrames?: boolean;
 }
 
 export { NONE } from '../contracts/source-index.js';

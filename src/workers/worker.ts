@@ -25,6 +25,8 @@ export interface WorkerJob {
   declarations?: boolean;
   /** Find each PC's innermost inlined function (pcInlined; default false). */
   inlines?: boolean;
+  /** Every inlined frame of each PC too (a request that is not split). */
+  inlineFrames?: boolean;
 }
 
 export type WorkerResult =
@@ -81,12 +83,14 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
   try {
     const { info, loadMs } = load(job);
     const t0 = performance.now();
-    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true, inlines: job.inlines ?? false });
+    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true, inlines: job.inlines ?? false, inlineFrames: job.inlineFrames ?? false });
     const resolveMs = performance.now() - t0;
     releaseKernelMemory();
     touchCache();
     const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];
     if (index.pcInlined) transfer.push(index.pcInlined.buffer);
+    const fr = index.inlineFrames;
+    if (fr) transfer.push(fr.start.buffer, fr.fn.buffer, fr.file.buffer, fr.line.buffer, fr.column.buffer, ...(fr.of ? [fr.of.buffer] : []));
     const result: WorkerResult = { ok: true, index, loadMs, resolveMs };
     // Hand the typed arrays over instead of copying them.
     return move({ [transferableSymbol]: transfer, [valueSymbol]: result } as never) as unknown as WorkerResult;

@@ -191,4 +191,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     expect(l.artifact).to.equal(join(artifacts, `leak-${l.input!.hash}`));
     expect((await bytesOf(d, id, l.input!.hash)).toString()).to.equal('LEAK');
   });
+
+  it('a crash inside inlined code shows the inlined frame first, then the function it was inlined into, at the call', async () => {
+    const src = join(dir, 'inl');
+    fs.mkdirSync(src);
+    fs.writeFileSync(join(src, 'inl.c'), [
+      '#include <stdint.h>',
+      '#include <stddef.h>',
+      'static int *volatile nowhere;',
+      'static inline __attribute__((always_inline)) void poke(int v) {',
+      '  *nowhere = v;',
+      '}',
+      '__attribute__((noinline)) void handle(const uint8_t *d, size_t n) {',
+      '  if (n >= 3 && d[0] == \'B\' && d[1] == \'O\' && d[2] == \'O\') poke((int)n);',
+      '}',
+      'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { handle(d, n); return 0; }',
+      '',
+    ].join('\n'));
+    const exe = join(src, 'fuzz_inl');
+    const cc = spawnSync(process.execPath, [covdBin, 'cc', '-O1', '-o', exe, join(src, 'inl.c')], { encoding: 'utf8' });
+    expect(cc.status, cc.stderr).to.equal(0);
+    const input = join(src, 'boom');
+    fs.writeFileSync(input, 'BOOM');
+    const icd = join(dir, 'cd');
+    const r = spawnSync(exe, [input], { env: { ...process.env, COVD_DIR: icd, COVD_SOCKET: socket, COVD_AGENT_QUIET: '1' }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).to.not.equal(0);
+    const files = fs.readdirSync(join(icd, 'v')).filter((n) => /^[0-9a-f]{16}$/.test(n));
+    const ids = await pollUntil('the inl target', async () => {
+      const ts = (await d.list()).filter((t) => t.name === 'fuzz_inl' && t.state === 'ready');
+      return ts.length ? ts : undefined;
+    }, 60_000);
+    expect(files).to.include(ids[0]!.id);
+    const g = await pollUntil('the inlined crash grouped', async () => (await crashesOf(d, ids[0]!.id))[0], 60_000);
+    const project = g.frames.filter((f) => f.project);
+    expect(project[0], JSON.stringify(g.frames)).to.include({ function: 'poke', line: 5, inlined: true });
+    expect(project[1]).to.include({ function: 'handle', line: 8, inlined: false });
+    expect(g.signature).to.match(/ \| poke \| handle /);
+  });
+
 });
