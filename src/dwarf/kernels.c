@@ -625,3 +625,27 @@ EXPORT("order_values") u32 order_values(const double *v, u32 n, u32 *a, u32 *b, 
   for (u32 j = 0; j < n; j++) out[j] = a[2 * j + 1];
   return 1;
 }
+
+/*
+ * kernels.ts reads and writes these structs by byte offset (its LP, LS, DP, LK and SP tables,
+ * ROW_RANGE and ROW_F64S): pin every offset here, so a change on one side fails the build
+ * instead of corrupting results.
+ */
+#define AT(T, f, off) _Static_assert(__builtin_offsetof(struct T, f) == (off), #T "." #f " moved: update kernels.ts")
+AT(LineParams, addr_step, 0); AT(LineParams, line_step, 2048); AT(LineParams, std_lens, 3072); AT(LineParams, const_add_pc, 3328);
+AT(LineParams, opcode_base, 3336); AT(LineParams, line_range, 3340); AT(LineParams, min_inst, 3344); AT(LineParams, prog, 3348);
+AT(LineParams, prog_len, 3352); AT(LineParams, row_addr, 3356); AT(LineParams, row_file, 3360); AT(LineParams, row_line, 3364);
+AT(LineParams, row_col, 3368); AT(LineParams, row_cap, 3372); AT(LineParams, seq_low, 3376); AT(LineParams, seq_high, 3380);
+AT(LineParams, seq_first, 3384); AT(LineParams, seq_last, 3388); AT(LineParams, seq_cap, 3392); AT(LineParams, count_only, 3396);
+AT(LineParams, rows, 3400); AT(LineParams, seqs, 3404); AT(LineParams, stop, 3408);
+AT(LineState, address, 0); AT(LineState, file, 8); AT(LineState, line, 12); AT(LineState, column, 16);
+AT(LineState, seq_empty, 20); AT(LineState, seq_low, 24); AT(LineState, seq_first, 32);
+AT(DieParams, plans, 0); AT(DieParams, n_codes, 4); AT(DieParams, steps, 8); AT(DieParams, base, 12); AT(DieParams, pos, 16);
+AT(DieParams, end, 20); AT(DieParams, depth, 24); AT(DieParams, done, 28); AT(DieParams, rows, 32); AT(DieParams, row_cap, 36);
+AT(DieParams, n_rows, 40); AT(DieParams, addr, 44); AT(DieParams, addr_len, 48); AT(DieParams, addr_size, 52); AT(DieParams, addr_base, 56);
+AT(LookupParams, addrs, 0); AT(LookupParams, count, 4); AT(LookupParams, out_file, 8); AT(LookupParams, out_line, 12);
+AT(LookupParams, out_col, 16); AT(LookupParams, scratch, 20); AT(LookupParams, resets, 24); AT(LookupParams, n_resets, 28);
+AT(SortParams, pcs, 0); AT(SortParams, n, 4); AT(SortParams, uniq, 8); AT(SortParams, at, 12); AT(SortParams, tmp, 16);
+AT(SortParams, m, 20); AT(SortParams, increasing, 24); AT(SortParams, ok, 28);
+_Static_assert(ROW_RANGE == 16 && ROW_F64S == 19, "row layout moved: update ROW_RANGE / ROW_F64S in kernels.ts");
+#undef AT
