@@ -13,25 +13,9 @@ import { join } from 'node:path';
 import { buildCppExampleTarget } from '../../src/coverage/targets.js';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
 import { demangle, demangleNames, demanglerActive, isItaniumName } from '../../src/dwarf/demangle.js';
-import { covdBin, covdSymbolize, functionStarts, pcTable, randomTextAddresses, repoRoot, type Loc } from './programs.js';
+import { buildWithGcc, covdBin, covdSymbolize, functionStarts, pcTable, randomTextAddresses, repoRoot, type Loc } from './programs.js';
 
 const example = join(repoRoot, 'examples', 'iniparse');
-
-/** The example built by g++-12 with a plain main (gcc has no libFuzzer), cached by source. */
-function buildWithGcc(flags: string[]): string {
-  const files = readdirSync(example).filter((f) => /\.(cpp|hpp)$/.test(f)).sort();
-  const h = createHash('sha256').update(JSON.stringify(flags));
-  for (const f of files) h.update(f).update(readFileSync(join(example, f)));
-  const dir = join(repoRoot, 'build', 'test-dwarf', `iniparse-gcc12-${h.digest('hex').slice(0, 12)}`);
-  const exe = join(dir, 'iniparse');
-  if (existsSync(exe)) return exe;
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${exe}.tmp${process.pid}`;
-  const sources = ['fuzz_iniparse.cpp', 'lexer.cpp', 'document.cpp', 'run_inputs.cpp'].map((f) => join(example, f));
-  execFileSync('g++-12', ['-std=c++17', '-g', ...flags, ...sources, '-o', tmp], { stdio: 'pipe' });
-  renameSync(tmp, exe);
-  return exe;
-}
 
 function parseJson(text: string): Loc[] {
   return text.trim().split('\n').map((l) => {

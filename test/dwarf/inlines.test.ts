@@ -16,25 +16,9 @@ import { DebugInfo } from '../../src/dwarf/resolve.js';
 import { NONE } from '../../src/workers/types.js';
 import { mergeIndexes } from '../../src/workers/merge.js';
 import { SymbolizerPool } from '../../src/workers/pool.js';
-import { VARIANTS, build, covdBin, covdSymbolize, functionStarts, llvmSymbolize, pcTable, randomTextAddresses, repoRoot } from './programs.js';
+import { VARIANTS, build, buildWithGcc, covdBin, covdSymbolize, functionStarts, llvmSymbolize, pcTable, randomTextAddresses, repoRoot } from './programs.js';
 
 const example = join(repoRoot, 'examples', 'iniparse');
-
-/** The C++ example built by g++-12 with a plain main, cached by source (as demangle.test.ts builds it). */
-function buildWithGcc(flags: string[]): string {
-  const files = readdirSync(example).filter((f) => /\.(cpp|hpp)$/.test(f)).sort();
-  const h = createHash('sha256').update(JSON.stringify(flags));
-  for (const f of files) h.update(f).update(readFileSync(join(example, f)));
-  const dir = join(repoRoot, 'build', 'test-dwarf', `iniparse-gcc12-${h.digest('hex').slice(0, 12)}`);
-  const exe = join(dir, 'iniparse');
-  if (existsSync(exe)) return exe;
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${exe}.tmp${process.pid}`;
-  const sources = ['fuzz_iniparse.cpp', 'lexer.cpp', 'document.cpp', 'run_inputs.cpp'].map((f) => join(example, f));
-  execFileSync('g++-12', ['-std=c++17', '-g', ...flags, ...sources, '-o', tmp], { stdio: 'pipe' });
-  renameSync(tmp, exe);
-  return exe;
-}
 
 interface Frame { FunctionName: string; FileName: string; Line: number; Column: number }
 interface Chain { Address: string; Symbol: Frame[] }

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -200,4 +200,21 @@ export function differences(ours: Loc[], theirs: Loc[]): string[] {
     }
   }
   return out;
+}
+
+/** examples/iniparse built by g++-12 with a plain main (gcc has no libFuzzer), cached by source. */
+export function buildWithGcc(flags: string[]): string {
+  const example = join(repoRoot, 'examples', 'iniparse');
+  const files = readdirSync(example).filter((f) => /\.(cpp|hpp)$/.test(f)).sort();
+  const h = createHash('sha256').update(JSON.stringify(flags));
+  for (const f of files) h.update(f).update(readFileSync(join(example, f)));
+  const dir = join(repoRoot, 'build', 'test-dwarf', `iniparse-gcc12-${h.digest('hex').slice(0, 12)}`);
+  const exe = join(dir, 'iniparse');
+  if (existsSync(exe)) return exe;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${exe}.tmp${process.pid}`;
+  const sources = ['fuzz_iniparse.cpp', 'lexer.cpp', 'document.cpp', 'run_inputs.cpp'].map((f) => join(example, f));
+  execFileSync('g++-12', ['-std=c++17', '-g', ...flags, ...sources, '-o', tmp], { stdio: 'pipe' });
+  renameSync(tmp, exe);
+  return exe;
 }
