@@ -74,6 +74,11 @@ export const parts: Part[] = [
     full: [], quick: ['--iters', '50'],
   },
   {
+    name: 'fleet', notes: 'fleet', title: 'Fleet',
+    about: 'One viewing daemon (`covd serve --nats`) holding simulated fleets of 10, 50 and 200 nodes (in-process publishers speaking the real protocol to a real nats-server on loopback), each node with the same 10 targets of 50,000 PCs: the viewer\'s CPU and memory, the time from a node\'s new PC to a WebSocket client of the viewer, and bytes per node per minute, then how those bytes scale with new coverage and with PCs. Goal: 200 nodes on this machine, new coverage visible in < 1 s.',
+    full: [], quick: ['--quick'],
+  },
+  {
     name: 'soak', notes: 'load', title: 'Soak and faults',
     about: 'Three real fuzzers, 100 tabs connecting and dropping at random, periodic `covd add` / `covd remove`, and five faults (fuzzer killed, coverage file truncated, symbolizer thread killed, executable rebuilt, daemon SIGKILLed). Pass/fail verdict.',
     full: ['--seconds', '240'], quick: ['--seconds', '120'],
@@ -205,6 +210,12 @@ function goalRows(): Map<string, string[]> {
     const a = (afl.summary as { config: string; pairedCpuRatio: number; pairedAflRatio: number }[]).find((x) => x.config === 'AFL++ + covd agent');
     if (a) rows.set('afl', ['AFL++ agent overhead: >= 90 % of the exec/s of the build without the agent', `afl-fuzz exec/s ${(a.pairedAflRatio * 100).toFixed(1)} %, per CPU second ${(a.pairedCpuRatio * 100).toFixed(1)} % (paired medians)`, verdict(a.pairedAflRatio >= 0.9 && a.pairedCpuRatio >= 0.9)]);
   }
+  const fleet = read('fleet');
+  if (fleet?.goal) {
+    const g = fleet.goal as { nodes: number; p99: number; pass: boolean };
+    const run = (fleet.runs as { nodes: number; viewerCpuPct: number; viewerRssMiB: number; seenPcs: number; newPcs: number }[]).find((x) => x.nodes === g.nodes);
+    rows.set('fleet', [`fleet: ${g.nodes} nodes held by one viewing daemon, new coverage visible in < 1 s`, `p99 ${g.p99.toFixed(0)} ms${run ? `, ${run.seenPcs} of ${run.newPcs} new PCs seen, viewer CPU ${run.viewerCpuPct.toFixed(1)} %, RSS ${run.viewerRssMiB.toFixed(0)} MiB` : ''}`, verdict(g.pass)]);
+  }
   const soak = read('soak');
   if (soak?.checks) {
     const failed = (soak.checks as { name: string; pass: boolean }[]).filter((c) => !c.pass).map((c) => c.name);
@@ -240,7 +251,7 @@ export function writeBenchmarksMd(runs: PartRun[]): string {
   // Goals: from this machine's results where present, else the row BENCHMARKS.md already had.
   const goals = goalRows();
   const oldGoals = /<!-- goals -->([\s\S]*?)<!-- \/goals -->/.exec(old)?.[1] ?? '';
-  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak'];
+  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak', 'fleet'];
   const goalTable: string[][] = [['goal', 'measured', 'verdict']];
   for (const k of goalKeys) {
     const row = goals.get(k) ?? oldGoals.split('\n').find((l) => l.includes(`<!-- ${k} -->`))?.split(' | ').slice(0, 3).map((c) => c.replace(/^\| /, '').replace(/<!--.*-->/, '').replace(/\s*\|\s*$/, '').trim());

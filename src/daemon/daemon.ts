@@ -238,6 +238,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         hub: registry, inputs, host: cfg.host, port: cfg.port, token: cfg.token, allowedHosts: cfg.allowedHosts,
         listenRetryMs: cfg.port === 0 ? 0 : 10_000, log: log.child({ part: 'web' }),
         exclude: (cfg.exclude ?? []).map((r) => new RegExp(r)),
+        ...(fleet ? { compareSides: (await import('../fleet/compare.js')).fleetCompareSides(fleet.view) } : {}),
       });
       const w = web;
       cleanup.push(() => w.close());

@@ -328,6 +328,8 @@ export class InputsService implements InputsProvider {
   }
 
   private async readInputs(t: TargetState, info: TargetInfo): Promise<void> {
+    // A fleet target fuzzed on other nodes only has no file here (and must not read a relative path).
+    if (!info.coverageFile || this.reg.isRemote(info.id)) return;
     const path = `${info.coverageFile}.inputs.log`;
     for (let round = 0; round < 64; round++) {
       const got = await this.readLog(t, 'in', path);
@@ -433,6 +435,7 @@ export class InputsService implements InputsProvider {
   }
 
   private async readCrashes(t: TargetState, info: TargetInfo): Promise<void> {
+    if (!info.coverageFile || this.reg.isRemote(info.id)) return;
     const path = `${info.coverageFile}.crashes.log`;
     const got = await this.readLog(t, 'cr', path);
     if (!got || got.buf.length === 0) return;

@@ -19,13 +19,34 @@ import { LIMITS, type FleetNames } from './protocol.js';
 
 const nanos = (ms: number) => ms * 1_000_000;
 
+/**
+ * `nats://user:pass@host:4222` (or `nats://token@host`) as the client takes it: the servers without
+ * credentials, and the credentials as options (the first URL that has any gives them).
+ */
+function splitCredentials(urls: string[]): { servers: string[]; user?: string; pass?: string; token?: string } {
+  let cred: { user?: string; pass?: string; token?: string } = {};
+  const servers = urls.map((u) => {
+    const m = /^([a-z]+:\/\/)?([^@/]*)@(.*)$/i.exec(u);
+    if (!m) return u;
+    if (!cred.user && !cred.token) {
+      const [a, b] = m[2]!.split(':', 2).map((x) => decodeURIComponent(x));
+      cred = b === undefined ? { token: a } : { user: a, pass: b };
+    }
+    return `${m[1] ?? ''}${m[3]}`;
+  });
+  return { servers, ...cred };
+}
+
 /** The client options for a fleet configuration (exported so tests can check what reaches the client). */
 export function connectOptions(cfg: FleetConfig & { nats: string[] }, name: string): NodeConnectionOptions {
+  const { servers, user, pass, token } = splitCredentials(cfg.nats);
   const o: NodeConnectionOptions = {
     // The first connection is retried here (FleetLink.run), so its failures are logged; after it the client reconnects forever.
-    servers: cfg.nats, name, maxReconnectAttempts: -1, reconnectTimeWait: 1000, waitOnFirstConnect: false,
+    servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 1000, waitOnFirstConnect: false,
     pingInterval: 10_000, maxPingOut: 3, timeout: 5000,
   };
+  if (user !== undefined) { o.user = user; o.pass = pass; }
+  if (token !== undefined) o.token = token;
   if (cfg.natsToken !== undefined) o.token = cfg.natsToken;
   if (cfg.natsCreds !== undefined) {
     const path = cfg.natsCreds;
@@ -168,6 +189,18 @@ export class FleetLink extends EventEmitter {
   async publish(subject: string, data: Uint8Array, timeoutMs = 10_000): Promise<void> {
     if (!this.js || !this.connected) throw new Error('not connected to NATS');
     await this.js.publish(subject, data, { timeout: timeoutMs });
+  }
+
+  /** Publishes only when the subject holds nothing yet; false when something else got there first. */
+  async publishFirst(subject: string, data: Uint8Array, timeoutMs = 10_000): Promise<boolean> {
+    if (!this.js || !this.connected) throw new Error('not connected to NATS');
+    try {
+      await this.js.publish(subject, data, { timeout: timeoutMs, expect: { lastSubjectSequence: 0 } });
+      return true;
+    } catch (err) {
+      if ((err as { api_error?: { err_code?: number } }).api_error?.err_code === 10071 || /wrong last sequence/i.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 
   /** The last message on a subject of a stream, or null. */

@@ -294,6 +294,8 @@ export function buildKey(buildId: string | null): string {
 
 export const manifestKey = (id: string, buildId: string | null) => `${id}.${buildKey(buildId)}.m`;
 export const chunkKey = (id: string, buildId: string | null, n: number) => `${id}.${buildKey(buildId)}.${n}`;
+/** Who uploads a build: the first node to write this key (its name), so a fleet starting at once uploads each build once. */
+export const claimKey = (id: string, buildId: string | null) => `${id}.${buildKey(buildId)}.claim`;
 
 /** The index without what only this daemon means by it (pcsHash is the receiver's to set). */
 function wireIndex(ix: SourceIndex): Record<string, unknown> {

@@ -15,7 +15,7 @@
  */
 import type { Logger } from '../util/log.js';
 import type { FleetLink } from './nats.js';
-import { chunkKey, encodeBuild, encodeCoverage, encodeStatus, LIMITS, manifestKey, type BuildRecord, type FleetNames, type NodeTargetStatus } from './protocol.js';
+import { chunkKey, claimKey, encodeBuild, encodeCoverage, encodeStatus, LIMITS, manifestKey, type BuildRecord, type FleetNames, type NodeTargetStatus } from './protocol.js';
 
 export const BATCH_MS = 250;
 /** A status goes this soon after a target's coverage grew... */
@@ -60,7 +60,7 @@ export class OwnTarget {
   lastSnapshotBytes = 0;
   inFlight = false;
   /** 'unknown': to be looked for from `at` on. */
-  build: { state: 'unknown' | 'checking' | 'published' | 'waiting'; at: number } = { state: 'unknown', at: Date.now() + Math.random() * BUILD_JITTER_MS };
+  build: { state: 'unknown' | 'checking' | 'published' | 'waiting' | 'claimed'; at: number } = { state: 'unknown', at: Date.now() + Math.random() * BUILD_JITTER_MS };
 
   constructor(readonly id: string, readonly pcsLen: number) {
     this.secs = new Uint32Array(pcsLen);
@@ -208,7 +208,7 @@ export class NodePublisher {
       if (t.inFlight) continue;
       if (t.pending.length || t.needSnapshot) jobs.push(this.publishTarget(t));
       const b = t.build;
-      if (!build && ((b.state === 'unknown' && now >= b.at) || (b.state === 'published' && now - b.at > BUILD_RECHECK_MS) || (b.state === 'waiting' && now - b.at > 5000))) build = t;
+      if (!build && ((b.state === 'unknown' && now >= b.at) || (b.state === 'published' && now - b.at > BUILD_RECHECK_MS) || (b.state === 'waiting' && now - b.at > 5000) || (b.state === 'claimed' && now - b.at > 60_000))) build = t;
     }
     if (build && !this.buildBusy) jobs.push(this.publishBuild(build));
     jobs.push(this.publishStatus());
@@ -280,7 +280,15 @@ export class NodePublisher {
       if (!rec) { t.build = { state: 'waiting', at: this.now() }; return; }
       const link = this.o.link;
       const mkey = manifestKey(rec.id, rec.buildId);
-      if (!(await link.last(this.o.names.buildsStream, this.o.names.buildsSubject(mkey)))) {
+      const names = this.o.names;
+      if (!(await link.last(names.buildsStream, names.buildsSubject(mkey)))) {
+        // One uploader per build: the first to claim it. Another's claim with no manifest a minute
+        // later (it died uploading) is ignored and this node uploads.
+        const claimed = await link.publishFirst(names.buildsSubject(claimKey(rec.id, rec.buildId)), new TextEncoder().encode(this.o.node));
+        if (!claimed && state !== 'claimed') {
+          t.build = { state: 'claimed', at: this.now() };
+          return;
+        }
         const { manifest, chunks } = encodeBuild(rec, Math.min(LIMITS.chunkBytes, link.maxPayload - 4096));
         // Chunks first, the manifest last: whoever sees the manifest finds every chunk.
         for (let n = 0; n < chunks.length; n++) await link.publish(this.o.names.buildsSubject(chunkKey(rec.id, rec.buildId, n)), chunks[n]!);
@@ -291,7 +299,7 @@ export class NodePublisher {
       }
       t.build = { state: 'published', at: this.now() };
     } catch (err) {
-      t.build = { state: state === 'published' ? 'published' : 'waiting', at: this.now() };
+      t.build = { state: state === 'published' || state === 'claimed' ? state : 'waiting', at: this.now() };
       this.failed('publishing a build failed; retrying', err, t.id);
     } finally {
       this.buildBusy = false;

@@ -19,6 +19,8 @@ import { buildExampleTarget, runFuzzer, findCoverageFile, type FuzzerRun } from 
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { pcTableHash } from '../../src/contracts/ids.js';
 import { encodeBuild, encodeCoverage, encodeStatus, fleetNames, manifestKey, chunkKey } from '../../src/fleet/protocol.js';
+
+const names = fleetNames('covd');
 import type { FleetStatus } from '../../src/fleet/fleet.js';
 import type { TargetNode } from '../../src/contracts/hub.js';
 import { startServe, pollUntil, covdBin, type ServeProcess } from '../daemon/helpers.js';
@@ -132,6 +134,19 @@ describe('fleet: daemons sharing coverage through NATS JetStream', function () {
     expect(av.nodes![0]).to.deep.include({ name: 'A', self: true, covered: a.pcs.size });
     expect(av.fleet).to.deep.include({ remote: false, nodes: 2 });
     expect(av.fleet!.own.covered).to.equal(a.pcs.size);
+    // Which node found what: the union against one node's lines, and the lines each node found first.
+    type Cmp = { b: Record<string, unknown>; totals: { onlyA: number; onlyB: number; both: number } };
+    const lines = ((await json<{ totals: { lines: { covered: number } } }>(`${C.url}api/targets/${id}`)).totals.lines.covered);
+    for (const n of ['A', 'B']) {
+      const cmp = await json<Cmp>(`${C.url}api/targets/${id}/compare/node:${n}`);
+      expect(cmp.b).to.deep.include({ node: n });
+      expect(cmp.totals.onlyB, `${n}'s lines are all in the union`).to.equal(0);
+      expect(cmp.totals.onlyA + cmp.totals.both).to.equal(lines);
+    }
+    const firstA = await json<Cmp>(`${C.url}api/targets/${id}/compare/first:A`), firstB = await json<Cmp>(`${C.url}api/targets/${id}/compare/first:B`);
+    expect(firstA.totals.onlyB + firstB.totals.onlyB).to.equal(0);
+    expect(firstA.totals.both + firstB.totals.both).to.be.at.least(lines); // a line can hold PCs found first by each
+    expect((await fetch(`${C.url}api/targets/${id}/compare/node:nobody`)).status).to.equal(404);
     // Source files: A serves its own; C never serves a path another node's index names (the same file exists here).
     expect((await fetch(`${A.url}api/targets/${id}/source?file=0`)).status).to.equal(200);
     const refused = await fetch(`${C.url}api/targets/${id}/source?file=0`);
@@ -204,7 +219,6 @@ describe('fleet: daemons sharing coverage through NATS JetStream', function () {
 
   it('refuses forged updates and garbage, logs each, and changes nothing', async () => {
     const C = daemons.get('C')!;
-    const names = fleetNames('covd');
     const was = await detail(C);
     const rejectedBefore = fleetOf(C).rejected.total;
     const nc: NatsConnection = await connect({ servers: nats.url });
@@ -250,6 +264,25 @@ describe('fleet: daemons sharing coverage through NATS JetStream', function () {
     expect(fleetOf(C).nodes.map((n) => n.name)).to.not.include('mallory');
   });
 
+  it('a daemon that showed the build as remote adopts it when its own fuzzer runs it, keeping the union', async () => {
+    const [C, D] = [daemons.get('C')!, daemons.get('D')!];
+    expect((await detail(D)).fleet!.remote).to.equal(true);
+    await fuzz('D', 4, { runs: 3000 });
+    const d = fileCoverage(await findCoverageFile(cd('D')));
+    const next = union(new Set(expected), d.pcs);
+    const t = await pollUntil('D to fuzz it as its own', async () => {
+      const t = await detail(D);
+      return t.fleet?.remote === false && t.state === 'ready' && t.nodes?.[0]?.name === 'D' ? t : undefined;
+    }, 60_000);
+    expect(t.nodes![0]).to.deep.include({ self: true, covered: d.pcs.size });
+    await pollUntil('D to show the new union', () => sameAs(next)(D), 30_000);
+    await pollUntil('C to show it too', () => sameAs(next)(C), 30_000);
+    expect((await detail(C)).nodes!.map((n) => n.name)).to.deep.equal(['A', 'B', 'D']);
+    // Now resolved here: D serves its source files.
+    expect((await fetch(`${D.url}api/targets/${id}/source?file=0`)).status).to.equal(200);
+    expected = next;
+  });
+
   it('authenticates with a token and never logs it', async () => {
     const secret = 's3cr3t-t0ken-for-covd';
     const guarded = await startNats(join(dir, 'jetstream-auth'), ['--auth', secret]);
@@ -264,6 +297,36 @@ describe('fleet: daemons sharing coverage through NATS JetStream', function () {
     } finally {
       for (const n of ['E', 'F']) { const d = daemons.get(n); if (d) { d.child.kill('SIGKILL'); await d.exited; daemons.delete(n); } }
       await guarded.stop();
+    }
+  });
+
+  it('with one user per node (docs/deployment.md\'s permissions) a node publishes as itself only, and a viewer needs no more than reading', async () => {
+    const conf = join(dir, 'nats-users.conf');
+    const node = (n: string) => `{ publish = { allow = ["covd.cov.*.${n}", "$KV.covd_nodes.${n}", "$KV.covd_builds.>", "$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.MSG.GET.>", "$JS.API.CONSUMER.>"] }, subscribe = { allow = ["_INBOX.>"] } }`;
+    const viewer = '{ publish = { allow = ["$KV.covd_nodes.viewer", "$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.MSG.GET.>", "$JS.API.CONSUMER.>"] }, subscribe = { allow = ["_INBOX.>"] } }';
+    fs.writeFileSync(conf, `authorization { users = [\n  { user: lab-a, password: pw-lab-a-7, permissions: ${node('lab-a')} }\n  { user: viewer, password: pw-viewer-7, permissions: ${viewer} }\n] }\n`);
+    const users = await startNats(join(dir, 'jetstream-users'), ['-c', conf]);
+    try {
+      const P = await serve('lab-a', [], `nats://lab-a:pw-lab-a-7@127.0.0.1:${users.port}`);
+      const Q = await serve('viewer', [], `nats://viewer:pw-viewer-7@127.0.0.1:${users.port}`);
+      await fuzz('lab-a', 9, { runs: 3000 });
+      const file = await findCoverageFile(cd('lab-a'));
+      const tid = file.split('/').pop()!;
+      const covered = fileCoverage(file).pcs.size;
+      const t = await pollUntil('the viewer to show lab-a\'s coverage', async () => {
+        const t = await json<Detail>(`${Q.url}api/targets/${tid}`);
+        return t.stats?.covered === covered ? t : undefined;
+      }, 60_000);
+      expect(t.nodes!.map((n) => n.name)).to.deep.equal(['lab-a']);
+      const nc = await connect({ servers: `127.0.0.1:${users.port}`, user: 'lab-a', pass: 'pw-lab-a-7' });
+      let refused = '';
+      try { await jetstream(nc).publish(names.covSubject(tid, 'lab-b'), Uint8Array.from([1]), { timeout: 5000 }); } catch (err) { refused = (err as Error).message; } finally { await nc.close(); }
+      expect(refused).to.match(/Permissions Violation/);
+      for (const d of [P, Q]) expect(d.lines.map((l) => JSON.stringify(l)).join('\n')).to.not.match(/pw-(lab-a|viewer)-7/);
+      expect(P.lines.filter((l) => /Violation/.test(JSON.stringify(l)))).to.deep.equal([]);
+    } finally {
+      for (const n of ['lab-a', 'viewer']) { const d = daemons.get(n); if (d) { d.child.kill('SIGKILL'); await d.exited; daemons.delete(n); } }
+      await users.stop();
     }
   });
 

@@ -215,8 +215,11 @@ describe('fleet settings', () => {
     const c = loadConfig(parseServeFlags(['--nats', 'nats://u:secret@h1:4222,tls://h2:4222', '--nats-token', 'tok', '--nats-tls-ca', '/etc/ca.pem', '--node-name', 'n-1']), { XDG_CONFIG_HOME: '/nonexistent' });
     expect(c.nats).to.deep.equal(['nats://u:secret@h1:4222', 'tls://h2:4222']);
     const o = connectOptions({ ...c, nats: c.nats! }, 'covd n-1');
-    expect(o.servers).to.deep.equal(c.nats);
+    // The URL's user and password become options; the servers go without them; --nats-token wins over a URL's.
+    expect(o.servers).to.deep.equal(['nats://h1:4222', 'tls://h2:4222']);
+    expect([o.user, o.pass]).to.deep.equal(['u', 'secret']);
     expect(o.token).to.equal('tok');
+    expect(connectOptions({ nats: ['nats://t%40k@h:1'] }, 'x')).to.deep.include({ servers: ['nats://h:1'], token: 't@k' });
     expect(o.tls).to.deep.equal({ caFile: '/etc/ca.pem' });
     expect(o.maxReconnectAttempts).to.equal(-1);
     const withCreds = connectOptions({ nats: ['h:1'], natsCreds: '/some/user.creds' }, 'x');
