@@ -5,8 +5,8 @@ import { covdBin, pollUntil } from './helpers.js';
 describe('covd demo (npm start)', function () {
   this.timeout(300_000);
 
-  it('serves the example live, prints status lines, and on Ctrl-C leaves nothing running', async () => {
-    const child = spawn(process.execPath, [covdBin, 'demo', '--port', '0', '--interval', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const example of [undefined, 'iniparse']) it(`serves the ${example ?? 'default'} example live, prints status lines, and on Ctrl-C leaves nothing running`, async () => {
+    const child = spawn(process.execPath, [covdBin, 'demo', '--port', '0', '--interval', '1', ...(example ? ['--example', example] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
     child.stderr!.setEncoding('utf8').on('data', (s: string) => { out += s; });
@@ -17,8 +17,9 @@ describe('covd demo (npm start)', function () {
       await pollUntil('a status line with coverage', () => /coverage [1-9]\d*\/\d+ PCs/.test(out), 120_000);
       const res = await fetch(url);
       expect(res.status).to.equal(200);
-      const api = (await (await fetch(`${url}api/targets`)).json()) as { targets: { state: string }[] };
+      const api = (await (await fetch(`${url}api/targets`)).json()) as { targets: { state: string; name: string }[] };
       expect(api.targets.map((t) => t.state)).to.include('ready');
+      expect(api.targets.map((t) => t.name)).to.include(example === 'iniparse' ? 'fuzz_iniparse' : 'fuzz_tinyimg');
       child.kill('SIGINT');
       expect(await exited).to.equal(0);
       expect(out).to.contain('nothing left running');

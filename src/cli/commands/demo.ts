@@ -20,7 +20,9 @@ options:
   --host ADDR         listen address (default 127.0.0.1)
   --interval S        seconds between status lines (default 3)
   --seconds S         stop by itself after S seconds (default: run until Ctrl-C)
-  --log-level LEVEL   daemon log level (default warn, to keep the terminal readable)`;
+  --log-level LEVEL   daemon log level (default warn, to keep the terminal readable)
+  --example NAME      tinyimg (C, the default) or iniparse (C++: templates, lambdas, the
+                      standard library); \`npm start -- --example iniparse\``;
 
 function fmt(n: number): string {
   if (n >= 1e9) return (n / 1e9).toFixed(1) + 'G';
@@ -47,7 +49,7 @@ const command: Command = {
     try {
       values = parseArgs({
         args: argv, strict: true, allowPositionals: false,
-        options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, interval: { type: 'string' }, seconds: { type: 'string' }, 'log-level': { type: 'string' } },
+        options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, interval: { type: 'string' }, seconds: { type: 'string' }, 'log-level': { type: 'string' }, example: { type: 'string' } },
       }).values;
     } catch (err) {
       throw new UsageError((err as Error).message);
@@ -58,17 +60,19 @@ const command: Command = {
     if (!(interval > 0)) throw new UsageError('--interval must be a positive number of seconds');
     const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
     if (seconds !== undefined && !(seconds > 0)) throw new UsageError('--seconds must be positive');
+    const example = values.example ?? 'tinyimg';
+    if (example !== 'tinyimg' && example !== 'iniparse') throw new UsageError(`--example must be tinyimg or iniparse, got '${example}'`);
     const level = values['log-level'] ?? 'warn';
     if (!isLevel(level)) throw new UsageError(`unknown log level '${level}'`);
     const log = createLogger({ level }, { name: 'covd' });
 
-    const { buildExampleTarget, runFuzzer } = await import('../../coverage/targets.js');
+    const { buildExampleTarget, buildCppExampleTarget, runFuzzer } = await import('../../coverage/targets.js');
     const { startDaemon } = await import('../../daemon/daemon.js');
 
     console.log('covd demo: building the example target with the covd agent (cached after the first time)...');
     let exe: string;
     try {
-      exe = await buildExampleTarget();
+      exe = await (example === 'iniparse' ? buildCppExampleTarget() : buildExampleTarget());
     } catch (err) {
       console.error(`covd demo: building the example failed (are clang-14 and libclang-rt-14-dev installed? see scripts/install-deps.sh):\n${(err as Error).message}`);
       return 1;
