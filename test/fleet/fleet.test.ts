@@ -270,9 +270,10 @@ describe('fleet: daemons sharing coverage through NATS JetStream', function () {
     await fuzz('D', 4, { runs: 3000 });
     const d = fileCoverage(await findCoverageFile(cd('D')));
     const next = union(new Set(expected), d.pcs);
-    const t = await pollUntil('D to fuzz it as its own', async () => {
+    // Adopted first, then its own file's PCs counted as the coverage thread reads them.
+    const t = await pollUntil('D to fuzz it as its own, with every PC of its file', async () => {
       const t = await detail(D);
-      return t.fleet?.remote === false && t.state === 'ready' && t.nodes?.[0]?.name === 'D' ? t : undefined;
+      return t.fleet?.remote === false && t.state === 'ready' && t.nodes?.[0]?.name === 'D' && t.nodes[0].covered === d.pcs.size ? t : undefined;
     }, 60_000);
     expect(t.nodes![0]).to.deep.include({ self: true, covered: d.pcs.size });
     await pollUntil('D to show the new union', () => sameAs(next)(D), 30_000);

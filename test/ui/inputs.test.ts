@@ -62,6 +62,9 @@ describe('browser UI: inputs and crashes', function () {
     expect(pc, 'a covered PC in decode.c').to.not.equal(undefined);
     const path = pc!.file!.replace(/^\//, '');
     await page.goto(`${daemon.url}#/target/${tiny}/file/${path}:${pc!.line}`);
+    // Click only once the view is ready (laid out and scrolled to the line): earlier, the gutter may
+    // still be redrawn under the click.
+    await until('source view ready', () => page.locator('.file-page[data-ready="1"]').count());
     const num = page.locator('.cm-lineNumbers .cm-gutterElement', { hasText: new RegExp(`^${pc!.line}$`) });
     await num.first().click();
     // The line's first input: the earliest of its PCs' first inputs.
