@@ -19,26 +19,15 @@ import type { ResolvedIndex } from '../dwarf/resolve.js';
 import { readBounded, UntrustedFileError } from '../util/untrusted.js';
 import type { CrashRecord } from './inputs-log.js';
 
-/** A crash record as stored (bigints as hex strings, so msgpack and JSON carry it). */
-export interface StoredCrash {
+/** A crash record as stored: the agent's record (inputs-log.ts) with its bigints as hex strings, so msgpack and JSON carry it. */
+export type StoredCrash = Omit<CrashRecord, 'bias' | 'lo' | 'hi' | 'frames' | 'exact'> & {
   seq: number;
-  kind: CrashKind;
-  hash: string | null;
-  size: number | null;
-  flags: number;
-  signo: number;
-  status: number;
-  pid: number;
-  time: number;
-  run: number;
   bias: string;
   lo: string;
   hi: string;
   frames: string[];
   exact: string;
-  detail: string;
-  artifact: { prefix: string } | { exact: string } | null;
-}
+};
 
 export function toStored(seq: number, r: CrashRecord): StoredCrash {
   const h = (b: bigint) => '0x' + b.toString(16);
