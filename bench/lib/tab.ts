@@ -6,7 +6,8 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
-import { applyDelta, packrOptions, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
+import { packrOptions } from '../../src/contracts/msgpack.js';
+import { applyDelta, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
 
 const packr = new Packr(packrOptions);
 const unpackr = new Unpackr(packrOptions);

@@ -1,6 +1,9 @@
 /**
- * The live side of the web server: WebSocket sessions, per-target topics, snapshots, deltas,
- * resume, and backpressure. One publish per delta reaches every tab of a target from C++
+ * The live side of the web server: WebSocket sessions, per-target topics and subscriptions,
+ * snapshots, deltas, resume and backpressure. Indexes and snapshots too large to send whole go
+ * through ./big-send.ts, resumes replay from ./resume-ring.ts, and the encodings are ./wire.ts's.
+ *
+ * One publish per delta reaches every tab of a target from C++
  * (uWebSockets.js topics). Finding tabs that fall behind is kept off that path: a sweep every
  * `CHECK_MS` (and uWS's drain events) walks the subscribers' send buffers, so the work per delta is
  * two msgpack encodings and two publishes whatever the number of tabs.
@@ -16,13 +19,14 @@ import type { SourceIndex } from '../contracts/source-index.js';
 import type { Logger } from '../util/log.js';
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { packrOptions } from '../contracts/msgpack.js';
-import { PROTOCOL_VERSION, type ClientMessage, type ServerMessage, type WireSourceIndex } from './protocol.js';
+import { PROTOCOL_VERSION, type ClientMessage, type ServerMessage } from './protocol.js';
 import type { WebLimits } from './limits.js';
 import type { WebStats } from './types.js';
 import { infoOf } from './summary.js';
 import { RateLimiter } from './security.js';
-import { CoverageFile } from '../coverage/reader.js';
-import { pcTableHash } from '../contracts/ids.js';
+import { BIG_MESSAGE, BigSender, type Streaming } from './big-send.js';
+import { ResumeRing } from './resume-ring.js';
+import { encodeWords, pcAddressesOf, sparseFirstSeen, validate, wireIndex } from './wire.js';
 
 export interface Sub {
   /** Receives word-encoded deltas (topic w/<id>) rather than index lists (topic d/<id>). */
@@ -38,45 +42,28 @@ export interface Sub {
   index: SourceIndex | null;
 }
 
-export interface Conn {
-  addr: string;
-  subs: Map<string, Sub>;
-  targets: boolean;
-  closed: boolean;
-  /** Client message rate limiter, keyed by nothing (one bucket per connection). */
-  rate: RateLimiter;
-  /** The large messages being streamed to this socket, in fragments; null when none. */
-  big: BigJob | null;
-  /** Messages for this socket held back while a large one is streamed (null when none is). */
-  out: Uint8Array[] | null;
-}
-
-interface BigJob {
-  parts: Uint8Array[];
-  /** The message being written and the offset of its next fragment. */
-  part: number;
-  off: number;
-  /** Per target: the seq of the snapshot in `parts`, to replay from once done. */
+/** What a socket rejoins once a big send is done (./big-send.ts). */
+interface Rejoin {
+  /** Per target: the seq of the snapshot in the stream, to replay from once done. */
   seqs: Map<string, number>;
   /** Also subscribed to the target list (left for the duration). */
   targets: boolean;
-  /** When a fragment was last written. */
-  last: number;
+}
+
+/** A socket's state; `big` and `out` (its big send) are kept by the BigSender. */
+export interface Conn extends Streaming<Rejoin> {
+  addr: string;
+  subs: Map<string, Sub>;
+  targets: boolean;
+  /** Client message rate limiter, keyed by nothing (one bucket per connection). */
+  rate: RateLimiter;
 }
 
 type WS = WebSocket<Conn>;
 
-interface Ring {
-  seq: number;
-  /** Encoded delta for index-list clients and for word-capable clients. */
-  pcs: Buffer;
-  words: Buffer;
-}
-
 interface TargetLive {
   subscribers: Set<WS>;
-  ring: Ring[];
-  ringBytes: number;
+  ring: ResumeRing;
   /** The index last published to subscribers (to notice when symbolization finishes). */
   index: SourceIndex | null;
   indexBytes?: { index: SourceIndex; bytes: Buffer };
@@ -87,16 +74,7 @@ interface TargetLive {
 const topicOf = (id: string, words: boolean) => (words ? 'w/' : 'd/') + id;
 /** How often send buffers are checked. Until then a tab behind just queues (bounded by maxBackpressure). */
 const CHECK_MS = 200;
-/** Most bytes of encoded deltas kept per target for resuming clients. */
-const RING_BYTES = 8 * 1024 * 1024;
 const TARGETS_TOPIC = 'targets';
-/** Messages larger than this are streamed in fragments through the bounded queue of big sends. */
-const BIG_MESSAGE = 256 * 1024;
-const FRAGMENT = 64 * 1024;
-/** Sockets streaming a big message at once; together they buffer at most about BIG_SLOTS x FRAGMENT. */
-const BIG_SLOTS = 4;
-/** A socket that takes no fragment for this long is closed (it would hold a slot forever). */
-const BIG_STALL_MS = 30_000;
 
 export class Live {
   private readonly packr = new Packr(packrOptions);
@@ -105,10 +83,8 @@ export class Live {
   private readonly stale = new Set<WS>();
   private readonly conns = new Set<WS>();
   private readonly timer: NodeJS.Timeout;
-  /** Sockets waiting for a big send (FIFO) and those streaming one now. */
-  private readonly bigWaiting = new Set<WS>();
-  private readonly bigActive = new Set<WS>();
-  private pumpScheduled = false;
+  /** Indexes and snapshots too large to send whole, streamed through a bounded queue. */
+  private readonly bigSender: BigSender<Conn, Rejoin>;
   /** This run's epoch: seq numbers of a restarted server are not comparable with this one's. */
   readonly epoch = randomBytes(8).toString('hex');
   private readonly listeners: { [K in 'target' | 'removed' | 'delta' | 'sourceChanged']?: (...a: never[]) => void } = {};
@@ -120,7 +96,12 @@ export class Live {
     private readonly stats: WebStats,
     private readonly log: Logger,
   ) {
-    this.stats.bigSends = { waiting: 0, active: 0, peakActive: 0, peakBuffered: 0, sent: 0 };
+    this.bigSender = new BigSender<Conn, Rejoin>(stats, {
+      start: (ws) => this.startBig(ws),
+      finish: (ws, rejoin, out) => this.finishBig(ws, rejoin, out),
+      stalled: (ws) => this.drop(ws, 1008, 'slow', 'stopped reading in the middle of a large message'),
+      safely: (what, fn) => this.safely(what, fn),
+    });
     // Failures here are logged, never thrown into the registry that emitted the event.
     const guard = <A extends unknown[]>(what: string, fn: (...a: A) => void) => (...a: A) => {
       try {
@@ -180,15 +161,13 @@ export class Live {
     c.closed = true;
     this.conns.delete(ws);
     this.stale.delete(ws);
-    this.bigWaiting.delete(ws);
-    if (this.bigActive.delete(ws)) this.schedulePump();
-    this.bigStats();
+    this.bigSender.closed(ws);
     for (const id of c.subs.keys()) this.targets.get(id)?.subscribers.delete(ws);
     this.stats.clients = this.conns.size;
   }
 
   drain(ws: WS) {
-    if (ws.getUserData().big) this.stepBig(ws);
+    if (ws.getUserData().big) this.bigSender.step(ws);
     else if (this.stale.has(ws)) this.resyncIfDrained(ws);
   }
 
@@ -211,7 +190,7 @@ export class Live {
         if (!c.targets) {
           c.targets = true;
           // While a big message streams, the list is sent (and the topic joined) once it is done.
-          if (c.big) c.big.targets = true;
+          if (c.big) c.big.rejoin.targets = true;
           else ws.subscribe(TARGETS_TOPIC);
         }
         if (c.big) return;
@@ -261,7 +240,7 @@ export class Live {
       // Resume: replay the deltas the client missed when we still have all of them. Only within
       // one epoch: a restarted server can reuse seq numbers for other deltas.
       const index = t.index && sub.index !== t.index ? this.indexBytes(m.id, t.index) : null;
-      if (m.since !== undefined && m.epoch === this.epoch && m.since <= t.seq && (!index || index.length <= BIG_MESSAGE) && this.canReplay(live, m.since, t.seq)) {
+      if (m.since !== undefined && m.epoch === this.epoch && m.since <= t.seq && (!index || index.length <= BIG_MESSAGE) && live.ring.canReplay(m.since, t.seq)) {
         if (index) {
           this.sendRaw(ws, index);
           sub.index = t.index;
@@ -275,17 +254,9 @@ export class Live {
     });
   }
 
-  private canReplay(live: TargetLive, since: number, seq: number): boolean {
-    if (since === seq) return true;
-    return live.ring.length > 0 && live.ring[0]!.seq <= since + 1 && live.ring[live.ring.length - 1]!.seq === seq && live.ring.some((r) => r.seq === since + 1);
-  }
-
+  /** Sends the deltas after `since` up to `seq` from the ring; false when some are gone. */
   private replay(ws: WS, live: TargetLive, sub: Sub, since: number, seq: number): boolean {
-    if (since === seq) return true;
-    const first = live.ring.findIndex((r) => r.seq === since + 1);
-    if (first < 0 || live.ring[live.ring.length - 1]!.seq !== seq) return false;
-    for (let i = first; i < live.ring.length; i++) this.sendRaw(ws, sub.words ? live.ring[i]!.words : live.ring[i]!.pcs);
-    return true;
+    return live.ring.replay(since, seq, sub.words, (bytes) => this.sendRaw(ws, bytes));
   }
 
   /** The target's index message, encoded once per index and shared by every socket. */
@@ -356,12 +327,7 @@ export class Live {
 
   // ---- big sends ----
   //
-  // uWebSockets.js copies whatever a socket cannot write at once into that socket's buffer, and a
-  // buffer keeps its size once drained: a 16 MB index sent whole to 200 tabs stays resident as
-  // 200 x 16 MB. So a message over BIG_MESSAGE is streamed as WebSocket fragments of FRAGMENT
-  // bytes, the next one written only once the socket's buffer is empty, to at most BIG_SLOTS
-  // sockets at a time (the others wait in FIFO order). Between the fragments of a message nothing
-  // else may reach the socket, so a streaming socket is off every topic and its other messages
+  // A socket streaming a big message (./big-send.ts) is off every topic and its other messages
   // wait in `out`; once done it rejoins its topics and gets the deltas it missed from the ring.
 
   private queueBig(ws: WS, id: string, sub: Sub) {
@@ -371,34 +337,14 @@ export class Live {
       if (!sub.stale && !c.big) ws.unsubscribe(topicOf(id, sub.words));
     }
     sub.stale = false;
-    if (!c.big && !this.bigWaiting.has(ws)) this.bigWaiting.add(ws);
-    this.bigStats();
-    this.schedulePump();
+    this.bigSender.enqueue(ws);
   }
 
-  private schedulePump() {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.safely('pump', () => this.pump());
-    });
-  }
-
-  private pump() {
-    for (const ws of this.bigWaiting) {
-      if (this.bigActive.size >= BIG_SLOTS) break;
-      this.bigWaiting.delete(ws);
-      if (!ws.getUserData().closed) this.startBig(ws);
-    }
-    this.bigStats();
-  }
-
-  private startBig(ws: WS) {
+  /** A slot is free: every subscription of the socket leaves its topic and gets a fresh snapshot in this go. */
+  private startBig(ws: WS): { parts: Uint8Array[]; rejoin: Rejoin } {
     const c = ws.getUserData();
     const parts: Uint8Array[] = [];
     const seqs = new Map<string, number>();
-    // Every subscription of the socket leaves its topic and gets a fresh snapshot in this go.
     for (const [id, sub] of c.subs) {
       const t = this.hub.target(id);
       if (!t) continue;
@@ -413,59 +359,14 @@ export class Live {
       seqs.set(id, t.seq);
     }
     if (c.targets) ws.unsubscribe(TARGETS_TOPIC);
-    c.big = { parts, part: 0, off: 0, seqs, targets: c.targets, last: Date.now() };
-    c.out = [];
-    this.bigActive.add(ws);
-    this.bigStats();
-    // A turn of the loop first, so messages published to its topics before it left them are out.
-    setImmediate(() => this.safely('big send', () => this.stepBig(ws)));
+    return { parts, rejoin: { seqs, targets: c.targets } };
   }
 
-  /** Writes fragments while the socket's buffer is under one fragment; the drain event or the sweep resumes it. */
-  private stepBig(ws: WS) {
+  private finishBig(ws: WS, rejoin: Rejoin, out: Uint8Array[]) {
     const c = ws.getUserData();
-    const job = c.big;
-    if (!job || c.closed) return;
-    let burst = 0;
-    while (job.part < job.parts.length) {
-      // Below one fragment: writing the next also flushes what is buffered (uWS does not always
-      // poll an almost drained socket for writability again).
-      if (ws.getBufferedAmount() >= FRAGMENT) return;
-      if (burst++ >= 64) return void setImmediate(() => this.safely('big send', () => this.stepBig(ws)));
-      const msg = job.parts[job.part]!;
-      const end = Math.min(msg.length, job.off + FRAGMENT);
-      const chunk = msg.subarray(job.off, end);
-      if (job.off === 0 && end === msg.length) ws.send(chunk, true, false);
-      else if (job.off === 0) ws.sendFirstFragment(chunk, true, false);
-      else if (end === msg.length) ws.sendLastFragment(chunk, false);
-      else ws.sendFragment(chunk, false);
-      this.stats.bytesSent += chunk.length;
-      job.off = end;
-      job.last = Date.now();
-      if (end === msg.length) {
-        job.part++;
-        job.off = 0;
-        this.stats.messagesSent++;
-      }
-      let buffered = 0;
-      for (const w of this.bigActive) buffered += w.getBufferedAmount();
-      const b = this.stats.bigSends!;
-      if (buffered > b.peakBuffered) b.peakBuffered = buffered;
-    }
-    this.finishBig(ws);
-  }
-
-  private finishBig(ws: WS) {
-    const c = ws.getUserData();
-    const job = c.big!;
-    const out = c.out ?? [];
-    c.big = null;
-    c.out = null;
-    this.bigActive.delete(ws);
-    this.stats.bigSends!.sent++;
     ws.cork(() => {
       for (const bytes of out) this.sendRaw(ws, bytes);
-      for (const [id, seq] of job.seqs) {
+      for (const [id, seq] of rejoin.seqs) {
         const sub = c.subs.get(id);
         const t = this.hub.target(id);
         if (!sub || sub.queued || !t) continue;
@@ -479,16 +380,7 @@ export class Live {
         this.send(ws, { t: 'targets', targets: this.hub.targets().map(infoOf) });
       }
     });
-    if ([...c.subs.values()].some((s) => s.queued) && !this.bigWaiting.has(ws)) this.bigWaiting.add(ws);
-    this.bigStats();
-    this.schedulePump();
-  }
-
-  private bigStats() {
-    const b = this.stats.bigSends!;
-    b.waiting = this.bigWaiting.size;
-    b.active = this.bigActive.size;
-    if (b.active > b.peakActive) b.peakActive = b.active;
+    if ([...c.subs.values()].some((s) => s.queued)) this.bigSender.enqueue(ws);
   }
 
   /**
@@ -507,13 +399,8 @@ export class Live {
       }
     }
     for (const ws of [...this.stale]) this.resyncIfDrained(ws);
-    // Streams stuck on a client that stopped reading hold a slot: give up on them after a while.
-    const now = Date.now();
-    for (const ws of [...this.bigActive]) {
-      const job = ws.getUserData().big;
-      if (job && now - job.last > BIG_STALL_MS) this.drop(ws, 1008, 'slow', 'stopped reading in the middle of a large message');
-      else this.stepBig(ws);
-    }
+    // Streams stuck on a client that stopped reading hold a slot: given up on after a while.
+    this.bigSender.sweep();
   }
 
   // ---- hub events ----
@@ -527,13 +414,7 @@ export class Live {
     this.publish(topicOf(d.id, false), pcs);
     this.publish(topicOf(d.id, true), wordsBytes);
 
-    live.ring.push({ seq: d.seq, pcs, words: wordsBytes });
-    live.ringBytes += pcs.length + (wordsBytes === pcs ? 0 : wordsBytes.length);
-    // Bounded by count and by bytes (a first tick can carry a large share of a big target).
-    while (live.ring.length > this.limits.resumeDeltas || (live.ring.length > 1 && live.ringBytes > RING_BYTES)) {
-      const old = live.ring.shift()!;
-      live.ringBytes -= old.pcs.length + (old.words === old.pcs ? 0 : old.words.length);
-    }
+    live.ring.push(d.seq, pcs, wordsBytes);
     if (this.app.numSubscribers(TARGETS_TOPIC) > 0) {
       const t = this.hub.target(d.id);
       if (t) this.publish(TARGETS_TOPIC, this.packr.pack({ t: 'target', target: infoOf(t) } satisfies ServerMessage));
@@ -587,7 +468,7 @@ export class Live {
 
   private live(id: string): TargetLive {
     let l = this.targets.get(id);
-    if (!l) this.targets.set(id, (l = { subscribers: new Set(), ring: [], ringBytes: 0, index: null, snapshots: [] }));
+    if (!l) this.targets.set(id, (l = { subscribers: new Set(), ring: new ResumeRing(this.limits.resumeDeltas), index: null, snapshots: [] }));
     return l;
   }
 
@@ -629,110 +510,4 @@ export class Live {
     this.send(ws, { t: 'error', code: kind, error: why });
     ws.end(code, why);
   }
-}
-
-/** Strictly checks a decoded client message; anything else is refused. */
-export function validate(m: unknown): ClientMessage | null {
-  if (typeof m !== 'object' || m === null || Array.isArray(m) || ArrayBuffer.isView(m)) return null;
-  const o = m as Record<string, unknown>;
-  const id = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
-  switch (o.t) {
-    case 'ping':
-    case 'sub-targets':
-      return { t: o.t };
-    case 'unsub':
-    case 'resync':
-      return id(o.id) ? { t: o.t, id: o.id } : null;
-    case 'sub': {
-      if (!id(o.id)) return null;
-      if (o.have !== undefined && o.have !== null && typeof o.have !== 'string') return null;
-      if (o.since !== undefined && !(Number.isSafeInteger(o.since) && (o.since as number) >= 0)) return null;
-      const out: ClientMessage = { t: 'sub', id: o.id };
-      if (typeof o.have === 'string' || o.have === null) out.have = o.have;
-      if (o.words === true) out.words = true;
-      if (o.sparse === true) out.sparse = true;
-      if (typeof o.since === 'number') out.since = o.since;
-      if (typeof o.epoch === 'string' && o.epoch.length <= 64) out.epoch = o.epoch;
-      return out;
-    }
-    default:
-      return null;
-  }
-}
-
-/** Pairs (word index, mask) of the 32-bit words that gained bits; null when there is nothing to group. */
-export function encodeWords(pcs: Uint32Array): Uint32Array | null {
-  if (pcs.length < 3) return null;
-  const sorted = Uint32Array.from(pcs).sort();
-  const out: number[] = [];
-  let word = -1, mask = 0;
-  for (const pc of sorted) {
-    const w = pc >>> 5;
-    if (w !== word) {
-      if (word >= 0) out.push(word, mask >>> 0);
-      word = w;
-      mask = 0;
-    }
-    mask |= 1 << (pc & 31);
-  }
-  out.push(word, mask >>> 0);
-  return Uint32Array.from(out);
-}
-
-export function sparseFirstSeen(seen: Uint8Array, firstSeen: Uint32Array, pcsLen: number): Uint32Array {
-  const out: number[] = [];
-  for (let byte = 0; byte * 8 < pcsLen; byte++) {
-    let b = seen[byte]!;
-    while (b !== 0) {
-      const bit = 31 - Math.clz32(b & -b);
-      const pc = byte * 8 + bit;
-      if (pc < pcsLen) out.push(firstSeen[pc]!);
-      b &= b - 1;
-    }
-  }
-  return Uint32Array.from(out);
-}
-
-/** Per index: the PCs it answers (link-time addresses), or null when they could not be read. */
-const pcTables = new WeakMap<SourceIndex, BigUint64Array | null>();
-
-/**
- * The PC addresses for the index message (`pcAddresses`, shown in the page's PC tooltip), read
- * from the target's coverage file once per index. Left out when the file is gone or unreadable,
- * or holds another PC table than the one the index was resolved for (pcsHash).
- */
-function pcAddressesOf(index: SourceIndex, coverageFile: string | undefined): BigUint64Array | undefined {
-  let pcs = pcTables.get(index);
-  if (pcs === undefined) {
-    pcs = null;
-    if (coverageFile) {
-      try {
-        const f = CoverageFile.open(coverageFile);
-        try {
-          if (f.pcs.length === index.pcFile.length && (!index.pcsHash || pcTableHash(f.pcs) === index.pcsHash)) pcs = f.pcs;
-        } finally {
-          f.close();
-        }
-      } catch {
-        // No addresses then: the page shows PC indices.
-      }
-    }
-    pcTables.set(index, pcs);
-  }
-  return pcs ?? undefined;
-}
-
-function wireIndex(i: SourceIndex, pcAddresses?: BigUint64Array): WireSourceIndex {
-  return {
-    ...(pcAddresses ? { pcAddresses } : {}),
-    buildId: i.buildId,
-    directories: i.directories,
-    files: i.files,
-    fileDirs: i.fileDirs,
-    functions: { names: i.functions.names, file: i.functions.file, line: i.functions.line },
-    pcFile: i.pcFile,
-    pcLine: i.pcLine,
-    pcColumn: i.pcColumn,
-    pcFunction: i.pcFunction,
-  };
 }

@@ -1,14 +1,12 @@
 /**
  * The WebSocket protocol between the daemon and browser tabs (documented in docs/protocol.md).
- * Pure types and codec options: imported by the server (src/web) and by the browser client (ui/),
- * so both sides always agree. Every frame is one binary msgpack message (msgpackr, options below).
+ * Types and the client's decoders, with no Node imports: the browser client (ui/) bundles this
+ * file, so both sides always agree. Every frame is one binary msgpack message, packed with the
+ * options of src/contracts/msgpack.ts; the server's encoders are in ./wire.ts.
  */
 import type { HistorySample, TargetInfo, TargetStats } from '../contracts/hub.js';
 import type { SourceIndex } from '../contracts/source-index.js';
 import { isSeen, popcount32 } from '../contracts/seen.js';
-
-/** msgpackr options both sides use; typed arrays travel as msgpackr typed-array extensions. */
-export { packrOptions } from '../contracts/msgpack.js';
 
 export const PROTOCOL_VERSION = 1;
 

@@ -8,11 +8,8 @@
  * those only under the rules of ./source.ts (regular files, no symlink out of their directory).
  */
 import { fileURLToPath } from 'node:url';
-import { gzip } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
-import type { Hub } from '../contracts/hub.js';
-import type { Logger } from '../util/log.js';
-import { loadAssets, makeAsset, pickEncoding, type Asset } from './assets.js';
+import { loadAssets, makeAsset } from './assets.js';
 import { defaultLimits, type WebLimits } from './limits.js';
 import { Live, type Conn } from './live.js';
 import { renderMetrics } from './metrics.js';
@@ -20,7 +17,8 @@ import { InputsRoutes } from './inputs-routes.js';
 import { CompareRoutes } from './compare-routes.js';
 import { BlockersRoutes } from './blockers-routes.js';
 import { ConnectionCounter, HostPolicy, isLoopback, originAllowed, presentedToken, RateLimiter, TOKEN_COOKIE, tokenMatches } from './security.js';
-import { openSource, readAtMost, SourceRefused } from './source.js';
+import { ensureAbortHandler, error, json, sendCompressible, serveAsset, statusText, write, type Ctx } from './respond.js';
+import { SourceRoute } from './source-route.js';
 import { StartupError } from '../contracts/errors.js';
 import { infoOf, SummaryCache, toJsonExport, toLcov } from './summary.js';
 import type { StartWebServer, WebServer, WebServerOptions, WebStats } from './types.js';
@@ -33,36 +31,6 @@ export const defaultUiDir = fileURLToPath(new URL('../../ui/', import.meta.url))
 
 /** The WebSocket endpoint of the live protocol. */
 export const WS_PATH = '/ws';
-
-/** Memory for gzipped source files kept between requests. */
-const SOURCE_GZ_CACHE_BYTES = 64 * 1024 * 1024;
-
-const securityHeaders: [string, string][] = [
-  ['X-Content-Type-Options', 'nosniff'],
-  ['Referrer-Policy', 'no-referrer'],
-  ['X-Frame-Options', 'DENY'],
-  ['Cross-Origin-Resource-Policy', 'same-origin'],
-];
-const CSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
-
-const statusText: Record<number, string> = {
-  200: 'OK', 204: 'No Content', 304: 'Not Modified', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
-  405: 'Method Not Allowed', 409: 'Conflict', 413: 'Content Too Large', 421: 'Misdirected Request', 429: 'Too Many Requests',
-  500: 'Internal Server Error', 503: 'Service Unavailable',
-};
-
-/** What a handler needs from the request, copied out (uWS requests die when the handler returns). */
-interface Ctx {
-  method: string;
-  url: string;
-  acceptEncoding: string;
-  ifNoneMatch: string;
-  query: (key: string) => string;
-  setCookie?: string;
-  aborted: boolean;
-  /** Set once a response went out: a second write (say, a 500 after a failure late in a handler) is dropped, not thrown. */
-  responded?: boolean;
-}
 
 const FALLBACK_INDEX = `<!doctype html><meta charset="utf-8"><title>covd</title>
 <p>covd is running, but the browser client has not been built (run <code>npm run build</code>).
@@ -96,6 +64,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const compareRoutes = new CompareRoutes(hub); // GET /api/targets/:a/compare/:b (src/web/compare-routes.ts)
   for (const [prefix, fn] of Object.entries(opts.compareSides ?? {})) compareRoutes.registerSide(prefix, fn);
   const blockersRoutes = new BlockersRoutes(hub); // GET /api/targets/:id/blockers (src/web/blockers-routes.ts)
+  const sourceRoute = new SourceRoute(hub, limits, log);
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
   const unauthRate = new RateLimiter(limits.unauthenticatedHttpRate, limits.unauthenticatedHttpRate * 2);
   const conns = new ConnectionCounter(limits.maxConnectionsPerAddress);
@@ -127,127 +96,9 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
 
   const addrOf = (res: HttpResponse) => Buffer.from(res.getRemoteAddressAsText()).toString();
 
-  // ---- response helpers ----
-  const write = (res: HttpResponse, ctx: Ctx, status: number, headers: [string, string][], body: Buffer | string) => {
-    if (ctx.aborted || ctx.responded) return;
-    ctx.responded = true;
-    res.cork(() => {
-      res.writeStatus(`${status} ${statusText[status] ?? ''}`);
-      for (const [k, v] of securityHeaders) res.writeHeader(k, v);
-      for (const [k, v] of headers) res.writeHeader(k, v);
-      if (ctx.setCookie) res.writeHeader('Set-Cookie', ctx.setCookie);
-      // uWS 20.30 leaves a response open after endWithoutBody(length): write the length ourselves.
-      if (ctx.method === 'head' && status !== 304) res.writeHeader('Content-Length', String(Buffer.byteLength(body)));
-      if (ctx.method === 'head' || status === 304) res.endWithoutBody();
-      else res.end(body);
-    });
-  };
-  const json = (res: HttpResponse, ctx: Ctx, status: number, value: unknown, extra: [string, string][] = []) =>
-    sendCompressible(res, ctx, status, 'application/json; charset=utf-8', Buffer.from(JSON.stringify(value)), [['Cache-Control', 'no-store'], ...extra]);
-  const error = (res: HttpResponse, ctx: Ctx, status: number, message: string) => json(res, ctx, status, { error: message, status });
-
-  /** Sends a body, gzipped off the main thread when it is large and the client accepts gzip. */
-  const sendCompressible = (res: HttpResponse, ctx: Ctx, status: number, type: string, body: Buffer, headers: [string, string][]) => {
-    const hs: [string, string][] = [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers];
-    if (body.length < 16 * 1024 || pickEncoding(ctx.acceptEncoding, { gzip: body }) !== 'gzip') return write(res, ctx, status, hs, body);
-    ensureAbortHandler(res, ctx);
-    gzip(body, (err, gz) => {
-      if (err) write(res, ctx, status, hs, body);
-      else write(res, ctx, status, [...hs, ['Content-Encoding', 'gzip']], gz);
-    });
-  };
-  const ensureAbortHandler = (res: HttpResponse, ctx: Ctx) => {
-    if ((res as { covdAbort?: boolean }).covdAbort) return;
-    (res as { covdAbort?: boolean }).covdAbort = true;
-    res.onAborted(() => (ctx.aborted = true));
-  };
-
-  const serveAsset = (res: HttpResponse, ctx: Ctx, a: Asset) => {
-    const headers: [string, string][] = [['Content-Type', a.type], ['ETag', a.etag], ['Cache-Control', 'no-cache'], ['Vary', 'Accept-Encoding']];
-    if (a.type.startsWith('text/html')) headers.push(['Content-Security-Policy', CSP]);
-    if (ctx.ifNoneMatch && ctx.ifNoneMatch.split(',').some((t) => t.trim() === a.etag || t.trim() === '*')) return write(res, ctx, 304, headers, '');
-    const enc = pickEncoding(ctx.acceptEncoding, a);
-    if (enc !== 'identity') headers.push(['Content-Encoding', enc]);
-    write(res, ctx, 200, headers, enc === 'br' ? a.br! : enc === 'gzip' ? a.gzip! : a.identity);
-  };
-
-  /**
-   * Gzipped source files by (path, size, mtime), least recently used first out, at most
-   * SOURCE_GZ_CACHE_BYTES in all: a large file (sqlite3.c, 9.5 MB) is compressed once, not on
-   * every request of every tab.
-   */
-  const gzCache = new Map<string, Buffer>();
-  let gzCacheBytes = 0;
-  const cacheGz = (key: string, gz: Buffer) => {
-    if (gz.length > SOURCE_GZ_CACHE_BYTES / 4) return;
-    const old = gzCache.get(key);
-    if (old) gzCacheBytes -= old.length;
-    gzCache.delete(key);
-    gzCache.set(key, gz);
-    gzCacheBytes += gz.length;
-    for (const [k, v] of gzCache) {
-      if (gzCacheBytes <= SOURCE_GZ_CACHE_BYTES) break;
-      gzCache.delete(k);
-      gzCacheBytes -= v.length;
-    }
-  };
-
-  const serveSource = (res: HttpResponse, ctx: Ctx, id: string) => {
-    const fileParam = ctx.query('file');
-    if (!/^\d{1,9}$/.test(fileParam)) return error(res, ctx, 400, 'file must be a file index (a non-negative integer) from the target\'s source index');
-    const file = Number(fileParam);
-    if (!hub.target(id)) return error(res, ctx, 404, `no target ${id}`);
-    const path = hub.sourcePath(id, file);
-    // Fleet: a build no fuzzer here runs has its paths from another node, never served from this disk.
-    if (path === undefined && hub.target(id)?.fleet?.remote) return error(res, ctx, 404, `target ${id} is fuzzed on other nodes only: its source files are not served by this daemon`);
-    if (path === undefined) return error(res, ctx, 404, `file ${file} is not a source file named by the debug info of target ${id}`);
-    ensureAbortHandler(res, ctx);
-    void (async () => {
-      let opened: Awaited<ReturnType<typeof openSource>> | undefined;
-      try {
-        opened = await openSource(path);
-        const st = opened.st;
-        if (st.size > limits.maxSourceBytes) return error(res, ctx, 413, `source file ${file} is ${st.size} bytes, over the ${limits.maxSourceBytes}-byte limit`);
-        const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
-        const headers: [string, string][] = [['ETag', etag], ['Cache-Control', 'no-cache'], ['X-Content-Type-Options', 'nosniff']];
-        if (ctx.ifNoneMatch === etag) return write(res, ctx, 304, headers, '');
-        const type = 'text/plain; charset=utf-8';
-        const key = `${path}\0${st.size}\0${st.mtimeMs}`;
-        const wantsGzip = st.size >= 16 * 1024 && pickEncoding(ctx.acceptEncoding, { gzip: Buffer.alloc(0) }) === 'gzip';
-        const cached = wantsGzip ? gzCache.get(key) : undefined;
-        if (cached) {
-          cacheGz(key, cached); // most recently used
-          return write(res, ctx, 200, [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers, ['Content-Encoding', 'gzip']], cached);
-        }
-        const body = await readAtMost(opened.fh, st.size, limits.maxSourceBytes);
-        if (!body) return error(res, ctx, 413, `source file ${file} grew over the ${limits.maxSourceBytes}-byte limit`);
-        if (!wantsGzip) return sendCompressible(res, ctx, 200, type, body, headers);
-        ensureAbortHandler(res, ctx);
-        gzip(body, (err, gz) => {
-          const hs: [string, string][] = [['Content-Type', type], ['Vary', 'Accept-Encoding'], ...headers];
-          if (err) return write(res, ctx, 200, hs, body);
-          cacheGz(key, gz);
-          write(res, ctx, 200, [...hs, ['Content-Encoding', 'gzip']], gz);
-        });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (err instanceof SourceRefused) error(res, ctx, err.status, `source file ${file} of target ${id} ${err.message}`);
-        else if (code === 'ENOENT' || code === 'ENOTDIR') error(res, ctx, 404, `source file ${file} of target ${id} is gone from disk`);
-        else if (code === 'ELOOP') error(res, ctx, 404, `source file ${file} of target ${id} cannot be resolved (a loop of symbolic links)`);
-        else if (code === 'EACCES' || code === 'EPERM') error(res, ctx, 403, `source file ${file} of target ${id} is not readable by the daemon`);
-        else {
-          log.warn('reading source failed', { id, file, err });
-          error(res, ctx, 500, `cannot read source file ${file}: ${code ?? 'error'}`);
-        }
-      } finally {
-        await opened?.fh.close().catch(() => {});
-      }
-    })();
-  };
-
   const serveTargetRoute = (res: HttpResponse, ctx: Ctx, id: string, sub: string | undefined) => {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return error(res, ctx, 404, 'no such target');
-    if (sub === 'source') return serveSource(res, ctx, id);
+    if (sub === 'source') return sourceRoute.serve(res, ctx, id);
     const t = hub.target(id);
     if (!t) return error(res, ctx, 404, `no target ${id}`);
     switch (sub) {

@@ -15,7 +15,8 @@ import { seenBytes } from '../../src/contracts/seen.js';
 import { createSymbolizerPool } from '../../src/workers/pool.js';
 import type { SourceIndex } from '../../src/workers/types.js';
 import { createLogger } from '../../src/util/log.js';
-import { applyDelta, expandFirstSeen, packrOptions, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
+import { packrOptions } from '../../src/contracts/msgpack.js';
+import { applyDelta, expandFirstSeen, type ClientMessage, type ServerMessage } from '../../src/web/protocol.js';
 
 export const quietLog = createLogger({ level: (process.env.COVD_TEST_LOG as 'debug') ?? 'silent' });
 

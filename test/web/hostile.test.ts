@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { startWebServer } from '../../src/web/server.js';
 import type { WebServer } from '../../src/web/types.js';
-import { packrOptions } from '../../src/web/protocol.js';
+import { packrOptions } from '../../src/contracts/msgpack.js';
 import { LiveTarget, quietLog, request, Tab, until } from './harness.js';
 
 const packr = new Packr(packrOptions);

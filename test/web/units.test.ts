@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { HostPolicy, isLoopback, originAllowed, parseHost, presentedToken, RateLimiter, tokenMatches } from '../../src/web/security.js';
 import { applyDelta, deltaPcs, expandFirstSeen } from '../../src/web/protocol.js';
-import { encodeWords, sparseFirstSeen, validate } from '../../src/web/live.js';
+import { encodeWords, sparseFirstSeen, validate } from '../../src/web/wire.js';
 import { pickEncoding } from '../../src/web/assets.js';
 import { summarize, toLcov } from '../../src/web/summary.js';
 import { NONE, type SourceIndex } from '../../src/workers/types.js';
