@@ -331,6 +331,12 @@ static void write_meta(const char *vdir, const char *id, const char *exe, const 
     }
   }
   sb_str(&b, "]");
+  /* The working directory, against which relative paths in argv (libFuzzer's corpus directories) resolve. */
+  char wd[PATH_MAX];
+  if (getcwd(wd, sizeof wd)) {
+    sb_str(&b, ",\"cwd\":");
+    json_string(&b, wd, strlen(wd));
+  }
   meta_afl(&b);
   sb_str(&b, "}\n");
   if (b.oom) {

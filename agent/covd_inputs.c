@@ -749,6 +749,12 @@ static void read_flags(void) {
     else if (strncmp(a, "-artifact_prefix=", 17) == 0) prefix = a + 17, exact = 0;
     else if (strncmp(a, "-exact_artifact_path=", 21) == 0) prefix = a + 21, exact = 1;
   }
+  /* Under AFL++ there is no libFuzzer to write artifacts: afl-fuzz saves the input in its crashes/
+   * and hangs/ directories, where the daemon finds it by the input's SHA-1. */
+  if (linked_with_afl()) {
+    artifact_len = 0;
+    return;
+  }
   /* Absolute, so the daemon can find the artifact: "P" = prefix, "E" = exact path. */
   char cwd[PATH_MAX];
   size_t n = 0;

@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { median, table, writeResults } from './lib/results.js';
 import { encodeFrame, FrameDecoder } from '../src/bus/framing.js';
 import { buildAflExampleTarget, buildAflSqliteTarget, copySeeds, runAfl, tinyimgDir } from '../src/afl/targets.js';
-import { packageRoot } from '../src/coverage/toolchain.js';
+import { packageRoot } from '../src/build/toolchain.js';
 
 interface RunResult {
   config: string;

@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, table, writeResults } from './lib/results.js';
 import { encodeFrame, FrameDecoder } from '../src/bus/framing.js';
-import { buildExampleTarget, buildSqliteTarget, seedCorpusFor } from '../src/coverage/targets.js';
+import { buildExampleTarget, buildSqliteTarget, seedCorpusFor } from '../src/build/targets.js';
 
 interface RunResult {
   config: string;

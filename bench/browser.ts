@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
-import { buildSqliteTarget, runFuzzer } from '../src/coverage/targets.js';
+import { buildSqliteTarget, runFuzzer } from '../src/build/targets.js';
 import { launchChromium, screenshot, startDaemon, until } from '../test/ui/browser.js';
 import { buildManyFilesTarget } from '../test/ui/many-files.js';
 import { median, percentile, table, writeResults } from './lib/results.js';

@@ -16,9 +16,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildCppExampleTarget, buildSqliteTarget } from '../src/coverage/targets.js';
+import { buildCppExampleTarget, buildSqliteTarget } from '../src/build/targets.js';
 import { DebugInfo } from '../src/dwarf/resolve.js';
-import { tuneJitForSymbolizing } from '../src/workers/jit.js';
+import { setSymbolizerV8Flags } from '../src/cli/v8-flags.js';
 
 function pcTable(exe: string, dir: string): BigUint64Array {
   const out = join(dir, 'pcs.bin');
@@ -52,7 +52,7 @@ function time(exe: string, pcs: BigUint64Array, mode: Mode): { ms: number; frame
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' } } });
   const rounds = Number(values.rounds);
-  tuneJitForSymbolizing();
+  setSymbolizerV8Flags();
   const tmp = mkdtempSync(join(tmpdir(), 'covd-inl-'));
   const targets = [['sqlite', await buildSqliteTarget()], ['iniparse -O2', await buildCppExampleTarget({ cflags: ['-O2'] })]] as const;
   console.log(`node ${process.version}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -14,9 +14,15 @@
  *     and a 2-thread pool's first request (threads started, cache off, as bench/symbolize.ts
  *     measures it), on the sqlite target and on the C++ example (examples/iniparse).
  *
+ *   node dist/bench/measure-demangle.js daemon [--rounds N]
+ *     The daemon's own request: a 2-thread pool's first request (threads started, cache off,
+ *     V8 flags as `covd serve` sets them), with demangling off or on (COVD_DEMANGLE) and with the
+ *     inlined code (pcInlined, what dispatch asks for) off or on: the four combinations in fresh
+ *     processes, rotated each round, on the sqlite target and on the C++ example (-O1, -O2).
+ *
  *   node dist/bench/measure-demangle.js tiers
  *     How V8 should compile demangle.wasm: 50 to 100,000 of those names demangled in a fresh
- *     process set up as a symbolizer (V8 tuned as src/workers/jit.ts does, kernels compiled),
+ *     process set up as a symbolizer (V8 tuned as src/cli/v8-flags.ts does, kernels compiled),
  *     with Liftoff alone (what covd does), Liftoff with V8's default tier-up to TurboFan, and
  *     TurboFan for everything up front; wall time and CPU time of the process's threads, 300 ms
  *     after the last name (background compiles included).
@@ -134,14 +140,15 @@ function names(): void {
   }
 }
 
-async function poolChild(exe: string, addrFile: string): Promise<void> {
+async function poolChild(exe: string, addrFile: string, flags = ''): Promise<void> {
+  if (flags.includes('v8')) (await import('../src/cli/v8-flags.js')).setSymbolizerV8Flags();
   const { SymbolizerPool } = await import('../src/workers/pool.js');
   const pcs = BigUint64Array.from(readFileSync(addrFile, 'utf8').trim().split('\n').map((s) => BigInt(s)));
   const pool = new SymbolizerPool({ threads: 2, cache: false });
   // Threads started and their modules loaded, as in the daemon (bench/symbolize.ts does the same).
   await Promise.all([0, 1].map(() => pool.resolve({ exe: '/nonexistent', pcs: new BigUint64Array(0) }).catch(() => undefined)));
   const c0 = process.cpuUsage(), t0 = performance.now();
-  await pool.resolve({ exe, pcs });
+  await pool.resolve({ exe, pcs, ...(flags.includes('inlines') ? { inlines: true } : {}) });
   const ms = performance.now() - t0, c = process.cpuUsage(c0);
   await pool.destroy();
   console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000 }));
@@ -162,9 +169,47 @@ function timeProcess(args: string[], input: string, env: NodeJS.ProcessEnv): { m
   }
 }
 
+/** The daemon's first pool request in four variants (demangling, inlined code), rotated, in fresh processes. */
+async function daemonCost(): Promise<void> {
+  const rounds = Number(arg('--rounds', '9'));
+  const { buildSqliteTarget, buildCppExampleTarget } = await import('../src/build/targets.js');
+  const { pcTable } = await import('../test/dwarf/programs.js');
+  const dir = mkdtempSync(join(tmpdir(), 'covd-daemon-cost-'));
+  try {
+    const sqlite = await buildSqliteTarget();
+    const ini1 = await buildCppExampleTarget();
+    const ini2 = await buildCppExampleTarget({ cflags: ['-O2'] });
+    const cases: [string, string][] = [['sqlite, pc-table', sqlite], ['iniparse -O1, pc-table', ini1], ['iniparse -O2, pc-table', ini2]];
+    const variants = [['neither', '0', ''], ['demangling', '1', ''], ['inlined code', '0', 'inlines'], ['both (covd serve)', '1', 'inlines']] as const;
+    console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${rounds} rounds, variants rotated; medians (wall / CPU ms of the process while the request runs)`);
+    console.log('| target | PCs | neither | demangling | inlined code | both (covd serve) | both / neither |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [label, exe] of cases) {
+      const addrs = pcTable(exe, dir);
+      const file = join(dir, 'addrs.txt');
+      writeFileSync(file, addrs.map((a) => '0x' + a.toString(16)).join('\n') + '\n');
+      const got = new Map<string, { ms: number; cpuMs: number }[]>(variants.map(([v]) => [v, []]));
+      for (let r = 0; r < rounds; r++) {
+        for (let j = 0; j < variants.length; j++) {
+          const [v, dm, fl] = variants[(j + r) % variants.length]!;
+          const out = execFileSync(process.execPath, [self, 'pool-child', exe, file, `v8 ${fl}`], { encoding: 'utf8', env: { ...process.env, COVD_DEMANGLE: dm } });
+          got.get(v)!.push(JSON.parse(out.trim().split('\n').pop()!));
+        }
+      }
+      const med = (v: string, k: 'ms' | 'cpuMs') => median(got.get(v)!.map((x) => x[k]));
+      const cell = (v: string) => `${med(v, 'ms').toFixed(0)} / ${med(v, 'cpuMs').toFixed(0)}`;
+      const both = variants[3][0], none = variants[0][0];
+      console.log(`| ${label} | ${addrs.length} | ${variants.map(([v]) => cell(v)).join(' | ')} | ${(med(both, 'ms') / med(none, 'ms')).toFixed(2)} / ${(med(both, 'cpuMs') / med(none, 'cpuMs')).toFixed(2)} |`);
+    }
+    console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function cold(): Promise<void> {
   const rounds = Number(arg('--rounds', '9'));
-  const { buildSqliteTarget, buildCppExampleTarget } = await import('../src/coverage/targets.js');
+  const { buildSqliteTarget, buildCppExampleTarget } = await import('../src/build/targets.js');
   const { pcTable, randomTextAddresses } = await import('../test/dwarf/programs.js');
   const dir = mkdtempSync(join(tmpdir(), 'covd-demangle-'));
   try {
@@ -209,10 +254,10 @@ async function cold(): Promise<void> {
 }
 
 async function phasesChild(exe: string, addrFile: string): Promise<void> {
-  const { tuneJitForSymbolizing } = await import('../src/workers/jit.js');
+  const { setSymbolizerV8Flags } = await import('../src/cli/v8-flags.js');
   const { DebugInfo } = await import('../src/dwarf/resolve.js');
   const dm = await import('../src/dwarf/demangle.js');
-  tuneJitForSymbolizing();
+  setSymbolizerV8Flags();
   const pcs = BigUint64Array.from(readFileSync(addrFile, 'utf8').trim().split('\n').map((s) => BigInt(s)));
   const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
   let t = performance.now(), c = cpu();
@@ -231,7 +276,7 @@ async function phasesChild(exe: string, addrFile: string): Promise<void> {
 
 async function phases(): Promise<void> {
   const rounds = Number(arg('--rounds', '7'));
-  const { buildSqliteTarget, buildCppExampleTarget } = await import('../src/coverage/targets.js');
+  const { buildSqliteTarget, buildCppExampleTarget } = await import('../src/build/targets.js');
   const { pcTable, randomTextAddresses } = await import('../test/dwarf/programs.js');
   const dir = mkdtempSync(join(tmpdir(), 'covd-demangle-'));
   try {
@@ -265,13 +310,13 @@ async function phases(): Promise<void> {
 
 /**
  * demangle.wasm driven directly (demangle.ts would set its own flags) in a symbolizer's setting:
- * V8 tuned as for symbolizing (src/workers/jit.ts) and the kernels compiled, then the flags given.
+ * V8 tuned as for symbolizing (src/cli/v8-flags.ts) and the kernels compiled, then the flags given.
  */
 async function tiersChild(file: string, n: number, flags: string[]): Promise<void> {
-  const { tuneJitForSymbolizing } = await import('../src/workers/jit.js');
+  const { setSymbolizerV8Flags } = await import('../src/cli/v8-flags.js');
   const { kernels } = await import('../src/dwarf/kernels.js');
   const { setFlagsFromString } = await import('node:v8');
-  tuneJitForSymbolizing();
+  setSymbolizerV8Flags();
   kernels();
   for (const f of flags) setFlagsFromString(f);
   const names = readFileSync(file, 'utf8').trim().split('\n').slice(0, n);
@@ -325,13 +370,14 @@ const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'names') names();
 else if (cmd === 'names-child') await namesChild(rest[0]!, rest[1]!, rest[2]!, rest[3] ?? '');
 else if (cmd === 'cold') await cold();
-else if (cmd === 'pool-child') await poolChild(rest[0]!, rest[1]!);
+else if (cmd === 'pool-child') await poolChild(rest[0]!, rest[1]!, rest[2] ?? '');
+else if (cmd === 'daemon') await daemonCost();
 else if (cmd === 'phases') await phases();
 else if (cmd === 'tiers') tiers();
 else if (cmd === 'tiers-child') await tiersChild(rest[0]!, Number(rest[1]), rest.slice(2));
 else if (cmd === 'phases-child') await phasesChild(rest[0]!, rest[1]!);
 else {
-  console.error('usage: node dist/bench/measure-demangle.js names [--rounds N] [--gecko DIR] | cold [--rounds N] | phases [--rounds N] | tiers');
+  console.error('usage: node dist/bench/measure-demangle.js names [--rounds N] [--gecko DIR] | cold [--rounds N] | daemon [--rounds N] | phases [--rounds N] | tiers');
   process.exitCode = 2;
 }
 

@@ -38,6 +38,11 @@ export const parts: Part[] = [
     full: [], quick: ['--rounds', '1', '--sizes', '100000'],
   },
   {
+    name: 'cli', notes: 'cli', title: 'Command line',
+    about: 'Whole-process time of `covd --help` and of `covd symbolize` of one address on a small clang-14 -g binary, against `node -e 0` (the floor of any Node program) and `llvm-symbolizer-14` on the same address, interleaved; and which modules `covd --help`, `covd list` and `covd symbolize` load. Goals: `covd --help` < 100 ms, `covd symbolize` within 3x llvm-symbolizer-14.',
+    full: [], quick: ['--quick'],
+  },
+  {
     name: 'fanout', notes: 'web', title: 'Fan-out',
     about: '1,000 tabs on a 1,000,000-PC target: covd\'s uWebSockets.js server against a `ws`-based server doing the same work (updates per second, CPU, bytes on the wire per update).',
     full: [], quick: ['--tabs', '300', '--rounds', '3'],
@@ -216,6 +221,12 @@ function goalRows(): Map<string, string[]> {
     const run = (fleet.runs as { nodes: number; viewerCpuPct: number; viewerRssMiB: number; seenPcs: number; newPcs: number }[]).find((x) => x.nodes === g.nodes);
     rows.set('fleet', [`fleet: ${g.nodes} nodes held by one viewing daemon, new coverage visible in < 1 s`, `p99 ${g.p99.toFixed(0)} ms${run ? `, ${run.seenPcs} of ${run.newPcs} new PCs seen, viewer CPU ${run.viewerCpuPct.toFixed(1)} %, RSS ${run.viewerRssMiB.toFixed(0)} MiB` : ''}`, verdict(g.pass)]);
   }
+  const cli = read('cli');
+  if (cli?.goals) {
+    const g = cli.goals as { helpMs: number; helpPass: boolean; symbolizeOverLlvm: number; symbolizePass: boolean; floorMs: number; floorOverLlvm: number; helpAboveFloorMs: number; symbolizeAboveFloorMs: number };
+    rows.set('cli help', ['`covd --help` < 100 ms', `${g.helpMs.toFixed(0)} ms (node -e 0: ${g.floorMs.toFixed(0)} ms; ${g.helpAboveFloorMs.toFixed(0)} ms above it)`, verdict(g.helpPass)]);
+    rows.set('cli symbolize', ['`covd symbolize` of one address within 3x llvm-symbolizer-14', `${g.symbolizeOverLlvm.toFixed(1)}x (node -e 0 alone: ${g.floorOverLlvm.toFixed(1)}x; ${g.symbolizeAboveFloorMs.toFixed(0)} ms above it)`, verdict(g.symbolizePass)]);
+  }
   const soak = read('soak');
   if (soak?.checks) {
     const failed = (soak.checks as { name: string; pass: boolean }[]).filter((c) => !c.pass).map((c) => c.name);
@@ -251,7 +262,7 @@ export function writeBenchmarksMd(runs: PartRun[]): string {
   // Goals: from this machine's results where present, else the row BENCHMARKS.md already had.
   const goals = goalRows();
   const oldGoals = /<!-- goals -->([\s\S]*?)<!-- \/goals -->/.exec(old)?.[1] ?? '';
-  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak', 'fleet'];
+  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak', 'fleet', 'cli help', 'cli symbolize'];
   const goalTable: string[][] = [['goal', 'measured', 'verdict']];
   for (const k of goalKeys) {
     const row = goals.get(k) ?? oldGoals.split('\n').find((l) => l.includes(`<!-- ${k} -->`))?.split(' | ').slice(0, 3).map((c) => c.replace(/^\| /, '').replace(/<!--.*-->/, '').replace(/\s*\|\s*$/, '').trim());

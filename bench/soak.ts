@@ -29,7 +29,7 @@ import { copyFileSync, mkdirSync, renameSync, rmSync, truncateSync } from 'node:
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildFuzzTarget, exampleDir, runFuzzer, type FuzzerRun } from '../src/coverage/targets.js';
+import { buildFuzzTarget, exampleDir, runFuzzer, type FuzzerRun } from '../src/build/targets.js';
 import { readCoverageFile } from '../src/coverage/reader.js';
 import type { HistorySample, TargetInfo } from '../src/contracts/hub.js';
 import { DaemonProcess, MiB, sleep, tempDir, until, type LogLine } from './lib/daemon-process.js';

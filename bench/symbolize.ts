@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { median, repoRoot, table, writeResults } from './lib/results.js';
 import { generateProgram } from './gen-program.js';
 import { SymbolizerPool } from '../src/workers/pool.js';
+import { setSymbolizerV8Flags } from '../src/cli/v8-flags.js';
 
 const covd = join(repoRoot, 'bin', 'covd');
 
@@ -61,7 +62,7 @@ function writeAddrs(file: string, addrs: bigint[]): void {
 /** The sqlite target: the shared build script if present, else a plain build of our own. */
 async function sqliteTarget(): Promise<string> {
   try {
-    const { buildSqliteTarget } = await import('../src/coverage/targets.js');
+    const { buildSqliteTarget } = await import('../src/build/targets.js');
     return await buildSqliteTarget({ agent: false });
   } catch (err) {
     console.error(`shared sqlite build unavailable (${(err as Error).message.split('\n')[0]}); building our own`);
@@ -203,4 +204,6 @@ async function main(): Promise<void> {
   }
 }
 
+// The in-pool figures are the daemon's: V8 set up as `covd serve` sets it (main.ts).
+setSymbolizerV8Flags();
 main().catch((err) => { console.error(err); process.exitCode = 1; });

@@ -7,7 +7,7 @@
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { buildExampleTarget, findCoverageFile, runFuzzer } from '../../src/coverage/targets.js';
+import { buildExampleTarget, findCoverageFile, runFuzzer } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { writeCoverageFile } from '../../src/coverage/writer.js';
 import { writeCoverageMeta } from '../../src/coverage/meta.js';

@@ -190,3 +190,69 @@ export function totals(dir: string, instances: AflInstance[], updatedAt: number)
     updatedAt,
   };
 }
+
+/** One instance's plot_data as series (GET /api/targets/:id/afl/plot; docs/protocol.md). */
+export interface AflPlotInstance {
+  name: string;
+  /** fuzzer_stats start_time (seconds since the epoch); plot_data's relative_time counts from it. */
+  startTime: number;
+  /** Rows in the part of plot_data read, and how many are given (evenly spaced, the last always). */
+  rows: number;
+  points: number;
+  /** Only the last PLOT_SERIES_BYTES of the file were read (older rows left out). */
+  truncated: boolean;
+  /** Seconds since the epoch of each point (start_time + relative_time). */
+  t: number[];
+  /** Per column (plot_data's header names, `map_size` in percent), one value per point. */
+  series: Record<string, number[]>;
+}
+
+/** Columns of plot_data given as series (all numeric columns but relative_time). */
+export const PLOT_SERIES_COLUMNS = [
+  'cycles_done', 'cur_item', 'corpus_count', 'pending_total', 'pending_favs', 'map_size', 'saved_crashes', 'saved_hangs',
+  'max_depth', 'execs_per_sec', 'total_execs', 'edges_found',
+  // AFL++ 3.x and AFL spell some differently.
+  'cur_path', 'paths_total', 'unique_crashes', 'unique_hangs', 'bitmap_cvg',
+];
+
+/**
+ * plot_data rows as series, at most `maxPoints` of them (evenly spaced over the rows, the last row
+ * always kept). `text` holds whole lines except maybe its first (cut when only a tail was read:
+ * `cut` true drops it). Rows that do not parse are skipped, as are rows going back in time.
+ */
+export function parsePlotSeries(text: string, columns: string[], startTime: number, maxPoints: number, cut: boolean): Omit<AflPlotInstance, 'name' | 'truncated'> {
+  const lines = text.split('\n');
+  if (!text.endsWith('\n')) lines.pop(); // being written
+  if (cut) lines.shift();
+  const ti = columns.indexOf('relative_time');
+  const keep = PLOT_SERIES_COLUMNS.filter((c) => columns.includes(c));
+  const idx = keep.map((c) => columns.indexOf(c));
+  const rows: number[][] = [];
+  let last = -Infinity;
+  for (const line of lines) {
+    if (line === '' || line.startsWith('#')) continue;
+    const cells = line.split(',');
+    if (cells.length < columns.length) continue;
+    const vals: number[] = [];
+    let ok = true;
+    for (const i of [ti, ...idx]) {
+      const s = cells[i]!.trim().replace(/%$/, '');
+      const v = /^-?(inf|nan)$/i.test(s) ? 0 : /^\d{1,20}(\.\d{1,6})?$/.test(s) ? Number(s) : NaN;
+      if (!Number.isFinite(v)) { ok = false; break; }
+      vals.push(v);
+    }
+    if (!ok || vals[0]! < last) continue;
+    last = vals[0]!;
+    rows.push(vals);
+  }
+  const n = rows.length;
+  const pick: number[] = [];
+  if (n <= maxPoints) for (let i = 0; i < n; i++) pick.push(i);
+  else {
+    const step = (n - 1) / (maxPoints - 1);
+    for (let k = 0; k < maxPoints; k++) pick.push(Math.round(k * step));
+  }
+  const series: Record<string, number[]> = {};
+  keep.forEach((c, j) => { series[c] = pick.map((i) => rows[i]![j + 1]!); });
+  return { startTime, rows: n, points: pick.length, t: pick.map((i) => startTime + rows[i]![0]!), series };
+}

@@ -7,9 +7,9 @@ import { execFile, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { findAflRuntime, planAflCc } from '../coverage/afl-build.js';
-import { agentObject, buildAtomically, buildDir, clangPath, packageRoot, sha256 } from '../coverage/toolchain.js';
-import { descendantPids, type FuzzerRun } from '../coverage/targets.js';
+import { findAflRuntime, planAflCc } from '../build/afl-build.js';
+import { agentObject, buildAtomically, buildDir, clangPath, packageRoot, sha256 } from '../build/toolchain.js';
+import { descendantPids, type FuzzerRun } from '../build/targets.js';
 
 const execFileP = promisify(execFile);
 const built = new Map<string, Promise<string>>();
@@ -123,6 +123,16 @@ export interface AflRun extends FuzzerRun {
   instanceDir: string;
 }
 
+/** A process's start time (field 22 of /proc/PID/stat), or undefined when it is gone. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts afl-fuzz on `exe` with AFL_TEST_ENV; stop() signals it and its children. */
 export function runAfl(exe: string, o: AflRunOptions): AflRun {
   mkdirSync(o.output, { recursive: true });
@@ -144,13 +154,32 @@ export function runAfl(exe: string, o: AflRunOptions): AflRun {
   const keep = (s: string) => { stderr = (stderr + s).slice(-1 << 20); };
   child.stdout!.setEncoding('utf8').on('data', keep);
   child.stderr!.setEncoding('utf8').on('data', keep);
+  // afl-fuzz's fork servers call setsid(), and one that outlives afl-fuzz (the CmpLog binary's,
+  // say) is re-parented away from it: remember every descendant seen while it ran, and kill
+  // those still there once afl-fuzz is gone.
+  // Start times guard against a pid reused meanwhile.
+  const seen = new Map<number, string>();
+  const sample = () => {
+    if (child.pid !== undefined) for (const p of descendantPids(child.pid)) if (!seen.has(p)) seen.set(p, startTimeOf(p) ?? '');
+  };
+  const sampler = setInterval(sample, 500).unref();
+  const reap = () => {
+    clearInterval(sampler);
+    for (const [p, start] of seen) {
+      if (startTimeOf(p) !== start) continue;
+      try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    }
+  };
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    child.on('error', (err) => resolve({ code: null, stderr: `${stderr}\n${err.message}` }));
-    child.on('close', (code) => resolve({ code, stderr }));
+    child.on('error', (err) => { reap(); resolve({ code: null, stderr: `${stderr}\n${err.message}` }); });
+    child.on('close', (code) => { reap(); resolve({ code, stderr }); });
   });
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      for (const p of [child.pid, ...descendantPids(child.pid)]) {
+      sample();
+      try { process.kill(child.pid, signal); } catch { /* gone */ }
+      for (const [p, start] of seen) {
+        if (startTimeOf(p) !== start) continue;
         try { process.kill(p, signal); } catch { /* gone */ }
       }
     }

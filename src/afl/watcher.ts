@@ -21,10 +21,12 @@
  * its reason logged once (a fuzzer_stats read mid-rewrite is retried at the next poll before it
  * counts as bad); the instance keeps its last good figures.
  *
- * Hook for crash and hang records (the inputs/crashes work, not done here): the watcher emits
- * 'findings' (AflFindings) whenever an instance's saved_crashes or saved_hangs grows, and once per
- * instance when first read (previous: null), with the instance directory whose crashes/ and
- * hangs/ hold the inputs. `daemon.afl.on('findings', fn)`.
+ * Crash and hang records: the watcher emits 'findings' (AflFindings) whenever an instance's
+ * saved_crashes or saved_hangs grows, and once per instance when first read (previous: null),
+ * with the instance directory whose crashes/ and hangs/ hold the inputs; the inputs service
+ * (src/daemon/inputs.ts, attachAfl) follows those directories from then on.
+ *
+ * plotSeries() gives the chart every instance's plot_data as series, read on request.
  */
 import { EventEmitter } from 'node:events';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -34,7 +36,7 @@ import { metaPathFor, readCoverageMetaAsync } from '../coverage/meta.js';
 import type { TargetRegistry } from '../daemon/registry.js';
 import type { Logger } from '../util/log.js';
 import { openRegular, readBounded, UntrustedFileError } from '../util/untrusted.js';
-import { AflStatsError, mergeInstance, parseFuzzerStats, parseLastPlotRow, parsePlotHeader, PLOT_COLUMNS, totals, type FuzzerStats, type PlotRow } from './stats.js';
+import { AflStatsError, mergeInstance, parseFuzzerStats, parseLastPlotRow, parsePlotHeader, parsePlotSeries, PLOT_COLUMNS, totals, type AflPlotInstance, type FuzzerStats, type PlotRow } from './stats.js';
 
 export const MAX_FUZZER_STATS_BYTES = 256 << 10;
 export const PLOT_TAIL_BYTES = 16 << 10;
@@ -56,7 +58,23 @@ export interface AflFindings {
   saved_hangs: number;
   /** The counts before, null the first time this instance is read. */
   previous: { saved_crashes: number; saved_hangs: number } | null;
+  /** The instance's start_time (seconds since the epoch): its crash and hang file names count `time:` from it. */
+  startTime: number;
 }
+
+/** GET /api/targets/:id/afl/plot: every instance's plot_data as series (src/web/engine-routes.ts). */
+export interface AflPlot {
+  id: string;
+  /** The sync directory. */
+  dir: string;
+  instances: AflPlotInstance[];
+}
+
+/** The tail of each plot_data read for the series (about 50,000 rows: three days at one row per 5 s). */
+export const PLOT_SERIES_BYTES = 4 << 20;
+/** Points per instance in the series, and over all instances. */
+export const PLOT_MAX_POINTS = 1000;
+const PLOT_MAX_POINTS_TOTAL = 16_000;
 
 export interface AflWatcherOptions {
   registry: TargetRegistry;
@@ -112,16 +130,16 @@ function reasonOf(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
-async function readPlot(path: string): Promise<{ header: string; tail: string }> {
+async function readPlot(path: string, tailBytes = PLOT_TAIL_BYTES): Promise<{ header: string; tail: string; cut: boolean }> {
   const { fh, st } = await openRegular(path, { owned: true });
   try {
     const head = Buffer.alloc(Math.min(PLOT_HEADER_BYTES, st.size));
     await fh.read(head, 0, head.length, 0);
-    const from = Math.max(0, st.size - PLOT_TAIL_BYTES);
+    const from = Math.max(0, st.size - tailBytes);
     const tail = Buffer.alloc(st.size - from);
     const { bytesRead } = await fh.read(tail, 0, tail.length, from);
     const headText = head.toString('latin1');
-    return { header: headText.slice(0, Math.max(0, headText.indexOf('\n'))), tail: tail.subarray(0, bytesRead).toString('latin1') };
+    return { header: headText.slice(0, Math.max(0, headText.indexOf('\n'))), tail: tail.subarray(0, bytesRead).toString('latin1'), cut: from > 0 };
   } finally {
     await fh.close().catch(() => {});
   }
@@ -171,6 +189,30 @@ export class AflStatsWatcher extends EventEmitter {
   /** The sync directory followed for a target, if any (tests, status). */
   dirOf(id: string): string | undefined {
     return this.followed.get(id)?.dir;
+  }
+
+  /**
+   * Every instance's plot_data as series, for the chart (GET /api/targets/:id/afl/plot): the
+   * header and the last PLOT_SERIES_BYTES of each file, under the same rules as the stats files,
+   * at most PLOT_MAX_POINTS points per instance. undefined when the target has no AFL++ output.
+   */
+  async plotSeries(id: string): Promise<AflPlot | undefined> {
+    const f = this.followed.get(id);
+    if (!f?.dir) return undefined;
+    const insts = [...f.instances.values()].filter((i) => i.stats).sort((a, b) => a.name.localeCompare(b.name));
+    const max = Math.max(50, Math.min(PLOT_MAX_POINTS, Math.floor(PLOT_MAX_POINTS_TOTAL / Math.max(1, insts.length))));
+    const out: AflPlot = { id, dir: f.dir, instances: [] };
+    for (const inst of insts) {
+      const path = join(inst.dir, 'plot_data');
+      try {
+        const { header, tail, cut } = await readPlot(path, PLOT_SERIES_BYTES);
+        const cols = parsePlotHeader(header) ?? PLOT_COLUMNS;
+        out.instances.push({ name: inst.name, truncated: cut, ...parsePlotSeries(tail, cols, inst.stats!.start_time, max, cut) });
+      } catch (err) {
+        this.o.log.debug('plot_data not readable for the series', { id, file: path, reason: reasonOf(err) });
+      }
+    }
+    return out;
   }
 
   /** Runs one poll of every target now and waits for it (tests). */
@@ -374,7 +416,7 @@ export class AflStatsWatcher extends EventEmitter {
     inst.counts = { saved_crashes: Math.max(s.saved_crashes, before?.saved_crashes ?? 0), saved_hangs: Math.max(s.saved_hangs, before?.saved_hangs ?? 0) };
     const ev: AflFindings = {
       id, instance: inst.name, dir: inst.dir, saved_crashes: s.saved_crashes, saved_hangs: s.saved_hangs,
-      previous: before ? { ...before } : null,
+      previous: before ? { ...before } : null, startTime: inst.stats?.start_time ?? 0,
     };
     try {
       this.emit('findings', ev);

@@ -1,7 +1,7 @@
-/** `covd cc --engine=afl [--cmplog]`: the AFL++ half of `covd cc` (src/coverage/afl-build.ts has the command lines). */
+/** `covd cc --engine=afl [--cmplog]`: the AFL++ half of `covd cc` (src/build/afl-build.ts has the command lines). */
 import { spawn } from 'node:child_process';
-import { agentObject, clangPath, shellQuote } from '../coverage/toolchain.js';
-import { AflMissingError, findAflClangFast, findAflRuntime, isCxx, planAflCc, planAflCmplog, type AflRuntime } from '../coverage/afl-build.js';
+import { agentObject, clangPath, shellQuote } from '../build/toolchain.js';
+import { AflMissingError, findAflClangFast, findAflRuntime, isCxx, planAflCc, planAflCmplog, type AflRuntime } from '../build/afl-build.js';
 
 export const aflUsage = `AFL++ (--engine=afl): builds a persistent-mode AFL++ target from the same harness, as
   clang-14 -g -O1 -fsanitize-coverage=trace-pc-guard,inline-8bit-counters,pc-table <your arguments>

@@ -1,14 +1,15 @@
-import { UsageError, type Command } from './command.js';
+// Nothing else is imported up front: `covd --help` loads this module only (bench/NOTES-cli.md).
+import type { Command } from './command.js';
 
 /**
  * Subcommands, in the order `covd --help` lists them. Each is a module src/cli/commands/<name>.ts,
  * imported only when its command runs, so `covd symbolize` never pays for uWebSockets.js or lmdb.
  */
-const commands: Record<string, { summary: string }> = {
-  serve: { summary: 'run the daemon (HTTP/WebSocket UI, control socket, coverage thread)' },
-  demo: { summary: 'build the example target, fuzz it, and serve it live (what `npm start` runs)' },
+const commands: Record<string, { summary: string; symbolizes?: true }> = {
+  serve: { summary: 'run the daemon (HTTP/WebSocket UI, control socket, coverage thread)', symbolizes: true },
+  demo: { summary: 'build the example target, fuzz it, and serve it live (what `npm start` runs)', symbolizes: true },
   cc: { summary: 'compile and link a libFuzzer (or --engine=afl: AFL++) target with the covd agent (wraps clang-14)' },
-  symbolize: { summary: 'resolve addresses to file:line:column like llvm-symbolizer' },
+  symbolize: { summary: 'resolve addresses to file:line:column like llvm-symbolizer', symbolizes: true },
   add: { summary: 'tell a running daemon about a coverage file' },
   list: { summary: 'list the targets of a running daemon' },
   status: { summary: 'show a running daemon\'s status' },
@@ -55,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`covd: unknown command '${name}'\n\n${topUsage()}`);
     return 2;
   }
+  // V8's flags are per process: set here, once, before the command's modules load (v8-flags.ts).
+  if (entry.symbolizes) (await import('./v8-flags.js')).setSymbolizerV8Flags();
   const cmd = await loadCommand(name);
   if (!cmd) {
     console.error(`covd: the '${name}' command is not available in this build`);
@@ -67,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof (await import('./command.js')).UsageError) {
       console.error(`covd ${name}: ${err.message}\n\n${cmd.usage}`);
       return 2;
     }

@@ -12,6 +12,13 @@ export function isCoverageId(s: unknown): s is string {
 }
 
 /**
+ * What a URL or a command line may name as a target: a coverage id, or any id the registry or
+ * the fleet gives (letters, digits, `_`, `-`; at most 64). Checked before any look-up, so an id
+ * never reaches a map, a path or a log unbounded.
+ */
+export const TARGET_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
  * The agent's hash of a PC list (agent/covd_agent.c hash_pcs): FNV-1a over the little-endian
  * bytes, then splitmix64's finaliser; 16 hex digits. The agent names its file by it; the daemon
  * uses it to recognise the PC table it resolved when a file is replaced or a target restored.

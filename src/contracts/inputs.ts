@@ -87,9 +87,9 @@ export interface CrashGroup {
   firstInput: CrashInputRef | null;
   /** The first crash's stack, innermost first, the agent's own frames left out. */
   frames: CrashFrame[];
-  /** Whether frames were resolved with the target's debug info (false: executable gone or rebuilt). */
+  /** Whether frames were resolved with the target's debug info (false: executable gone or rebuilt, or no stack: a record derived from an AFL++ file). */
   resolved: boolean;
-  /** The artifact libFuzzer wrote for the first crash, when found. */
+  /** The artifact libFuzzer or afl-fuzz wrote for the first crash, when found. */
   artifact: string | null;
 }
 

@@ -40,4 +40,12 @@ export interface SourceIndex {
    * llvm-symbolizer --no-inlines and libFuzzer's -print_coverage count).
    */
   pcInlined?: Uint32Array;
+  /**
+   * With pcInlined, per PC: where the physical function calls the inlined code, as the outermost
+   * frame of llvm-symbolizer --inlines shows it (the DW_AT_call_file / DW_AT_call_line of the
+   * outermost DW_TAG_inlined_subroutine): a file index (NONE = unknown) and a line (0 = unknown).
+   * NONE / 0 where the PC is not in inlined code.
+   */
+  pcCallFile?: Uint32Array;
+  pcCallLine?: Uint32Array;
 }

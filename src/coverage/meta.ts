@@ -77,6 +77,15 @@ export async function readCoverageMetaAsync(coverageFile: string): Promise<Cover
   return parseMetaText(path, text);
 }
 
+/** The metadata beside a coverage file, or undefined when absent or not (yet) valid. Never blocks. */
+export async function readMeta(coverageFile: string): Promise<CoverageMeta | undefined> {
+  try {
+    return (await readCoverageMetaAsync(coverageFile)) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // The agent writes real files into v/: a symlink there (to /dev/zero, say) is refused.
 const META_RULES = { noFollow: true } as const;
 

@@ -10,7 +10,7 @@
  * by hand, Zig's fuzzer) counts as running while its runs move and stopped when they do not.
  */
 import type { TargetRegistry } from './registry.js';
-import { readMeta } from './dispatch.js';
+import { readMeta } from '../coverage/meta.js';
 import { processStartMs, writerAlive } from './liveness.js';
 
 export const CHECK_MS = 1000;

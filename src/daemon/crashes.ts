@@ -3,7 +3,10 @@
  * with the daemon's own DWARF reader (the symbolizer pool, as for coverage), the agent's own
  * frames dropped, a signature from the kind and the top three project frames (frames in a source
  * file that has instrumented PCs in this target), as ClusterFuzz's crash state does, and the
- * artifact libFuzzer wrote for it. Used by src/daemon/inputs.ts, which keeps the groups.
+ * artifact libFuzzer (or afl-fuzz) wrote for it. Used by src/daemon/inputs.ts, which keeps the groups.
+ *
+ * AFL++ findings (parseAflFileName, aflCrashOf): a file in an instance's crashes/ or hangs/ that no
+ * agent record names becomes a record of its own, kind and time from its name, with no stack.
  *
  * Inlined frames are expanded as llvm-symbolizer does: a return address inside inlined code gives
  * one frame per inlined function (`inlined: true`), innermost first, then the function it sits in.
@@ -77,7 +80,7 @@ export async function resolveStacks(
     }
   }
   const chains = (index as ResolvedIndex | null)?.inlineFrames;
-  return plan.map((frames) => {
+  return plan.map((frames, ci) => {
     const out: CrashFrame[] = frames.flatMap(({ pc, at }) => {
       const f: CrashFrame = { pc: '0x' + pc.toString(16), function: null, file: null, line: null, column: null, inlined: false, project: false };
       if (!index || at < 0) return [f];
@@ -113,7 +116,8 @@ export async function resolveStacks(
     let start = 0;
     while (start < out.length && isAgentFrame(out[start]!)) start++;
     if (start === out.length) start = 0;
-    return { frames: out.slice(start), resolved: index !== null };
+    // A record without a stack (derived from an AFL++ file) has nothing resolved.
+    return { frames: out.slice(start), resolved: index !== null && crashes[ci]!.frames.length > 0 };
   });
 }
 
@@ -195,4 +199,35 @@ export async function readArtifact(c: StoredCrash, maxBytes: number): Promise<Ar
     return { path: p, hash, bytes };
   }
   return { path: null, reason: last };
+}
+
+/**
+ * The fields of an AFL++ crash or hang file name (afl-fuzz's save_if_interesting):
+ * `id:000003,sig:11,src:000001,time:1234,execs:5678,op:havoc,rep:4` in crashes/, the same without
+ * `sig:` in hangs/; `time` is ms since the instance started, `execs` its executions then.
+ * Unknown or missing fields are null.
+ */
+export function parseAflFileName(name: string): { id: number | null; sig: number | null; time: number | null; execs: number | null } {
+  const field = (k: string) => {
+    const m = new RegExp(`(?:^|,)${k}:(\\d{1,15})(?:,|$)`).exec(name);
+    return m ? Number(m[1]) : null;
+  };
+  return { id: field('id'), sig: field('sig'), time: field('time'), execs: field('execs') };
+}
+
+const SIGNALS: Record<number, string> = {
+  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL',
+  10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM', 24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
+};
+
+/**
+ * The kind and detail of a record derived from an AFL++ file alone: a hang is a `timeout`
+ * ("afl-fuzz: hang"); a crash with a signal is a `signal` named like the agent names it
+ * ("SIGSEGV"), so it groups with the same words; `sig:00` is afl-fuzz's AFL_CRASH_EXITCODE
+ * (the target exited with that code), an `exit`.
+ */
+export function aflCrashOf(sub: 'crashes' | 'hangs', sig: number | null): { kind: CrashKind; detail: string; signo: number } {
+  if (sub === 'hangs') return { kind: 'timeout', detail: 'afl-fuzz: hang', signo: 0 };
+  if (!sig) return { kind: 'exit', detail: 'afl-fuzz: crash exit code (AFL_CRASH_EXITCODE)', signo: 0 };
+  return { kind: 'signal', detail: SIGNALS[sig] ?? `signal ${sig}`, signo: sig };
 }

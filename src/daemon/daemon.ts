@@ -58,7 +58,7 @@ export interface Daemon {
   readonly dispatcher: Dispatcher;
   readonly config: DaemonConfig;
   readonly web: WebServer | null;
-  /** AFL++ statistics; its 'findings' event is the hook for crash and hang records (src/afl/watcher.ts). */
+  /** AFL++ statistics; its 'findings' event feeds the inputs service's crash and hang records (src/afl/watcher.ts). */
   readonly afl: AflStatsWatcher;
   /** Inputs behind coverage and crashes (src/daemon/inputs.ts). */
   readonly inputs: InputsService;
@@ -218,6 +218,8 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     // ---- inputs behind coverage, and crashes: the agent's logs beside each coverage file (src/daemon/inputs.ts)
     const inputs = InputsService.start({ stateDir: cfg.stateDir, registry, symbolizer, log: log.child({ part: 'inputs' }) });
     cleanup.push(() => inputs.close());
+    // AFL++'s crashes/ and hangs/ become crash records; its plot_data series reach the API through it.
+    inputs.attachAfl(afl);
 
     // ---- fleet: share coverage with other daemons through NATS JetStream (src/fleet); never waits for NATS
     let fleet: Fleet | null = null;

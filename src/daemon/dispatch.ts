@@ -12,6 +12,8 @@
  *   ('loading'), start tracking it on the coverage thread at once (stats flow while symbolizing),
  *   and resolve every PC: from the store when this build-id was resolved before, else on the
  *   symbolizer pool. Then the target is 'ready'. Any error fails this target only, with a reason.
+ *   An index without the inlined code (pcInlined) then gets a second pass in the background
+ *   (upgrade): resolved again with it, stored, and put in place; a failure there keeps it as is.
  * - What a stored index is trusted for: it is keyed by the build-id read from the ELF and the
  *   hash of the PC table, and a fresh resolution is kept only when the executable's build-id is
  *   the one its fuzzer reported; so a metadata file naming some other binary can fail its own
@@ -25,7 +27,7 @@
  */
 import { stat } from 'node:fs/promises';
 import type { CoverageMessage, BusMessage } from '../bus/messages.js';
-import { readCoverageMetaAsync } from '../coverage/meta.js';
+import { readMeta } from '../coverage/meta.js';
 import { CoverageFileError } from '../coverage/types.js';
 import { trustedOwner } from '../util/untrusted.js';
 import { codeOf, CovdError } from '../contracts/errors.js';
@@ -34,7 +36,6 @@ import type { TargetInfo } from '../contracts/hub.js';
 import { writerAlive } from './liveness.js';
 import type { TargetRegistry } from './registry.js';
 import { Store } from './store.js';
-import type { CoverageMeta } from '../coverage/types.js';
 import type { Logger } from '../util/log.js';
 
 export interface PcList {
@@ -65,15 +66,6 @@ const OPEN_DEADLINE_MS = 10_000;
 /** A superseded target of unknown build whose file has not changed for this long (and whose writer is gone) is retired. */
 export const IDLE_RETIRE_MS = 30_000;
 
-/** The metadata beside a coverage file, or undefined when absent or not (yet) valid. Never blocks. */
-export async function readMeta(coverageFile: string): Promise<CoverageMeta | undefined> {
-  try {
-    return (await readCoverageMetaAsync(coverageFile)) ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A reason a user can act on, for an error from reading or symbolizing; switched on its code. */
 export function reasonFor(err: unknown, exe: string, file: string): string {
   const msg = (err as Error)?.message ?? String(err);
@@ -96,6 +88,10 @@ export class Dispatcher {
   private closed = false;
   /** By id: the attempt (attemptKey) that last started resolving it, for failed-target repeats. */
   private readonly failedAttempt = new Map<string, string | undefined>();
+  /** Targets whose stored index (without pcInlined) was resolved again, or tried: once per run. */
+  private readonly upgraded = new Set<string>();
+  /** Second passes (inlined code) running, by target. */
+  private readonly background = new Map<string, Promise<void>>();
 
   constructor(private readonly d: DispatchDeps) {
     this.now = d.now ?? Date.now;
@@ -133,6 +129,16 @@ export class Dispatcher {
     if (!t) return { id, state: 'failed' } as TargetInfo;
     if (t.state === 'ready' && meta?.buildId && t.buildId && meta.buildId !== t.buildId && !this.pending.has(id)) {
       return this.track(id, this.reresolve(id, exe, meta.buildId));
+    }
+    // Restored with an index from before inlined code was resolved: resolve it once more, in
+    // the background (the target stays ready and keeps its index meanwhile).
+    const ix = this.d.registry.target(id)?.index;
+    if (t.state === 'ready' && ix && !ix.pcInlined && !this.upgraded.has(id) && !this.pending.has(id) && !this.background.has(id) && (!meta?.buildId || meta.buildId === t.buildId)) {
+      this.upgraded.add(id);
+      this.inBackground(id, (async () => {
+        const list = await this.readPcsPatiently(file);
+        if (t.pcsHash === undefined || t.pcsHash === list.pcsHash) await this.upgrade(id, exe, list, ix);
+      })());
     }
     return { ...t };
   }
@@ -177,7 +183,7 @@ export class Dispatcher {
 
   /** Waits for every announcement in flight (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.pending.size) await Promise.allSettled([...this.pending.values()]);
+    while (this.pending.size || this.background.size) await Promise.allSettled([...this.pending.values(), ...this.background.values()]);
   }
 
   private async readPcsPatiently(file: string): Promise<PcList> {
@@ -246,6 +252,36 @@ export class Dispatcher {
     return this.resolveInto(m.id, t.exe, list, buildId);
   }
 
+  /**
+   * The second pass over a ready target: its PCs resolved again with the inlined code (pcInlined,
+   * and the call sites), which replaces `from` when it is still the target's index. Run after
+   * the target is ready, so the inlined chains (a walk of every DIE of each unit; several times
+   * the plain resolve, bench/NOTES-symbolize.md) never delay it, and a failure or a deadline
+   * there keeps the index the target has.
+   */
+  private async upgrade(id: string, exe: string, list: PcList, from: SourceIndex): Promise<void> {
+    const reg = this.d.registry;
+    const t0 = performance.now();
+    try {
+      const index = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlines: true });
+      const info = reg.info(id);
+      if (!info || reg.target(id)?.index !== from || index.pcFile.length !== list.pcsLen || (from.buildId !== null && index.buildId !== from.buildId)) return;
+      index.pcsHash = list.pcsHash;
+      if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);
+      if (reg.target(id)?.index !== from) return;
+      reg.setIndex(id, index);
+      this.d.log.info('inlined code symbolized', { id, ms: Math.round(performance.now() - t0) });
+    } catch (err) {
+      this.d.log.info('could not symbolize the inlined code; the target keeps its index without it', { id, reason: reasonFor(err, exe, reg.info(id)?.coverageFile ?? '') });
+    }
+  }
+
+  /** Runs a second pass in the background; idle() waits for it too. */
+  private inBackground(id: string, p: Promise<void>): void {
+    const q = p.catch((err: unknown) => this.d.log.error('background symbolization failed', { id, err })).finally(() => { if (this.background.get(id) === q) this.background.delete(id); });
+    this.background.set(id, q);
+  }
+
   /** Finishes a restored target that was still 'loading' when the daemon stopped (or whose stored index did not match). */
   resume(id: string): Promise<TargetInfo> {
     const info = this.d.registry.info(id);
@@ -305,6 +341,8 @@ export class Dispatcher {
     let index: SourceIndex | undefined;
     if (this.d.store) {
       const cached = this.d.store.getIndex(Store.indexKey(id, buildId, list.pcsHash));
+      // One stored without the inlined code (from before it was resolved, or its second pass
+      // never finished) is used, and the second pass runs below.
       if (cached && cached.pcFile.length === list.pcsLen && cached.pcsHash === list.pcsHash) {
         index = cached;
         log.info('symbolization loaded from the store', { buildId });
@@ -315,6 +353,7 @@ export class Dispatcher {
       if (refused) return failWith(refused, 'COVD_ERR_FILE_OWNER');
       const t0 = performance.now();
       try {
+        // Without the inlined code: that comes in a second pass once the target is ready (upgrade).
         index = await this.d.symbolizer.resolve({ exe, pcs: list.pcs });
       } catch (err) {
         return failWith(reasonFor(err, exe, reg.info(id)?.coverageFile ?? ''), codeOf(err));
@@ -333,6 +372,10 @@ export class Dispatcher {
     reg.setIndex(id, index);
     await this.retireSuperseded(reg.info(id)!.exe);
     this.d.onReady?.(id);
+    if (!index.pcInlined && !this.closed) {
+      this.upgraded.add(id);
+      this.inBackground(id, this.upgrade(id, exe, list, index));
+    }
     return { ...reg.info(id)! };
   }
 

@@ -18,6 +18,11 @@
  * symbolizer pool per target and pass, grouped by signature, and each group keeps its count,
  * its first and last time, its first and its smallest input, and the first crash's frames.
  *
+ * AFL++ targets (attachAfl): each afl-fuzz instance's crashes/ and hangs/ are followed too. A
+ * file whose input an agent crash record names is linked to it as its artifact; any other file
+ * becomes a crash record of its own, without a stack (readAflFiles). libFuzzer targets: the
+ * corpus directories of the fuzzer's argv are counted every CORPUS_MS (countCorpus).
+ *
  * Everything read from the fuzzer's side is untrusted (src/util/untrusted.ts): logs and inputs
  * are opened non-blocking, regular files only, not through a symlink, this user's or root's,
  * bounded; an input whose bytes do not hash to its name is not kept. Records that are torn,
@@ -33,11 +38,13 @@
  *   cr/<id>/<seq:010>            StoredCrash               crash records not yet grouped
  *   cg/<id>/<key>                StoredGroup               crash groups
  *   meta/<id>                    { recSeq, crSeq }         next sequence numbers
+ *   af/<id>/<inst>/<sub>/<name>  { h, p, linked }          AFL++ crash and hang files already taken
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { isAbsolute, join, normalize, resolve } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../contracts/msgpack.js';
@@ -54,8 +61,10 @@ import type { TargetRegistry } from './registry.js';
 import type { ControlReply } from './control.js';
 import type { CrashesMessage, InputMessage, InputsMessage } from '../bus/messages.js';
 import { readPcList } from './coverage-io.js';
-import { IN_KEPT, IN_NOT_SAVED, IN_TOO_LARGE, parseRecords, type CrashRecord, type InputRecord } from './inputs-log.js';
-import { readArtifact, resolveStacks, signatureKey, signatureOf, toStored, type StoredCrash } from './crashes.js';
+import { MAX_META_BYTES, metaPathFor } from '../coverage/meta.js';
+import { CR_NO_INPUT, IN_KEPT, IN_NOT_SAVED, IN_TOO_LARGE, parseRecords, type CrashRecord, type InputRecord } from './inputs-log.js';
+import { aflCrashOf, parseAflFileName, readArtifact, resolveStacks, signatureKey, signatureOf, toStored, type StoredCrash } from './crashes.js';
+import type { AflFindings, AflPlot } from '../afl/watcher.js';
 
 const packr = new Packr(packrOptions);
 /** Logs are re-read this often even without coverage ticks (crash logs grow without any). */
@@ -72,6 +81,44 @@ const PASS_BYTES = 16 << 20;
 const CRASH_SETTLE_MS = 1500;
 /** Inputs larger than this are not sent over the control socket (its replies are at most 16 MiB). */
 const CONTROL_BYTES = 15 << 20;
+/** AFL++ crash and hang files taken per instance directory and pass, and remembered per target. */
+const AFL_FILES_PER_PASS = 256;
+export const MAX_AFL_FILES = 100_000;
+/** Hashes of the agent's crash records remembered to match AFL++'s files against. */
+const MAX_CRASH_HASHES = 200_000;
+/**
+ * An AFL++ file is looked at only once it is this much older than the start of the pass's read of
+ * the crash log: the agent writes its record before the process dies, afl-fuzz the file after, so
+ * by then the record (if any) was read (file times lag the clock by up to a tick).
+ */
+const AFL_FILE_AGE_MS = 50;
+
+/** What the inputs service uses of the AFL++ statistics watcher (src/afl/watcher.ts). */
+export interface AflSource {
+  on(event: 'findings', fn: (f: AflFindings) => void): unknown;
+  plotSeries(id: string): Promise<AflPlot | undefined>;
+}
+
+/** libFuzzer's corpus directories are counted this often per target (src/web/engine-routes.ts, GET .../corpus). */
+export const CORPUS_MS = 30_000;
+/** Corpus directories per target, entries listed per directory, and files stat()ed per count. */
+const CORPUS_DIRS = 16;
+const CORPUS_ENTRIES = 1_000_000;
+const CORPUS_STATS = 50_000;
+
+/** GET /api/targets/:id/corpus: the libFuzzer corpus directories named in the fuzzer's argv, counted. */
+export interface CorpusInfo {
+  id: string;
+  /** Each directory (absolute): regular files at its top level and their bytes (null: not counted, too many files). */
+  dirs: { path: string; files: number; bytes: number | null; error?: string }[];
+  files: number;
+  bytes: number | null;
+  /** When counted, ms since the epoch. */
+  updatedAt: number;
+}
+
+/** An AFL++ crash or hang file looked at: its input's hash (null: not readable), whether an agent record had it. */
+interface AflSeen { h: string | null; p: string; linked: boolean }
 
 interface InputEntry {
   size: number;
@@ -109,6 +156,20 @@ interface TargetState {
   again: boolean;
   /** Reasons already logged for this target, so a bad file is reported once, not every second. */
   told: Set<string>;
+  /** AFL++ targets: instance name -> its directory and start_time (from the watcher's 'findings'). */
+  aflDirs: Map<string, { dir: string; startTime: number }>;
+  /** `instance/crashes` | `instance/hangs` -> the directory's ino:mtime when last listed completely. */
+  aflDirKeys: Map<string, string>;
+  /** `instance/sub/name` of every AFL++ file already taken. */
+  aflSeen: Set<string>;
+  /** Input hash -> AFL++'s file for crashes the agent recorded too. */
+  aflByHash: Map<string, string>;
+  /** Hashes of the inputs of the agent's crash records (to tell AFL++'s files of those apart). */
+  crashHashes: Set<string>;
+  aflForce: boolean;
+  /** libFuzzer targets: the last count of the corpus directories, and when it was due. */
+  corpus: CorpusInfo | null;
+  corpusAt: number;
 }
 
 export interface InputsServiceOptions {
@@ -135,6 +196,7 @@ export class InputsService implements InputsProvider {
   /** close() was called: nothing new is scheduled, passes in flight still commit. */
   private stopping = false;
   private readonly inflight = new Set<Promise<void>>();
+  private afl: AflSource | undefined;
 
   private constructor(private readonly opts: InputsServiceOptions) {
     this.log = opts.log;
@@ -159,6 +221,28 @@ export class InputsService implements InputsProvider {
     return s;
   }
 
+  /**
+   * AFL++ targets: follows the crashes/ and hangs/ directories of every instance the watcher
+   * reports ('findings'), so afl-fuzz's findings become crash records (readAflFiles), and serves
+   * the watcher's plot_data series to the web server (aflPlot).
+   */
+  attachAfl(afl: AflSource): void {
+    this.afl = afl;
+    afl.on('findings', (f: AflFindings) => {
+      if (!this.reg.has(f.id)) return;
+      const t = this.ensure(f.id);
+      const was = t.aflDirs.get(f.instance);
+      if (was?.dir !== f.dir || was.startTime !== f.startTime) t.aflDirs.set(f.instance, { dir: f.dir, startTime: f.startTime });
+      t.aflForce = true;
+      this.schedule(f.id, 0);
+    });
+  }
+
+  /** GET /api/targets/:id/afl/plot (src/web/engine-routes.ts): every instance's plot_data as series. */
+  aflPlot(id: string): Promise<AflPlot | undefined> {
+    return this.afl && this.reg.has(id) ? this.afl.plotSeries(id) : Promise.resolve(undefined);
+  }
+
   // ------------------------------------------------------------------ events
 
   private readonly onDelta = (d: { id: string; newPcs: Uint32Array }) => {
@@ -179,6 +263,8 @@ export class InputsService implements InputsProvider {
       t = {
         id, inputs: new Map(), records: [], firstRec: null, firstCount: new Map(), recSeq: 0, crSeq: 0, pos: {}, pcs: null,
         groups: new Map(), pending: [], storedBytes: 0, busy: false, again: false, told: new Set(),
+        aflDirs: new Map(), aflDirKeys: new Map(), aflSeen: new Set(), aflByHash: new Map(), crashHashes: new Set(), aflForce: false,
+        corpus: null, corpusAt: 0,
       };
       this.targets.set(id, t);
     }
@@ -239,7 +325,13 @@ export class InputsService implements InputsProvider {
         const pcsLen = this.reg.info(id)?.stats.pcsLen ?? 0;
         for (const { value } of this.range<Rec & { pcs: Uint32Array }>(`rec/${id}/`)) this.applyRecord(t, value, value.pcs, pcsLen);
         for (const { value } of this.range<StoredGroup>(`cg/${id}/`)) { t.groups.set(value.key, value); groups++; }
-        for (const { value } of this.range<StoredCrash>(`cr/${id}/`)) t.pending.push(value);
+        for (const { value } of this.range<StoredCrash>(`cr/${id}/`)) { t.pending.push(value); if (value.hash) this.noteCrashHash(t, value.hash); }
+        // Crash inputs: known inputs that are no PC's first.
+        for (const h of t.inputs.keys()) if (!t.firstCount.get(h)) this.noteCrashHash(t, h);
+        for (const { key, value } of this.range<AflSeen>(`af/${id}/`)) {
+          t.aflSeen.add(key.slice(`af/${id}/`.length));
+          if (value.linked && value.h) t.aflByHash.set(value.h, value.p);
+        }
       } catch (err) {
         this.log.warn('skipping stored inputs of a target that do not load', { id, err });
       }
@@ -265,8 +357,11 @@ export class InputsService implements InputsProvider {
         if (!info || info.state === 'retired' || info.stats.pcsLen === 0) return;
         if (!t.pcs) await this.loadPcs(t, info);
         await this.readInputs(t, info);
+        const crashLogReadAt = Date.now();
         await this.readCrashes(t, info);
+        if (t.aflDirs.size) await this.readAflFiles(t, crashLogReadAt);
         await this.groupCrashes(t, info);
+        if (info.engine !== 'afl' && info.state !== 'failed' && Date.now() - t.corpusAt >= CORPUS_MS) await this.countCorpus(t, info);
       } while (t.again && !this.stopping);
     } finally {
       t.busy = false;
@@ -395,11 +490,13 @@ export class InputsService implements InputsProvider {
       t.storedBytes += e.size;
       return;
     }
+    // The same limits for bytes read elsewhere (libFuzzer's artifacts, AFL++'s files) as for the agent's copies.
+    const size = bytes ? bytes.length : e.size;
+    if (size > MAX_INPUT_BYTES) { e.reason = `larger than the daemon keeps (${MAX_INPUT_BYTES} bytes)`; return; }
+    if (t.storedBytes + size > MAX_TARGET_BYTES) { e.reason = `the daemon already keeps ${MAX_TARGET_BYTES} bytes of inputs for this target`; this.tell(t, 'input store of this target is full; new inputs are recorded without their bytes', {}); return; }
     if (!bytes) {
       if (flags & IN_TOO_LARGE) { e.reason = `larger than the agent keeps (COVD_AGENT_INPUT_MAX): ${e.size} bytes`; return; }
       if (flags & IN_NOT_SAVED) { e.reason = 'the agent could not save it (disk full?)'; return; }
-      if (e.size > MAX_INPUT_BYTES) { e.reason = `larger than the daemon keeps (${MAX_INPUT_BYTES} bytes)`; return; }
-      if (t.storedBytes + e.size > MAX_TARGET_BYTES) { e.reason = `the daemon already keeps ${MAX_TARGET_BYTES} bytes of inputs for this target`; this.tell(t, 'input store of this target is full; new inputs are recorded without their bytes', {}); return; }
       try {
         bytes = await readBounded(src, MAX_INPUT_BYTES, { noFollow: true, owned: true });
       } catch (err) {
@@ -445,6 +542,7 @@ export class InputsService implements InputsProvider {
     for (const { record } of res.records) {
       const c = toStored(t.crSeq++, record);
       t.pending.push(c);
+      if (c.hash) this.noteCrashHash(t, c.hash);
       puts.push([`cr/${t.id}/${pad(c.seq)}`, c]);
       this.log.info('crash recorded', { id: t.id, kind: c.kind, detail: c.detail, pid: c.pid, input: c.hash });
     }
@@ -469,8 +567,11 @@ export class InputsService implements InputsProvider {
     const puts: [string, unknown][] = [];
     const removes: string[] = [];
     for (let i = 0; i < ready.length; i++) {
-      const c = ready[i]!;
+      let c = ready[i]!;
       const { frames, resolved } = stacks[i]!;
+      // A crash the agent recorded under afl-fuzz: AFL++'s saved file is its artifact.
+      const aflFile = c.hash ? t.aflByHash.get(c.hash) : undefined;
+      if (aflFile) c = { ...c, artifact: { exact: aflFile } };
       const input = await this.crashInput(t, info, c);
       if (input.ref) puts.push([`in/${t.id}/${input.ref.hash}`, t.inputs.get(input.ref.hash)]);
       const signature = signatureOf(c.kind, c.detail, frames);
@@ -514,12 +615,176 @@ export class InputsService implements InputsProvider {
     return { ref: { hash, size: e.size, kept: e.kept }, artifact: art.path };
   }
 
+  // ------------------------------------------------------------------ AFL++'s crashes/ and hangs/
+
+  private noteCrashHash(t: TargetState, hash: string): void {
+    if (t.crashHashes.has(hash)) return;
+    if (t.crashHashes.size >= MAX_CRASH_HASHES) t.crashHashes.delete(t.crashHashes.values().next().value as string);
+    t.crashHashes.add(hash);
+  }
+
+  /**
+   * Takes the files afl-fuzz saved in each instance's crashes/ and hangs/ since the last pass.
+   * A file whose input an agent crash record names is that crash's artifact (the agent's record,
+   * with its stack, is the crash); any other (a hang: afl-fuzz kills it with SIGKILL; a crash the
+   * agent's handler did not see, e.g. AFL_CRASH_EXITCODE or COVD_AGENT_CRASHES=0) becomes a record
+   * of its own from the file name (signal, time) and its bytes, without a stack: covd never runs
+   * inputs. Directories must be real directories of this user or root, files regular ones
+   * (src/util/untrusted.ts), read within MAX_INPUT_BYTES.
+   */
+  private async readAflFiles(t: TargetState, crashLogReadAt: number): Promise<void> {
+    const puts: [string, unknown][] = [];
+    const uid = process.getuid?.() ?? 0;
+    const force = t.aflForce;
+    t.aflForce = false;
+    for (const [instance, { dir, startTime }] of t.aflDirs) {
+      for (const sub of ['crashes', 'hangs'] as const) {
+        const d = join(dir, sub);
+        const dk = `${instance}/${sub}`;
+        const st = await lstat(d).catch(() => null);
+        if (!st) continue;
+        if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0)) { this.tell(t, 'skipping an AFL++ directory that is not a directory of this user', { dir: d }); continue; }
+        const key = `${st.ino}:${st.mtimeMs}`;
+        if (!force && t.aflDirKeys.get(dk) === key) continue;
+        let names: string[];
+        try { names = await readdir(d); } catch { continue; }
+        let complete = true;
+        let taken = 0;
+        for (const name of names.filter((n) => n.startsWith('id:')).sort()) {
+          const k = `${dk}/${name}`;
+          if (t.aflSeen.has(k)) continue;
+          if (t.aflSeen.size >= MAX_AFL_FILES) { this.tell(t, `more than ${MAX_AFL_FILES} AFL++ crash and hang files; later ones are not recorded`, { dir: d }); break; }
+          if (taken >= AFL_FILES_PER_PASS) { complete = false; break; }
+          const path = join(d, name);
+          const fst = await lstat(path).catch(() => null);
+          if (!fst) continue;
+          if (fst.mtimeMs > crashLogReadAt - AFL_FILE_AGE_MS) { complete = false; continue; } // the next pass
+          taken++;
+          await this.aflFile(t, sub, k, path, name, fst, startTime, puts);
+        }
+        if (complete) t.aflDirKeys.set(dk, key);
+        else { t.aflDirKeys.delete(dk); this.schedule(t.id, 200); }
+      }
+    }
+    if (puts.length) {
+      puts.push([`meta/${t.id}`, { recSeq: t.recSeq, crSeq: t.crSeq }]);
+      await this.commit(puts);
+    }
+  }
+
+  private async aflFile(t: TargetState, sub: 'crashes' | 'hangs', k: string, path: string, name: string, fst: Stats, startTime: number, puts: [string, unknown][]): Promise<void> {
+    let bytes: Buffer | null = null;
+    let hash: string | null = null;
+    if (!fst.isFile()) this.tell(t, 'skipping an AFL++ file that is not a regular file', { file: path });
+    else if (fst.size > MAX_INPUT_BYTES) this.tell(t, `AFL++ file larger than the daemon keeps (${MAX_INPUT_BYTES} bytes): recorded without its input`, { file: path });
+    else {
+      try {
+        bytes = await readBounded(path, MAX_INPUT_BYTES, { noFollow: true, owned: true });
+        hash = createHash('sha1').update(bytes).digest('hex');
+      } catch (err) {
+        if (err instanceof UntrustedFileError && err.code === 'ENOENT') return; // removed: nothing to record
+        this.tell(t, 'skipping an AFL++ file', { file: path, reason: (err as Error).message });
+      }
+    }
+    const linked = hash !== null && t.crashHashes.has(hash);
+    t.aflSeen.add(k);
+    puts.push([`af/${t.id}/${k}`, { h: hash, p: path, linked } satisfies AflSeen]);
+    if (linked) {
+      // The agent recorded this crash: AFL++'s file is its artifact (groupCrashes, or the group formed already).
+      if (t.aflByHash.size >= MAX_CRASH_HASHES) t.aflByHash.delete(t.aflByHash.keys().next().value as string);
+      t.aflByHash.set(hash!, path);
+      for (const g of t.groups.values()) {
+        if (g.artifact || (g.firstInput?.hash !== hash && g.input?.hash !== hash)) continue;
+        g.artifact = path;
+        puts.push([`cg/${t.id}/${g.key}`, g]);
+      }
+      return;
+    }
+    const parsed = parseAflFileName(name);
+    let time = fst.mtimeMs;
+    // The name's time: ms since the instance started (afl-fuzz adds earlier runs' time when resuming, so check it).
+    if (parsed.time !== null && startTime > 0) {
+      const at = startTime * 1000 + parsed.time;
+      if (at <= fst.mtimeMs + 1000 && at > fst.mtimeMs - 86_400_000) time = at;
+    }
+    const { kind, detail, signo } = aflCrashOf(sub, parsed.sig);
+    const c: StoredCrash = {
+      seq: t.crSeq++, kind, hash, size: bytes ? bytes.length : null, flags: hash ? 0 : CR_NO_INPUT, signo, status: 0, pid: 0, time: Math.round(time),
+      run: parsed.execs ?? 0, bias: '0x0', lo: '0x0', hi: '0x0', frames: [], exact: '0x0', detail, artifact: { exact: path },
+    };
+    t.pending.push(c);
+    if (hash) this.noteCrashHash(t, hash); // another instance's file with the same input is the same crash
+    puts.push([`cr/${t.id}/${pad(c.seq)}`, c]);
+    this.log.info('crash recorded from AFL++', { id: t.id, kind, detail, file: path, input: hash });
+  }
+
+  // ------------------------------------------------------------------ libFuzzer's corpus
+
+  /**
+   * Counts the corpus directories of a libFuzzer target: the arguments of the fuzzer's argv (in
+   * its metadata, `argv` and `cwd`) that are not flags and name directories, as libFuzzer takes
+   * them (the first is where it writes new inputs). Top-level regular files and their sizes, the
+   * directories of this user or root only, at most CORPUS_STATS files stat()ed per count; every
+   * CORPUS_MS. Nothing is read from the files.
+   */
+  private async countCorpus(t: TargetState, info: TargetInfo): Promise<void> {
+    t.corpusAt = Date.now();
+    let meta: { argv?: unknown; cwd?: unknown };
+    try {
+      meta = JSON.parse((await readBounded(metaPathFor(info.coverageFile), MAX_META_BYTES, { noFollow: true, owned: true })).toString('utf8')) as typeof meta;
+    } catch {
+      return; // no metadata (a remote or hand-made file): nothing to count
+    }
+    if (!Array.isArray(meta.argv)) return;
+    const cwd = typeof meta.cwd === 'string' && isAbsolute(meta.cwd) ? meta.cwd : null;
+    const uid = process.getuid?.() ?? 0;
+    const dirs: CorpusInfo['dirs'] = [];
+    let stats = 0;
+    for (const a of meta.argv.slice(1)) {
+      if (dirs.length >= CORPUS_DIRS) break;
+      if (typeof a !== 'string' || a === '' || a.startsWith('-') || a.includes('\0')) continue;
+      if (!isAbsolute(a) && !cwd) continue; // written before the agent recorded its cwd
+      const path = normalize(isAbsolute(a) ? a : resolve(cwd!, a));
+      const st = await stat(path).catch(() => null);
+      if (!st?.isDirectory()) continue; // a file to run, not a corpus
+      if (st.uid !== uid && st.uid !== 0) { dirs.push({ path, files: 0, bytes: null, error: 'not a directory of this user' }); continue; }
+      let files = 0, bytes: number | null = 0;
+      try {
+        const entries = await readdir(path, { withFileTypes: true });
+        for (const e of entries.slice(0, CORPUS_ENTRIES)) {
+          if (!e.isFile()) continue;
+          files++;
+          if (bytes === null) continue;
+          if (stats >= CORPUS_STATS) { bytes = null; continue; }
+          stats++;
+          const f = await lstat(join(path, e.name)).catch(() => null);
+          if (f?.isFile()) bytes += f.size;
+        }
+        dirs.push({ path, files, bytes });
+      } catch (err) {
+        dirs.push({ path, files: 0, bytes: null, error: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
+      }
+    }
+    const all = dirs.filter((d) => !d.error);
+    t.corpus = {
+      id: t.id, dirs, files: all.reduce((n, d) => n + d.files, 0),
+      bytes: all.some((d) => d.bytes === null) ? null : all.reduce((n, d) => n + d.bytes!, 0), updatedAt: Date.now(),
+    };
+  }
+
+  /** GET /api/targets/:id/corpus: the last count (undefined: unknown target, an AFL++ target, or not counted yet). */
+  corpus(id: string): CorpusInfo | undefined {
+    const info = this.reg.info(id);
+    if (!info || info.engine === 'afl') return undefined;
+    return this.targets.get(id)?.corpus ?? undefined;
+  }
+
   // ------------------------------------------------------------------ removal
 
   private async removeStored(id: string): Promise<void> {
     const keys: string[] = [];
     const hashes: string[] = [];
-    for (const prefix of [`in/${id}/`, `rec/${id}/`, `cr/${id}/`, `cg/${id}/`, `pos/${id}/`]) {
+    for (const prefix of [`in/${id}/`, `rec/${id}/`, `cr/${id}/`, `cg/${id}/`, `pos/${id}/`, `af/${id}/`]) {
       for (const k of this.db.getKeys({ start: prefix, end: prefix + '\uffff' })) {
         keys.push(String(k));
         if (prefix.startsWith('in/')) hashes.push(String(k).slice(prefix.length));

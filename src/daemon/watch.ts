@@ -21,7 +21,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { CoverageMessage } from '../bus/messages.js';
 import type { Logger } from '../util/log.js';
 import { trustedOwner } from '../util/untrusted.js';
-import { readMeta } from './dispatch.js';
+import { readMeta } from '../coverage/meta.js';
 
 /** How often watched `v/` directories are re-read in case the kernel dropped events. */
 export const RESCAN_MS = 10_000;

@@ -7,7 +7,8 @@ import { Reader } from './reader.js';
 import { dieRanges } from './ranges.js';
 import { readUnitDie, type Sections, type Unit } from './units.js';
 import { unitAt } from './functions.js';
-import { stableOrder } from './order.js';
+import { kernelsOrTwins } from './kernels.js';
+import { upperBound } from './order.js';
 
 export interface UnitMap {
   low: Float64Array;
@@ -70,7 +71,7 @@ export function unitRanges(sec: Sections, units: Unit[]): { lows: number[]; high
  */
 export function disjointMap(lows: number[], highs: number[], us: number[]): UnitMap | null {
   const n = lows.length;
-  const order = stableOrder(Float64Array.from(lows));
+  const order = kernelsOrTwins().orderValues(Float64Array.from(lows));
   const low = new Float64Array(n), high = new Float64Array(n), unit = new Int32Array(n);
   let k = 0;
   for (let j = 0; j < n; j++) {
@@ -119,11 +120,7 @@ export function sweepMap(lows: number[], highs: number[], us: number[]): UnitMap
 
 /** The unit index covering addr, or -1. */
 export function unitFor(m: UnitMap, addr: number): number {
-  let lo = 0, hi = m.low.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (m.low[mid]! <= addr) lo = mid + 1; else hi = mid;
-  }
+  const lo = upperBound(m.low, addr);
   if (lo === 0) return -1;
   return addr < m.high[lo - 1]! ? m.unit[lo - 1]! : -1;
 }

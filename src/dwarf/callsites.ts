@@ -12,7 +12,9 @@
  */
 import * as C from './constants.js';
 import { Reader } from './reader.js';
-import { unitAt, SkipPlans, skipDie, subroutineInfo } from './functions.js';
+import { unitAt, subroutineInfo } from './functions.js';
+import { SkipPlans, skipDie } from './plans.js';
+import { upperBound } from './order.js';
 import { formAddress, isAddrx, isUnitRef, readForm, type Sections, type Unit } from './units.js';
 import { symbolFor, symbolName, type SymbolTable } from './symtab.js';
 import { NONE, type SourceIndex } from '../contracts/source-index.js';
@@ -113,11 +115,7 @@ export function callSitesFor(info: CallSiteSource, pcs: BigUint64Array, index: P
   order.sort((x, y) => addr[x]! - addr[y]!);
   const sorted = Float64Array.from(order, (i) => addr[i]!);
   /** First sorted position with an address above a. */
-  const upper = (a: number) => {
-    let lo = 0, hi = n;
-    while (lo < hi) { const m = (lo + hi) >>> 1; if (sorted[m]! <= a) lo = m + 1; else hi = m; }
-    return lo;
-  };
+  const upper = (a: number) => upperBound(sorted, a);
   // Callees: their DIE's own code address, else their name in the symbol table.
   let byName: Map<string, number> | undefined;
   const symbolByName = (name: string): number => {

@@ -18,9 +18,6 @@
  * module's 128 MiB, or a stack overflow) stays mangled, and the instance is replaced.
  */
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { isMainThread } from 'node:worker_threads';
-import { kernels } from './kernels.js';
 import { demangleRustV0 } from './rust-v0.js';
 
 /** The parts of the WebAssembly API used here (the project's lib settings do not declare it). */
@@ -51,34 +48,12 @@ function load(): object | null {
   if (compiled !== undefined) return compiled;
   try {
     const bytes = readFileSync(new URL('./demangle.wasm', import.meta.url));
-    // V8's flags are per process, and the kernels compile all their code with TurboFan up
-    // front (kernels.ts sets --no-liftoff and --no-wasm-lazy-compilation right before), so
-    // the kernels go first. The demangler is ten times their size, and TurboFan would take
-    // about 200 ms over it: it is compiled by Liftoff instead, and stays there (tiering up cost
-    // more than it saved at every size measured, 50 to 100,000 names: bench/NOTES-symbolize.md;
-    // that flag changes nothing for the kernels, already in TurboFan).
-    // - A pool thread compiles it whole (about 12 ms, when the thread starts: prepareDemangler),
-    //   with Liftoff on just while the compile starts (which decides every function's tier) and
-    //   off again: other threads may be compiling their kernels, and no function of the
-    //   demangler is compiled later under whatever the flags are then.
-    // - The main thread (`covd symbolize` resolving in-process) compiles each function as a
-    //   name first needs it (about 2 ms, then 1 to 5 ms as names come), and leaves Liftoff on:
-    //   its own kernels are compiled by then.
-    const kernelFlags = kernels() !== null;
-    setFlagsFromString('--no-wasm-tier-up');
-    setFlagsFromString('--liftoff');
-    if (isMainThread) {
-      setFlagsFromString('--wasm-lazy-compilation');
-      compiled = new wasm.Module(bytes);
-    } else {
-      setFlagsFromString('--no-wasm-lazy-compilation');
-      try {
-        compiled = new wasm.Module(bytes);
-      } finally {
-        if (kernelFlags) setFlagsFromString('--no-liftoff');
-        else setFlagsFromString('--wasm-lazy-compilation');
-      }
-    }
+    // Compiled as the process's flags say: a symbolizing covd sets them at its entry point
+    // (src/cli/v8-flags.ts) so that each function is compiled by Liftoff as a name first needs
+    // it (about 2 ms, then 1 to 5 ms as names come) and never tiers up: TurboFan would take
+    // about 200 ms over the module, and tiering up cost more than it saved up to 10,000 names
+    // (bench/NOTES-symbolize.md).
+    compiled = new wasm.Module(bytes);
   } catch {
     compiled = null;
   }

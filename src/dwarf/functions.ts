@@ -6,8 +6,10 @@
 import * as C from './constants.js';
 import { Reader } from './reader.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
-import { DieWalker, ROW_F64S, ROW_RANGE, SLOT, walkWants, type DieWalk } from './kernels.js';
-import { fixedFormSize, formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
+import { DieWalker, ROW_F64S, ROW_RANGE } from './kernels.js';
+import { SkipPlans, skipDie, SLOT, walkWants, type DieWalk } from './plans.js';
+import { upperBound } from './order.js';
+import { formString, isUnitRef, readForm, type Abbrev, type Sections, type Unit } from './units.js';
 
 export interface FunctionInfo {
   name: string;
@@ -28,13 +30,16 @@ interface DieNames {
 
 /** Finds the unit containing an absolute .debug_info offset. */
 export function unitAt(units: Unit[], off: number): Unit | undefined {
-  let lo = 0, hi = units.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (units[mid]!.end <= off) lo = mid + 1; else hi = mid;
-  }
-  const u = units[lo];
+  const u = units[upperBound(endsOf(units), off)];
   return u && u.offset <= off ? u : undefined;
+}
+
+/** Each unit's end offset, by unit list (built once per list, which parseUnitHeaders never changes). */
+const unitEnds = new WeakMap<Unit[], Float64Array>();
+function endsOf(units: Unit[]): Float64Array {
+  let ends = unitEnds.get(units);
+  if (!ends || ends.length !== units.length) { ends = Float64Array.from(units, (u) => u.end); unitEnds.set(units, ends); }
+  return ends;
 }
 
 function readNames(sec: Sections, u: Unit, r: Reader, code: number, names = true): DieNames {
@@ -78,61 +83,6 @@ function completeNames(sec: Sections, units: Unit[], u: Unit, n: DieNames, f: Fu
     ref = m.ref;
   }
   f.name = linkage ?? name ?? '';
-}
-
-/** How to skip a DIE of this abbreviation: runs of fixed bytes (n >= 0) and variable forms (-form). */
-function skipPlan(a: Abbrev, u: Unit): number[] {
-  const plan: number[] = [];
-  let run = 0;
-  for (const form of a.forms) {
-    const n = fixedFormSize(form, u);
-    if (n >= 0) { run += n; continue; }
-    if (run > 0) plan.push(run);
-    run = 0;
-    plan.push(-form);
-  }
-  if (run > 0) plan.push(run);
-  return plan;
-}
-
-/** A unit's skip plans by abbreviation code (one abbreviation per code in a unit): an array index, not a map lookup, per DIE. */
-export class SkipPlans {
-  private dense: (number[] | undefined)[] = [];
-  private sparse = new Map<number, number[]>();
-  constructor(private readonly u: Unit) {}
-  get(code: number, a: Abbrev): number[] {
-    let plan = code < 1 << 16 ? this.dense[code] : this.sparse.get(code);
-    if (!plan) {
-      plan = skipPlan(a, this.u);
-      if (code < 1 << 16) this.dense[code] = plan; else this.sparse.set(code, plan);
-    }
-    return plan;
-  }
-}
-
-const EXPRLOC = -C.DW_FORM_exprloc, UDATA = -C.DW_FORM_udata, SDATA = -C.DW_FORM_sdata;
-const LOCLISTX = -C.DW_FORM_loclistx, RNGLISTX = -C.DW_FORM_rnglistx, STRX = -C.DW_FORM_strx, ADDRX = -C.DW_FORM_addrx;
-
-/** Skips one DIE's attributes by its plan; the common variable-size forms are decoded in place. */
-export function skipDie(r: Reader, plan: number[], u: Unit): void {
-  for (let i = 0; i < plan.length; i++) {
-    const p = plan[i]!;
-    if (p >= 0) {
-      if (p > r.end - r.pos) r.fail(`need ${p} bytes, ${r.end - r.pos} left`);
-      r.pos += p;
-    } else if (p === EXPRLOC) {
-      r.skip(r.uleb());
-    } else if (p === UDATA || p === SDATA || p === LOCLISTX || p === RNGLISTX || p === STRX || p === ADDRX) {
-      // Any LEB128: skip to the byte without the continuation bit.
-      const buf = r.buf;
-      let pos = r.pos;
-      while (pos < r.end && buf[pos]! & 0x80) pos++;
-      if (pos >= r.end) r.fail('unterminated LEB128');
-      r.pos = pos + 1;
-    } else {
-      readForm(r, -p, u, 0);
-    }
-  }
 }
 
 /**
@@ -286,9 +236,7 @@ export class SubroutineMap {
 
   /** upper_bound: the first index whose key is above x. */
   private upper(x: number): number {
-    let lo = 0, hi = this.keys.length;
-    while (lo < hi) { const m = (lo + hi) >>> 1; if (this.keys[m]! <= x) lo = m + 1; else hi = m; }
-    return lo;
+    return upperBound(this.keys, x);
   }
 
   private set(key: number, high: number, die: number): void {

@@ -10,7 +10,8 @@
 import * as C from './constants.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
 import { Reader } from './reader.js';
-import { SkipPlans, skipDie } from './functions.js';
+import { SkipPlans, skipDie } from './plans.js';
+import { upperBound } from './order.js';
 import { readForm, type Sections, type Unit } from './units.js';
 
 const DW_AT_call_column = 0x57, DW_AT_call_file = 0x58, DW_AT_call_line = 0x59;
@@ -97,15 +98,28 @@ export class InlineTree {
     return out;
   }
 
+  /** The innermost subroutine node at addr (chain(addr)[0]), or -1; no array built. */
+  leaf(addr: number): number {
+    const [b, i] = this.locate(addr);
+    if (i === 0 || addr >= this.bh[b]![i - 1]!) return -1;
+    return this.bn[b]![i - 1]!;
+  }
+
+  /** The outermost inlined node of node n's chain (the last before the subprogram; n itself when its parent is one). */
+  outermostInlined(n: number): number {
+    for (let hops = 0; hops < 4096; hops++) {
+      const p = this.parent[n]!;
+      if (p < 0 || this.isSubprogram[p]) return n;
+      n = p;
+    }
+    return n;
+  }
+
   /** The block of the last key at or below x, and the upper bound of x in it (0: no such key). */
   private locate(x: number): [number, number] {
     const first = this.first;
-    let lo = 0, hi = first.length;
-    while (lo < hi) { const m = (lo + hi) >>> 1; if (first[m]! <= x) lo = m + 1; else hi = m; }
-    const b = Math.max(0, lo - 1), keys = this.bk[b]!;
-    let l = 0, h = keys.length;
-    while (l < h) { const m = (l + h) >>> 1; if (keys[m]! <= x) l = m + 1; else h = m; }
-    return [b, l];
+    const b = Math.max(0, upperBound(first, x) - 1);
+    return [b, upperBound(this.bk[b]!, x)];
   }
 
   private set(key: number, high: number, node: number): void {

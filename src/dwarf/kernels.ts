@@ -9,15 +9,18 @@
  * the kernels change speed, never results, budget charges or errors. Without kernels.wasm (built by scripts/build-kernels.ts
  * with clang-14 and wasm-ld-14), or with `COVD_DWARF_KERNELS=js`, the reader runs alone.
  *
+ * The reader calls them through kernelsOrTwins(): one KernelOps object, these kernels (each
+ * operation falling back to its TypeScript twin where the kernel declines) or the twins alone
+ * (twins.ts). The DIE walk's plans come from plans.ts, which builds the reader's too.
+ *
  * One module instance per thread; calls are synchronous and each lays its buffers out from the
  * heap base again, so a buffer is valid only until the next call (DieWalker re-copies its unit
  * when another call came between).
  */
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import * as C from './constants.js';
-import type { Abbrev } from './abbrev.js';
-import { fixedFormSize, isUnitRef, type Unit } from './units.js';
+import type { Unit } from './units.js';
+import { plansFor, STEP_END, type DieWalk } from './plans.js';
+import { twins, type KernelOps } from './twins.js';
 
 /** The parts of the WebAssembly API used here (the project's lib settings do not declare it). */
 interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
@@ -72,18 +75,12 @@ const DP = { plans: 0, nCodes: 4, steps: 8, base: 12, pos: 16, end: 20, depth: 2
 const ROW_CAP = 4096;
 export const ROW_RANGE = 16;
 export const ROW_F64S = 19;
-/** Row slots of the attributes a function walk wants (kernels.c writes form and value for each). */
-export const SLOT = { low: 0, high: 1, ranges: 2, declFile: 3, declLine: 4, declaration: 5, ref: 6 } as const;
 
 /** kernels.c's LookupParams, all 32-bit. */
 const LK = { addrs: 0, count: 4, outFile: 8, outLine: 12, outCol: 16, scratch: 20, resets: 24, nResets: 28 };
 /** kernels.c's SortParams, all 32-bit. */
 const SP = { pcs: 0, n: 4, uniq: 8, at: 12, tmp: 16, m: 20, increasing: 24, ok: 28 };
 
-/** Plan steps, as kernels.c numbers them. */
-const STEP_END = -1, STEP_LEB = -2, STEP_ULEB_BLOCK = -3, STEP_BLOCK1 = -4, STEP_BLOCK2 = -5, STEP_BLOCK4 = -6, STEP_CSTR = -7, STEP_CAPTURE = -8;
-/** How kernels.c reads a captured value. */
-const VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, VK_SLEB = 10, VK_CONST = 11;
 
 /** .debug_addr and the unit's base and address size, so the DIE walk can read addrx forms. */
 interface DebugAddr { bytes: Uint8Array; addrBase: number; addrSize: number }
@@ -124,6 +121,8 @@ class Kernels {
   private pinned: { bytes: Uint8Array; at: number; len: number } | null = null;
   /** How often each kernel ran, and stopped early (tests check the kernels do the work). */
   readonly stats = { linePrograms: 0, lineStops: 0, dieSkips: 0 };
+  /** These kernels as the reader calls them (kernelsOrTwins): each operation falls back to its twin. */
+  readonly ops: KernelOps = new WasmOps(this);
 
   constructor(module: object) {
     this.x = new wasm.Instance(module, {}).exports as unknown as Exports;
@@ -412,6 +411,39 @@ class Kernels {
 
 function align(n: number, a: number): number { return Math.ceil(n / a) * a; }
 
+/**
+ * KernelOps over the WebAssembly kernels: each operation runs its kernel, and its TypeScript
+ * twin (twins.ts) where the kernel declines the input or the input is too small to be worth
+ * copying into the module's memory.
+ */
+class WasmOps implements KernelOps {
+  readonly wasm = true;
+  constructor(private readonly k: Kernels) {}
+  sortPcs(pcs: BigUint64Array) { return this.k.sortPcs(pcs) ?? twins.sortPcs(pcs); }
+  unitsFor(uniq: Float64Array, low: Float64Array, high: Float64Array, unit: Int32Array) {
+    return this.k.unitsFor(uniq, low, high, unit) ?? twins.unitsFor(uniq, low, high, unit);
+  }
+  symbolsFor(uniq: Float64Array, addr: Float64Array, size: Float64Array) {
+    return this.k.symbolsFor(uniq, addr, size) ?? twins.symbolsFor(uniq, addr, size);
+  }
+  spansFor(low: Float64Array, high: Float64Array, fn: Uint32Array, base: number, uniq: Float64Array, s: number, e: number, out: Int32Array): void {
+    // Short runs stay in JavaScript: the kernel copies the unit's spans in for each call.
+    if (!(e - s >= 256 && this.k.spansFor(low, high, fn, base, uniq, s, e, out))) twins.spansFor(low, high, fn, base, uniq, s, e, out);
+  }
+  nameRuns(unitOf: Int32Array, symOf: Int32Array, fnOf: Int32Array, shareK: number, shareN: number) {
+    return this.k.nameRuns(unitOf, symOf, fnOf, shareK, shareN) ?? twins.nameRuns(unitOf, symOf, fnOf, shareK, shareN);
+  }
+  gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array, fn: Uint32Array) {
+    return this.k.gather(at, f, l, c, fn) ?? twins.gather(at, f, l, c, fn);
+  }
+  orderValues(values: Float64Array, count = values.length) {
+    // Addresses (the usual values) are radix-sorted by the kernel; a few are not worth the copy.
+    return (count >= 64 ? this.k.orderValues(values.subarray(0, count)) : null) ?? twins.orderValues(values, count);
+  }
+  lineProgram(p: LineProgramInput) { return this.k.lineProgram(p); }
+  lineLookup(p: LineProgramInput, addrs: Float64Array, runStarts: Uint32Array) { return this.k.lineLookup(p, addrs, runStarts); }
+}
+
 let instance: Kernels | null | undefined;
 let compiled: object | undefined;
 let disabled = process.env.COVD_DWARF_KERNELS === 'js';
@@ -422,11 +454,9 @@ export function kernels(): Kernels | null {
   if (instance === undefined) {
     try {
       if (compiled) { instance = new Kernels(compiled); return instance; }
-      // Optimized code from the start: V8's baseline wasm code is several times slower, and a
-      // kernel called once per request would run in it for the whole call (wasm has no
-      // on-stack replacement). The module is small, so compiling it all up front costs little.
-      setFlagsFromString('--no-liftoff');
-      setFlagsFromString('--no-wasm-lazy-compilation');
+      // Compiled as V8's flags say when this runs: the entry points choose the tier (main.ts
+      // with v8-flags.ts: baseline code, compiled as first called; a pool thread's entry,
+      // src/workers/worker.ts: TurboFan, all up front).
       compiled = new wasm.Module(readFileSync(new URL('./kernels.wasm', import.meta.url)));
       instance = new Kernels(compiled);
     } catch {
@@ -434,6 +464,15 @@ export function kernels(): Kernels | null {
     }
   }
   return instance;
+}
+
+/**
+ * The reader's one switch between the WebAssembly kernels and their TypeScript twins: the
+ * kernels when they are on and load on this thread, else the twins. Take it once per piece of
+ * work and call it.
+ */
+export function kernelsOrTwins(): KernelOps {
+  return kernels()?.ops ?? twins;
 }
 
 /** Memory a thread's kernels may keep between requests; beyond it, releaseKernelMemory() lets it go. */
@@ -514,136 +553,4 @@ export class DieWalker {
     for (let i = 0; i < n; i++) this.rows[i * ROW_F64S] += this.start;
     return done;
   }
-}
-
-/** The kernel step skipping one variable-size form, or 0 when the reader must read it. */
-function variableStep(form: number): number {
-  switch (form) {
-    case C.DW_FORM_udata: case C.DW_FORM_sdata: case C.DW_FORM_ref_udata: case C.DW_FORM_strx: case C.DW_FORM_addrx:
-    case C.DW_FORM_loclistx: case C.DW_FORM_rnglistx: case C.DW_FORM_GNU_addr_index: case C.DW_FORM_GNU_str_index:
-      return STEP_LEB;
-    case C.DW_FORM_exprloc: case C.DW_FORM_block: return STEP_ULEB_BLOCK;
-    case C.DW_FORM_block1: return STEP_BLOCK1;
-    case C.DW_FORM_block2: return STEP_BLOCK2;
-    case C.DW_FORM_block4: return STEP_BLOCK4;
-    case C.DW_FORM_string: return STEP_CSTR;
-    default: return 0; // indirect, unknown: the reader decides
-  }
-}
-
-/** The slot an attribute is captured into, or -1. */
-function slotOf(at: number): number {
-  switch (at) {
-    case C.DW_AT_low_pc: return SLOT.low;
-    case C.DW_AT_high_pc: return SLOT.high;
-    case C.DW_AT_ranges: return SLOT.ranges;
-    case C.DW_AT_decl_file: return SLOT.declFile;
-    case C.DW_AT_decl_line: return SLOT.declLine;
-    case C.DW_AT_declaration: return SLOT.declaration;
-    case C.DW_AT_specification: case C.DW_AT_abstract_origin: return SLOT.ref;
-    default: return -1;
-  }
-}
-
-/** How kernels.c reads a form's value the way readForm does, or 0 when the reader must. */
-function valueKind(form: number, u: Unit): number {
-  const sized = (n: number) => (n === 1 ? VK_U8 : n === 2 ? VK_U16 : n === 4 ? VK_U32 : n === 8 ? VK_U64 : 0);
-  switch (form) {
-    case C.DW_FORM_addr: return sized(u.addrSize);
-    case C.DW_FORM_data1: case C.DW_FORM_ref1: case C.DW_FORM_flag: case C.DW_FORM_strx1: case C.DW_FORM_addrx1: return VK_U8;
-    case C.DW_FORM_data2: case C.DW_FORM_ref2: case C.DW_FORM_strx2: case C.DW_FORM_addrx2: return VK_U16;
-    case C.DW_FORM_strx3: case C.DW_FORM_addrx3: return VK_U24;
-    case C.DW_FORM_data4: case C.DW_FORM_ref4: case C.DW_FORM_ref_sup4: case C.DW_FORM_strx4: case C.DW_FORM_addrx4: return VK_U32;
-    case C.DW_FORM_data8: case C.DW_FORM_ref8: case C.DW_FORM_ref_sig8: case C.DW_FORM_ref_sup8: return VK_U64;
-    case C.DW_FORM_sdata: return VK_SLEB;
-    case C.DW_FORM_udata: case C.DW_FORM_ref_udata: case C.DW_FORM_strx: case C.DW_FORM_addrx:
-    case C.DW_FORM_loclistx: case C.DW_FORM_rnglistx: case C.DW_FORM_GNU_addr_index: case C.DW_FORM_GNU_str_index:
-      return VK_ULEB;
-    case C.DW_FORM_strp: case C.DW_FORM_line_strp: case C.DW_FORM_sec_offset: case C.DW_FORM_strp_sup:
-    case C.DW_FORM_GNU_ref_alt: case C.DW_FORM_GNU_strp_alt:
-      return sized(u.offSize);
-    case C.DW_FORM_ref_addr: return sized(u.version <= 2 ? u.addrSize : u.offSize);
-    case C.DW_FORM_flag_present: case C.DW_FORM_implicit_const: return VK_CONST;
-    default: return 0;
-  }
-}
-
-/** The steps of one abbreviation's plan (after its header), or null when the reader must read its DIEs. */
-function planSteps(a: Abbrev, u: Unit, capture: boolean): number[] | null {
-  const plan: number[] = [];
-  let run = 0;
-  for (let i = 0; i < a.forms.length; i++) {
-    const form = a.forms[i]!;
-    const slot = capture ? slotOf(a.attrs[i]!) : -1;
-    if (slot >= 0) {
-      const kind = valueKind(form, u);
-      const implicit = form === C.DW_FORM_flag_present ? 1 : form === C.DW_FORM_implicit_const ? a.implicit[i]! : 0;
-      // Origins only count in reference forms (functions.ts keeps the last such one).
-      if (kind === 0 || implicit !== (implicit | 0) || (slot === SLOT.ref && !isUnitRef(form) && form !== C.DW_FORM_ref_addr)) return null;
-      if (run > 0) plan.push(run);
-      run = 0;
-      plan.push(STEP_CAPTURE, slot, form, kind, implicit);
-      continue;
-    }
-    const n = fixedFormSize(form, u);
-    if (n >= 0) { run += n; continue; }
-    const step = variableStep(form);
-    if (step === 0) return null;
-    if (run > 0) plan.push(run);
-    run = 0;
-    plan.push(step);
-  }
-  if (run > 0x7fffffff) return null;
-  if (run > 0) plan.push(run);
-  return plan;
-}
-
-/**
- * The DIE walks functions.ts makes: 'functions' stops at subprograms, 'functions-capture' reads
- * them into rows, 'subroutines' stops at subprograms and inlined subroutines.
- */
-export type DieWalk = 'functions' | 'functions-capture' | 'subroutines';
-
-const isSubprogram = (tag: number) => tag === C.DW_TAG_subprogram;
-const WALKS: Record<DieWalk, { wanted: (tag: number) => boolean; capture: (tag: number) => boolean }> = {
-  'functions': { wanted: isSubprogram, capture: () => false },
-  'functions-capture': { wanted: isSubprogram, capture: isSubprogram },
-  'subroutines': { wanted: (tag) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine, capture: () => false },
-};
-
-/** Whether a walk reads DIEs of this tag itself (or, capturing, has the kernel read them). */
-export function walkWants(walk: DieWalk, tag: number): boolean {
-  return WALKS[walk].wanted(tag);
-}
-
-/** Plans by abbreviation table, unit shape and walk: units sharing a table build them once. */
-const planCache = new WeakMap<object, Map<string, { plans: Int32Array; steps: Int32Array }>>();
-
-function plansFor(u: Unit, walk: DieWalk): { plans: Int32Array; steps: Int32Array } {
-  let byKey = planCache.get(u.abbrevs);
-  if (!byKey) { byKey = new Map(); planCache.set(u.abbrevs, byKey); }
-  const key = `${walk} ${u.addrSize} ${u.offSize} ${u.version}`;
-  let p = byKey.get(key);
-  if (!p) { p = buildPlans(u, WALKS[walk].wanted, WALKS[walk].capture); byKey.set(key, p); }
-  return p;
-}
-
-/** Plans for every dense abbreviation code of the unit whose tag is not wanted or is captured. */
-function buildPlans(u: Unit, wanted: (tag: number) => boolean, capture: (tag: number) => boolean): { plans: Int32Array; steps: Int32Array } {
-  const codes = u.abbrevs.denseCodes();
-  const plans = new Int32Array(codes.length);
-  const steps: number[] = [STEP_END]; // offset 0 means "no plan"
-  for (let code = 1; code < codes.length; code++) {
-    const a: Abbrev | undefined = codes[code];
-    if (!a) continue;
-    const take = capture(a.tag);
-    if (wanted(a.tag) && !take) continue;
-    const plan = planSteps(a, u, take);
-    if (!plan) continue;
-    plans[code] = steps.length;
-    steps.push(a.hasChildren ? 1 : 0, take ? a.attrs.length + 1 : 0);
-    for (const step of plan) steps.push(step); // not a spread: a plan can be very long
-    steps.push(STEP_END);
-  }
-  return { plans, steps: Int32Array.from(steps) };
 }

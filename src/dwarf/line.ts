@@ -5,7 +5,8 @@
  */
 import * as C from './constants.js';
 import { corrupt } from './errors.js';
-import { kernels, type LineProgramInput } from './kernels.js';
+import { kernelsOrTwins, type LineProgramInput } from './kernels.js';
+import { upperBound } from './order.js';
 import { Reader } from './reader.js';
 import { formString, readForm, type Sections, type Unit } from './units.js';
 
@@ -159,8 +160,7 @@ export function parseLineTable(sec: Sections, u: Unit, offset: number, headerOnl
   const seqs: { low: number; high: number; first: number; last: number }[] = [];
   // The WebAssembly kernel runs the machine as far as it can; the loop below goes on from there
   // (to the end when the kernel stopped at define_file, an odd operand or an error).
-  const k = headerOnly ? null : kernels();
-  const out = k?.lineProgram(program);
+  const out = headerOnly ? null : kernelsOrTwins().lineProgram(program);
   // When the kernel ran to the end its arrays are taken as they are.
   const rows = new Growable(headerOnly || out?.pos === end ? 0 : (out ? out.rowAddr.length : 0) + Math.ceil((end - (out ? out.pos : pos)) / 4));
   if (out) {
@@ -269,22 +269,12 @@ export function lineFile(t: LineTable, index: number): string {
 
 /** First sequence whose high address is above addr (std::upper_bound by HighPC, as LLVM does). */
 export function upperBoundSeq(t: LineTable, addr: number): number {
-  let lo = 0, hi = t.seqHigh.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (addr < t.seqHigh[mid]!) hi = mid; else lo = mid + 1;
-  }
-  return lo;
+  return upperBound(t.seqHigh, addr);
 }
 
 /** The last row of sequence s at or below addr: upper_bound over rows (first + 1 .. last - 1) minus one. */
 export function rowInSeq(t: LineTable, s: number, addr: number): number {
-  let a = t.seqFirst[s]! + 1, b = t.seqLast[s]! - 1;
-  while (a < b) {
-    const mid = (a + b) >>> 1;
-    if (addr < t.rowAddr[mid]!) b = mid; else a = mid + 1;
-  }
-  return a - 1;
+  return upperBound(t.rowAddr, addr, t.seqFirst[s]! + 1, t.seqLast[s]! - 1) - 1;
 }
 
 /** LLVM's lookupAddress: the row index for addr, or -1. */

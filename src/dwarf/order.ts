@@ -1,16 +1,28 @@
 /**
- * Stable ordering of numbers without a comparator: when value offsets and indices fit in 52
- * bits together, each is packed into one double and sorted by the engine's numeric sort, which
- * is much faster than comparator calls before the JIT has warmed up (a symbolizer thread's
- * first request is all cold code).
+ * Orderings and searches of sorted numbers, shared by the reader: the one upper-bound search,
+ * and a stable ordering without a comparator (the TypeScript twin of the kernels' orderValues;
+ * callers go through kernelsOrTwins().orderValues).
  */
-import { kernels } from './kernels.js';
 
-/** Indices 0..count-1 of values ordered by value, equal values by index. */
+/**
+ * std::upper_bound: the first index in [lo, hi) whose value is above key (hi when none), in an
+ * ascending arr. The last value at or below key is at the result minus one.
+ */
+export function upperBound(arr: ArrayLike<number>, key: number, lo = 0, hi = arr.length): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (key < arr[mid]!) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * Indices 0..count-1 of values ordered by value, equal values by index. When value offsets and
+ * indices fit in 52 bits together, each is packed into one double and sorted by the engine's
+ * numeric sort, which is much faster than comparator calls before the JIT has warmed up (a
+ * symbolizer thread's first request is all cold code).
+ */
 export function stableOrder(values: Float64Array, count = values.length): Uint32Array {
-  // Addresses (the usual values) are radix-sorted by the WebAssembly kernel.
-  const fast = count >= 64 ? kernels()?.orderValues(values.subarray(0, count)) : null;
-  if (fast) return fast;
   const order = new Uint32Array(count);
   let min = Infinity, max = -Infinity;
   for (let i = 0; i < count; i++) { const v = values[i]!; if (v < min) min = v; if (v > max) max = v; }

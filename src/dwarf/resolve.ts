@@ -6,8 +6,7 @@
  * the pool can split one binary across threads; src/workers/merge.ts puts the parts back together.
  */
 import { ElfFile } from './elf.js';
-import { kernels, NO_ROW } from './kernels.js';
-import { stableOrder } from './order.js';
+import { kernelsOrTwins, NO_ROW } from './kernels.js';
 import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
@@ -211,7 +210,7 @@ export class DebugInfo {
           if (fi.ranges[r]! < fi.ranges[r + 1]!) { lows[k] = fi.ranges[r]!; highs[k] = fi.ranges[r + 1]!; fns[k] = i; k++; }
         }
       });
-      const order = stableOrder(lows);
+      const order = kernelsOrTwins().orderValues(lows);
       f = { low: new Float64Array(k), high: new Float64Array(k), fn: new Uint32Array(k), infos, base: this.funcCount };
       for (let i = 0; i < k; i++) { const j = order[i]!; f.low[i] = lows[j]!; f.high[i] = highs[j]!; f.fn[i] = fns[j]!; }
       this.funcCount += infos.length;
@@ -224,14 +223,13 @@ export class DebugInfo {
   resolve(pcs: BigUint64Array, opts: ResolveOptions = {}): ResolvedIndex {
     const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true, doDecls = opts.declarations ?? true;
     const [shareK, shareN] = opts.share ?? [0, 1];
-    const n = pcs.length;
     // The work is done in phases of small loops over typed arrays, which V8 optimizes early.
     // Strictly increasing input (a pc-table's order) is its own sorted distinct list: no
     // dedupe, and no gather back to the caller's order at the end.
-    const k = kernels();
-    const { uniq, at } = k?.sortPcs(pcs) ?? sortPcs(pcs);
+    const k = kernelsOrTwins();
+    const { uniq, at } = k.sortPcs(pcs);
     const m = uniq.length;
-    const unitOf = k?.unitsFor(uniq, this.unitMap.low, this.unitMap.high, this.unitMap.unit) ?? unitsFor(this.unitMap, uniq);
+    const unitOf = k.unitsFor(uniq, this.unitMap.low, this.unitMap.high, this.unitMap.unit);
     let symOf: Int32Array | null = null;
 
     const files = new Interner();
@@ -288,7 +286,7 @@ export class DebugInfo {
     }
     // With the kernels, a unit's lines are resolved at its first run, where the reader would
     // parse its table: budget charges and errors come in the same order either way.
-    const unitRuns = doLines && k ? runsByUnit(runs) : null;
+    const unitRuns = doLines && k.wasm ? runsByUnit(runs) : null;
     const kernelRows = new Map<number, KernelRows | null>();
     for (let r = 0; r < runs.length; r += 3) {
       const s = runs[r]!, e = runs[r + 1]!, u = this.units[runs[r + 2]!]!;
@@ -308,14 +306,13 @@ export class DebugInfo {
       }
       if (doFuncs && doDecls) {
         const f = this.functionsOf(u);
-        // Short runs stay in JavaScript: the kernel copies the unit's spans in for each call.
-        if (!(e - s >= 256 && k?.spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf))) spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
+        k.spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
       }
     }
 
     // Symbols name functions, and files where DWARF has none: a line-table job whose every
     // address got a file never parses the symbol table.
-    if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k?.symbolsFor(uniq, this.symbols.addr, this.symbols.size) ?? symbolsFor(this.symbols, uniq);
+    if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k.symbolsFor(uniq, this.symbols.addr, this.symbols.size);
     const doInlines = (opts.inlines || opts.inlineFrames || false) && doFuncs;
     const rowFile = doInlines && doLines && opts.inlineFrames ? uFile.slice() : null; // before the symbols fill it in
     if (symOf && doLines) {
@@ -329,7 +326,7 @@ export class DebugInfo {
     }
     if (symOf && doFuncs) {
       // Sorted addresses come in runs named alike; each run is named once.
-      const runs = k?.nameRuns(unitOf, symOf, fnOf, shareK, shareN) ?? nameRuns(unitOf, symOf, fnOf, shareK, shareN);
+      const runs = k.nameRuns(unitOf, symOf, fnOf, shareK, shareN);
       for (let r = 0; r < runs.length; r += 2) {
         const k = runs[r]!, sym = symOf[k]!;
         if (sym < 0) {
@@ -359,7 +356,7 @@ export class DebugInfo {
       }
     }
 
-    let inlined: { pcInlined: Uint32Array; frames: InlineFrames | null } | null = null;
+    let inlined: { pcInlined: Uint32Array; callFile: Uint32Array; callLine: Uint32Array; frames: InlineFrames | null } | null = null;
     if (doInlines) {
       inlined = this.inlineChains(uniq, unitOf, symOf, shareK, shareN, uFn, rowFile ? { file: rowFile, filled: uFile, line: uLine, col: uCol } : null,
         (u, t, raw) => internFile(u, t, raw), (fi) => { if (doDecls) declOf(fi); else { declFile = NONE; declLine = 0; } return internFn(fi.name, declFile, declLine); },
@@ -368,14 +365,7 @@ export class DebugInfo {
 
     // Back to the caller's order.
     let pcFile = uFile, pcLine = uLine, pcColumn = uCol, pcFunction = uFn;
-    if (at) {
-      const got = k?.gather(at, uFile, uLine, uCol, uFn);
-      if (got) [pcFile, pcLine, pcColumn, pcFunction] = got;
-      else {
-        pcFile = new Uint32Array(n); pcLine = new Uint32Array(n); pcColumn = new Uint32Array(n); pcFunction = new Uint32Array(n);
-        gather(at, uFile, uLine, uCol, uFn, pcFile, pcLine, pcColumn, pcFunction);
-      }
-    }
+    if (at) [pcFile, pcLine, pcColumn, pcFunction] = k.gather(at, uFile, uLine, uCol, uFn);
     return {
       buildId: this.buildId,
       directories: files.directories,
@@ -383,7 +373,11 @@ export class DebugInfo {
       fileDirs: Uint32Array.from(files.fileDirs),
       functions: { ...shownNames(fnNames, opts.demangle ?? demanglingEnabled()), file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
       pcFile, pcLine, pcColumn, pcFunction,
-      ...(inlined ? { pcInlined: at ? Uint32Array.from(at, (k) => inlined!.pcInlined[k]!) : inlined.pcInlined } : {}),
+      ...(inlined ? {
+        pcInlined: at ? Uint32Array.from(at, (k) => inlined!.pcInlined[k]!) : inlined.pcInlined,
+        pcCallFile: at ? Uint32Array.from(at, (k) => inlined!.callFile[k]!) : inlined.callFile,
+        pcCallLine: at ? Uint32Array.from(at, (k) => inlined!.callLine[k]!) : inlined.callLine,
+      } : {}),
       ...(inlined?.frames ? { inlineFrames: { ...inlined.frames, of: at } } : {}),
     };
   }
@@ -396,9 +390,10 @@ export class DebugInfo {
   private inlineChains(uniq: Float64Array, unitOf: Int32Array, symOf: Int32Array | null, shareK: number, shareN: number, uFn: Uint32Array,
     lines: { file: Uint32Array; filled: Uint32Array; line: Uint32Array; col: Uint32Array } | null,
     internFile: (u: Unit, t: LineTable, raw: number) => number, nameDie: (fi: FunctionInfo) => number,
-    symFile: (sym: number) => number): { pcInlined: Uint32Array; frames: InlineFrames | null } {
+    symFile: (sym: number) => number): { pcInlined: Uint32Array; callFile: Uint32Array; callLine: Uint32Array; frames: InlineFrames | null } {
     const m = uniq.length;
     const pcInlined = new Uint32Array(m).fill(NONE);
+    const pcCallFile = new Uint32Array(m).fill(NONE), pcCallLine = new Uint32Array(m);
     const start = new Uint32Array(m + 1);
     const fn: number[] = [], file: number[] = [], line: number[] = [], column: number[] = [];
     const named = new Map<number, number>(); // DIE offset -> function index
@@ -415,6 +410,7 @@ export class DebugInfo {
       return id;
     };
     const none: number[] = [];
+    let lastLeaf = -1, lastLeafUi = -1, leafFn = NONE, leafFile = NONE, leafLine = 0;
     for (let k = 0; k < m; k++) {
       start[k] = fn.length;
       const ui = unitOf[k]!;
@@ -425,10 +421,33 @@ export class DebugInfo {
         u = this.units[ui]!;
         tree = this.inlineTrees.get(ui) ?? null;
         if (!tree) { tree = new InlineTree(this.sec, u); this.inlineTrees.set(ui, tree); }
-        t = lines ? this.lineHeader(u) : null;
+        t = this.lineHeader(u);
+      }
+      if (!lines) {
+        // pcInlined only: the innermost node and its outermost inlined ancestor, no chain built;
+        // sorted addresses come in runs of one node, each looked at once.
+        const leaf = ui >= 0 ? tree!.leaf(uniq[k]!) : -1;
+        if (leaf < 0 || tree!.isSubprogram[leaf]) continue;
+        if (leaf !== lastLeaf || ui !== lastLeafUi) {
+          lastLeaf = leaf; lastLeafUi = ui;
+          const o = tree!.outermostInlined(leaf);
+          leafFn = nameOf(leaf);
+          leafFile = t ? internFile(u!, t, tree!.callFile[o]!) : NONE;
+          leafLine = tree!.callLine[o]!;
+        }
+        pcInlined[k] = leafFn; pcCallFile[k] = leafFile; pcCallLine[k] = leafLine;
+        continue;
       }
       const chain = ui >= 0 ? tree!.chain(uniq[k]!) : none;
-      if (chain.length > 0 && !tree!.isSubprogram[chain[0]!]!) pcInlined[k] = nameOf(chain[0]!);
+      if (chain.length > 0 && !tree!.isSubprogram[chain[0]!]!) {
+        pcInlined[k] = nameOf(chain[0]!);
+        // The call site in the physical function: that of the outermost inlined frame.
+        let outer = chain.length - 1;
+        if (tree!.isSubprogram[chain[outer]!]) outer--;
+        const o = chain[outer]!;
+        pcCallFile[k] = t ? internFile(u!, t, tree!.callFile[o]!) : NONE;
+        pcCallLine[k] = tree!.callLine[o]!;
+      }
       if (!lines) continue;
       if (chain.length === 0) {
         fn.push(uFn[k]!); file.push(lines.filled[k]!); line.push(lines.line[k]!); column.push(lines.col[k]!);
@@ -453,7 +472,7 @@ export class DebugInfo {
     }
     start[m] = fn.length;
     return {
-      pcInlined,
+      pcInlined, callFile: pcCallFile, callLine: pcCallLine,
       frames: lines ? { start, of: null, fn: Uint32Array.from(fn), file: Uint32Array.from(file), line: Uint32Array.from(line), column: Uint32Array.from(column) } : null,
     };
   }
@@ -466,8 +485,8 @@ export class DebugInfo {
    * parse, or the kernel did not run the whole program).
    */
   private kernelLines(u: Unit, list: number[], uniq: Float64Array): KernelRows | null {
-    const k = kernels();
-    if (!k || this.lineTables.has(u.index)) return null;
+    const k = kernelsOrTwins();
+    if (!k.wasm || this.lineTables.has(u.index)) return null;
     let header: LineTable | null;
     try {
       header = this.lineHeader(u, false);
@@ -536,32 +555,6 @@ function runsByUnit(runs: number[]): Map<number, number[]> {
 interface KernelRows { file: Uint32Array; line: Uint32Array; col: Uint32Array; header: LineTable; next: number }
 
 /**
- * Runs [start, end) of this share's sorted addresses that are named alike: the same symbol and
- * subprogram. An address without a symbol is a run of its own (it is named by its own DIE).
- */
-function nameRuns(unitOf: Int32Array, symOf: Int32Array, fnOf: Int32Array, shareK: number, shareN: number): Int32Array {
-  const m = unitOf.length;
-  const out = new Int32Array(2 * m);
-  let n = 0;
-  for (let k = 0; k < m;) {
-    const ui = unitOf[k]!;
-    if ((ui < 0 ? 0 : ui % shareN) !== shareK) { k++; continue; }
-    const sym = symOf[k]!, fi = fnOf[k]!;
-    let e = k + 1;
-    if (sym >= 0) {
-      while (e < m && symOf[e] === sym && fnOf[e] === fi) {
-        const ue = unitOf[e]!;
-        if ((ue < 0 ? 0 : ue % shareN) !== shareK) break;
-        e++;
-      }
-    }
-    out[n++] = k; out[n++] = e;
-    k = e;
-  }
-  return out.subarray(0, n);
-}
-
-/**
  * Kernel rows for uniq[s..e) (the unit's next run): files are interned run by run in address
  * order, as copyRows does, so ids come out the same either way.
  */
@@ -597,124 +590,6 @@ function anyMissing(file: Uint32Array, unitOf: Int32Array, shareK: number, share
   return false;
 }
 
-/** The four per-address fields back in the caller's order, in one pass. */
-function gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array, fn: Uint32Array, toF: Uint32Array, toL: Uint32Array, toC: Uint32Array, toFn: Uint32Array): void {
-  for (let i = 0; i < at.length; i++) {
-    const k = at[i]!;
-    toF[i] = f[k]!; toL[i] = l[k]!; toC[i] = c[k]!; toFn[i] = fn[k]!;
-  }
-}
-
-/** The sorted distinct addresses of pcs and each one's index among them (null: pcs is increasing). */
-function sortPcs(pcs: BigUint64Array): { uniq: Float64Array; at: Uint32Array | null } {
-  const addr = new Float64Array(pcs.length);
-  const range = toNumbers(pcs, addr);
-  return range.increasing ? { uniq: addr, at: null } : sortedUnique(addr, range.min, range.max);
-}
-
-/**
- * PCs as numbers into addr, read as two u32 halves: no BigInt per PC (exact below 2^53, all
- * user-space addresses). Returns whether they are strictly increasing, and their range.
- */
-function toNumbers(pcs: BigUint64Array, addr: Float64Array): { increasing: boolean; min: number; max: number } {
-  const n = pcs.length;
-  const halves = new Uint32Array(pcs.buffer, pcs.byteOffset, n * 2);
-  let increasing = true, prev = -1, min = Infinity, max = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const a = halves[2 * i + 1]! * 0x1_0000_0000 + halves[2 * i]!;
-    addr[i] = a;
-    if (a <= prev) increasing = false;
-    if (a < min) min = a;
-    if (a > max) max = a;
-    prev = a;
-  }
-  return { increasing, min, max };
-}
-
-/**
- * Sorted distinct addresses (each is resolved once, in address order) and, for every input
- * address, its index among them. When address offsets and input indices fit in 53 bits
- * together, one numeric sort of packed keys gives both (no comparator, no binary searches).
- */
-function sortedUnique(addr: Float64Array, min: number, max: number): { uniq: Float64Array; at: Uint32Array } {
-  const n = addr.length;
-  const idxBits = Math.max(1, Math.ceil(Math.log2(n + 1)));
-  if (n === 0 || idxBits > 26 || !(max - min < 2 ** (53 - idxBits))) {
-    const uniq = sortedUniqueSlow(addr);
-    return { uniq, at: positions(addr, uniq) };
-  }
-  const scale = 2 ** idxBits;
-  const keys = new Float64Array(n);
-  for (let i = 0; i < n; i++) keys[i] = (addr[i]! - min) * scale + i;
-  keys.sort();
-  const uniq = new Float64Array(n), at = new Uint32Array(n);
-  let m = 0, prev = -1;
-  for (let j = 0; j < n; j++) {
-    const i = keys[j]! % scale;
-    const a = addr[i]!;
-    if (a !== prev) { uniq[m++] = a; prev = a; }
-    at[i] = m - 1;
-  }
-  return { uniq: uniq.subarray(0, m), at };
-}
-
-function sortedUniqueSlow(addr: Float64Array): Float64Array {
-  let inOrder = true;
-  for (let i = 1; i < addr.length && inOrder; i++) inOrder = addr[i - 1]! <= addr[i]!;
-  // Input already in order: skip the sort.
-  const sorted = inOrder ? addr.slice() : addr.slice().sort();
-  let m = 0;
-  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[m++] = sorted[i]!;
-  return sorted.subarray(0, m);
-}
-
-/** Index into uniq of every address (a merge when the input is sorted, else a binary search). */
-function positions(addr: Float64Array, uniq: Float64Array): Uint32Array {
-  const n = addr.length, m = uniq.length;
-  const at = new Uint32Array(n);
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    const a = addr[i]!;
-    if (uniq[k] !== a) {
-      if (k + 1 < m && uniq[k + 1] === a) k++;
-      else {
-        let lo = 0, hi = m;
-        while (lo < hi) { const mid = (lo + hi) >>> 1; if (uniq[mid]! < a) lo = mid + 1; else hi = mid; }
-        k = lo;
-      }
-    }
-    at[i] = k;
-  }
-  return at;
-}
-
-/** The unit of every sorted address, walking the unit map alongside (-1 = none). */
-function unitsFor(map: UnitMap, uniq: Float64Array): Int32Array {
-  const out = new Int32Array(uniq.length).fill(-1);
-  const n = map.low.length;
-  let j = 0;
-  for (let k = 0; k < uniq.length; k++) {
-    const a = uniq[k]!;
-    while (j < n && map.high[j]! <= a) j++;
-    if (j < n && map.low[j]! <= a) out[k] = map.unit[j]!;
-  }
-  return out;
-}
-
-/** The symbol naming every sorted address (symbolFor's rule), walking the symbols alongside. */
-function symbolsFor(t: SymbolTable, uniq: Float64Array): Int32Array {
-  const out = new Int32Array(uniq.length).fill(-1);
-  const n = t.addr.length;
-  let j = 0; // first symbol above the current address
-  for (let k = 0; k < uniq.length; k++) {
-    const a = uniq[k]!;
-    while (j < n && t.addr[j]! <= a) j++;
-    const i = j - 1;
-    if (i >= 0 && (t.size[i] === 0 || a < t.addr[i]! + t.size[i]!)) out[k] = i;
-  }
-  return out;
-}
-
 /**
  * Line-table rows for uniq[s..e) (all in one unit), as LLVM's lookupAddress picks them: the first
  * sequence whose end is above the address, if it starts at or below it; in it, the last row at or
@@ -727,16 +602,5 @@ function lookupRows(t: LineTable, uniq: Float64Array, s: number, e: number, rows
     const a = uniq[k]!;
     if (!(seq >= 0 && a < t.seqHigh[seq]! && (seq === 0 || t.seqHigh[seq - 1]! <= a))) seq = upperBoundSeq(t, a);
     if (seq < nSeq && t.seqLow[seq]! <= a && a < t.seqHigh[seq]!) rows[k] = rowInSeq(t, seq, a);
-  }
-}
-
-/** For uniq[s..e): the innermost-starting span containing each address (global function index), spans sorted by low. */
-function spansFor(low: Float64Array, high: Float64Array, fn: Uint32Array, base: number, uniq: Float64Array, s: number, e: number, out: Int32Array): void {
-  const n = low.length;
-  for (let k = s; k < e; k++) {
-    const a = uniq[k]!;
-    let lo = 0, hi = n;
-    while (lo < hi) { const mid = (lo + hi) >>> 1; if (low[mid]! <= a) lo = mid + 1; else hi = mid; }
-    if (lo > 0 && a < high[lo - 1]!) out[k] = base + fn[lo - 1]!;
   }
 }

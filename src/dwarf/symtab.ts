@@ -6,7 +6,8 @@
  */
 import { corrupt } from './errors.js';
 import { ElfFile, SHT_DYNSYM, SHT_SYMTAB } from './elf.js';
-import { stableOrder } from './order.js';
+import { kernelsOrTwins } from './kernels.js';
+import { upperBound } from './order.js';
 import { strAt } from './reader.js';
 
 export interface SymbolTable {
@@ -69,7 +70,7 @@ export function parseSymbols(src: SymbolSource | null): SymbolTable {
     fileOff[count] = info >> 4 === STB_LOCAL ? lastFile : -1;
     count++;
   }
-  const order = stableOrder(addr, count);
+  const order = kernelsOrTwins().orderValues(addr, count);
   // One symbol per address: the largest, and among equal sizes the last in table order
   // (order lists equal addresses by table index, so a later one of equal size replaces).
   const kept = new Uint32Array(count);
@@ -109,11 +110,7 @@ export function symbolFile(t: SymbolTable, i: number): string | null {
 
 /** llvm-symbolizer's getNameFromSymbolTable: the last symbol at or below addr, if addr is inside it (size 0 = unbounded). */
 export function symbolFor(t: SymbolTable, addr: number): number {
-  let lo = 0, hi = t.addr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (t.addr[mid]! <= addr) lo = mid + 1; else hi = mid;
-  }
+  const lo = upperBound(t.addr, addr);
   if (lo === 0) return -1;
   const i = lo - 1;
   if (t.size[i] !== 0 && t.addr[i]! + t.size[i]! <= addr) return -1;

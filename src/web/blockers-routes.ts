@@ -7,16 +7,18 @@
  *
  * The call graph is read from the target's debug info (src/dwarf/callsites.ts) on the first
  * request, for the PC list of its coverage file (checked against the target's pcsHash and the
- * index's build-id), and kept while the target keeps that index; blockers are computed per seq.
+ * index's build-id), on a worker thread (src/workers/callgraph.ts), never on the event loop, and
+ * kept while the target keeps that index; blockers are computed per seq.
  * The executable and coverage file are the ones the registry holds for the target: nothing from
  * the URL names a file.
  */
 import type { Hub, TargetDetail } from '../contracts/hub.js';
 import type { SourceIndex } from '../contracts/source-index.js';
 import { CovdError } from '../contracts/errors.js';
-import { callSitesFor, type CallSites } from '../dwarf/callsites.js';
-import { DebugInfo } from '../dwarf/resolve.js';
-import { readPcList } from '../daemon/coverage-io.js';
+import type { CallSites } from '../dwarf/callsites.js';
+import { readPcListAsync } from '../coverage/reader.js';
+import { pcTableHash, TARGET_ID } from '../contracts/ids.js';
+import { CallGraphPool } from '../workers/callgraph.js';
 import { findBlockers, type Blocker } from './blockers.js';
 import type { RouteIo } from './inputs-routes.js';
 
@@ -28,14 +30,30 @@ export interface CallGraphSource {
   callSites(t: TargetDetail & { index: SourceIndex }): Promise<CallSites | null>;
 }
 
-/** Reads the call graph from the target's executable (DWARF call site entries). */
+/**
+ * Reads the call graph from the target's executable (DWARF call site entries) in a call graph
+ * job on a worker thread (src/workers/callgraph.ts); the PC list is read here without blocking
+ * (fs.promises), checked against the target's PC table hash, and handed over.
+ */
 export class DwarfCallGraph implements CallGraphSource {
+  private pool: CallGraphPool | null = null;
+
+  constructor(private readonly makePool: () => CallGraphPool = () => new CallGraphPool()) {}
+
+  /** The pool, created on the first request (its thread exits when idle). */
+  get jobs(): CallGraphPool {
+    return (this.pool ??= this.makePool());
+  }
+
   async callSites(t: TargetDetail & { index: SourceIndex }): Promise<CallSites | null> {
-    const list = await readPcList(t.coverageFile);
-    if (t.pcsHash !== undefined && list.pcsHash !== t.pcsHash) throw new CovdError('COVD_ERR_COVERAGE_PCS_CHANGED', `coverage file ${t.coverageFile} now holds another PC table than target ${t.id}'s`);
-    const info = DebugInfo.open(t.exe);
-    if (t.index.buildId && info.buildId !== t.index.buildId) throw new CovdError('COVD_ERR_DEBUG_INFO_BUILD_ID', `executable ${t.exe} has build-id ${info.buildId ?? 'none'}, not the ${t.index.buildId} this target was resolved from (rebuilt since?)`);
-    return callSitesFor(info, list.pcs, t.index);
+    const list = await readPcListAsync(t.coverageFile);
+    if (t.pcsHash !== undefined && pcTableHash(list.pcs) !== t.pcsHash) throw new CovdError('COVD_ERR_COVERAGE_PCS_CHANGED', `coverage file ${t.coverageFile} now holds another PC table than target ${t.id}'s`);
+    return this.jobs.callSites({ exe: t.exe, buildId: t.index.buildId ?? null, pcs: list.pcs, pcFunction: t.index.pcFunction });
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool?.destroy();
+    this.pool = null;
   }
 }
 
@@ -56,7 +74,7 @@ export class BlockersRoutes {
     if (!m) return false;
     const id = m[1]!;
     this.prune();
-    const t = /^[A-Za-z0-9_-]{1,64}$/.test(id) ? this.hub.target(id) : undefined;
+    const t = TARGET_ID.test(id) ? this.hub.target(id) : undefined;
     if (!t) return io.error(404, `no target ${id.slice(0, 64)}`), true;
     const index = t.index;
     if (!index) return io.error(409, `target ${id} has no source index yet (state ${t.state}${t.error ? ': ' + t.error : ''})`), true;

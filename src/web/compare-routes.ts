@@ -18,9 +18,9 @@
 import type { Hub, TargetDetail } from '../contracts/hub.js';
 import { compareLines, comparisonLcov, targetLines, type CoveredLines } from './compare.js';
 import type { RouteIo } from './inputs-routes.js';
+import { TARGET_ID } from '../contracts/ids.js';
 
 const ROUTE = /^\/api\/targets\/([^/]+)\/compare\/([^/]+)$/;
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** `@` then ms since the epoch; `%40` is how some clients spell the `@`. */
 const AT = /^(?:@|%40)(\d{1,16})$/;
 
@@ -59,7 +59,7 @@ export class CompareRoutes {
     const id = m[1]!, spec = m[2]!;
     const format = query('format') || 'json';
     if (format !== 'json' && format !== 'lcov') return io.error(400, 'format must be json or lcov'), true;
-    const a = ID.test(id) ? this.hub.target(id) : undefined;
+    const a = TARGET_ID.test(id) ? this.hub.target(id) : undefined;
     if (!a) return io.error(404, `no target ${id.slice(0, 64)}`), true;
     const aLinesNow = targetLines(a);
     if (!aLinesNow) return io.error(409, `target ${a.id} has no source index yet (state ${a.state}${a.error ? ': ' + a.error : ''})`), true;
@@ -71,7 +71,7 @@ export class CompareRoutes {
       const ms = Number(at[1]);
       A = { lines: targetLines(a, ms)!, label: { id: a.id, seq: a.seq, at: ms } };
       B = { lines: aLinesNow, label: { id: a.id, seq: a.seq } };
-    } else if (ID.test(spec)) {
+    } else if (TARGET_ID.test(spec)) {
       const b = this.hub.target(spec);
       if (!b) return io.error(404, `no target ${spec}`), true;
       const bLines = targetLines(b);

@@ -23,6 +23,7 @@ import { StartupError } from '../contracts/errors.js';
 import { infoOf, SummaryCache, toJsonExport, toLcov } from './summary.js';
 import type { StartWebServer, WebServer, WebServerOptions, WebStats } from './types.js';
 import { loadUws } from './uws.js';
+import { TARGET_ID } from '../contracts/ids.js';
 
 export { UwsUnavailableError } from './uws.js';
 
@@ -97,7 +98,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const addrOf = (res: HttpResponse) => Buffer.from(res.getRemoteAddressAsText()).toString();
 
   const serveTargetRoute = (res: HttpResponse, ctx: Ctx, id: string, sub: string | undefined) => {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return error(res, ctx, 404, 'no such target');
+    if (!TARGET_ID.test(id)) return error(res, ctx, 404, 'no such target');
     if (sub === 'source') return sourceRoute.serve(res, ctx, id);
     const t = hub.target(id);
     if (!t) return error(res, ctx, 404, `no target ${id}`);

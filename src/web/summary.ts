@@ -42,6 +42,19 @@ export interface FunctionSummary {
   file: number | null;
   line: number;
   pcs: Count;
+  /**
+   * Code of other functions inlined into this one (its PCs with pcInlined set), per inlined
+   * function, most PCs first; absent when none (or the index has no pcInlined). These PCs also
+   * count in `pcs`: a PC counts under the function it physically belongs to.
+   */
+  inlined?: InlinedSummary[];
+}
+
+export interface InlinedSummary {
+  function: number;
+  name: string;
+  linkageName?: string;
+  pcs: Count;
 }
 
 export interface Totals {
@@ -88,6 +101,51 @@ interface Layout {
   linePcs: Uint32Array;
   filePcs: Uint32Array;
   fnPcs: Uint32Array;
+  /** Inlined code: (physical function, inlined function) pairs, grouped by physical function, and each pair's PCs. */
+  inl: InlinedLayout | null;
+}
+
+interface InlinedLayout {
+  /** Pairs of physical function fnStart[f] .. fnStart[f + 1]. */
+  fnStart: Uint32Array;
+  /** Per pair: the inlined function and the number of PCs. */
+  callee: Uint32Array;
+  pcs: Uint32Array;
+  /** Per PC: its pair, NONE when not in inlined code. */
+  pairOf: Uint32Array;
+}
+
+/** Groups inlined PCs by (physical function, innermost inlined function). */
+function inlinedLayout(index: SourceIndex, n: number, pcsLen: number): InlinedLayout | null {
+  const inl = index.pcInlined;
+  if (!inl) return null;
+  const nFuncs = index.functions.names.length;
+  const pairs = new Map<number, number>();
+  const keys: number[] = [];
+  for (let pc = 0; pc < n; pc++) {
+    const g = inl[pc]!, f = index.pcFunction[pc]!;
+    if (g === NONE || g >= nFuncs || f === NONE || f >= nFuncs) continue;
+    const key = f * nFuncs + g;
+    if (!pairs.has(key)) { pairs.set(key, 0); keys.push(key); }
+  }
+  keys.sort((a, b) => a - b);
+  keys.forEach((k, i) => pairs.set(k, i));
+  const fnStart = new Uint32Array(nFuncs + 1), callee = new Uint32Array(keys.length), pcs = new Uint32Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const f = Math.floor(keys[i]! / nFuncs);
+    callee[i] = keys[i]! - f * nFuncs;
+    fnStart[f + 1]!++;
+  }
+  for (let f = 0; f < nFuncs; f++) fnStart[f + 1]! += fnStart[f]!;
+  const pairOf = new Uint32Array(pcsLen).fill(NONE);
+  for (let pc = 0; pc < n; pc++) {
+    const g = inl[pc]!, f = index.pcFunction[pc]!;
+    if (g === NONE || g >= nFuncs || f === NONE || f >= nFuncs) continue;
+    const p = pairs.get(f * nFuncs + g)!;
+    pairOf[pc] = p;
+    pcs[p]!++;
+  }
+  return { fnStart, callee, pcs, pairOf };
 }
 
 const layouts = new WeakMap<SourceIndex, Layout>();
@@ -138,7 +196,7 @@ function layoutOf(index: SourceIndex, pcsLen: number): Layout {
     lineOf[pc] = lo;
     linePcs[lo]!++;
   }
-  const layout: Layout = { pcsLen, lineOf, fileStart, lineNo, linePcs, filePcs, fnPcs };
+  const layout: Layout = { pcsLen, lineOf, fileStart, lineNo, linePcs, filePcs, fnPcs, inl: inlinedLayout(index, n, pcsLen) };
   layouts.set(index, layout);
   return layout;
 }
@@ -150,6 +208,7 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
   const fileCovPcs = new Uint32Array(nFiles), fnCov = new Uint32Array(nFuncs);
   const lineHit = new Uint8Array(L.lineNo.length);
   const lineSeen = new Uint32Array(L.lineNo.length);
+  const pairSeen = new Uint32Array(L.inl?.callee.length ?? 0);
   let coveredPcs = 0;
   const n = Math.min(pcsLen, index.pcFile.length);
   // Only seen PCs matter here: walk the set bits.
@@ -171,6 +230,8 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
       }
       const fn = index.pcFunction[pc]!;
       if (fn !== NONE && fn < nFuncs) fnCov[fn]!++;
+      const pair = L.inl ? L.inl.pairOf[pc]! : NONE;
+      if (pair !== NONE) pairSeen[pair]!++;
     }
   }
   const fileFns: Count[] = Array.from({ length: nFiles }, () => ({ covered: 0, total: 0 }));
@@ -181,7 +242,15 @@ export function summarize(index: SourceIndex, seen: Uint8Array, pcsLen: number, 
     const file = index.functions.file[i]!;
     const known = file !== NONE && file < nFiles;
     const link = index.functions.linkageNames?.[i];
-    functions.push({ function: i, name: index.functions.names[i]!, ...(link ? { linkageName: link } : {}), file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: L.fnPcs[i]! } });
+    const inlined: InlinedSummary[] = [];
+    if (L.inl) {
+      for (let p = L.inl.fnStart[i]!; p < L.inl.fnStart[i + 1]!; p++) {
+        const g = L.inl.callee[p]!, gl = index.functions.linkageNames?.[g];
+        inlined.push({ function: g, name: index.functions.names[g]!, ...(gl ? { linkageName: gl } : {}), pcs: { covered: pairSeen[p]!, total: L.inl.pcs[p]! } });
+      }
+      inlined.sort((a, b) => b.pcs.total - a.pcs.total || a.function - b.function);
+    }
+    functions.push({ function: i, name: index.functions.names[i]!, ...(link ? { linkageName: link } : {}), file: known ? file : null, line: index.functions.line[i]!, pcs: { covered: fnCov[i]!, total: L.fnPcs[i]! }, ...(inlined.length ? { inlined } : {}) });
     fnTotal++;
     if (fnCov[i]! > 0) fnCovered++;
     if (known) {

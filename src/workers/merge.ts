@@ -18,7 +18,7 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
   const pcColumn = new Uint32Array(n);
   const pcFunction = new Uint32Array(n).fill(NONE);
   // Only when some functions part was resolved with inlines.
-  let pcInlined: Uint32Array | undefined;
+  let pcInlined: Uint32Array | undefined, pcCallFile: Uint32Array | undefined, pcCallLine: Uint32Array | undefined;
   const fnNames: string[] = [], fnLinkage: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
   const fnIds = new Map<string, number>();
   let linesWritten = false, functionsWritten = false;
@@ -59,9 +59,14 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     }
     if (hasFunctions && p.pcInlined) {
       pcInlined ??= new Uint32Array(n).fill(NONE);
+      pcCallFile ??= new Uint32Array(n).fill(NONE);
+      pcCallLine ??= new Uint32Array(n);
       for (let i = 0; i < n; i++) {
         const fn = p.pcInlined[i]!;
-        if (fn !== NONE && fn < fnMap.length) pcInlined[i] = fnMap[fn]!;
+        if (fn === NONE || fn >= fnMap.length) continue;
+        pcInlined[i] = fnMap[fn]!;
+        if (p.pcCallFile) pcCallFile[i] = mapFile(p.pcCallFile[i]!);
+        if (p.pcCallLine) pcCallLine[i] = p.pcCallLine[i]!;
       }
     }
     linesWritten ||= hasLines;
@@ -74,7 +79,7 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     fileDirs: Uint32Array.from(files.fileDirs),
     functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine), ...(fnLinkage.some(Boolean) ? { linkageNames: fnLinkage } : {}) },
     pcFile, pcLine, pcColumn, pcFunction,
-    ...(pcInlined ? { pcInlined } : {}),
+    ...(pcInlined ? { pcInlined, pcCallFile: pcCallFile!, pcCallLine: pcCallLine! } : {}),
   };
 }
 

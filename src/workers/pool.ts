@@ -10,7 +10,6 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { tuneJitForSymbolizing } from './jit.js';
 import { mergeIndexes } from './merge.js';
 import { DebugInfoError, type ResolveRequest, type SourceIndex, type Symbolizer } from './types.js';
 import type { WorkerJob, WorkerResult } from './worker.js';
@@ -65,7 +64,6 @@ export class SymbolizerPool implements Symbolizer {
     this.declarations = opts.declarations ?? true;
     this.inlines = opts.inlines ?? false;
     this.timeoutMs = opts.timeoutMs;
-    tuneJitForSymbolizing();
     this.piscina = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
       minThreads: opts.idleExitMs === undefined ? this.threads : 0,
@@ -104,7 +102,7 @@ export class SymbolizerPool implements Symbolizer {
     try {
       results = await Promise.all(
         plan.map((p) => {
-          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...(this.inlines ? { inlines: true } : {}), ...(req.inlineFrames ? { inlineFrames: true } : {}) };
+          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...((req.inlines ?? this.inlines) ? { inlines: true } : {}), ...(req.inlineFrames ? { inlineFrames: true } : {}) };
           if (req.debugFile !== undefined) job.debugFile = req.debugFile;
           return this.piscina.run(job, deadline ? { signal: deadline.signal } : {}) as Promise<WorkerResult>;
         }),

@@ -16,6 +16,8 @@ export interface ResolveRequest {
    * such as crash stacks: such a request runs as one job, never split across threads.
    */
   inlineFrames?: boolean;
+  /** Overrides the pool's `inlines` for this request: each PC's innermost inlined function and its call site (SourceIndex.pcInlined, pcCallFile, pcCallLine). */
+  inlines?: boolean;
 }
 
 export { NONE } from '../contracts/source-index.js';

@@ -5,6 +5,7 @@
  * next coverage file of the same executable skips loading.
  */
 import { statSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { kernels, releaseKernelMemory } from '../dwarf/kernels.js';
 import { prepareDemangler } from '../dwarf/demangle.js';
@@ -23,7 +24,7 @@ export interface WorkerJob {
   cache?: boolean;
   /** Find functions' declaration lines (default true). */
   declarations?: boolean;
-  /** Find each PC's innermost inlined function (pcInlined; default false). */
+  /** Find each PC's innermost inlined function and its call site (pcInlined, pcCallFile, pcCallLine; default false). */
   inlines?: boolean;
   /** Every inlined frame of each PC too (a request that is not split). */
   inlineFrames?: boolean;
@@ -35,8 +36,21 @@ export type WorkerResult =
 
 /** Loaded DWARF kept per thread: at most this many executables and bytes, dropped when idle. */
 // Compile the WebAssembly kernels when the thread starts, not in its first request; the
-// demangler too (about 12 ms), so a C++ target's first request does not pay it.
-kernels();
+// demangler too, so a C++ target's first request does not pay it. This entry point chooses the
+// kernels' tier: TurboFan, all of the module up front (about 25 ms, off the request path when
+// the pool starts its threads ahead), since a kernel runs once per request and wasm has no
+// on-stack replacement (on sqlite a warm thread's first request took 65 ms so against 95 ms in
+// V8's baseline code, bench/NOTES-cli.md). V8's flags are per process: they are switched back at
+// once to the process's own (src/cli/v8-flags.ts: baseline compiler, lazy), which the demangler
+// is compiled under as names need it.
+setFlagsFromString('--no-liftoff');
+setFlagsFromString('--no-wasm-lazy-compilation');
+try {
+  kernels();
+} finally {
+  setFlagsFromString('--liftoff');
+  setFlagsFromString('--wasm-lazy-compilation');
+}
 prepareDemangler();
 
 const CACHE_SIZE = 2;
@@ -89,6 +103,8 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
     touchCache();
     const transfer = [index.pcFile.buffer, index.pcLine.buffer, index.pcColumn.buffer, index.pcFunction.buffer, index.fileDirs.buffer, index.functions.file.buffer, index.functions.line.buffer];
     if (index.pcInlined) transfer.push(index.pcInlined.buffer);
+    if (index.pcCallFile) transfer.push(index.pcCallFile.buffer);
+    if (index.pcCallLine) transfer.push(index.pcCallLine.buffer);
     const fr = index.inlineFrames;
     if (fr) transfer.push(fr.start.buffer, fr.fn.buffer, fr.file.buffer, fr.line.buffer, fr.column.buffer, ...(fr.of ? [fr.of.buffer] : []));
     const result: WorkerResult = { ok: true, index, loadMs, resolveMs };

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { copySeeds, runAfl, tinyimgDir } from '../../src/afl/targets.js';
-import { listCoverageFiles } from '../../src/coverage/targets.js';
+import { listCoverageFiles } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 import { covdBin, countBits } from '../daemon/helpers.js';

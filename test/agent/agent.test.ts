@@ -11,8 +11,8 @@ import { buildExampleTarget, buildFuzzTarget, findCoverageFile, runFuzzer } from
 import { CoverageFile, openCoverageFileWhenReady, readCoverageFile } from '../../src/coverage/reader.js';
 import { countSeen } from '../../src/contracts/seen.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
-import { agentObject } from '../../src/coverage/toolchain.js';
-import { descendantPids, exampleDir } from '../../src/coverage/targets.js';
+import { agentObject } from '../../src/build/toolchain.js';
+import { descendantPids, exampleDir } from '../../src/build/targets.js';
 import { scratchDirs, until } from '../helpers/scratch.js';
 
 const covd = fileURLToPath(new URL('../../../bin/covd', import.meta.url));

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { readCoverageFile } from '../../src/coverage/reader.js';
-import { findCoverageFile } from '../../src/coverage/targets.js';
+import { findCoverageFile } from '../../src/build/targets.js';
 import { isSeen } from '../../src/contracts/seen.js';
 import { covdBin } from '../daemon/helpers.js';
 import { scratchDirs } from '../helpers/scratch.js';

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/coverage/targets.js';
+import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/build/targets.js';
 import { processStartMs, writerAlive } from '../../src/daemon/liveness.js';
 import type { TargetInfo } from '../../src/contracts/hub.js';
 import { startServe, pollUntil, covdBin, type ServeProcess } from './helpers.js';

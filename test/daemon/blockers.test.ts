@@ -7,8 +7,8 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { buildFuzzTarget, runFuzzer } from '../../src/coverage/targets.js';
-import { packageRoot } from '../../src/coverage/toolchain.js';
+import { buildFuzzTarget, runFuzzer } from '../../src/build/targets.js';
+import { packageRoot } from '../../src/build/toolchain.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { startServe, pollUntil, countBits, type ServeProcess } from './helpers.js';
 

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { buildExampleTarget, runFuzzer } from '../../src/coverage/targets.js';
+import { buildExampleTarget, runFuzzer } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { request } from '../web/harness.js';
 import { startServe, pollUntil, countBits, covdBin, type ServeProcess } from './helpers.js';

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { buildCppExampleTarget, findCoverageFile, runFuzzer } from '../../src/coverage/targets.js';
+import { buildCppExampleTarget, findCoverageFile, runFuzzer } from '../../src/build/targets.js';
 import { startServe, pollUntil, type ServeProcess } from './helpers.js';
 
 interface Fn { name: string; linkageName?: string; pcs: { covered: number } }

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/coverage/targets.js';
+import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { Store } from '../../src/daemon/store.js';
 import { startServe, pollUntil, countBits, type ServeProcess } from './helpers.js';

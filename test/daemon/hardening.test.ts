@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/coverage/targets.js';
+import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { writeCoverageFile } from '../../src/coverage/writer.js';
 import { writeCoverageMeta } from '../../src/coverage/meta.js';

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { buildExampleTarget, findCoverageFile, runFuzzer } from '../../src/coverage/targets.js';
+import { buildExampleTarget, findCoverageFile, runFuzzer } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { isSeen } from '../../src/contracts/seen.js';
 import type { InputSummary, PcDetail } from '../../src/contracts/inputs.js';

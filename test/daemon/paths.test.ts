@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { exampleDir, findCoverageFile, runFuzzer } from '../../src/coverage/targets.js';
+import { exampleDir, findCoverageFile, runFuzzer } from '../../src/build/targets.js';
 import { joinSourcePath, normalizePath, sourcePathOf } from '../../src/contracts/paths.js';
 import { startServe, pollUntil, covdBin, type ServeProcess } from './helpers.js';
 

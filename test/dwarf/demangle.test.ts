@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCppExampleTarget } from '../../src/coverage/targets.js';
+import { buildCppExampleTarget } from '../../src/build/targets.js';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
 import { demangle, demangleNames, demanglerActive, isItaniumName } from '../../src/dwarf/demangle.js';
 import { buildWithGcc, covdBin, covdSymbolize, functionStarts, pcTable, randomTextAddresses, repoRoot, type Loc } from './programs.js';

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCppExampleTarget, buildSqliteTarget } from '../../src/coverage/targets.js';
+import { buildCppExampleTarget, buildSqliteTarget } from '../../src/build/targets.js';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
 import { NONE } from '../../src/workers/types.js';
 import { mergeIndexes } from '../../src/workers/merge.js';

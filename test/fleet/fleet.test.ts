@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { buildExampleTarget, runFuzzer, findCoverageFile, type FuzzerRun } from '../../src/coverage/targets.js';
+import { buildExampleTarget, runFuzzer, findCoverageFile, type FuzzerRun } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { pcTableHash } from '../../src/contracts/ids.js';
 import { encodeBuild, encodeCoverage, encodeStatus, fleetNames, manifestKey, chunkKey } from '../../src/fleet/protocol.js';

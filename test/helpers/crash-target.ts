@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildFuzzTarget } from '../../src/coverage/targets.js';
-import { packageRoot } from '../../src/coverage/toolchain.js';
+import { buildFuzzTarget } from '../../src/build/targets.js';
+import { packageRoot } from '../../src/build/toolchain.js';
 
 export const magicbugDir = () => join(packageRoot(), 'examples', 'magicbug');
 

@@ -1,6 +1,6 @@
 /**
  * Shared test helpers for real fuzz targets (used by the coverage, agent, daemon, web and UI tests).
- * The implementations live in src/coverage/targets.ts (also used by `covd demo` and the benchmarks).
+ * The implementations live in src/build/targets.ts (also used by `covd demo` and the benchmarks).
  *
  * - buildExampleTarget(): Promise<string>
  *     Builds examples/tinyimg with the covd agent (clang-14 -g -O1 -fsanitize=fuzzer + agent),
@@ -29,4 +29,4 @@ export {
   seedCorpusFor,
   type RunFuzzerOptions,
   type FuzzerRun,
-} from '../../src/coverage/targets.js';
+} from '../../src/build/targets.js';

@@ -1,15 +1,18 @@
 /**
  * The browser client with an AFL++ target: a real `covd serve`, examples/tinyimg built with
  * `covd cc --engine=afl`, one afl-fuzz instance for a few seconds, Debian's chromium. The
- * dashboard row and the target page show afl-fuzz's figures as the API has them.
+ * dashboard row and the target page show afl-fuzz's figures as the API has them; the coverage
+ * chart overlays plot_data series (a run of a little over a minute: afl-fuzz 4.04c starts adding
+ * plot_data rows after its first minute), checked against the plot_data file itself.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { buildAflExampleTarget, copySeeds, runAfl, tinyimgDir, type AflRun } from '../../src/afl/targets.js';
 import type { TargetInfo } from '../../src/contracts/hub.js';
+import type { AflPlotWire } from '../../src/web/engine-routes.js';
 import { ints, launchChromium, screenshot, startDaemon, until, type Daemon } from './browser.js';
 
 describe('browser UI with an AFL++ target', function () {
@@ -18,9 +21,11 @@ describe('browser UI with an AFL++ target', function () {
   let daemon: Daemon | undefined;
   let browser: Browser | undefined;
   let run: AflRun | undefined;
+  let longRun: AflRun | undefined;
 
   after(async () => {
     await run?.stop('SIGKILL');
+    await longRun?.stop('SIGKILL');
     await browser?.close();
     await daemon?.stop();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -60,5 +65,79 @@ describe('browser UI with an AFL++ target', function () {
     expect(ints(cells[3]!)).to.deep.equal([a.instances[0]!.execs_done]);
     expect(await panel.locator('.afl-head .mono').innerText()).to.equal(join(tmp, 'out'));
     await screenshot(page, 'afl-target');
+  });
+  it('overlays plot_data series on the coverage chart, with the values of the plot_data file', async () => {
+    const exe = await buildAflExampleTarget();
+    const dir = mkdtempSync(join(tmpdir(), 'covd-ui-aflplot-'));
+    try {
+      const socket = join(dir, 'covd.sock');
+      const d = await startDaemon({ stateDir: join(dir, 'state'), socket });
+      try {
+        const out = join(dir, 'out');
+        const r = longRun = runAfl(exe, { input: copySeeds(join(tinyimgDir(), 'corpus'), join(dir, 'in')), output: out, seconds: 75, covdDir: join(dir, 'cov'), socket });
+        const res = await r.done;
+        expect(res.code, res.stderr.slice(-1000)).to.equal(0);
+        // The file, read here independently of the daemon.
+        const text = readFileSync(join(out, 'default', 'plot_data'), 'utf8');
+        const header = text.split('\n')[0]!.replace(/^#\s*/, '').split(',').map((c) => c.trim());
+        const rows = text.trim().split('\n').filter((l) => !l.startsWith('#')).map((l) => l.split(',').map((c) => Number(c.trim().replace(/%$/, ''))));
+        expect(rows.length, 'plot_data rows').to.be.at.least(2);
+        const startTime = Number(/^start_time\s*: (\d+)/m.exec(readFileSync(join(out, 'default', 'fuzzer_stats'), 'utf8'))![1]);
+        const col = (name: string) => rows.map((row) => row[header.indexOf(name)]!);
+        const times = col('relative_time').map((t) => startTime + t);
+
+        const t = await until('the AFL++ target, finished', async () => ((await (await fetch(new URL('/api/targets', d.url))).json()) as { targets: TargetInfo[] }).targets
+          .find((x) => x.afl?.instances.length === 1 && !x.afl.instances[0]!.alive && x.state === 'ready'));
+        // The API carries the series as the file has them.
+        const plot = (await (await fetch(new URL(`/api/targets/${t.id}/afl/plot`, d.url))).json()) as AflPlotWire;
+        expect(plot.dir).to.equal(out);
+        const inst = plot.instances[0]!;
+        expect(inst.name).to.equal('default');
+        expect(inst.rows).to.equal(rows.length);
+        expect(inst.t).to.deep.equal(times);
+        for (const c of ['corpus_count', 'saved_crashes', 'edges_found', 'map_size', 'execs_per_sec', 'total_execs']) expect(inst.series[c], c).to.deep.equal(col(c));
+
+        browser ??= await launchChromium();
+        const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+        await page.goto(`${d.url}#/target/${t.id}`);
+        const select = page.locator('select.chart-overlay');
+        await until('the overlay selector', async () => select.isVisible());
+        /** What the chart's uPlot holds: the series' labels and scales, and the (x, y) points of series i. */
+        const chart = async (i: number) => (await page.evaluate(`(() => {
+          const u = document.querySelector('.chart-panel .chart').covdPlot;
+          const xs = u.data[0], ys = u.data[${i}] || [];
+          const pts = [];
+          for (let k = 0; k < xs.length; k++) if (ys[k] !== undefined && ys[k] !== null) pts.push([xs[k], ys[k]]);
+          return { labels: u.series.map((s) => s.label), scales: u.series.map((s) => s.scale), shown: u.series.map((s) => s.show), overlay: u.root.parentElement.dataset.overlay, pts };
+        })()`)) as { labels: string[]; scales: string[]; shown: boolean[]; overlay: string; pts: [number, number][] };
+
+        await select.selectOption('corpus_count');
+        const c = await until('the corpus overlay', async () => { const x = await chart(4); return x.overlay === 'corpus_count' ? x : undefined; });
+        expect(c.labels).to.deep.equal(['Time', 'Covered PCs', 'Exec/s', 'Runs', 'AFL++ corpus']);
+        expect(c.scales[4]).to.equal('afl');
+        expect(c.shown[4]).to.equal(true);
+        expect(c.pts).to.deep.equal(times.map((x, k) => [x, col('corpus_count')[k]]));
+        // The coverage line keeps its own points beside the overlay's.
+        const cov = await chart(1);
+        expect(cov.pts.length).to.be.at.least(2);
+        await screenshot(page, 'afl-chart-overlay');
+
+        // exec/s shares the exec/s axis.
+        await select.selectOption('execs_per_sec');
+        const e = await until('the exec/s overlay', async () => { const x = await chart(4); return x.overlay === 'execs_per_sec' ? x : undefined; });
+        expect(e.labels[4]).to.equal('AFL++ exec/s');
+        expect(e.scales[4]).to.equal('rate');
+        expect(e.pts).to.deep.equal(times.map((x, k) => [x, col('execs_per_sec')[k]]));
+
+        // None: the chart is back to its own series.
+        await select.selectOption('');
+        const n = await until('no overlay', async () => { const x = await chart(4); return x.overlay === '' ? x : undefined; });
+        expect(n.labels).to.deep.equal(['Time', 'Covered PCs', 'Exec/s', 'Runs']);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -526,6 +526,31 @@ describe('browser UI as a daily tool (chromium, covd serve, real fuzzers)', func
     await screenshot(page, 'daily-chart-gap');
   });
 
+  it('shows a libFuzzer target\'s corpus as the daemon counted it, and no corpus card where none was counted', async () => {
+    // A running fuzzer: its corpus is a copy of the seeds in a work directory that goes when it ends.
+    const run = fuzz(tinyExe, { seconds: 120, extraArgs: ['-seed=13'] });
+    await page.goto(daemon.url + `#/target/${tiny.id}`);
+    const card = page.locator('.card[data-stat=corpus]');
+    // The daemon counts every 30 s and the page asks every 15 s.
+    await until('the corpus card', () => card.isVisible(), 90_000);
+    type Corpus = { files: number; bytes: number | null; dirs: { path: string }[] };
+    // The daemon's count moves every 30 s and the page's every 15 s: they meet between moves.
+    const c = await until('the card shows the daemon\'s count', async () => {
+      const now = await api<Corpus>(`/api/targets/${tiny.id}/corpus`);
+      const shown = Number((await card.locator('.card-value').innerText()).replace(/\D/g, ''));
+      return shown === now.files ? now : null;
+    }, 60_000);
+    expect(c.files, 'the seeds at least').to.be.greaterThan(0);
+    expect(c.dirs).to.have.length(1);
+    expect(await card.locator('.card-sub').innerText()).to.match(/ in 1 directory$/);
+    await run.stop('SIGKILL');
+    // fuzz_wide_lines ran without a corpus directory: nothing counted, no card.
+    await page.goto(daemon.url + `#/target/${wide.id}`);
+    await until('the target page', () => page.locator('.card[data-stat=coverage]').count());
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await page.locator('.card[data-stat=corpus]').isVisible()).to.equal(false);
+  });
+
   it('a fuzzer killed mid-run reads stopped, at 0 runs/s, on the dashboard and the target page within 15 s', async () => {
     const run = fuzz(tinyExe, {});
     await page.goto(daemon.url + '#/');

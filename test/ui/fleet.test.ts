@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/coverage/targets.js';
+import { buildExampleTarget, runFuzzer, findCoverageFile } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { countSeen } from '../../src/contracts/seen.js';
 import { startServe, pollUntil, type ServeProcess } from '../daemon/helpers.js';

@@ -124,7 +124,7 @@ describe('symbolizer pool', function () {
   });
 
   it('a split C++ request keeps linkage names, and a constructor\'s copies apart', async () => {
-    const { buildCppExampleTarget } = await import('../../src/coverage/targets.js');
+    const { buildCppExampleTarget } = await import('../../src/build/targets.js');
     const exe = await buildCppExampleTarget();
     const addrs = new BigUint64Array(randomTextAddresses(exe, 6000, 9));
     const whole = DebugInfo.open(exe).resolve(addrs);

@@ -4,6 +4,8 @@
  * instances' fuzzer_stats and plot_data; src/afl/watcher.ts). Shown only for AFL++ targets.
  */
 import type { AflInstance, AflStats, TargetInfo } from '../../src/contracts/hub.js';
+import type { AflPlotWire } from '../../src/web/engine-routes.js';
+import { authQuery } from './api.js';
 import { ago, el, int, setText, when } from './format.js';
 
 const secondsAgo = (s: number) => (s > 0 ? ago(s * 1000) : 'never');
@@ -113,5 +115,28 @@ export class AflPanel {
         setText(td, cell(inst));
       });
     });
+  }
+}
+
+/**
+ * afl-fuzz's plot_data series for the chart's overlay (GET /api/targets/:id/afl/plot), fetched
+ * when the target page opens and then every 10 s while it shows an AFL++ target (afl-fuzz adds a
+ * row every few seconds).
+ */
+export class AflPlotFeed {
+  private last = 0;
+  private busy = false;
+
+  constructor(private readonly id: string, private readonly onPlot: (p: AflPlotWire | null) => void, private readonly everyMs = 10_000) {}
+
+  /** Called with the target's info (every second by the page's tick): fetches when due. */
+  update(t: TargetInfo): void {
+    if (t.engine !== 'afl' || !t.afl || this.busy || Date.now() - this.last < this.everyMs) return;
+    this.busy = true;
+    this.last = Date.now();
+    void fetch(`/api/targets/${encodeURIComponent(this.id)}/afl/plot${authQuery()}`, { credentials: 'same-origin' })
+      .then(async (r) => (r.ok ? ((await r.json()) as AflPlotWire) : null))
+      .then((p) => this.onPlot(p), () => {})
+      .finally(() => { this.busy = false; });
   }
 }

@@ -3,11 +3,28 @@
  * wall time, from the stored history, extended live; gaps where nothing ran, with the starts and
  * stops of fuzzing marked (chartSeries). uPlot draws to a canvas, so a long history stays cheap.
  * The host element carries data-gaps / data-starts / data-stops for tests.
+ *
+ * AFL++ targets: setOverlay() gives afl-fuzz's plot_data series (GET /api/targets/:id/afl/plot),
+ * and a selector in the panel's head overlays one of them, one line per instance, on an axis of
+ * its own at the right (exec/s shares the exec/s axis). The host element carries data-overlay
+ * (the column shown) and, as `covdPlot`, the uPlot instance, whose data tests compare.
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { HistorySample } from '../../src/contracts/hub.js';
+import type { AflPlotWire } from '../../src/web/engine-routes.js';
 import { compact, el, fullTime, int, tick } from './format.js';
+
+/** The plot_data columns the selector offers: column, label, whether it shares the exec/s axis. */
+export const OVERLAYS: [column: string, label: string, rate: boolean][] = [
+  ['corpus_count', 'AFL++ corpus', false],
+  ['saved_crashes', 'AFL++ crashes', false],
+  ['saved_hangs', 'AFL++ hangs', false],
+  ['edges_found', 'AFL++ edges', false],
+  ['map_size', 'AFL++ map %', false],
+  ['execs_per_sec', 'AFL++ exec/s', true],
+];
+const OVERLAY_COLORS = ['#7b1fa2', '#00838f', '#c62828', '#6d4c41', '#283593', '#558b2f'];
 
 export class CoverageChart {
   readonly root: HTMLElement;
@@ -17,6 +34,13 @@ export class CoverageChart {
   private samples: HistorySample[] = [];
   private readonly empty: HTMLElement;
   private userZoomed = false;
+  /** Called with the time (ms since the epoch) under a click on the plot (not a drag): the compare view's "as it was then". */
+  onPickTime: ((ms: number) => void) | null = null;
+  private overlay: AflPlotWire | null = null;
+  private overlayKey = '';
+  /** What the current uPlot was built for (series set): rebuilt when it changes. */
+  private builtFor = '';
+  private readonly select: HTMLSelectElement;
 
   constructor() {
     this.root = el('section', 'panel chart-panel');
@@ -28,7 +52,16 @@ export class CoverageChart {
       this.userZoomed = false;
       this.redraw();
     });
-    head.append(reset, el('span', 'muted hint', 'drag to zoom'));
+    this.select = el('select', 'chart-overlay');
+    this.select.title = 'Overlay an afl-fuzz plot_data series';
+    this.select.append(new Option('AFL++ overlay: none', ''));
+    for (const [col, label] of OVERLAYS) this.select.append(new Option(label, col));
+    this.select.hidden = true;
+    this.select.addEventListener('change', () => {
+      this.overlayKey = this.select.value;
+      this.redraw();
+    });
+    head.append(this.select, reset, el('span', 'muted hint', 'drag to zoom'));
     this.root.append(head);
     this.host = el('div', 'chart');
     this.empty = el('div', 'chart-empty muted', 'No history yet');
@@ -40,6 +73,13 @@ export class CoverageChart {
   set(samples: HistorySample[]): void {
     this.samples = samples;
     this.schedule();
+  }
+
+  /** afl-fuzz's plot_data series for the overlay selector (null: not an AFL++ target). */
+  setOverlay(plot: AflPlotWire | null): void {
+    this.overlay = plot && plot.instances.some((i) => i.points > 0) ? plot : null;
+    this.select.hidden = this.overlay === null;
+    if (this.overlayKey || this.overlay === null) this.schedule();
   }
 
   /** Samples were appended to the array given to set(). Redraws at most once per frame. */
@@ -63,7 +103,26 @@ export class CoverageChart {
     d.gaps = String(r.gaps);
     d.starts = String(r.marks.filter((m) => m.kind === 'start').length);
     d.stops = String(r.marks.filter((m) => m.kind === 'stop').length);
-    return [r.xs, r.cov, r.rate, r.runs] as unknown as uPlot.AlignedData;
+    const base = [r.xs, r.cov, r.rate, r.runs];
+    const lines = this.overlayLines();
+    d.overlay = lines.length ? this.overlayKey : '';
+    if (!lines.length) return base as unknown as uPlot.AlignedData;
+    // One x axis for both: the union of the times; a series has no point (undefined, which
+    // uPlot joins across, unlike null, a gap) where only the other has one.
+    const xs = [...new Set([...r.xs, ...lines.flatMap((l) => l.t)])].sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const spread = (t: number[], v: (number | null)[]) => {
+      const out: (number | null | undefined)[] = new Array(xs.length).fill(undefined);
+      t.forEach((x, i) => { out[at.get(x)!] = v[i]; });
+      return out;
+    };
+    return [xs, ...base.slice(1).map((v) => spread(r.xs, v as (number | null)[])), ...lines.map((l) => spread(l.t, l.v))] as unknown as uPlot.AlignedData;
+  }
+
+  /** The selected plot_data column of every instance that has it. */
+  private overlayLines(): { name: string; t: number[]; v: number[] }[] {
+    if (!this.overlay || !this.overlayKey) return [];
+    return this.overlay.instances.filter((i) => i.series[this.overlayKey]?.length).map((i) => ({ name: i.name, t: i.t, v: i.series[this.overlayKey]! }));
   }
 
   /** Starts and stops of fuzzing, drawn as dashed vertical lines over the plot. */
@@ -105,6 +164,10 @@ export class CoverageChart {
       return;
     }
     const data = this.data();
+    const lines = this.overlayLines();
+    const builtFor = lines.length ? `${this.overlayKey}:${lines.map((l) => l.name).join('\0')}` : '';
+    if (this.plot && builtFor !== this.builtFor) this.destroy();
+    this.builtFor = builtFor;
     if (!this.plot) {
       const w = this.host.clientWidth || 600;
       const styles = getComputedStyle(document.documentElement);
@@ -122,6 +185,7 @@ export class CoverageChart {
           cov: { auto: true },
           runs: { auto: true },
           rate: { auto: true, range: (_u, lo, hi) => [0, Math.max(hi, lo + 1)] },
+          afl: { auto: true, range: (_u, lo, hi) => [0, Math.max(hi, lo + 1)] },
         },
         series: [
           { label: 'Time', value: (_u, v) => (v == null ? '–' : fullTime(v * 1000)) },
@@ -129,21 +193,51 @@ export class CoverageChart {
           { label: 'Exec/s', scale: 'rate', stroke: rateColor, width: 1.5, value: (_u, v) => (v == null ? '–' : int(v)) },
           // Total runs: in the legend (click to show the line); exec/s has the right axis.
           { label: 'Runs', scale: 'runs', stroke: runColor, width: 1.5, dash: [6, 3], show: false, value: (_u, v) => (v == null ? '–' : int(v)) },
+          ...this.overlaySeries(lines),
         ],
         axes: [
           { stroke: axis, grid: { stroke: grid }, space: 90, incrs: TIME_INCRS, values: (u, vs) => timeLabels(u, vs) },
           { scale: 'cov', stroke: covColor, grid: { stroke: grid }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
           { scale: 'rate', side: 1, stroke: rateColor, grid: { show: false }, size: 60, values: (_u, vs) => vs.map((v) => compact(v)) },
+          ...(lines.length && !this.overlayOnRate() ? [{ scale: 'afl', side: 1, stroke: OVERLAY_COLORS[0], grid: { show: false }, size: 60, values: (_u: uPlot, vs: number[]) => vs.map((v) => compact(v)) }] : []),
         ],
         cursor: { drag: { x: true, y: false } },
         hooks: { setSelect: [() => { this.userZoomed = true; }], draw: [(u) => this.drawMarks(u)] },
         legend: { live: true },
       };
       this.plot = new uPlot(opts, data, this.host);
+      this.watchClicks(this.plot);
+      Object.defineProperty(this.host, 'covdPlot', { value: this.plot, configurable: true });
     } else {
       // Keep a user's zoom while new points arrive.
       this.plot.setData(data, !this.userZoomed);
     }
+  }
+
+  private overlayOnRate(): boolean {
+    return OVERLAYS.find(([c]) => c === this.overlayKey)?.[2] ?? false;
+  }
+
+  private overlaySeries(lines: { name: string }[]): uPlot.Series[] {
+    const label = OVERLAYS.find(([c]) => c === this.overlayKey)?.[1] ?? this.overlayKey;
+    const scale = this.overlayOnRate() ? 'rate' : 'afl';
+    return lines.map((l, i) => ({
+      label: lines.length > 1 ? `${label} (${l.name})` : label, scale, stroke: OVERLAY_COLORS[i % OVERLAY_COLORS.length], width: 1.5,
+      dash: [2, 2], spanGaps: true, value: (_u: uPlot, v: number | null) => (v == null ? '–' : this.overlayKey === 'map_size' ? `${v.toFixed(2)}%` : int(v)),
+    }));
+  }
+
+  /** A click that did not drag (a drag zooms) picks the time under it. */
+  private watchClicks(u: uPlot): void {
+    let downX = NaN;
+    u.over.addEventListener('mousedown', (ev) => { downX = ev.clientX; });
+    u.over.addEventListener('click', (ev) => {
+      if (!this.onPickTime || Math.abs(ev.clientX - downX) > 3) return;
+      const x = ev.clientX - u.over.getBoundingClientRect().left;
+      const t = u.posToVal(x, 'x');
+      if (Number.isFinite(t)) this.onPickTime(t * 1000);
+    });
+    u.over.title = 'click: compare with this moment; drag: zoom';
   }
 
   private resize(): void {

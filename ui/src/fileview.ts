@@ -8,6 +8,7 @@ import { el, int, pct, setText } from './format.js';
 import { fileHref } from './router.js';
 import { treeDrawer } from './drawer.js';
 import { LinePanel } from './inputs.js';
+import { blockerLegendItem } from './blockers.js';
 
 const NEW_CHOICES = [0, 1, 5, 15, 60, 24 * 60];
 
@@ -274,6 +275,7 @@ function legend(): HTMLElement {
   item('cm-cov-miss', '○', 'uncovered');
   item('none', ' ', 'not instrumented');
   item('cm-cov-hit fresh', '●', 'new');
+  l.append(blockerLegendItem());
   return l;
 }
 

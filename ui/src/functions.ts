@@ -1,4 +1,9 @@
-/** The function list of a target: covered / total PCs per function, sortable, filterable, virtualised. */
+/**
+ * The function list of a target: covered / total PCs per function, sortable, filterable,
+ * virtualised. A PC counts under the function it physically belongs to (llvm-symbolizer
+ * --no-inlines, libFuzzer's -print_coverage); a function with code of others inlined into it
+ * opens (▸, Right / Left) to rows for each inlined function: its PCs there, covered / total.
+ */
 import type { TargetModel } from './model.js';
 import { VList } from './vlist.js';
 import { Roving } from './roving.js';
@@ -9,10 +14,15 @@ type FnSort = 'name' | 'coverage' | 'missed' | 'size';
 const ROW_H = 24;
 const collator = new Intl.Collator('en', { numeric: true });
 
+/** A function, or (with `inl`) code of function `inl` inlined into it. */
+type FnRow = { fn: number; inl?: number; covered?: number; total?: number };
+
 export class FunctionList {
   readonly root: HTMLElement;
   private readonly list: VList;
-  private rows: number[] = [];
+  private rows: FnRow[] = [];
+  /** Functions whose inlined code is shown. */
+  private readonly open = new Set<number>();
   private sort: FnSort = 'missed';
   private desc = true;
   private filter = '';
@@ -38,7 +48,7 @@ export class FunctionList {
     box.addEventListener('keydown', (ev) => {
       // Enter opens the first match; Down goes to the rows.
       if (ev.key === 'Enter' && this.rows.length) {
-        this.open(0);
+        this.openRow(0);
         ev.preventDefault();
       } else if (ev.key === 'ArrowDown' && this.rows.length) {
         this.roving.focus(0);
@@ -66,19 +76,27 @@ export class FunctionList {
     mk('size', 'PCs', 'c-size');
     this.root.append(cols);
     this.list = new VList({ count: () => this.rows.length, render: (r, i) => this.renderRow(r, i) }, ROW_H, 'fns');
-    this.list.root.setAttribute('role', 'grid');
     this.list.root.setAttribute('aria-label', 'Functions');
-    this.roving = new Roving(this.list, { count: () => this.rows.length, open: (i) => this.open(i) });
+    this.list.root.setAttribute('role', 'treegrid');
+    this.roving = new Roving(this.list, { count: () => this.rows.length, open: (i) => this.openRow(i), expand: (i, open) => this.expandRow(i, open) });
     this.list.root.addEventListener('click', (ev) => {
-      const r = (ev.target as HTMLElement).closest('.vrow') as HTMLElement | null;
-      if (r) this.open(Number(r.dataset.i));
+      const t = ev.target as HTMLElement;
+      const r = t.closest('.vrow') as HTMLElement | null;
+      if (!r) return;
+      if (t.closest('.fn-toggle')) this.toggle(Number(r.dataset.i));
+      else this.openRow(Number(r.dataset.i));
     });
     this.root.append(this.list.root);
     this.rebuild();
+    // Inlined code arrives from the daemon after the index (a weak reference: the model outlives this view).
+    const self = new WeakRef(this);
+    const onExtras = () => { const t = self.deref(); if (t) t.rebuild(); else model.onExtras.delete(onExtras); };
+    model.onExtras.add(onExtras);
   }
 
   update(): void {
-    if (this.sort === 'name') this.list.refresh();
+    // Inlined rows carry their counts: rebuild while any is shown.
+    if (this.sort === 'name' && this.open.size === 0) this.list.refresh();
     else this.rebuild();
   }
 
@@ -115,7 +133,12 @@ export class FunctionList {
       size: (a, b) => s * (t[a]! - t[b]!) || byName(a, b),
     };
     rows.sort(cmp[this.sort]);
-    this.rows = rows;
+    const out: FnRow[] = [];
+    for (const fn of rows) {
+      out.push({ fn });
+      if (this.open.has(fn)) for (const x of m.inlinedInto(fn)) out.push({ fn, inl: x.fn, covered: x.covered, total: x.total });
+    }
+    this.rows = out;
     setText(this.summary, `${cov} of ${countWithPcs(t)} entered`);
     this.list.root.setAttribute('aria-rowcount', String(rows.length));
     this.list.draw();
@@ -123,37 +146,79 @@ export class FunctionList {
     this.roving.sync();
   }
 
-  /** Opens function row i's source at its declaration. */
-  private open(i: number): void {
-    const fn = this.rows[i];
+  /** Shows or hides row i's inlined code. */
+  private toggle(i: number): void {
+    const row = this.rows[i];
+    if (!row || row.inl !== undefined || !this.model.hasInlined(row.fn)) return;
+    if (this.open.has(row.fn)) this.open.delete(row.fn);
+    else this.open.add(row.fn);
+    this.rebuild();
+  }
+
+  /** Right (open) / Left: shows or hides a function's inlined code, or moves to its first inlined row / its function. */
+  private expandRow(i: number, open: boolean): number | null {
+    const row = this.rows[i];
+    if (!row) return null;
+    if (row.inl !== undefined) {
+      if (open) return null;
+      for (let k = i - 1; k >= 0; k--) if (this.rows[k]!.inl === undefined) return k;
+      return null;
+    }
+    if (!this.model.hasInlined(row.fn)) return null;
+    const isOpen = this.open.has(row.fn);
+    if (open && isOpen) return i + 1 < this.rows.length && this.rows[i + 1]!.inl !== undefined ? i + 1 : null;
+    if (!open && !isOpen) return null;
+    this.toggle(i);
+    return i;
+  }
+
+  /** Opens row i's source at its function's declaration (an inlined row: the inlined function's). */
+  private openRow(i: number): void {
+    const row = this.rows[i];
     const idx = this.model.index;
-    if (fn === undefined || !idx) return;
+    if (row === undefined || !idx) return;
+    const fn = row.inl ?? row.fn;
     const file = idx.functions.file[fn]!;
     const path = this.model.paths[file];
     if (path !== undefined) location.hash = fileHref(this.model.info.id, path, idx.functions.line[fn] || null);
   }
 
   private renderRow(r: HTMLElement, i: number): void {
-    const fn = this.rows[i];
+    const row = this.rows[i];
     const idx = this.model.index;
-    if (fn === undefined || !idx) return;
-    const total = this.model.fnTotal[fn]!, covered = this.model.fnCovered[fn]!;
-    if (r.childElementCount !== 4) {
-      r.replaceChildren(el('span', 'c-name mono'), el('span', 'c-cov'), el('span', 'c-missed num'), el('span', 'c-size num'));
-      for (const c of Array.from(r.children)) c.setAttribute('role', 'gridcell');
+    if (row === undefined || !idx) return;
+    const fn = row.fn, inl = row.inl;
+    const total = inl === undefined ? this.model.fnTotal[fn]! : row.total!;
+    const covered = inl === undefined ? this.model.fnCovered[fn]! : row.covered!;
+    if (r.childElementCount !== 5) {
+      // The ▸ / ▾ of a function with inlined code sits in the row's left margin, outside the cells.
+      const toggle = el('span', 'fn-toggle');
+      toggle.setAttribute('aria-hidden', 'true');
+      r.replaceChildren(toggle, el('span', 'c-name mono'), el('span', 'c-cov'), el('span', 'c-missed num'), el('span', 'c-size num'));
+      for (const c of Array.from(r.children).slice(1)) c.setAttribute('role', 'gridcell');
       const bar = el('span', 'bar');
       bar.append(el('span', 'bar-fill'));
-      r.children[1]!.append(bar, el('span', 'num pct'));
+      r.children[2]!.append(bar, el('span', 'num pct'));
     }
-    const cls = 'vrow' + (covered === 0 ? ' zero' : '');
+    const cls = 'vrow' + (covered === 0 ? ' zero' : '') + (inl !== undefined ? ' fn-inl' : '');
     if (r.className !== cls) r.className = cls;
     r.setAttribute('role', 'row');
     r.setAttribute('aria-rowindex', String(i + 1));
+    r.setAttribute('aria-level', inl === undefined ? '1' : '2');
+    const has = inl === undefined && this.model.hasInlined(fn);
+    if (has) r.setAttribute('aria-expanded', String(this.open.has(fn)));
+    else r.removeAttribute('aria-expanded');
     this.roving.decorate(r, i);
-    const [cName, cCov, cMissed, cSize] = Array.from(r.children) as HTMLElement[];
-    setText(cName!, idx.functions.names[fn]!);
-    const file = this.model.paths[idx.functions.file[fn]!];
-    r.title = `${idx.functions.names[fn]} — ${file ?? '??'}:${idx.functions.line[fn]}`;
+    const [toggle, cName, cCov, cMissed, cSize] = Array.from(r.children) as HTMLElement[];
+    const shown = inl ?? fn;
+    setText(toggle!, has ? (this.open.has(fn) ? '▾' : '▸') : '');
+    cName!.replaceChildren();
+    if (inl !== undefined) cName!.append(el('span', 'fn-inl-mark muted', 'inlined '));
+    cName!.append(el('span', 'fn-name', idx.functions.names[shown]!));
+    const file = this.model.paths[idx.functions.file[shown]!];
+    r.title = inl === undefined
+      ? `${idx.functions.names[fn]} — ${file ?? '??'}:${idx.functions.line[fn]}` + (has ? ` (holds inlined code: Right or ▸ shows it)` : '')
+      : `${idx.functions.names[inl]} inlined into ${idx.functions.names[fn]}: ${covered} of ${total} of its PCs there seen`;
     const fill = cCov!.querySelector('.bar-fill') as HTMLElement;
     fill.style.width = `${(100 * covered) / total}%`;
     setText(cCov!.querySelector('.pct')!, pct(covered, total));

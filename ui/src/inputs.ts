@@ -312,7 +312,7 @@ export class CrashesPanel {
     const sum = el('summary');
     sum.append(el('span', `crash-kind kind-${g.kind}`, g.kind), el('span', 'crash-count num', `${int(g.count)}×`), el('span', 'mono crash-sig', g.signature));
     box.append(sum);
-    box.append(el('div', 'muted', `${g.detail} · first ${ago(g.firstAt)} · last ${ago(g.lastAt)}${g.resolved ? '' : ' · stack not resolved (executable gone or rebuilt)'}`));
+    box.append(el('div', 'muted', `${g.detail} · first ${ago(g.firstAt)} · last ${ago(g.lastAt)}${g.resolved ? '' : g.frames.length ? ' · stack not resolved (executable gone or rebuilt)' : ' · no stack: only the fuzzer\'s saved input (e.g. an AFL++ hang)'}`));
     const inp: CrashInputRef | null = g.input;
     if (inp) {
       const line = el('div', 'crash-input');
@@ -321,7 +321,7 @@ export class CrashesPanel {
     } else {
       box.append(el('div', 'muted', 'No input recorded for this crash.'));
     }
-    if (g.artifact) box.append(el('div', 'muted mono', `libFuzzer's artifact: ${g.artifact}`));
+    if (g.artifact) box.append(el('div', 'muted mono', `the fuzzer's artifact: ${g.artifact}`));
     const ol = el('ol', 'frames mono');
     let shown = 0;
     for (const f of g.frames) {

@@ -8,7 +8,8 @@
 import type { HistorySample, TargetInfo, TargetStats } from '../../src/contracts/hub.js';
 import type { WireSourceIndex } from '../../src/web/protocol.js';
 import { isSeen, setSeen } from '../../src/contracts/seen.js';
-import { joinSourcePath } from '../../src/contracts/paths.js';
+import { commonRoot, isLibraryPath, joinSourcePath } from '../../src/contracts/paths.js';
+import { authQuery } from './api.js';
 
 const NONE = 0xffffffff;
 
@@ -64,6 +65,27 @@ export class TargetModel {
   private lineSeen = new Uint32Array(0);
   /** Bumped whenever coverage changes, so views can tell whether to redraw. */
   version = 0;
+
+  // What the daemon adds to the index over HTTP (library files, inlined code); filled in after setIndex.
+  /**
+   * Per file: 1 when it is library code (system headers, --exclude). Guessed from the system's
+   * include directories until the daemon's word (GET /api/targets/:id) arrives.
+   */
+  library = new Uint8Array(0);
+  /** Per file: a project file's path relative to projectRoot (library files: their full path). */
+  relPaths: string[] = [];
+  /** The directory project paths are relative to ('' when they share none). */
+  projectRoot = '';
+  /**
+   * Inlined code, per PC (SourceIndex.pcInlined and its call site, from the index or from GET
+   * /api/targets/:id/pcs): the innermost inlined function (NONE: not inlined), the call site's
+   * file (NONE: unknown) and line. Null until known, or when the daemon has none.
+   */
+  inlined: { fn: Uint32Array; callFile: Uint32Array; callLine: Uint32Array } | null = null;
+  /** Per physical function: its PCs in inlined code (ascending). */
+  private inlinedPcs = new Map<number, number[]>();
+  /** Called when library flags or inlined code arrive, so views can redraw. */
+  readonly onExtras = new Set<() => void>();
 
   constructor(info: TargetInfo) {
     this.info = info;
@@ -131,6 +153,81 @@ export class TargetModel {
       if (fn !== NONE && fn < nFns) this.fnTotal[fn]!++;
     }
     this.recount();
+    this.setLibrary(this.paths.map((p) => (isLibraryPath(p) ? 1 : 0)), null, null);
+    this.setInlined(index.pcInlined && index.pcCallFile && index.pcCallLine ? { fn: index.pcInlined, callFile: index.pcCallFile, callLine: index.pcCallLine } : null);
+    if (typeof fetch === 'function') void this.fetchExtras(index);
+  }
+
+  /** Library flags and project-relative paths (relPaths and root null: computed from the flags). */
+  private setLibrary(flags: ArrayLike<number>, relPaths: string[] | null, root: string | null): void {
+    this.library = Uint8Array.from(flags);
+    this.projectRoot = root ?? commonRoot(this.paths.filter((p, f) => !this.library[f] && p.startsWith('/')));
+    this.relPaths = relPaths ?? this.paths.map((p, f) => (!this.library[f] && this.projectRoot && p.startsWith(this.projectRoot) ? p.slice(this.projectRoot.length) : p));
+  }
+
+  private setInlined(x: { fn: Uint32Array; callFile: Uint32Array; callLine: Uint32Array } | null): void {
+    this.inlined = x;
+    this.inlinedPcs = new Map();
+    const idx = this.index;
+    if (!x || !idx) return;
+    for (let pc = 0; pc < x.fn.length; pc++) {
+      if (x.fn[pc] === NONE) continue;
+      const f = idx.pcFunction[pc]!;
+      if (f === NONE) continue;
+      let a = this.inlinedPcs.get(f);
+      if (!a) this.inlinedPcs.set(f, (a = []));
+      a.push(pc);
+    }
+  }
+
+  /** Asks the daemon for what the wire index leaves out: library files (its --exclude), and inlined code when the index lacks it. */
+  private async fetchExtras(index: WireSourceIndex): Promise<void> {
+    const id = encodeURIComponent(this.info.id);
+    const get = async <T>(path: string): Promise<T | null> => {
+      try {
+        const r = await fetch(path + authQuery(), { credentials: 'same-origin' });
+        return r.ok ? ((await r.json()) as T) : null;
+      } catch {
+        return null;
+      }
+    };
+    const detail = get<{ buildId: string | null; totals: { root: string } | null; files: { file: number; library: boolean; relPath: string }[] }>(`/api/targets/${id}`);
+    const pcs = this.inlined ? null : get<{ buildId: string | null; pcsLen: number; nFunctions: number; nFiles: number; resolved: boolean; pcs: number[]; function: number[]; callFile: number[]; callLine: number[] }>(`/api/targets/${id}/pcs`);
+    const d = await detail;
+    if (d && this.index === index && d.buildId === index.buildId && d.totals) {
+      const flags = new Uint8Array(this.paths.length), rel = this.paths.slice();
+      for (const f of d.files) if (f.file < flags.length) { flags[f.file] = f.library ? 1 : 0; rel[f.file] = f.relPath; }
+      this.setLibrary(flags, rel, d.totals.root);
+    }
+    const p = pcs ? await pcs : null;
+    // Only for this very index: one resolved since (the daemon's second pass) arrives as a new index, and is asked for then.
+    if (p && p.resolved && this.index === index && p.buildId === index.buildId && p.pcsLen === index.pcFile.length && p.nFunctions === index.functions.names.length && p.nFiles === index.files.length) {
+      const n = p.pcsLen, fn = new Uint32Array(n).fill(NONE), callFile = new Uint32Array(n).fill(NONE), callLine = new Uint32Array(n);
+      p.pcs.forEach((pc, k) => { if (pc < n) { fn[pc] = p.function[k]!; callFile[pc] = p.callFile[k]!; callLine[pc] = p.callLine[k]!; } });
+      this.setInlined({ fn, callFile, callLine });
+    }
+    if (this.index === index) for (const cb of this.onExtras) cb();
+  }
+
+  /** The code inlined into physical function `fn`: per inlined function, its PCs seen and in all, most PCs first. */
+  inlinedInto(fn: number): { fn: number; covered: number; total: number }[] {
+    const pcs = this.inlinedPcs.get(fn);
+    const x = this.inlined;
+    if (!pcs || !x) return [];
+    const by = new Map<number, { fn: number; covered: number; total: number }>();
+    for (const pc of pcs) {
+      const g = x.fn[pc]!;
+      let e = by.get(g);
+      if (!e) by.set(g, (e = { fn: g, covered: 0, total: 0 }));
+      e.total++;
+      if (this.isSeen(pc)) e.covered++;
+    }
+    return [...by.values()].sort((a, b) => b.total - a.total || a.fn - b.fn);
+  }
+
+  /** Whether physical function `fn` holds inlined code. */
+  hasInlined(fn: number): boolean {
+    return this.inlinedPcs.has(fn);
   }
 
   /** Replaces all coverage state (snapshot). */

@@ -4,6 +4,9 @@
  * when the daemon could read them, see docs/protocol.md) beside its index in the PC table, its
  * column and whether / when it was first seen. A line with hundreds of PCs gets a box that stays
  * inside the window (its height is capped, it scrolls), whose background spans every row.
+ * PCs in inlined code are grouped apart, headed "`inner` inlined into `outer` at file:line":
+ * the innermost inlined function, the function the PC physically belongs to, and where that
+ * function calls it (llvm-symbolizer --inlines' first and last frames).
  */
 import type { TargetModel } from './model.js';
 import { ago, el } from './format.js';
@@ -19,13 +22,16 @@ export function pcTooltip(m: TargetModel, line: number, pcs: number[]): HTMLElem
   box.setAttribute('role', 'tooltip');
   const seen = pcs.filter((p) => m.isSeen(p)).length;
   box.append(el('div', 'pc-tip-head', `Line ${line}: ${seen} of ${pcs.length} PC${pcs.length === 1 ? '' : 's'} seen`));
-  // Group by function, in the order the functions first appear on the line.
-  const groups = new Map<number, number[]>();
+  // Group by function and inlined code (with its call site), in the order they first appear on the line.
+  const inl = m.inlined;
+  const groups = new Map<string, number[]>();
   for (const pc of pcs) {
     const fn = idx.pcFunction[pc] ?? NONE;
-    let g = groups.get(fn);
-    if (!g) groups.set(fn, (g = []));
-    g.push(pc);
+    const g = inl?.fn[pc] ?? NONE;
+    const key = g === NONE ? String(fn) : `${fn}:${g}:${inl!.callFile[pc]}:${inl!.callLine[pc]}`;
+    let a = groups.get(key);
+    if (!a) groups.set(key, (a = []));
+    a.push(pc);
   }
   const scroll = el('div', 'pc-tip-body');
   // Focusable, so the keyboard can scroll a long list (the source view's `i` puts focus here).
@@ -33,14 +39,30 @@ export function pcTooltip(m: TargetModel, line: number, pcs: number[]): HTMLElem
   scroll.setAttribute('aria-label', `PCs of line ${line}`);
   const table = el('table');
   let rows = 0;
-  for (const [fn, group] of groups) {
+  const fnName = (f: number) => (f === NONE ? '??' : idx.functions.names[f] ?? '??');
+  for (const group of groups.values()) {
     group.sort((a, b) => (idx.pcColumn[a]! - idx.pcColumn[b]!) || a - b);
-    const name = fn === NONE ? '??' : idx.functions.names[fn] ?? '??';
+    const first = group[0]!;
+    const fn = idx.pcFunction[first] ?? NONE;
+    const g = inl?.fn[first] ?? NONE;
     const gSeen = group.filter((p) => m.isSeen(p)).length;
     const head = el('tr', 'pc-fn');
     const th = el('th', 'mono');
     th.colSpan = 4;
-    th.append(el('span', 'fn', name), el('span', 'muted', `  ${gSeen} of ${group.length} seen`));
+    if (g === NONE) th.append(el('span', 'fn', fnName(fn)));
+    else {
+      const cf = inl!.callFile[first]!, cl = inl!.callLine[first]!;
+      const path = cf === NONE ? '' : m.paths[cf] ?? '';
+      const at = path ? `${path.slice(path.lastIndexOf('/') + 1)}${cl ? ':' + cl : ''}` : '';
+      head.classList.add('pc-inl');
+      th.append(el('span', 'fn', fnName(g)), el('span', 'inl', ' inlined into '), el('span', 'fn into', fnName(fn)));
+      if (at) {
+        const site = el('span', 'inl site', ` at ${at}`);
+        site.title = path + (cl ? ':' + cl : '');
+        th.append(site);
+      }
+    }
+    th.append(el('span', 'muted', `  ${gSeen} of ${group.length} seen`));
     head.append(th);
     table.append(head);
     for (const pc of group) {

@@ -23,6 +23,7 @@ import { c as cMode, cpp as cppMode } from '@codemirror/legacy-modes/mode/clike'
 import { LineState, type FileLines, type TargetModel } from './model.js';
 import { el } from './format.js';
 import { pcTooltip } from './pctip.js';
+import { blockerGutter } from './blockers.js';
 
 /** Coverage or the "new" window changed: rebuild decorations for the visible lines. */
 const refresh = StateEffect.define<null>();
@@ -208,6 +209,8 @@ export class SourceView {
         },
       }),
       covGutter,
+      // Blockers of this file in a gutter of their own (./blockers.ts).
+      blockerGutter(self.model, path),
       targetLine,
       lineDecos,
       hover,

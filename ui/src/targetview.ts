@@ -5,9 +5,13 @@ import { CoverageChart } from './chart.js';
 import { FileTree } from './tree.js';
 import { FunctionList } from './functions.js';
 import { ago, el, hex, int, pct, setText, when } from './format.js';
-import { AflPanel } from './afl.js';
+import { AflPanel, AflPlotFeed } from './afl.js';
 import { FleetPanel } from './fleet.js';
 import { CrashesPanel, InputsTimeline } from './inputs.js';
+import { BlockersPanel } from './blockers.js';
+import { ComparePanel } from './compare.js';
+import { parseRoute } from './router.js';
+import { bytesText, CorpusFeed } from './corpus.js';
 
 interface Stat {
   value: HTMLElement;
@@ -26,11 +30,18 @@ export class TargetView implements View {
   private readonly notice: HTMLElement;
   /** AFL++ targets: afl-fuzz's totals and instances (./afl.ts). */
   private readonly afl = new AflPanel();
+  /** AFL++ targets: plot_data series for the chart's overlay. */
+  private readonly aflPlot: AflPlotFeed;
   /** Fleet targets: every node's share (./fleet.ts). */
   private readonly fleet: FleetPanel;
   /** Crashes and the inputs that found new coverage (./inputs.ts). */
   private readonly crashes: CrashesPanel;
   private readonly timeline: InputsTimeline;
+  /** Where coverage stops (./blockers.ts), and comparisons (./compare.ts). */
+  private readonly blockers: BlockersPanel;
+  private readonly compare: ComparePanel;
+  /** libFuzzer targets: the corpus directories' files and bytes (./corpus.ts). */
+  private readonly corpus: CorpusFeed;
 
   constructor(private readonly app: App, private readonly model: TargetModel) {
     this.root = el('main', 'page target-page');
@@ -60,11 +71,19 @@ export class TargetView implements View {
     card('speed', 'Speed');
     card('lowest', 'Lowest stack');
     card('last', 'Last new coverage');
+    card('corpus', 'Corpus');
+    // Shown once the daemon has counted a libFuzzer corpus.
+    this.stats.get('corpus')!.value.parentElement!.hidden = true;
     this.root.append(cards);
     this.root.append(this.afl.root);
     this.fleet = new FleetPanel(model.info.id);
     this.root.append(this.fleet.root);
     this.root.append(this.chart.root);
+    this.blockers = new BlockersPanel(model);
+    const route = parseRoute(location.hash);
+    this.compare = new ComparePanel(app, model, route.view === 'target' ? route.compare : undefined);
+    this.chart.onPickTime = (ms) => this.compare.pickTime(ms);
+    this.root.append(this.blockers.root, this.compare.root);
     const grid = el('div', 'split');
     this.tree = new FileTree(model);
     this.fns = new FunctionList(model);
@@ -74,6 +93,15 @@ export class TargetView implements View {
     this.timeline = new InputsTimeline(model);
     this.root.append(this.crashes.root, this.timeline.root);
     this.chart.set(model.history);
+    this.aflPlot = new AflPlotFeed(model.info.id, (p) => this.chart.setOverlay(p));
+    this.corpus = new CorpusFeed(model.info.id, (c) => {
+      const st = this.stats.get('corpus')!;
+      st.value.parentElement!.hidden = !c || c.dirs.length === 0;
+      if (!c) return;
+      setText(st.value, int(c.files));
+      setText(st.sub, `${c.bytes === null ? '' : bytesText(c.bytes) + ' in '}${c.dirs.length === 1 ? '1 directory' : `${c.dirs.length} directories`}`);
+      st.value.parentElement!.title = c.dirs.map((d) => `${d.path}: ${d.error ?? `${d.files} files`}`).join('\n');
+    });
     this.onTargets();
   }
 
@@ -97,7 +125,11 @@ export class TargetView implements View {
     set('lowest', s.lowestStack == null ? '–' : hex(s.lowestStack), s.lowestStack == null ? 'not tracked' : '');
     set('last', ago(s.lastNewAt), s.lastNewAt ? when(s.lastNewAt) : '');
     this.afl.update(info);
+    this.aflPlot.update(info);
+    this.corpus.update(info);
     this.fleet.update(info);
+    this.blockers.setRemote(!!info.fleet?.remote);
+    this.compare.fillChoices();
     let notice = '';
     const err = this.app.targetErrors.get(m.info.id);
     if (err) notice = err;
@@ -120,6 +152,8 @@ export class TargetView implements View {
     if (id !== this.model.info.id) return;
     this.tree.build();
     this.fns.rebuild();
+    this.blockers.update(true);
+    this.compare.update();
     this.onTargets();
   }
 
@@ -129,12 +163,16 @@ export class TargetView implements View {
       this.chart.set(this.model.history);
       this.tree.update();
       this.fns.update();
+      this.blockers.update();
+      this.compare.update();
     } else {
       this.chart.changed();
       if (changed.size) void this.timeline.refresh();
       if (changed.size) {
         this.tree.update();
         this.fns.update();
+        this.blockers.update();
+        this.compare.update();
       }
     }
   }
@@ -143,10 +181,16 @@ export class TargetView implements View {
     const s = (this.app.targets.get(this.model.info.id) ?? this.model.info).stats;
     setText(this.stats.get('last')!.value, ago(s.lastNewAt));
     this.fleet.update(this.app.targets.get(this.model.info.id) ?? this.model.info);
+    this.aflPlot.update(this.app.targets.get(this.model.info.id) ?? this.model.info);
+    this.corpus.update(this.app.targets.get(this.model.info.id) ?? this.model.info);
     void this.crashes.refresh();
+    // Coverage that came while the last answer was fresh: asked for once it is due.
+    this.blockers.update();
+    this.compare.update();
   }
 
   destroy(): void {
     this.chart.destroy();
+    this.compare.destroy();
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The file tree of a target with per-directory and per-file coverage: sortable, filterable,
- * virtualised (a 5,000-file target renders a screenful of rows, not 5,000).
+ * virtualised (a 5,000-file target renders a screenful of rows, not 5,000). The project's files
+ * come first, by their paths relative to the project's root; library files (system headers,
+ * --exclude) follow in a group of their own, closed until opened.
  */
 import type { TargetModel } from './model.js';
 import { VList } from './vlist.js';
@@ -19,7 +21,14 @@ interface Dir {
   /** Instrumented lines, and those with a seen PC (TargetModel.fileLineTotal / fileLineHit). */
   lines: number;
   linesHit: number;
+  /** Shown as the row's title: the directory's full path, or what the group holds. */
+  title: string;
+  /** The library group (always last, not sorted with the project's directories). */
+  group?: boolean;
 }
+
+/** Key of the library group in the expanded set (no directory key starts with NUL). */
+const LIB_KEY = '\u0000library';
 
 type Row = { dir: Dir; depth: number } | { file: number; depth: number };
 
@@ -32,6 +41,8 @@ export class FileTree {
   private readonly list: VList;
   private readonly filterBox: HTMLInputElement;
   private tree: Dir | null = null;
+  /** The library group, null when the target has no library files. */
+  private lib: Dir | null = null;
   private prefix = '';
   private rows: Row[] = [];
   private expanded = new Set<string>();
@@ -96,6 +107,11 @@ export class FileTree {
     this.root.append(this.list.root);
     this.build();
     this.updateSortButtons();
+    // Library flags and project paths arrive from the daemon after the index (a weak reference:
+    // the model outlives this view).
+    const self = new WeakRef(this);
+    const onExtras = () => { const t = self.deref(); if (t) t.build(); else model.onExtras.delete(onExtras); };
+    model.onExtras.add(onExtras);
   }
 
   /** Rebuilds after the index changed. */
@@ -107,29 +123,26 @@ export class FileTree {
       this.list.draw();
       return;
     }
-    this.prefix = commonDir(m.paths);
-    const root: Dir = { name: this.prefix || '/', key: '', dirs: [], files: [], total: 0, covered: 0, lines: 0, linesHit: 0 };
-    const byKey = new Map<string, Dir>([['', root]]);
-    m.paths.forEach((p, f) => {
-      const rel = p.slice(this.prefix.length).replace(/^\/+/, '');
-      const parts = rel.split('/');
-      let d = root;
-      let key = '';
-      for (let k = 0; k < parts.length - 1; k++) {
-        key = key ? key + '/' + parts[k] : parts[k]!;
-        let c = byKey.get(key);
-        if (!c) {
-          c = { name: parts[k]!, key, dirs: [], files: [], total: 0, covered: 0, lines: 0, linesHit: 0 };
-          byKey.set(key, c);
-          d.dirs.push(c);
-        }
-        d = c;
-      }
-      d.files.push(f);
-    });
+    const project: number[] = [], library: number[] = [];
+    m.paths.forEach((_, f) => (m.library[f] ? library : project).push(f));
+    // Project files by their path relative to the project's root; library files by their own.
+    const relOf = (f: number) => m.relPaths[f] ?? m.paths[f]!;
+    this.prefix = m.projectRoot ? m.projectRoot.replace(/\/+$/, '') : commonDir(project.map(relOf));
+    const strip = m.projectRoot ? '' : this.prefix;
+    const root = this.grow(project, (f) => relOf(f).slice(strip.length).replace(/^\/+/, ''), '', this.prefix);
     compress(root);
     this.tree = root;
-    // Open the first levels so the tree is not a single closed row.
+    if (library.length) {
+      const libPrefix = commonDir(library.map((f) => m.paths[f]!));
+      const lib = this.grow(library, (f) => m.paths[f]!.slice(libPrefix.length).replace(/^\/+/, ''), LIB_KEY, libPrefix);
+      compress(lib);
+      lib.group = true;
+      lib.name = `Library (${library.length} file${library.length === 1 ? '' : 's'})`;
+      lib.title = `Library code: system headers${libPrefix ? ' under ' + libPrefix : ''} and files the daemon's --exclude names; counted apart from the project`;
+      this.lib = lib;
+    } else this.lib = null;
+    // Open the first levels so the tree is not a single closed row (in the library group too,
+    // which itself stays closed until opened).
     if (this.expanded.size === 0) {
       const open = (d: Dir, depth: number) => {
         if (depth > 1) return;
@@ -137,9 +150,35 @@ export class FileTree {
         d.dirs.forEach((c) => open(c, depth + 1));
       };
       open(root, 0);
+      this.lib?.dirs.forEach((c) => open(c, 1));
     }
     this.recount();
     this.rebuildRows();
+  }
+
+  /** A directory tree of `files` named by `rel` (keys under `base`, titles under `prefix`). */
+  private grow(files: number[], rel: (f: number) => string, base: string, prefix: string): Dir {
+    const mk = (name: string, key: string, title: string): Dir => ({ name, key, dirs: [], files: [], total: 0, covered: 0, lines: 0, linesHit: 0, title });
+    const root = mk(prefix || '/', base, prefix || '/');
+    const byKey = new Map<string, Dir>([[base, root]]);
+    for (const f of files) {
+      const parts = rel(f).split('/');
+      let d = root;
+      let key = '';
+      for (let k = 0; k < parts.length - 1; k++) {
+        key = key ? key + '/' + parts[k] : parts[k]!;
+        const full = base ? base + '/' + key : key;
+        let c = byKey.get(full);
+        if (!c) {
+          c = mk(parts[k]!, full, (prefix ? prefix + '/' : '') + key);
+          byKey.set(full, c);
+          d.dirs.push(c);
+        }
+        d = c;
+      }
+      d.files.push(f);
+    }
+    return root;
   }
 
   /** Coverage changed: re-aggregate and redraw visible rows in place. */
@@ -165,6 +204,7 @@ export class FileTree {
         return false;
       };
       if (path && walk(this.tree)) this.rebuildRows();
+      else if (path && this.lib && walk(this.lib)) { this.expanded.add(LIB_KEY); this.rebuildRows(); }
     }
     const j = this.rows.findIndex((r) => 'file' in r && r.file === file);
     if (j >= 0) this.list.scrollToRow(j);
@@ -183,9 +223,13 @@ export class FileTree {
       d.linesHit = h;
     };
     if (this.tree) walk(this.tree);
+    if (this.lib) walk(this.lib);
     if (this.tree) {
-      setText(this.summary, `${this.model.paths.length} files · ${pct(this.tree.covered, this.tree.total)} of PCs · ${pct(this.tree.linesHit, this.tree.lines)} of lines`);
-      this.summary.title = `PCs: ${this.tree.covered} of ${this.tree.total} seen; lines: ${this.tree.linesHit} of ${this.tree.lines} with a seen PC`;
+      // The project's totals, the library's beside them.
+      const t = this.tree, l = this.lib;
+      const nProject = this.model.paths.length - (l ? countFiles(l) : 0);
+      setText(this.summary, `${nProject} files · ${pct(t.covered, t.total)} of PCs · ${pct(t.linesHit, t.lines)} of lines` + (l ? ` · library ${pct(l.covered, l.total)} of PCs` : ''));
+      this.summary.title = `Project: PCs ${t.covered} of ${t.total} seen; lines ${t.linesHit} of ${t.lines} with a seen PC` + (l ? `\nLibrary (${countFiles(l)} files): PCs ${l.covered} of ${l.total} seen; lines ${l.linesHit} of ${l.lines}` : '');
     }
   }
 
@@ -247,6 +291,8 @@ export class FileTree {
       return true;
     };
     if (this.tree) visit(this.tree, -1);
+    // The library group last, at the top level, whatever the sort.
+    if (this.lib) visit(this.lib, 0);
     this.rows = rows;
     this.list.draw();
     this.roving.sync();
@@ -259,13 +305,13 @@ export class FileTree {
     let name: string, total: number, covered: number, lines: number, linesHit: number, cls: string, title: string;
     if ('dir' in row) {
       const open = this.filter ? true : this.expanded.has(row.dir.key);
-      name = (open ? '▾ ' : '▸ ') + row.dir.name + '/';
+      name = (open ? '▾ ' : '▸ ') + row.dir.name + (row.dir.group ? '' : '/');
       total = row.dir.total;
       covered = row.dir.covered;
       lines = row.dir.lines;
       linesHit = row.dir.linesHit;
-      cls = 'vrow t-dir';
-      title = (this.prefix ? this.prefix + '/' : '') + row.dir.key;
+      cls = 'vrow t-dir' + (row.dir.group ? ' t-lib' : '');
+      title = row.dir.title;
       r.setAttribute('aria-expanded', String(open));
     } else {
       name = m.index!.files[row.file]!;
@@ -276,7 +322,7 @@ export class FileTree {
       lines = m.fileLineTotal[row.file] ?? 0;
       linesHit = m.fileLineHit[row.file] ?? 0;
       cls = 'vrow t-file' + (row.file === this.selected ? ' selected' : '');
-      title = m.paths[row.file]!;
+      title = m.paths[row.file]! + (m.library[row.file] ? ' (library)' : '');
       r.removeAttribute('aria-expanded');
     }
     if (r.className !== cls) r.className = cls;
@@ -347,6 +393,12 @@ export class FileTree {
 }
 
 type SortItem = { name: string; total: number; covered: number; lines: number; linesHit: number };
+
+function countFiles(d: Dir): number {
+  let n = d.files.length;
+  for (const c of d.dirs) n += countFiles(c);
+  return n;
+}
 
 /** Longest directory prefix shared by all paths (so the tree does not start with /home/user/...). */
 function commonDir(paths: string[]): string {

@@ -1,7 +1,7 @@
 /** `covd cc`: compile and link a libFuzzer target with the covd agent, printing the clang command. */
 import { spawn } from 'node:child_process';
 import { UsageError, type Command } from '../command.js';
-import { agentObject, clangPath, planCc, shellQuote } from '../../coverage/toolchain.js';
+import { agentObject, clangPath, planCc, shellQuote } from '../../build/toolchain.js';
 import { aflExample, aflUsage, runAflCc } from '../afl-cc.js';
 
 const usage = `usage: covd cc [covd options] [clang arguments...]

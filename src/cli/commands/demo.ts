@@ -66,7 +66,7 @@ const command: Command = {
     if (!isLevel(level)) throw new UsageError(`unknown log level '${level}'`);
     const log = createLogger({ level }, { name: 'covd' });
 
-    const { buildExampleTarget, buildCppExampleTarget, runFuzzer } = await import('../../coverage/targets.js');
+    const { buildExampleTarget, buildCppExampleTarget, runFuzzer } = await import('../../build/targets.js');
     const { startDaemon } = await import('../../daemon/daemon.js');
 
     console.log('covd demo: building the example target with the covd agent (cached after the first time)...');

@@ -4,12 +4,12 @@ import type { DaemonStatus } from '../../daemon/daemon.js';
 import { ask } from '../../daemon/cli-common.js';
 import { defaultSocketPath } from '../../util/paths.js';
 import type { Comparison } from '../../web/compare.js';
+import { TARGET_ID } from '../../contracts/ids.js';
 
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** B as the API spells it: an id, `@<ms>` (an ISO date after `@` is turned into ms), or `prefix:rest`. */
 export function compareSpec(b: string): string {
-  if (ID.test(b)) return b;
+  if (TARGET_ID.test(b)) return b;
   if (b.startsWith('@')) {
     const t = b.slice(1);
     if (/^\d{1,16}$/.test(t)) return b;
@@ -55,7 +55,7 @@ options:
     const [a, b, extra] = parsed.positionals;
     if (a === undefined || b === undefined) throw new UsageError('missing argument: covd diff A B');
     if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
-    if (!ID.test(a)) throw new UsageError(`'${a}' is not a target id`);
+    if (!TARGET_ID.test(a)) throw new UsageError(`'${a}' is not a target id`);
     const format = parsed.values.format ?? 'text';
     if (format !== 'text' && format !== 'json' && format !== 'lcov') throw new UsageError('--format must be text, json or lcov');
     const spec = compareSpec(b);

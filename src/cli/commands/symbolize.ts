@@ -8,10 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command } from '../command.js';
-import { DebugInfo, filePath, type InlineFrames, type ResolvedIndex } from '../../dwarf/resolve.js';
+import { DebugInfo, demanglerActive, filePath, isItaniumName, setDemanglingEnabled, type InlineFrames, type ResolvedIndex } from '../../dwarf/index.js';
 import { DebugInfoError, NONE, type SourceIndex } from '../../workers/types.js';
-import { tuneJitForSymbolizing } from '../../workers/jit.js';
-import { demanglerActive, isItaniumName, setDemanglingEnabled } from '../../dwarf/demangle.js';
 
 const usage = `usage: covd symbolize --exe PATH [--debug-file PATH] [--output-style=LLVM|JSON] [--inlines] [--no-demangle] [ADDR ...]
 
@@ -252,7 +250,7 @@ class Formatter {
 
 async function resolveAll(exe: string, debugFile: string | undefined, pcs: BigUint64Array, threads: number, inlines = false): Promise<ResolvedIndex> {
   // The output has no declaration lines, so the DIE tree is walked only where no symbol names a PC.
-  tuneJitForSymbolizing();
+  // (V8's flags for symbolizing are set by main.ts, src/cli/v8-flags.ts.)
   // Inlined frames are not carried through the pool: --inlines resolves in-process.
   if (inlines || threads === 0 || pcs.length < 4096) return DebugInfo.open(exe, debugFile).resolve(pcs, { declarations: false, inlineFrames: inlines });
   const { SymbolizerPool } = await import('../../workers/pool.js');

@@ -1,0 +1,99 @@
+/**
+ * HTTP routes for what the fuzzing engine itself reports beyond coverage (docs/protocol.md,
+ * "Engine figures"):
+ *
+ *   GET /api/targets/:id/afl/plot        AflPlotWire: every afl-fuzz instance's plot_data as series
+ *   GET /api/targets/:id/corpus          CorpusWire: a libFuzzer target's corpus directories, counted
+ *
+ * The plot series are for the coverage chart's overlay (ui/src/chart.ts), read on request by the
+ * daemon from the instances' plot_data (header and last 4 MiB each, under the stats files'
+ * untrusted-file rules), at most 1000 points per instance and 16,000 in all, evenly spaced, the
+ * newest row always given. The corpus is the daemon's last count (every 30 s) of the directories
+ * in the fuzzer's argv. Nothing from the URL reaches a path: the target's id selects what the
+ * daemon already follows. 404 for an unknown target, or one without such figures.
+ *
+ * Registered through InputsRoutes (src/web/inputs-routes.ts), which hands it every request first;
+ * the source is the daemon's InputsProvider when it has `aflPlot` / `corpus` (src/daemon/inputs.ts).
+ * No Node types here: the page bundles this file's types.
+ */
+import type { Hub } from '../contracts/hub.js';
+import { TARGET_ID } from '../contracts/ids.js';
+
+/** One afl-fuzz instance's series (src/afl/stats.ts, AflPlotInstance). */
+export interface AflPlotInstanceWire {
+  name: string;
+  /** fuzzer_stats start_time, seconds since the epoch. */
+  startTime: number;
+  /** Rows read, and points given. */
+  rows: number;
+  points: number;
+  /** Only the file's last 4 MiB were read. */
+  truncated: boolean;
+  /** Seconds since the epoch, one per point (start_time + relative_time). */
+  t: number[];
+  /** plot_data column -> one value per point (corpus_count, saved_crashes, saved_hangs, map_size in percent, execs_per_sec, total_execs, edges_found, ...). */
+  series: Record<string, number[]>;
+}
+
+export interface AflPlotWire {
+  id: string;
+  /** The sync directory (afl-fuzz -o). */
+  dir: string;
+  instances: AflPlotInstanceWire[];
+}
+
+/** src/daemon/inputs.ts, CorpusInfo. */
+export interface CorpusWire {
+  id: string;
+  dirs: { path: string; files: number; bytes: number | null; error?: string }[];
+  files: number;
+  bytes: number | null;
+  updatedAt: number;
+}
+
+/** Where the figures come from (the daemon's inputs service). */
+export interface EngineSource {
+  aflPlot?(id: string): Promise<AflPlotWire | undefined>;
+  corpus?(id: string): CorpusWire | undefined;
+}
+
+/** The part of a route module's response helpers (inputs-routes.ts, RouteIo) these routes use. */
+export interface EngineRouteIo {
+  json(status: number, value: unknown): void;
+  error(status: number, message: string): void;
+  later(): void;
+}
+
+const ROUTE = /^\/api\/targets\/([^/]+)\/(afl\/plot|corpus)$/;
+
+export class EngineRoutes {
+  constructor(private readonly hub: Hub, private readonly source: EngineSource | undefined) {}
+
+  /** Answers the request when the URL is one of these routes; false otherwise. */
+  handle(url: string, io: EngineRouteIo): boolean {
+    const m = ROUTE.exec(url);
+    if (!m) return false;
+    const id = m[1]!;
+    if (!TARGET_ID.test(id) || !this.hub.target(id)) {
+      io.error(404, `no target ${id.slice(0, 64)}`);
+      return true;
+    }
+    const src = this.source;
+    if (m[2] === 'corpus') {
+      const c = src?.corpus?.(id);
+      if (c) io.json(200, c);
+      else io.error(404, this.hub.target(id)!.engine === 'afl' ? `target ${id} is an AFL++ target: its corpus is afl.corpus_count` : `target ${id} has no corpus count (yet): no corpus directory in its fuzzer's arguments`);
+      return true;
+    }
+    if (!src?.aflPlot) {
+      io.error(404, 'this daemon does not read AFL++ output');
+      return true;
+    }
+    io.later();
+    void src.aflPlot(id).then(
+      (plot) => (plot ? io.json(200, plot) : io.error(404, `target ${id} has no AFL++ output directory`)),
+      () => io.error(500, 'reading plot_data failed'),
+    );
+    return true;
+  }
+}

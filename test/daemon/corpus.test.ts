@@ -1,0 +1,77 @@
+/**
+ * libFuzzer's corpus size in the API (GET /api/targets/:id/corpus): examples/tinyimg built with
+ * the agent, run by libFuzzer with a relative corpus directory (resolved against the cwd the
+ * agent writes into the metadata) and an absolute one, against a real `covd serve`. The daemon's
+ * count must be the directories' own: top-level regular files and their bytes, after libFuzzer
+ * added its new inputs to the first one.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildExampleTarget, findCoverageFile } from '../../src/build/targets.js';
+import { tinyimgDir } from '../../src/afl/targets.js';
+import type { CorpusWire } from '../../src/web/engine-routes.js';
+import { pollUntil, startServe, type ServeProcess } from './helpers.js';
+import { scratchDirs } from '../helpers/scratch.js';
+
+function count(dir: string): { files: number; bytes: number } {
+  let files = 0, bytes = 0;
+  for (const n of readdirSync(dir)) {
+    const st = statSync(join(dir, n));
+    if (!st.isFile()) continue;
+    files++;
+    bytes += st.size;
+  }
+  return { files, bytes };
+}
+
+describe('daemon: libFuzzer corpus size', function () {
+  this.timeout(300_000);
+  const scratch = scratchDirs();
+  let d: ServeProcess | undefined;
+  after(async () => { if (d) { d.child.kill('SIGKILL'); await d.exited; } });
+
+  it('counts the corpus directories of the fuzzer\'s argv, relative ones against its cwd', async () => {
+    const exe = await buildExampleTarget();
+    const dir = scratch();
+    const socket = join(dir, 'covd.sock');
+    d = await startServe({ socket, stateDir: join(dir, 'state') });
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    cpSync(join(tinyimgDir(), 'corpus'), join(work, 'corpus'), { recursive: true });
+    const extra = join(dir, 'extra');
+    mkdirSync(join(extra, 'sub'), { recursive: true });
+    writeFileSync(join(extra, 'a'), 'TIMG');
+    writeFileSync(join(extra, 'b'), 'TIMG0123456789');
+    writeFileSync(join(extra, 'sub', 'c'), 'not at the top level');
+    const covDir = join(dir, 'cov');
+    const child = spawn(exe, ['-max_total_time=6', 'corpus', extra], { cwd: work, env: { ...process.env, COVD_DIR: covDir, COVD_SOCKET: socket }, stdio: 'ignore' });
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).to.equal(0);
+    const exitedAt = Date.now();
+    const file = await findCoverageFile(covDir);
+    const id = file.split('/').pop()!;
+    const meta = JSON.parse(readFileSync(`${file}.meta.json`, 'utf8')) as { cwd: string; argv: string[] };
+    expect(meta.cwd).to.equal(work);
+
+    const want = { corpus: count(join(work, 'corpus')), extra: count(extra) };
+    expect(want.corpus.files, 'libFuzzer added inputs to the first corpus directory').to.be.greaterThan(readdirSync(join(tinyimgDir(), 'corpus')).length);
+    expect(want.extra).to.deep.equal({ files: 2, bytes: 18 });
+    // Counted every 30 s: wait for a count made after the fuzzer stopped.
+    const c = await pollUntil('a corpus count after the run', async () => {
+      const r = await fetch(`${d!.url}api/targets/${id}/corpus`);
+      if (r.status !== 200) return undefined;
+      const x = (await r.json()) as CorpusWire;
+      return x.updatedAt > exitedAt ? x : undefined;
+    }, 60_000, 500);
+    expect(c.dirs).to.deep.equal([
+      { path: join(work, 'corpus'), ...want.corpus },
+      { path: extra, ...want.extra },
+    ]);
+    expect(c.files).to.equal(want.corpus.files + want.extra.files);
+    expect(c.bytes).to.equal(want.corpus.bytes + want.extra.bytes);
+    // An unknown target is a 404.
+    expect((await fetch(`${d.url}api/targets/nope/corpus`)).status).to.equal(404);
+  });
+});
