@@ -5,6 +5,7 @@
  * Pure functions: reading the files (src/util/untrusted.ts rules) is src/afl/watcher.ts's job.
  */
 import type { AflCounters, AflInstance, AflStats } from '../contracts/hub.js';
+import type { AflPlotInstance } from '../contracts/inputs.js';
 
 /** A stats file that cannot be used; the message says why (never quoting more than a field name). */
 export class AflStatsError extends Error {
@@ -191,21 +192,8 @@ export function totals(dir: string, instances: AflInstance[], updatedAt: number)
   };
 }
 
-/** One instance's plot_data as series (GET /api/targets/:id/afl/plot; docs/protocol.md). */
-export interface AflPlotInstance {
-  name: string;
-  /** fuzzer_stats start_time (seconds since the epoch); plot_data's relative_time counts from it. */
-  startTime: number;
-  /** Rows in the part of plot_data read, and how many are given (evenly spaced, the last always). */
-  rows: number;
-  points: number;
-  /** Only the last PLOT_SERIES_BYTES of the file were read (older rows left out). */
-  truncated: boolean;
-  /** Seconds since the epoch of each point (start_time + relative_time). */
-  t: number[];
-  /** Per column (plot_data's header names, `map_size` in percent), one value per point. */
-  series: Record<string, number[]>;
-}
+/** One instance's plot_data as series (GET /api/targets/:id/afl/plot; docs/protocol.md): the wire type, src/contracts/inputs.ts. */
+export type { AflPlotInstance };
 
 /** Columns of plot_data given as series (all numeric columns but relative_time). */
 export const PLOT_SERIES_COLUMNS = [
@@ -224,35 +212,87 @@ export function parsePlotSeries(text: string, columns: string[], startTime: numb
   const lines = text.split('\n');
   if (!text.endsWith('\n')) lines.pop(); // being written
   if (cut) lines.shift();
-  const ti = columns.indexOf('relative_time');
-  const keep = PLOT_SERIES_COLUMNS.filter((c) => columns.includes(c));
-  const idx = keep.map((c) => columns.indexOf(c));
-  const rows: number[][] = [];
-  let last = -Infinity;
-  for (const line of lines) {
-    if (line === '' || line.startsWith('#')) continue;
+  const b = new PlotSeriesBuilder(columns, Infinity);
+  for (const line of lines) b.addLine(line);
+  return b.result(startTime, maxPoints);
+}
+
+/**
+ * plot_data rows as series, fed a few lines at a time (the watcher parses only what was appended
+ * to the file since its last read), holding at most 2 * `cap` rows: every row while there are
+ * that few, then every 2nd, 4th, ... (the stride doubles whenever the rows kept pass 2 * cap),
+ * plus the newest. result() picks at most maxPoints (<= cap) evenly spaced among them, the newest
+ * always; up to 2 * cap rows it gives exactly what parsePlotSeries gives for the same lines.
+ * Rows that do not parse are skipped, as are rows going back in time.
+ */
+export class PlotSeriesBuilder {
+  /** Rows taken (every valid row, kept or thinned out). */
+  rows = 0;
+  private readonly keep: string[];
+  /** Cells read per row: relative_time, then the kept columns. */
+  private readonly cells: number[];
+  private readonly ncols: number;
+  private stride = 1;
+  /** Rows whose ordinal is a multiple of stride: [relative_time, ...values]. */
+  private kept: number[][] = [];
+  private newest: number[] | null = null;
+  private newestKept = false;
+  private last = -Infinity;
+
+  constructor(columns: string[], private readonly cap: number) {
+    this.keep = PLOT_SERIES_COLUMNS.filter((c) => columns.includes(c));
+    this.cells = [columns.indexOf('relative_time'), ...this.keep.map((c) => columns.indexOf(c))];
+    this.ncols = columns.length;
+  }
+
+  /** Whole lines, '\n'-separated, no line cut (a trailing partial line is the caller's to hold back). */
+  addLines(text: string): void {
+    let from = 0;
+    while (from < text.length) {
+      let end = text.indexOf('\n', from);
+      if (end < 0) end = text.length;
+      this.addLine(text.slice(from, end));
+      from = end + 1;
+    }
+  }
+
+  addLine(line: string): void {
+    if (line === '' || line.startsWith('#')) return;
     const cells = line.split(',');
-    if (cells.length < columns.length) continue;
+    if (cells.length < this.ncols) return;
     const vals: number[] = [];
-    let ok = true;
-    for (const i of [ti, ...idx]) {
+    for (const i of this.cells) {
       const s = cells[i]!.trim().replace(/%$/, '');
       const v = /^-?(inf|nan)$/i.test(s) ? 0 : /^\d{1,20}(\.\d{1,6})?$/.test(s) ? Number(s) : NaN;
-      if (!Number.isFinite(v)) { ok = false; break; }
+      if (!Number.isFinite(v)) return;
       vals.push(v);
     }
-    if (!ok || vals[0]! < last) continue;
-    last = vals[0]!;
-    rows.push(vals);
+    if (vals[0]! < this.last) return;
+    this.last = vals[0]!;
+    const ord = this.rows++;
+    this.newest = vals;
+    this.newestKept = ord % this.stride === 0;
+    if (!this.newestKept) return;
+    this.kept.push(vals);
+    if (this.kept.length > 2 * this.cap) {
+      this.stride *= 2;
+      this.kept = this.kept.filter((_, k) => k % 2 === 0);
+      this.newestKept = ord % this.stride === 0;
+    }
   }
-  const n = rows.length;
-  const pick: number[] = [];
-  if (n <= maxPoints) for (let i = 0; i < n; i++) pick.push(i);
-  else {
-    const step = (n - 1) / (maxPoints - 1);
-    for (let k = 0; k < maxPoints; k++) pick.push(Math.round(k * step));
+
+  /** At most maxPoints points, evenly spaced over the rows held, the newest always. */
+  result(startTime: number, maxPoints: number): Omit<AflPlotInstance, 'name' | 'truncated'> {
+    const rows = this.newest && !this.newestKept ? [...this.kept, this.newest] : this.kept;
+    const n = rows.length;
+    const pick: number[] = [];
+    if (n <= maxPoints) for (let i = 0; i < n; i++) pick.push(i);
+    else {
+      const step = (n - 1) / (maxPoints - 1);
+      for (let k = 0; k < maxPoints; k++) pick.push(Math.round(k * step));
+    }
+    const series: Record<string, number[]> = {};
+    this.keep.forEach((c, j) => { series[c] = pick.map((i) => rows[i]![j + 1]!); });
+    return { startTime, rows: this.rows, points: pick.length, t: pick.map((i) => startTime + rows[i]![0]!), series };
   }
-  const series: Record<string, number[]> = {};
-  keep.forEach((c, j) => { series[c] = pick.map((i) => rows[i]![j + 1]!); });
-  return { startTime, rows: n, points: pick.length, t: pick.map((i) => startTime + rows[i]![0]!), series };
 }

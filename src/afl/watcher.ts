@@ -26,7 +26,8 @@
  * with the instance directory whose crashes/ and hangs/ hold the inputs; the inputs service
  * (src/daemon/inputs.ts, attachAfl) follows those directories from then on.
  *
- * plotSeries() gives the chart every instance's plot_data as series, read on request.
+ * plotSeries() gives the chart every instance's plot_data as series: parsed once, then only the
+ * rows appended since (cached per instance by ino, size and mtime), a chunk at a time.
  */
 import { EventEmitter } from 'node:events';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -36,7 +37,8 @@ import { metaPathFor, readCoverageMetaAsync } from '../coverage/meta.js';
 import type { TargetRegistry } from '../daemon/registry.js';
 import type { Logger } from '../util/log.js';
 import { openRegular, readBounded, UntrustedFileError } from '../util/untrusted.js';
-import { AflStatsError, mergeInstance, parseFuzzerStats, parseLastPlotRow, parsePlotHeader, parsePlotSeries, PLOT_COLUMNS, totals, type AflPlotInstance, type FuzzerStats, type PlotRow } from './stats.js';
+import type { AflPlot } from '../contracts/inputs.js';
+import { AflStatsError, mergeInstance, parseFuzzerStats, parseLastPlotRow, parsePlotHeader, PLOT_COLUMNS, PlotSeriesBuilder, totals, type FuzzerStats, type PlotRow } from './stats.js';
 
 export const MAX_FUZZER_STATS_BYTES = 256 << 10;
 export const PLOT_TAIL_BYTES = 16 << 10;
@@ -62,19 +64,34 @@ export interface AflFindings {
   startTime: number;
 }
 
-/** GET /api/targets/:id/afl/plot: every instance's plot_data as series (src/web/engine-routes.ts). */
-export interface AflPlot {
-  id: string;
-  /** The sync directory. */
-  dir: string;
-  instances: AflPlotInstance[];
-}
+/** GET /api/targets/:id/afl/plot: every instance's plot_data as series (src/contracts/inputs.ts, src/web/engine-routes.ts). */
+export type { AflPlot };
 
-/** The tail of each plot_data read for the series (about 50,000 rows: three days at one row per 5 s). */
+/** The tail of each plot_data read first for the series (about 50,000 rows: three days at one row per 5 s). */
 export const PLOT_SERIES_BYTES = 4 << 20;
 /** Points per instance in the series, and over all instances. */
 export const PLOT_MAX_POINTS = 1000;
 const PLOT_MAX_POINTS_TOTAL = 16_000;
+/** plot_data is read and parsed this much at a time, the event loop let go in between. */
+const PLOT_CHUNK_BYTES = 64 << 10;
+/** A "line" longer than this is no plot_data row: dropped without being held. */
+const PLOT_MAX_LINE = 64 << 10;
+
+/** An instance's plot_data as parsed so far for the series: the rows of the bytes up to `offset`. */
+interface PlotCache {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  /** Bytes parsed: the file up to here, from where the first read began. */
+  offset: number;
+  /** The first read began past the file's start (its older rows are left out). */
+  truncated: boolean;
+  /** The bytes before the first newline at `offset` are the end of a line cut by the first read (or of one too long). */
+  skipLine: boolean;
+  /** offset sits right after a newline (checked before appended bytes are trusted to continue the file). */
+  atLine: boolean;
+  series: PlotSeriesBuilder;
+}
 
 export interface AflWatcherOptions {
   registry: TargetRegistry;
@@ -104,6 +121,8 @@ interface Instance {
   alive: boolean;
   /** Crash and hang counts last reported in 'findings'. */
   counts?: { saved_crashes: number; saved_hangs: number };
+  /** plot_data as series, parsed so far (plotSeries). */
+  plotCache?: PlotCache;
 }
 
 interface Followed {
@@ -168,6 +187,10 @@ export class AflStatsWatcher extends EventEmitter {
   private closed = false;
   private polling: Promise<void> = Promise.resolve();
   private readonly onRemoved = (id: string) => { this.followed.delete(id); };
+  /** plotSeries() in flight per target: concurrent requests share it. */
+  private readonly plotting = new Map<string, Promise<AflPlot | undefined>>();
+  /** plot_data reads for the series, and their bytes (tests, status). */
+  readonly plotReads = { reads: 0, bytes: 0 };
 
   constructor(private readonly o: AflWatcherOptions) {
     super();
@@ -193,26 +216,18 @@ export class AflStatsWatcher extends EventEmitter {
 
   /**
    * Every instance's plot_data as series, for the chart (GET /api/targets/:id/afl/plot): the
-   * header and the last PLOT_SERIES_BYTES of each file, under the same rules as the stats files,
-   * at most PLOT_MAX_POINTS points per instance. undefined when the target has no AFL++ output.
+   * header and the last PLOT_SERIES_BYTES of each file at first, under the same rules as the stats
+   * files, then only the bytes appended since (nothing is read while the file's ino, size and mtime
+   * stay), parsed PLOT_CHUNK_BYTES at a time with the event loop let go in between; at most
+   * PLOT_MAX_POINTS points per instance. One computation per target at a time: a request while
+   * one runs gets its result. undefined when the target has no AFL++ output.
    */
-  async plotSeries(id: string): Promise<AflPlot | undefined> {
-    const f = this.followed.get(id);
-    if (!f?.dir) return undefined;
-    const insts = [...f.instances.values()].filter((i) => i.stats).sort((a, b) => a.name.localeCompare(b.name));
-    const max = Math.max(50, Math.min(PLOT_MAX_POINTS, Math.floor(PLOT_MAX_POINTS_TOTAL / Math.max(1, insts.length))));
-    const out: AflPlot = { id, dir: f.dir, instances: [] };
-    for (const inst of insts) {
-      const path = join(inst.dir, 'plot_data');
-      try {
-        const { header, tail, cut } = await readPlot(path, PLOT_SERIES_BYTES);
-        const cols = parsePlotHeader(header) ?? PLOT_COLUMNS;
-        out.instances.push({ name: inst.name, truncated: cut, ...parsePlotSeries(tail, cols, inst.stats!.start_time, max, cut) });
-      } catch (err) {
-        this.o.log.debug('plot_data not readable for the series', { id, file: path, reason: reasonOf(err) });
-      }
-    }
-    return out;
+  plotSeries(id: string): Promise<AflPlot | undefined> {
+    const running = this.plotting.get(id);
+    if (running) return running;
+    const p = this.computePlot(id).finally(() => { if (this.plotting.get(id) === p) this.plotting.delete(id); });
+    this.plotting.set(id, p);
+    return p;
   }
 
   /** Runs one poll of every target now and waits for it (tests). */
@@ -229,6 +244,85 @@ export class AflStatsWatcher extends EventEmitter {
   }
 
   // ---------------------------------------------------------------- internals
+
+  private async computePlot(id: string): Promise<AflPlot | undefined> {
+    const f = this.followed.get(id);
+    if (!f?.dir) return undefined;
+    const insts = [...f.instances.values()].filter((i) => i.stats).sort((a, b) => a.name.localeCompare(b.name));
+    const max = Math.max(50, Math.min(PLOT_MAX_POINTS, Math.floor(PLOT_MAX_POINTS_TOTAL / Math.max(1, insts.length))));
+    const out: AflPlot = { id, dir: f.dir, instances: [] };
+    for (const inst of insts) {
+      const path = join(inst.dir, 'plot_data');
+      try {
+        const c = await this.plotOf(inst, path);
+        if (c) out.instances.push({ name: inst.name, truncated: c.truncated, ...c.series.result(inst.stats!.start_time, max) });
+      } catch (err) {
+        inst.plotCache = undefined;
+        this.o.log.debug('plot_data not readable for the series', { id, file: path, reason: reasonOf(err) });
+      }
+    }
+    return out;
+  }
+
+  /** The instance's plot_data parsed up to its current end: unchanged, appended to, or read anew. null: no file. */
+  private async plotOf(inst: Instance, path: string): Promise<PlotCache | null> {
+    const st = await stat(path).catch(() => null);
+    if (!st) { inst.plotCache = undefined; return null; }
+    let c = inst.plotCache;
+    const same = (x: { ino: number; size: number; mtimeMs: number }) => c !== undefined && c.ino === x.ino && c.size === x.size && c.mtimeMs === x.mtimeMs;
+    if (same(st)) return c!;
+    const { fh, st: fst } = await openRegular(path, { owned: true });
+    try {
+      if (same(fst)) return c!;
+      // Appended to: the same file, longer, still a newline where the last read stopped (afl-fuzz only appends).
+      let appended = c !== undefined && c.ino === fst.ino && fst.size > c.size && fst.size >= c.offset;
+      if (appended && c!.atLine && c!.offset > 0) {
+        const nl = Buffer.alloc(1);
+        await fh.read(nl, 0, 1, c!.offset - 1);
+        appended = nl[0] === 0x0a;
+      }
+      if (!appended) {
+        const head = Buffer.alloc(Math.min(PLOT_HEADER_BYTES, fst.size));
+        await fh.read(head, 0, head.length, 0);
+        const headText = head.toString('latin1');
+        const cols = parsePlotHeader(headText.slice(0, Math.max(0, headText.indexOf('\n')))) ?? PLOT_COLUMNS;
+        const from = Math.max(0, fst.size - PLOT_SERIES_BYTES);
+        c = { ino: fst.ino, size: 0, mtimeMs: 0, offset: from, truncated: from > 0, skipLine: from > 0, atLine: from === 0, series: new PlotSeriesBuilder(cols, PLOT_MAX_POINTS) };
+      }
+      const cache = c!;
+      inst.plotCache = cache;
+      let pos = cache.offset;
+      let carry = '';
+      while (pos < fst.size) {
+        const buf = Buffer.allocUnsafe(Math.min(PLOT_CHUNK_BYTES, fst.size - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        this.plotReads.reads++;
+        this.plotReads.bytes += bytesRead;
+        pos += bytesRead;
+        const text = carry + buf.toString('latin1', 0, bytesRead);
+        const end = text.lastIndexOf('\n');
+        if (end < 0) {
+          carry = text;
+          if (carry.length > PLOT_MAX_LINE) { carry = ''; cache.offset = pos; cache.skipLine = true; cache.atLine = false; }
+          continue;
+        }
+        let from = 0;
+        if (cache.skipLine) { from = text.indexOf('\n') + 1; cache.skipLine = false; }
+        if (from <= end) cache.series.addLines(text.slice(from, end));
+        carry = text.slice(end + 1);
+        cache.offset = pos - carry.length; // latin1: one character per byte
+        cache.atLine = true;
+        if (pos < fst.size) await new Promise<void>((r) => setImmediate(r));
+      }
+      cache.ino = fst.ino;
+      cache.size = fst.size;
+      cache.mtimeMs = fst.mtimeMs;
+      return cache;
+    } finally {
+      await fh.close().catch(() => {});
+    }
+  }
 
   private schedule(ms: number): void {
     if (this.closed) return;

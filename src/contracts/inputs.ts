@@ -93,6 +93,41 @@ export interface CrashGroup {
   artifact: string | null;
 }
 
+/** One afl-fuzz instance's plot_data as series (src/afl/stats.ts builds it). */
+export interface AflPlotInstance {
+  name: string;
+  /** fuzzer_stats start_time (seconds since the epoch); plot_data's relative_time counts from it. */
+  startTime: number;
+  /** Rows in the part of plot_data read, and how many are given (evenly spaced, the last always). */
+  rows: number;
+  points: number;
+  /** Only the last 4 MiB of the file were read at first (older rows left out). */
+  truncated: boolean;
+  /** Seconds since the epoch of each point (start_time + relative_time). */
+  t: number[];
+  /** Per column (plot_data's header names: corpus_count, saved_crashes, saved_hangs, map_size in percent, execs_per_sec, total_execs, edges_found, ...), one value per point. */
+  series: Record<string, number[]>;
+}
+
+/** GET /api/targets/:id/afl/plot: every afl-fuzz instance's plot_data as series (src/afl/watcher.ts, plotSeries). */
+export interface AflPlot {
+  id: string;
+  /** The sync directory (afl-fuzz -o). */
+  dir: string;
+  instances: AflPlotInstance[];
+}
+
+/** GET /api/targets/:id/corpus: the libFuzzer corpus directories named in the fuzzer's argv, counted (src/daemon/inputs.ts, countCorpus). */
+export interface CorpusInfo {
+  id: string;
+  /** Each directory (absolute): regular files at its top level and their bytes (null: not counted, too many files). */
+  dirs: { path: string; files: number; bytes: number | null; error?: string }[];
+  files: number;
+  bytes: number | null;
+  /** When counted (or found unchanged since the last count), ms since the epoch. */
+  updatedAt: number;
+}
+
 /** What the web server asks; implemented by the daemon's InputsService. */
 export interface InputsProvider {
   pcDetail(id: string, index: number): PcDetail | undefined;
@@ -102,4 +137,8 @@ export interface InputsProvider {
   crashes(id: string): CrashGroup[] | undefined;
   /** Crash counts per target and kind, for /metrics. */
   crashCounts(): { id: string; kind: CrashKind; count: number }[];
+  /** AFL++ targets: every instance's plot_data as series (undefined: no AFL++ output). Absent: the daemon reads no AFL++ output. */
+  aflPlot?(id: string): Promise<AflPlot | undefined>;
+  /** libFuzzer targets: the last corpus count (undefined: unknown target, an AFL++ or remote target, or not counted yet). */
+  corpus?(id: string): CorpusInfo | undefined;
 }

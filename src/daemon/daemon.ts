@@ -234,6 +234,11 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     let web: WebServer | null = null;
     if (opts.web !== false) {
       const { startWebServer } = await import('../web/server.js');
+      // Call graphs for the blockers route, in a pool job (its thread starts on the first request);
+      // destroyed after the web server closes, ending a job still running.
+      const { DwarfCallGraph } = await import('../workers/callgraph.js');
+      const callGraph = new DwarfCallGraph();
+      cleanup.push(() => callGraph.destroy());
       // A supervisor may start us while the previous daemon is still closing: wait for the port a
       // little rather than fail the restart.
       web = await startWebServer({
@@ -241,6 +246,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
         listenRetryMs: cfg.port === 0 ? 0 : 10_000, log: log.child({ part: 'web' }),
         exclude: (cfg.exclude ?? []).map((r) => new RegExp(r)),
         ...(fleet ? { compareSides: (await import('../fleet/compare.js')).fleetCompareSides(fleet.view) } : {}),
+        callGraph,
       });
       const w = web;
       cleanup.push(() => w.close());

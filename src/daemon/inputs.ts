@@ -21,7 +21,8 @@
  * AFL++ targets (attachAfl): each afl-fuzz instance's crashes/ and hangs/ are followed too. A
  * file whose input an agent crash record names is linked to it as its artifact; any other file
  * becomes a crash record of its own, without a stack (readAflFiles). libFuzzer targets: the
- * corpus directories of the fuzzer's argv are counted every CORPUS_MS (countCorpus).
+ * corpus directories of the fuzzer's argv are counted every CORPUS_MS, beside the passes
+ * (countCorpus).
  *
  * Everything read from the fuzzer's side is untrusted (src/util/untrusted.ts): logs and inputs
  * are opened non-blocking, regular files only, not through a symlink, this user's or root's,
@@ -42,13 +43,13 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { lstat, mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { isAbsolute, join, normalize, resolve } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../contracts/msgpack.js';
-import type { CrashGroup, CrashInputRef, CrashKind, InputSummary, InputsProvider, PcDetail } from '../contracts/inputs.js';
+import type { AflPlot, CorpusInfo, CrashGroup, CrashInputRef, CrashKind, InputSummary, InputsProvider, PcDetail } from '../contracts/inputs.js';
 import { INPUT_HASH } from '../contracts/inputs.js';
 import { isSeen } from '../contracts/seen.js';
 import { sourcePathOf, normalizePath } from '../contracts/paths.js';
@@ -64,7 +65,7 @@ import { readPcList } from './coverage-io.js';
 import { MAX_META_BYTES, metaPathFor } from '../coverage/meta.js';
 import { CR_NO_INPUT, IN_KEPT, IN_NOT_SAVED, IN_TOO_LARGE, parseRecords, type CrashRecord, type InputRecord } from './inputs-log.js';
 import { aflCrashOf, parseAflFileName, readArtifact, resolveStacks, signatureKey, signatureOf, toStored, type StoredCrash } from './crashes.js';
-import type { AflFindings, AflPlot } from '../afl/watcher.js';
+import type { AflFindings } from '../afl/watcher.js';
 
 const packr = new Packr(packrOptions);
 /** Logs are re-read this often even without coverage ticks (crash logs grow without any). */
@@ -89,9 +90,13 @@ const MAX_CRASH_HASHES = 200_000;
 /**
  * An AFL++ file is looked at only once it is this much older than the start of the pass's read of
  * the crash log: the agent writes its record before the process dies, afl-fuzz the file after, so
- * by then the record (if any) was read (file times lag the clock by up to a tick).
+ * by then the record (if any) was read (file times lag the clock by up to a tick). A file whose
+ * mtime says otherwise (in the future: clock skew, NFS, `cp -p`) is looked at once the daemon
+ * listed it before a pass's read of the crash log began: it existed, so the record was written.
  */
 const AFL_FILE_AGE_MS = 50;
+/** afl-fuzz's names for saved crashes and hangs: `id:NNNNNN,...`; other names in crashes/ and hangs/ are not its files. */
+const AFL_FILE_NAME = /^id:\d{1,15}(?:,|$)/;
 
 /** What the inputs service uses of the AFL++ statistics watcher (src/afl/watcher.ts). */
 export interface AflSource {
@@ -99,23 +104,15 @@ export interface AflSource {
   plotSeries(id: string): Promise<AflPlot | undefined>;
 }
 
-/** libFuzzer's corpus directories are counted this often per target (src/web/engine-routes.ts, GET .../corpus). */
+/** libFuzzer's corpus directories are counted this often per target (src/web/engine-routes.ts, GET .../corpus; InputsServiceOptions.corpusMs). */
 export const CORPUS_MS = 30_000;
 /** Corpus directories per target, entries listed per directory, and files stat()ed per count. */
 const CORPUS_DIRS = 16;
 const CORPUS_ENTRIES = 1_000_000;
 const CORPUS_STATS = 50_000;
 
-/** GET /api/targets/:id/corpus: the libFuzzer corpus directories named in the fuzzer's argv, counted. */
-export interface CorpusInfo {
-  id: string;
-  /** Each directory (absolute): regular files at its top level and their bytes (null: not counted, too many files). */
-  dirs: { path: string; files: number; bytes: number | null; error?: string }[];
-  files: number;
-  bytes: number | null;
-  /** When counted, ms since the epoch. */
-  updatedAt: number;
-}
+/** GET /api/targets/:id/corpus (src/contracts/inputs.ts). */
+export type { CorpusInfo };
 
 /** An AFL++ crash or hang file looked at: its input's hash (null: not readable), whether an agent record had it. */
 interface AflSeen { h: string | null; p: string; linked: boolean }
@@ -162,6 +159,8 @@ interface TargetState {
   aflDirKeys: Map<string, string>;
   /** `instance/sub/name` of every AFL++ file already taken. */
   aflSeen: Set<string>;
+  /** `instance/sub/name` -> when the daemon first listed it, for files not taken yet. */
+  aflFirstSeen: Map<string, number>;
   /** Input hash -> AFL++'s file for crashes the agent recorded too. */
   aflByHash: Map<string, string>;
   /** Hashes of the inputs of the agent's crash records (to tell AFL++'s files of those apart). */
@@ -170,6 +169,10 @@ interface TargetState {
   /** libFuzzer targets: the last count of the corpus directories, and when it was due. */
   corpus: CorpusInfo | null;
   corpusAt: number;
+  /** Per corpus directory: its ino:mtime when last counted, and that count. */
+  corpusDirs: Map<string, { key: string; dir: CorpusInfo['dirs'][number] }>;
+  /** The count running (outside the pass), if any. */
+  corpusRun: Promise<void> | null;
 }
 
 export interface InputsServiceOptions {
@@ -178,6 +181,8 @@ export interface InputsServiceOptions {
   symbolizer: Symbolizer;
   log: Logger;
   pollMs?: number;
+  /** How often libFuzzer corpus directories are counted; default CORPUS_MS. */
+  corpusMs?: number;
   now?: () => number;
 }
 
@@ -263,8 +268,8 @@ export class InputsService implements InputsProvider {
       t = {
         id, inputs: new Map(), records: [], firstRec: null, firstCount: new Map(), recSeq: 0, crSeq: 0, pos: {}, pcs: null,
         groups: new Map(), pending: [], storedBytes: 0, busy: false, again: false, told: new Set(),
-        aflDirs: new Map(), aflDirKeys: new Map(), aflSeen: new Set(), aflByHash: new Map(), crashHashes: new Set(), aflForce: false,
-        corpus: null, corpusAt: 0,
+        aflDirs: new Map(), aflDirKeys: new Map(), aflSeen: new Set(), aflFirstSeen: new Map(), aflByHash: new Map(), crashHashes: new Set(), aflForce: false,
+        corpus: null, corpusAt: 0, corpusDirs: new Map(), corpusRun: null,
       };
       this.targets.set(id, t);
     }
@@ -361,7 +366,7 @@ export class InputsService implements InputsProvider {
         await this.readCrashes(t, info);
         if (t.aflDirs.size) await this.readAflFiles(t, crashLogReadAt);
         await this.groupCrashes(t, info);
-        if (info.engine !== 'afl' && info.state !== 'failed' && Date.now() - t.corpusAt >= CORPUS_MS) await this.countCorpus(t, info);
+        if (info.engine !== 'afl' && info.state !== 'failed' && !t.corpusRun && Date.now() - t.corpusAt >= (this.opts.corpusMs ?? CORPUS_MS)) this.startCorpusCount(t, info);
       } while (t.again && !this.stopping);
     } finally {
       t.busy = false;
@@ -650,15 +655,26 @@ export class InputsService implements InputsProvider {
         try { names = await readdir(d); } catch { continue; }
         let complete = true;
         let taken = 0;
-        for (const name of names.filter((n) => n.startsWith('id:')).sort()) {
+        const listedAt = Date.now();
+        for (const name of names.filter((n) => AFL_FILE_NAME.test(n)).sort()) {
           const k = `${dk}/${name}`;
           if (t.aflSeen.has(k)) continue;
           if (t.aflSeen.size >= MAX_AFL_FILES) { this.tell(t, `more than ${MAX_AFL_FILES} AFL++ crash and hang files; later ones are not recorded`, { dir: d }); break; }
           if (taken >= AFL_FILES_PER_PASS) { complete = false; break; }
           const path = join(d, name);
           const fst = await lstat(path).catch(() => null);
-          if (!fst) continue;
-          if (fst.mtimeMs > crashLogReadAt - AFL_FILE_AGE_MS) { complete = false; continue; } // the next pass
+          if (!fst) { t.aflFirstSeen.delete(k); continue; }
+          const firstSeen = t.aflFirstSeen.get(k);
+          if (fst.mtimeMs > crashLogReadAt - AFL_FILE_AGE_MS && !(firstSeen !== undefined && firstSeen < crashLogReadAt)) {
+            // The next pass: listed before its read of the crash log, the file is old enough whatever its mtime says.
+            if (firstSeen === undefined) {
+              if (t.aflFirstSeen.size >= MAX_AFL_FILES) t.aflFirstSeen.clear();
+              t.aflFirstSeen.set(k, listedAt);
+            }
+            complete = false;
+            continue;
+          }
+          t.aflFirstSeen.delete(k);
           taken++;
           await this.aflFile(t, sub, k, path, name, fst, startTime, puts);
         }
@@ -675,8 +691,14 @@ export class InputsService implements InputsProvider {
   private async aflFile(t: TargetState, sub: 'crashes' | 'hangs', k: string, path: string, name: string, fst: Stats, startTime: number, puts: [string, unknown][]): Promise<void> {
     let bytes: Buffer | null = null;
     let hash: string | null = null;
-    if (!fst.isFile()) this.tell(t, 'skipping an AFL++ file that is not a regular file', { file: path });
-    else if (fst.size > MAX_INPUT_BYTES) this.tell(t, `AFL++ file larger than the daemon keeps (${MAX_INPUT_BYTES} bytes): recorded without its input`, { file: path });
+    if (!fst.isFile()) {
+      // A symlink, FIFO, directory, ... is no file afl-fuzz saved: taken (not looked at again), no record.
+      this.tell(t, 'skipping an AFL++ file that is not a regular file', { file: path });
+      t.aflSeen.add(k);
+      puts.push([`af/${t.id}/${k}`, { h: null, p: path, linked: false } satisfies AflSeen]);
+      return;
+    }
+    if (fst.size > MAX_INPUT_BYTES) this.tell(t, `AFL++ file larger than the daemon keeps (${MAX_INPUT_BYTES} bytes): recorded without its input`, { file: path });
     else {
       try {
         bytes = await readBounded(path, MAX_INPUT_BYTES, { noFollow: true, owned: true });
@@ -707,6 +729,8 @@ export class InputsService implements InputsProvider {
       const at = startTime * 1000 + parsed.time;
       if (at <= fst.mtimeMs + 1000 && at > fst.mtimeMs - 86_400_000) time = at;
     }
+    // Never in the future (a skewed mtime): the crash is grouped once it settled (groupCrashes).
+    time = Math.min(time, Date.now());
     const { kind, detail, signo } = aflCrashOf(sub, parsed.sig);
     const c: StoredCrash = {
       seq: t.crSeq++, kind, hash, size: bytes ? bytes.length : null, flags: hash ? 0 : CR_NO_INPUT, signo, status: 0, pid: 0, time: Math.round(time),
@@ -720,27 +744,41 @@ export class InputsService implements InputsProvider {
 
   // ------------------------------------------------------------------ libFuzzer's corpus
 
+  /** Starts a count of the target's corpus directories beside its passes (close() waits for it). */
+  private startCorpusCount(t: TargetState, info: TargetInfo): void {
+    t.corpusAt = Date.now();
+    const p = this.countCorpus(t, info)
+      .catch((err) => this.log.warn('counting the corpus failed', { id: t.id, err }))
+      .finally(() => { t.corpusRun = null; this.inflight.delete(p); });
+    t.corpusRun = p;
+    this.inflight.add(p);
+  }
+
   /**
    * Counts the corpus directories of a libFuzzer target: the arguments of the fuzzer's argv (in
    * its metadata, `argv` and `cwd`) that are not flags and name directories, as libFuzzer takes
    * them (the first is where it writes new inputs). Top-level regular files and their sizes, the
-   * directories of this user or root only, at most CORPUS_STATS files stat()ed per count; every
-   * CORPUS_MS. Nothing is read from the files.
+   * directories of this user or root only, listed as a stream (opendir) of at most CORPUS_ENTRIES
+   * entries, at most CORPUS_STATS files stat()ed per count; a directory whose ino and mtime did not
+   * move since its last count keeps that count. Every CORPUS_MS, outside the target's passes.
+   * Nothing is read from the files. Not for remote (fleet) targets: no file here.
    */
   private async countCorpus(t: TargetState, info: TargetInfo): Promise<void> {
-    t.corpusAt = Date.now();
+    if (!info.coverageFile || this.reg.isRemote(info.id)) return;
     let meta: { argv?: unknown; cwd?: unknown };
     try {
       meta = JSON.parse((await readBounded(metaPathFor(info.coverageFile), MAX_META_BYTES, { noFollow: true, owned: true })).toString('utf8')) as typeof meta;
     } catch {
-      return; // no metadata (a remote or hand-made file): nothing to count
+      return; // no metadata (a hand-made file): nothing to count
     }
     if (!Array.isArray(meta.argv)) return;
     const cwd = typeof meta.cwd === 'string' && isAbsolute(meta.cwd) ? meta.cwd : null;
     const uid = process.getuid?.() ?? 0;
     const dirs: CorpusInfo['dirs'] = [];
+    const counted = new Map<string, { key: string; dir: CorpusInfo['dirs'][number] }>();
     let stats = 0;
     for (const a of meta.argv.slice(1)) {
+      if (this.stopping) return;
       if (dirs.length >= CORPUS_DIRS) break;
       if (typeof a !== 'string' || a === '' || a.startsWith('-') || a.includes('\0')) continue;
       if (!isAbsolute(a) && !cwd) continue; // written before the agent recorded its cwd
@@ -748,10 +786,15 @@ export class InputsService implements InputsProvider {
       const st = await stat(path).catch(() => null);
       if (!st?.isDirectory()) continue; // a file to run, not a corpus
       if (st.uid !== uid && st.uid !== 0) { dirs.push({ path, files: 0, bytes: null, error: 'not a directory of this user' }); continue; }
-      let files = 0, bytes: number | null = 0;
+      const key = `${st.ino}:${st.mtimeMs}`;
+      const before = t.corpusDirs.get(path);
+      if (before?.key === key) { dirs.push(before.dir); counted.set(path, before); continue; }
+      let files = 0, bytes: number | null = 0, entries = 0;
       try {
-        const entries = await readdir(path, { withFileTypes: true });
-        for (const e of entries.slice(0, CORPUS_ENTRIES)) {
+        // The loop closes the directory however it ends (its end, break, return, a throw).
+        for await (const e of await opendir(path)) {
+          if (this.stopping) return;
+          if (++entries > CORPUS_ENTRIES) break;
           if (!e.isFile()) continue;
           files++;
           if (bytes === null) continue;
@@ -760,11 +803,14 @@ export class InputsService implements InputsProvider {
           const f = await lstat(join(path, e.name)).catch(() => null);
           if (f?.isFile()) bytes += f.size;
         }
-        dirs.push({ path, files, bytes });
+        const d = { path, files, bytes };
+        dirs.push(d);
+        counted.set(path, { key, dir: d });
       } catch (err) {
         dirs.push({ path, files: 0, bytes: null, error: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
       }
     }
+    t.corpusDirs = counted;
     const all = dirs.filter((d) => !d.error);
     t.corpus = {
       id: t.id, dirs, files: all.reduce((n, d) => n + d.files, 0),

@@ -18,6 +18,7 @@ import { upperBound } from './order.js';
 import { formAddress, isAddrx, isUnitRef, readForm, type Sections, type Unit } from './units.js';
 import { symbolFor, symbolName, type SymbolTable } from './symtab.js';
 import { NONE, type SourceIndex } from '../contracts/source-index.js';
+import type { CallSites } from '../contracts/callgraph.js';
 
 export const DW_TAG_call_site = 0x48;
 export const DW_TAG_GNU_call_site = 0x4109;
@@ -78,18 +79,8 @@ export function unitCallSites(sec: Sections, u: Unit): RawCallSite[] {
   return out;
 }
 
-/**
- * The call sites of a resolved PC list, as the source index can hold them: per site the caller's
- * function index, the callee's (NONE: indirect, or a function with no PC here, e.g. libc's), and
- * the index of the site's own PC. Sites outside instrumented code are left out.
- */
-export interface CallSites {
-  caller: Uint32Array;
-  callee: Uint32Array;
-  pcIndex: Uint32Array;
-  /** Tail calls (1) among them. */
-  tail: Uint8Array;
-}
+/** The call sites of a resolved PC list (the contract's type: src/contracts/callgraph.ts). */
+export type { CallSites };
 
 /** What callSitesFor needs of a loaded DebugInfo (src/dwarf/resolve.ts). */
 export interface CallSiteSource {

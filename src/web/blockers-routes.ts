@@ -3,69 +3,64 @@
  * which has already admitted the request (Host, Origin, token, rate) as for every endpoint:
  *
  *   GET /api/targets/:id/blockers
- *     -> {id, seq, callGraph: "dwarf" | "none", blockers: Blocker[] heaviest first}
+ *     -> {id, seq, callGraph: "dwarf" | "none", reason?: string, blockers: Blocker[] heaviest first}
  *
- * The call graph is read from the target's debug info (src/dwarf/callsites.ts) on the first
- * request, for the PC list of its coverage file (checked against the target's pcsHash and the
- * index's build-id), on a worker thread (src/workers/callgraph.ts), never on the event loop, and
- * kept while the target keeps that index; blockers are computed per seq.
- * The executable and coverage file are the ones the registry holds for the target: nothing from
- * the URL names a file.
+ * The call graph comes from the CallGraphSource the daemon hands over (src/contracts/callgraph.ts;
+ * the DWARF one reads it on a worker thread, never on the event loop) on the first request, and is
+ * kept while the target keeps that index; a failure is kept for a minute (then asked again), so
+ * open tabs do not re-read a broken executable every few seconds. Blockers are computed per seq.
+ * Without a source (a web server started on its own) the answer is `callGraph: "none"` with a
+ * `reason`. The executable and coverage file are the ones the registry holds for the target:
+ * nothing from the URL names a file.
  */
 import type { Hub, TargetDetail } from '../contracts/hub.js';
 import type { SourceIndex } from '../contracts/source-index.js';
-import { CovdError } from '../contracts/errors.js';
-import type { CallSites } from '../dwarf/callsites.js';
-import { readPcListAsync } from '../coverage/reader.js';
-import { pcTableHash, TARGET_ID } from '../contracts/ids.js';
-import { CallGraphPool } from '../workers/callgraph.js';
+import type { CallGraphSource, CallSites } from '../contracts/callgraph.js';
+import { TARGET_ID } from '../contracts/ids.js';
 import { findBlockers, type Blocker } from './blockers.js';
 import type { RouteIo } from './inputs-routes.js';
 
+export type { CallGraphSource };
+
 const ROUTE = /^\/api\/targets\/([^/]+)\/blockers$/;
 
-/** Where call sites come from: by default the target's executable, read here (the hook for tests or a pool job). */
-export interface CallGraphSource {
-  /** The target's call sites mapped onto its PCs; null when its debug info has none (-O0). */
-  callSites(t: TargetDetail & { index: SourceIndex }): Promise<CallSites | null>;
-}
+/** How long a failed read of a call graph is answered from memory before it is tried again. */
+export const FAILURE_RETRY_MS = 60_000;
 
-/**
- * Reads the call graph from the target's executable (DWARF call site entries) in a call graph
- * job on a worker thread (src/workers/callgraph.ts); the PC list is read here without blocking
- * (fs.promises), checked against the target's PC table hash, and handed over.
- */
-export class DwarfCallGraph implements CallGraphSource {
-  private pool: CallGraphPool | null = null;
+/** The reason given when the server has no call graph source. */
+export const NO_SOURCE_REASON = 'this server reads no call graphs (it was started without a call graph source)';
 
-  constructor(private readonly makePool: () => CallGraphPool = () => new CallGraphPool()) {}
-
-  /** The pool, created on the first request (its thread exits when idle). */
-  get jobs(): CallGraphPool {
-    return (this.pool ??= this.makePool());
-  }
-
-  async callSites(t: TargetDetail & { index: SourceIndex }): Promise<CallSites | null> {
-    const list = await readPcListAsync(t.coverageFile);
-    if (t.pcsHash !== undefined && pcTableHash(list.pcs) !== t.pcsHash) throw new CovdError('COVD_ERR_COVERAGE_PCS_CHANGED', `coverage file ${t.coverageFile} now holds another PC table than target ${t.id}'s`);
-    return this.jobs.callSites({ exe: t.exe, buildId: t.index.buildId ?? null, pcs: list.pcs, pcFunction: t.index.pcFunction });
-  }
-
-  async destroy(): Promise<void> {
-    await this.pool?.destroy();
-    this.pool = null;
-  }
+interface Graph {
+  index: SourceIndex;
+  graph: Promise<CallSites | null>;
+  /** Set when `graph` failed: when it may be tried again (ms since epoch). */
+  retryAt?: number;
 }
 
 export class BlockersRoutes {
-  private readonly graphs = new Map<string, { index: SourceIndex; graph: Promise<CallSites | null> }>();
+  private readonly graphs = new Map<string, Graph>();
   private readonly results = new Map<string, { index: SourceIndex; seq: number; blockers: Blocker[] }>();
+  private readonly failureRetryMs: number;
 
-  constructor(private readonly hub: Hub, private readonly source: CallGraphSource = new DwarfCallGraph()) {}
+  constructor(private readonly hub: Hub, private readonly source: CallGraphSource | null = null, opts: { failureRetryMs?: number } = {}) {
+    this.failureRetryMs = opts.failureRetryMs ?? FAILURE_RETRY_MS;
+  }
 
   /** Drops what is kept for targets that are gone (checked per request: no listener to remove at close). */
   private prune(): void {
     for (const id of this.graphs.keys()) if (!this.hub.target(id)) { this.graphs.delete(id); this.results.delete(id); }
+  }
+
+  /** The call graph read (or being read) for this index; a failure is read again once its time is up. */
+  private graphFor(t: TargetDetail, index: SourceIndex, source: CallGraphSource): Graph {
+    const id = t.id;
+    const g = this.graphs.get(id);
+    if (g && g.index === index && (g.retryAt === undefined || Date.now() < g.retryAt)) return g;
+    const entry: Graph = { index, graph: source.callSites({ id, exe: t.exe, coverageFile: t.coverageFile, ...(t.pcsHash !== undefined ? { pcsHash: t.pcsHash } : {}), index }) };
+    // Only this entry is marked: a newer one (another index) made meanwhile stays as it is.
+    entry.graph.catch(() => { if (this.graphs.get(id) === entry) entry.retryAt = Date.now() + this.failureRetryMs; });
+    this.graphs.set(id, entry);
+    return entry;
   }
 
   /** Answers the request when the URL is this route; false otherwise. */
@@ -78,12 +73,8 @@ export class BlockersRoutes {
     if (!t) return io.error(404, `no target ${id.slice(0, 64)}`), true;
     const index = t.index;
     if (!index) return io.error(409, `target ${id} has no source index yet (state ${t.state}${t.error ? ': ' + t.error : ''})`), true;
-    let g = this.graphs.get(id);
-    if (!g || g.index !== index) {
-      const graph = this.source.callSites({ ...t, index });
-      graph.catch(() => this.graphs.delete(id)); // a failure is tried again on the next request
-      this.graphs.set(id, (g = { index, graph }));
-    }
+    if (!this.source) return io.json(200, { id, seq: t.seq, callGraph: 'none', reason: NO_SOURCE_REASON, blockers: [] }), true;
+    const g = this.graphFor(t, index, this.source);
     io.later();
     g.graph.then(
       (cs) => {

@@ -1,5 +1,5 @@
 /**
- * Coverage blockers from the static call graph (src/dwarf/callsites.ts): a call site in a covered
+ * Coverage blockers from the static call graph (src/contracts/callgraph.ts, read by src/dwarf/callsites.ts): a call site in a covered
  * function (one with a PC seen) whose callee has no PC seen. With libFuzzer's PC table the block
  * holding a call has a PC of its own in most builds, and it is covered exactly when the call ran,
  * so the site's own PC is reported (`pcSeen`) rather than required: false is the usual case (a
@@ -12,7 +12,7 @@
  *
  * Pure: no I/O, no hub.
  */
-import type { CallSites } from '../dwarf/callsites.js';
+import type { CallSites } from '../contracts/callgraph.js';
 import { NONE, type SourceIndex } from '../contracts/source-index.js';
 import { isSeen } from '../contracts/seen.js';
 import { sourcePathOf } from '../contracts/paths.js';

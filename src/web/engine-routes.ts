@@ -2,13 +2,13 @@
  * HTTP routes for what the fuzzing engine itself reports beyond coverage (docs/protocol.md,
  * "Engine figures"):
  *
- *   GET /api/targets/:id/afl/plot        AflPlotWire: every afl-fuzz instance's plot_data as series
- *   GET /api/targets/:id/corpus          CorpusWire: a libFuzzer target's corpus directories, counted
+ *   GET /api/targets/:id/afl/plot        AflPlot: every afl-fuzz instance's plot_data as series
+ *   GET /api/targets/:id/corpus          CorpusInfo: a libFuzzer target's corpus directories, counted
  *
- * The plot series are for the coverage chart's overlay (ui/src/chart.ts), read on request by the
- * daemon from the instances' plot_data (header and last 4 MiB each, under the stats files'
- * untrusted-file rules), at most 1000 points per instance and 16,000 in all, evenly spaced, the
- * newest row always given. The corpus is the daemon's last count (every 30 s) of the directories
+ * The plot series are for the coverage chart's overlay (ui/src/chart.ts), from the instances'
+ * plot_data (header and last 4 MiB each at first, then only what afl-fuzz appended, under the
+ * stats files' untrusted-file rules; src/afl/watcher.ts plotSeries), at most 1000 points per
+ * instance and 16,000 in all, evenly spaced, the newest row always given. The corpus is the daemon's last count (every 30 s) of the directories
  * in the fuzzer's argv. Nothing from the URL reaches a path: the target's id selects what the
  * daemon already follows. 404 for an unknown target, or one without such figures.
  *
@@ -18,44 +18,13 @@
  */
 import type { Hub } from '../contracts/hub.js';
 import { TARGET_ID } from '../contracts/ids.js';
+import type { AflPlot, AflPlotInstance, CorpusInfo, InputsProvider } from '../contracts/inputs.js';
 
-/** One afl-fuzz instance's series (src/afl/stats.ts, AflPlotInstance). */
-export interface AflPlotInstanceWire {
-  name: string;
-  /** fuzzer_stats start_time, seconds since the epoch. */
-  startTime: number;
-  /** Rows read, and points given. */
-  rows: number;
-  points: number;
-  /** Only the file's last 4 MiB were read. */
-  truncated: boolean;
-  /** Seconds since the epoch, one per point (start_time + relative_time). */
-  t: number[];
-  /** plot_data column -> one value per point (corpus_count, saved_crashes, saved_hangs, map_size in percent, execs_per_sec, total_execs, edges_found, ...). */
-  series: Record<string, number[]>;
-}
+/** The wire types (src/contracts/inputs.ts), under the names the page and the tests use. */
+export type { AflPlotInstance as AflPlotInstanceWire, AflPlot as AflPlotWire, CorpusInfo as CorpusWire };
 
-export interface AflPlotWire {
-  id: string;
-  /** The sync directory (afl-fuzz -o). */
-  dir: string;
-  instances: AflPlotInstanceWire[];
-}
-
-/** src/daemon/inputs.ts, CorpusInfo. */
-export interface CorpusWire {
-  id: string;
-  dirs: { path: string; files: number; bytes: number | null; error?: string }[];
-  files: number;
-  bytes: number | null;
-  updatedAt: number;
-}
-
-/** Where the figures come from (the daemon's inputs service). */
-export interface EngineSource {
-  aflPlot?(id: string): Promise<AflPlotWire | undefined>;
-  corpus?(id: string): CorpusWire | undefined;
-}
+/** Where the figures come from: the daemon's InputsProvider, when it has `aflPlot` / `corpus` (src/daemon/inputs.ts). */
+export type EngineSource = Pick<InputsProvider, 'aflPlot' | 'corpus'>;
 
 /** The part of a route module's response helpers (inputs-routes.ts, RouteIo) these routes use. */
 export interface EngineRouteIo {

@@ -17,7 +17,7 @@ import type { Hub } from '../contracts/hub.js';
 import { INPUT_HASH, type InputsProvider, type PcDetail } from '../contracts/inputs.js';
 import { NONE, type SourceIndex } from '../contracts/source-index.js';
 import { sourcePathOf } from '../contracts/paths.js';
-import { EngineRoutes, type EngineSource } from './engine-routes.js';
+import { EngineRoutes } from './engine-routes.js';
 
 /** Where a PC's code was inlined from (GET .../pcs/:index, `inlined`). */
 export interface PcInlined {
@@ -84,7 +84,7 @@ export class InputsRoutes {
   private readonly engine: EngineRoutes;
 
   constructor(private readonly hub: Hub, private readonly provider: InputsProvider | undefined) {
-    this.engine = new EngineRoutes(hub, provider as (InputsProvider & EngineSource) | undefined);
+    this.engine = new EngineRoutes(hub, provider);
   }
 
   /** Answers the request when the URL is one of these routes; false otherwise. */

@@ -64,7 +64,7 @@ export const startWebServer: StartWebServer = async (opts: WebServerOptions): Pr
   const inputsRoutes = new InputsRoutes(hub, opts.inputs);
   const compareRoutes = new CompareRoutes(hub); // GET /api/targets/:a/compare/:b (src/web/compare-routes.ts)
   for (const [prefix, fn] of Object.entries(opts.compareSides ?? {})) compareRoutes.registerSide(prefix, fn);
-  const blockersRoutes = new BlockersRoutes(hub); // GET /api/targets/:id/blockers (src/web/blockers-routes.ts)
+  const blockersRoutes = new BlockersRoutes(hub, opts.callGraph ?? null); // GET /api/targets/:id/blockers (src/web/blockers-routes.ts)
   const sourceRoute = new SourceRoute(hub, limits, log);
   const httpRate = new RateLimiter(limits.httpRate, limits.httpRate * 2);
   const unauthRate = new RateLimiter(limits.unauthenticatedHttpRate, limits.unauthenticatedHttpRate * 2);

@@ -1,6 +1,7 @@
 /** Contract between the daemon (src/daemon) and the web server (src/web/server.ts). */
 import type { Hub } from '../contracts/hub.js';
 import type { InputsProvider } from '../contracts/inputs.js';
+import type { CallGraphSource } from '../contracts/callgraph.js';
 import type { Logger } from '../util/log.js';
 import type { WebLimits } from './limits.js';
 
@@ -34,6 +35,11 @@ export interface WebServerOptions {
    * the resolver (src/web/compare-routes.ts SideResolver), e.g. the fleet's `node: (name, a) => ...`.
    */
   compareSides?: Record<string, import('./compare-routes.js').SideResolver>;
+  /**
+   * Where GET /api/targets/:id/blockers gets call graphs (the daemon's DwarfCallGraph, src/workers/callgraph.ts);
+   * its owner destroys it, after close(). Without it, blockers answer `callGraph: "none"` with a `reason`.
+   */
+  callGraph?: CallGraphSource;
 }
 
 export interface WebServer {

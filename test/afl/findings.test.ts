@@ -12,11 +12,16 @@
  *     one per hangs/ file, its bytes, the time from its name, no stack;
  *   - an AFL_CRASH_EXITCODE crash (sig:00) is an `exit` group derived from the file;
  *   - with the agent's crash records off (COVD_AGENT_CRASHES=0), a SIGSEGV file is a `signal`
- *     group of its own, "signal:SIGSEGV | (no project frames)", with the file's bytes.
+ *     group of its own, "signal:SIGSEGV | (no project frames)", with the file's bytes;
+ *   - entries added by hand to that instance's crashes/ after the run: a symlink to a file, a FIFO
+ *     and a directory named like afl-fuzz's files, and regular files whose names are not `id:`
+ *     shaped, crash nothing, hold nothing up and become no record; a regular file with an mtime an
+ *     hour in the future becomes one (it is not waited for until its mtime passes).
  */
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAflTarget, runAfl, type AflRun } from '../../src/afl/targets.js';
 import { aflInstalled } from '../../src/build/afl-build.js';
@@ -191,5 +196,43 @@ describe('AFL++ crashes and hangs as crash records', function () {
     const cov = join(dir, 'cov', 'v');
     const log = readdirSync(cov).find((n) => n.endsWith('.crashes.log'));
     expect(log === undefined || statSync(join(cov, log)).size === 0).to.equal(true);
+
+    // Hostile entries in crashes/, afl-fuzz stopped: every record from now on is one of these.
+    const crashes = join(inst, 'crashes');
+    const regularFiles = () => ['crashes', 'hangs'].flatMap((sub) => { try { return readdirSync(join(inst, sub)).map((n) => join(inst, sub, n)); } catch { return []; } })
+      .filter((p) => /^id:\d+(,|$)/.test(p.split('/').pop()!) && lstatSync(p, { throwIfNoEntry: false })?.isFile());
+    const total = async () => (await crashesOf(d, id)).reduce((n, x) => n + x.count, 0);
+    const before = await pollUntil('every file recorded', async () => { const n = await total(); return n === regularFiles().length ? n : undefined; }, 60_000, 250);
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, 'Csecret behind a symlink');
+    const notId = [['README.txt', 'Cnot afl-fuzz 1'], ['id:notanumber,sig:11', 'Cnot afl-fuzz 2'], ['xid:000950,sig:11,src:000000', 'Cnot afl-fuzz 3']] as const;
+    symlinkSync(secret, join(crashes, 'id:000900,sig:11,src:000000,time:1,execs:1,op:symlink'));
+    execFileSync('mkfifo', [join(crashes, 'id:000901,sig:11,src:000000,time:1,execs:1,op:fifo')]);
+    mkdirSync(join(crashes, 'id:000902,sig:11,src:000000,time:1,execs:1,op:dir'));
+    for (const [n, b] of notId) writeFileSync(join(crashes, n), b);
+    const future = join(crashes, 'id:000903,sig:06,src:000000,time:2,execs:2,op:future');
+    writeFileSync(future, 'Cfrom the future');
+    const hour = Date.now() / 1000 + 3600;
+    utimesSync(future, hour, hour);
+    expect(statSync(future).mtimeMs).to.be.greaterThan(Date.now() + 3_000_000);
+
+    const abrt = await pollUntil('the future-mtime file as a record', async () => (await crashesOf(d, id)).find((c) => c.detail === 'SIGABRT'), 30_000, 250);
+    expect(abrt.count).to.equal(1);
+    expect(abrt.artifact).to.equal(future);
+    expect(abrt.firstAt, 'its time is not in the future').to.be.at.most(Date.now());
+    expect(abrt.firstInput!.hash).to.equal(sha1(readFileSync(future)));
+    expect((await bytesOf(d, id, abrt.firstInput!.hash)).toString()).to.equal('Cfrom the future');
+    // Give the others time to do harm, then: one record more (the future file's), the daemon alive and answering.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await total()).to.equal(before + 1);
+    expect(regularFiles().length).to.equal(before + 1);
+    const groups = await crashesOf(d, id);
+    for (const g of groups) expect(g.artifact ?? '', g.signature).to.not.match(/op:(symlink|fifo|dir)|README|notanumber|xid:/);
+    for (const b of ['Csecret behind a symlink', ...notId.map(([, x]) => x)]) {
+      expect((await fetch(`${d.url}api/targets/${id}/inputs/${sha1(Buffer.from(b))}`)).status, b).to.equal(404);
+    }
+    expect(d.child.exitCode).to.equal(null);
+    expect(d.lines.filter((l) => l.msg === 'reading inputs failed')).to.deep.equal([]);
+    expect(d.lines.some((l) => l.msg === 'skipping an AFL++ file that is not a regular file' && /op:(symlink|fifo|dir)$/.test(String(l.file)))).to.equal(true);
   });
 });

@@ -3,17 +3,23 @@
  * the agent, run by libFuzzer with a relative corpus directory (resolved against the cwd the
  * agent writes into the metadata) and an absolute one, against a real `covd serve`. The daemon's
  * count must be the directories' own: top-level regular files and their bytes, after libFuzzer
- * added its new inputs to the first one.
+ * added its new inputs to the first one. And the inputs service itself (every `corpusMs`, here
+ * 200 ms): a new file is counted, a directory whose ino and mtime did not move keeps its count,
+ * a fleet target fuzzed elsewhere (no coverage file here) is not counted from the daemon's cwd.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildExampleTarget, findCoverageFile } from '../../src/build/targets.js';
 import { tinyimgDir } from '../../src/afl/targets.js';
 import type { CorpusWire } from '../../src/web/engine-routes.js';
 import { pollUntil, startServe, type ServeProcess } from './helpers.js';
-import { scratchDirs } from '../helpers/scratch.js';
+import { scratchDirs, until } from '../helpers/scratch.js';
+import { InputsService } from '../../src/daemon/inputs.js';
+import { TargetRegistry } from '../../src/daemon/registry.js';
+import { createSymbolizerPool } from '../../src/workers/pool.js';
+import { createLogger } from '../../src/util/log.js';
 
 function count(dir: string): { files: number; bytes: number } {
   let files = 0, bytes = 0;
@@ -73,5 +79,50 @@ describe('daemon: libFuzzer corpus size', function () {
     expect(c.bytes).to.equal(want.corpus.bytes + want.extra.bytes);
     // An unknown target is a 404.
     expect((await fetch(`${d.url}api/targets/nope/corpus`)).status).to.equal(404);
+  });
+
+  it('the inputs service: counts every corpusMs, keeps an unchanged directory\'s count, skips fleet targets', async () => {
+    const dir = scratch();
+    const corpus = join(dir, 'corpus');
+    mkdirSync(corpus);
+    for (const [n, b] of [['a', 'xx'], ['b', 'yyyy'], ['c', 'z']]) writeFileSync(join(corpus, n!), b!);
+    mkdirSync(join(corpus, 'sub'));
+    const v = join(dir, 'cov', 'v');
+    mkdirSync(v, { recursive: true });
+    const ID = '00112233445566c1', REMOTE = '00112233445566c2';
+    const file = join(v, ID);
+    writeFileSync(file, Buffer.alloc(64));
+    writeFileSync(`${file}.meta.json`, JSON.stringify({ exe: '/bin/true', buildId: null, pid: process.pid, startTime: Date.now(), argv: ['./fuzz', '-runs=1', 'corpus'], cwd: dir }));
+    // What a fleet target (coverageFile '') would read if it were counted: ./.meta.json of the daemon's cwd.
+    const cwd = join(dir, 'cwd');
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, '.meta.json'), JSON.stringify({ exe: '/bin/true', buildId: null, pid: process.pid, startTime: Date.now(), argv: ['./fuzz', corpus] }));
+    const registry = new TargetRegistry();
+    registry.add({ id: ID, exe: '/bin/true', coverageFile: file, pcsLen: 1 });
+    registry.addRemote({ id: REMOTE, name: 'fuzz', exe: '/bin/true', buildId: null, pcsLen: 1, pcsHash: '0'.repeat(16) });
+    const pool = createSymbolizerPool({ threads: 1 });
+    const was = process.cwd();
+    process.chdir(cwd);
+    const svc = InputsService.start({ stateDir: join(dir, 'state'), registry, symbolizer: pool, log: createLogger({ level: 'silent' }), pollMs: 50, corpusMs: 200 });
+    try {
+      const first = await until(() => svc.corpus(ID), 'the first count', 20_000);
+      expect(first.dirs).to.deep.equal([{ path: corpus, files: 3, bytes: 7 }]);
+      // A file grown in place leaves the directory's mtime: the count is kept (confirmed, not redone).
+      appendFileSync(join(corpus, 'a'), '123');
+      const grownAt = Date.now();
+      const kept = await until(() => { const c = svc.corpus(ID); return c && c.updatedAt > grownAt + 50 ? c : undefined; }, 'a later count', 20_000);
+      expect(kept.dirs).to.deep.equal([{ path: corpus, files: 3, bytes: 7 }]);
+      // A new file moves the mtime: counted again, every size read anew.
+      writeFileSync(join(corpus, 'd'), '12345');
+      const again = await until(() => { const c = svc.corpus(ID); return c && c.files === 4 ? c : undefined; }, 'the new file counted', 20_000);
+      expect(again.dirs).to.deep.equal([{ path: corpus, files: 4, bytes: 15 }]);
+      expect(again.bytes).to.equal(15);
+      // The fleet target had as many chances, and got no count.
+      expect(svc.corpus(REMOTE)).to.equal(undefined);
+    } finally {
+      process.chdir(was);
+      await svc.close();
+      await pool.destroy();
+    }
   });
 });

@@ -3,7 +3,9 @@
  * `covd cc --engine=afl`, one afl-fuzz instance for a few seconds, Debian's chromium. The
  * dashboard row and the target page show afl-fuzz's figures as the API has them; the coverage
  * chart overlays plot_data series (a run of a little over a minute: afl-fuzz 4.04c starts adding
- * plot_data rows after its first minute), checked against the plot_data file itself.
+ * plot_data rows after its first minute), checked against the plot_data file itself; the page
+ * fetches the series once to fill the overlay selector and polls them only while an overlay is
+ * selected.
  */
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -99,9 +101,14 @@ describe('browser UI with an AFL++ target', function () {
 
         browser ??= await launchChromium();
         const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+        const plotRequests: number[] = [];
+        page.on('request', (q) => { if (new URL(q.url()).pathname.endsWith('/afl/plot')) plotRequests.push(Date.now()); });
         await page.goto(`${d.url}#/target/${t.id}`);
         const select = page.locator('select.chart-overlay');
         await until('the overlay selector', async () => select.isVisible());
+        // One fetch filled the selector; with the overlay "none" the page does not poll (it would every 10 s).
+        await new Promise((r) => setTimeout(r, 12_000));
+        expect(plotRequests, 'plot requests with no overlay selected').to.have.length(1);
         /** What the chart's uPlot holds: the series' labels and scales, and the (x, y) points of series i. */
         const chart = async (i: number) => (await page.evaluate(`(() => {
           const u = document.querySelector('.chart-panel .chart').covdPlot;
@@ -112,7 +119,12 @@ describe('browser UI with an AFL++ target', function () {
         })()`)) as { labels: string[]; scales: string[]; shown: boolean[]; overlay: string; pts: [number, number][] };
 
         await select.selectOption('corpus_count');
+        const selectedAt = Date.now();
         const c = await until('the corpus overlay', async () => { const x = await chart(4); return x.overlay === 'corpus_count' ? x : undefined; });
+        // Selected: fetched at once, then every 10 s.
+        await until('a fetch when the overlay was selected', () => plotRequests.length >= 2, 5_000, 100);
+        expect(plotRequests[1]! - selectedAt, 'ms from selecting to the fetch').to.be.below(3_000);
+        await until('the next poll', () => plotRequests.length >= 3, 15_000, 250);
         expect(c.labels).to.deep.equal(['Time', 'Covered PCs', 'Exec/s', 'Runs', 'AFL++ corpus']);
         expect(c.scales[4]).to.equal('afl');
         expect(c.shown[4]).to.equal(true);

@@ -6,7 +6,10 @@
  * coverage as an input opens the gate. The compare view, opened for a time between two fuzzing
  * runs of examples/tinyimg (and by clicking the chart), lists the files as the API's comparison
  * has them, most different first, and marks exactly the lines the API says; picked for the -O0
- * build, it compares the two builds by line.
+ * build, it compares the two builds by line; "1 minute ago" means a minute before it is picked,
+ * and screen readers hear the summary of the comparison asked for. A failing blockers request is
+ * not asked again every few seconds by an open source view. A page left before its chart's frame
+ * or its comparison's answer leaves no chart or editor (and no window listener) behind.
  * axe-core finds no serious violation on either view.
  */
 import { expect } from 'chai';
@@ -285,5 +288,99 @@ describe('browser UI: blockers and comparisons', function () {
       if (want.length === 0) return (await page.locator('.blockers-note').innerText()).startsWith('No blockers') && got.length === 0;
       return JSON.stringify(got) === JSON.stringify(want);
     }, 30_000);
+  });
+
+  it('"1 minute ago" is a minute before it is picked, and the summary of what was asked for is read out', async () => {
+    await page.goto(`${daemon.url}#/target/${tiny}`);
+    const select = page.locator('select.compare-with');
+    const minute = select.locator('option', { hasText: /^1 minute ago$/ });
+    await minute.waitFor({ state: 'attached', timeout: 30_000 });
+    expect(await minute.getAttribute('value')).to.equal('@-60000');
+    // The page stays open a while before the pick: the time is the pick's, not the page's.
+    await sleep(3000);
+    const before = Date.now();
+    await select.selectOption('@-60000');
+    const panel = page.locator('.compare-panel[data-state="ready"][data-spec^="@"]');
+    await panel.waitFor({ timeout: 30_000 });
+    const after = Date.now();
+    const at = Number((await panel.getAttribute('data-spec'))!.slice(1));
+    expect(at).to.be.at.least(Math.floor((before - 60_000) / 1000) * 1000);
+    expect(at).to.be.at.most(after - 60_000);
+    expect(decodeURIComponent(new URL(page.url()).hash)).to.equal(`#/target/${tiny}/compare/@${at}`);
+    // The summary is shown; the live region says it once, for the comparison asked for.
+    const summary = (await page.locator('.compare-summary').innerText()).trim();
+    expect(summary).to.match(/^[\d,]+ lines? covered only now, [\d,]+ only as at .+, [\d,]+ in both\.$/);
+    expect(await page.locator('.compare-summary').getAttribute('aria-live')).to.equal(null);
+    const live = page.locator('.compare-announce[aria-live="polite"]');
+    expect((await live.textContent())?.trim()).to.equal(summary);
+    await runAxe('the compare view with its live region');
+  });
+
+  it('a source view does not ask again every few seconds for blockers that fail', async () => {
+    const file = join(packageRoot(), 'examples', 'gated', 'fuzz_gated.c'); // as its debug info names it
+    const p2 = await page.context().newPage();
+    const watch = new ConsoleWatch().watch(p2);
+    watch.allow(/Failed to load resource|409/);
+    let asked = 0;
+    await p2.route(/\/api\/targets\/[^/]+\/blockers/, (route) => {
+      asked++;
+      return route.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ error: 'cannot read the call graph (test)' }) });
+    });
+    try {
+      const t0 = Date.now();
+      await p2.goto(`${daemon.url}#/target/${id}/file/${file.replace(/^\/+/, '').split('/').map(encodeURIComponent).join('/')}`);
+      await p2.locator('.file-page[data-ready="1"]').waitFor({ timeout: 30_000 });
+      await until('the first request', async () => asked > 0);
+      // The view asks every second when due; a failure waits 10 s before the next request.
+      await sleep(8000 - (Date.now() - t0));
+      expect(asked, 'requests in the first 8 s after a failure').to.equal(1);
+      watch.check();
+    } finally {
+      await p2.close();
+    }
+  });
+
+  it('a target page left before its chart is drawn and its comparison answered leaves nothing behind', async () => {
+    await page.goto(`${daemon.url}#/target/${tiny}`);
+    await page.locator('.chart .u-over').waitFor({ timeout: 30_000 });
+    const cdp = await page.context().newCDPSession(page);
+    const windowListeners = async () => {
+      const { result } = await cdp.send('Runtime.evaluate', { expression: 'window' });
+      const { listeners } = await cdp.send('DOMDebugger.getEventListeners', { objectId: result.objectId! });
+      await cdp.send('Runtime.releaseObject', { objectId: result.objectId! });
+      return listeners.map((l) => l.type).sort().join(',');
+    };
+    // The compare answers are held back until the pages asking for them are gone.
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    let compareAsked = 0;
+    await page.route(/\/api\/targets\/[^/]+\/compare\//, async (route) => {
+      compareAsked++;
+      await held;
+      await route.continue();
+    });
+    try {
+      const baseline = await windowListeners();
+      // Open the comparison (a chart frame and a comparison request pending) and leave it in the
+      // same task, three times; then the answers come.
+      for (let i = 0; i < 3; i++) {
+        await page.evaluate(`(() => {
+          history.replaceState(null, '', '#/target/${tiny}/compare/' + encodeURIComponent('@${T}'));
+          window.dispatchEvent(new HashChangeEvent('hashchange'));
+          history.replaceState(null, '', '#/target/${tiny}');
+          window.dispatchEvent(new HashChangeEvent('hashchange'));
+        })()`);
+        await sleep(200);
+      }
+      expect(compareAsked, 'each page left asked for its comparison (precondition)').to.equal(3);
+      release();
+      await sleep(3000);
+      expect(await page.locator('.chart').count(), 'one chart on the page').to.equal(1);
+      expect(await windowListeners(), 'window listeners: as before, none left by the pages gone').to.equal(baseline);
+    } finally {
+      release();
+      await page.unroute(/\/api\/targets\/[^/]+\/compare\//);
+      await cdp.detach();
+    }
   });
 });

@@ -1,8 +1,18 @@
-/** Blockers on a hand-made call graph (src/web/blockers.ts): weights, sharing, cycles. No fuzzer. */
+/**
+ * Blockers on a hand-made call graph (src/web/blockers.ts): weights, sharing, cycles; and the
+ * route (src/web/blockers-routes.ts) over a call graph source: none given, failures kept for a
+ * while and per index, the source handed over by WebServerOptions. No fuzzer.
+ */
 import { expect } from 'chai';
 import { findBlockers } from '../../src/web/blockers.js';
+import { BlockersRoutes, NO_SOURCE_REASON } from '../../src/web/blockers-routes.js';
+import type { RouteIo } from '../../src/web/inputs-routes.js';
+import { startWebServer } from '../../src/web/server.js';
+import { TargetRegistry } from '../../src/daemon/registry.js';
+import type { CallGraphSource, CallGraphTarget, CallSites } from '../../src/contracts/callgraph.js';
 import { NONE, type SourceIndex } from '../../src/contracts/source-index.js';
 import { seenBytes, setSeen } from '../../src/contracts/seen.js';
+import { quietLog } from './harness.js';
 
 describe('web: blockers from a call graph', () => {
   // Functions and the function of every PC.
@@ -51,5 +61,113 @@ describe('web: blockers from a call graph', () => {
       ['W', 'V', 2, 1],
       ['W', 'Z', 0, 0],
     ]);
+  });
+
+  // ---- the route, over a registry holding one target with this index and these seen bits
+
+  const ID = 'b10c4e5000000001';
+  const hubWith = (ix: SourceIndex = index) => {
+    const r = new TargetRegistry();
+    r.add({ id: ID, exe: '/nonexistent/fuzz_x', coverageFile: '/nonexistent/v/' + ID, pcsLen: pcFn.length, pcsHash: '0011223344556677' });
+    r.setIndex(ID, ix);
+    r.applyTick(ID, { newPcs: Uint32Array.of(0, 1, 2), nRuns: 10, uniqueRuns: 3, lowestStack: null, time: Date.now() });
+    return r;
+  };
+  /** One request: the status and body the route answered with. */
+  const ask = (routes: BlockersRoutes, id = ID) => new Promise<{ status: number; body: any }>((resolve) => {
+    const io: RouteIo = {
+      json: (status, value) => resolve({ status, body: value }),
+      error: (status, message) => resolve({ status, body: { error: message } }),
+      send: () => { throw new Error('not sent as bytes'); },
+      later: () => {},
+    };
+    expect(routes.handle(`/api/targets/${id}/blockers`, io)).to.equal(true);
+  });
+  /** A source answering from a queue of outcomes, recording what it was asked for. */
+  class Scripted implements CallGraphSource {
+    readonly asked: CallGraphTarget[] = [];
+    readonly waiting: { resolve: (v: CallSites | null) => void; reject: (e: Error) => void }[] = [];
+    constructor(private readonly auto?: () => Promise<CallSites | null>) {}
+    callSites(t: CallGraphTarget): Promise<CallSites | null> {
+      this.asked.push(t);
+      if (this.auto) return this.auto();
+      return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    }
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('the route: the source\'s call graph ranked; without a source, callGraph "none" with the reason', async () => {
+    const hub = hubWith();
+    const src = new Scripted(async () => cs);
+    const a = await ask(new BlockersRoutes(hub, src));
+    expect(a.status).to.equal(200);
+    expect(a.body).to.include({ id: ID, callGraph: 'dwarf' });
+    expect(a.body.blockers.map((x: { callee: string }) => x.callee)).to.deep.equal(['W', 'X']);
+    // What the source is given: the registry's executable, coverage file, PC table hash and index.
+    expect(src.asked).to.have.length(1);
+    expect(src.asked[0]).to.include({ id: ID, exe: '/nonexistent/fuzz_x', coverageFile: '/nonexistent/v/' + ID, pcsHash: '0011223344556677' });
+    expect(src.asked[0]!.index.pcFunction).to.equal(index.pcFunction);
+    const none = await ask(new BlockersRoutes(hub));
+    expect(none).to.deep.equal({ status: 200, body: { id: ID, seq: hub.target(ID)!.seq, callGraph: 'none', reason: NO_SOURCE_REASON, blockers: [] } });
+    expect((await ask(new BlockersRoutes(hub), 'ffffffffffffffff')).status).to.equal(404);
+  });
+
+  it('a failed read is answered from memory for a while, then tried again', async () => {
+    const hub = hubWith();
+    const src = new Scripted(() => Promise.reject(new Error('no such executable')));
+    const routes = new BlockersRoutes(hub, src, { failureRetryMs: 300 });
+    for (let i = 0; i < 3; i++) {
+      const r = await ask(routes);
+      expect(r.status).to.equal(409);
+      expect(r.body.error).to.match(/no such executable/);
+    }
+    expect(src.asked, 'one read for three requests within the retry time').to.have.length(1);
+    await sleep(350);
+    expect((await ask(routes)).status).to.equal(409);
+    expect(src.asked, 'read again once the retry time passed').to.have.length(2);
+    // The default keeps a failure for a minute.
+    const routes2 = new BlockersRoutes(hub, src);
+    await ask(routes2);
+    await sleep(350);
+    await ask(routes2);
+    expect(src.asked).to.have.length(3);
+  });
+
+  it('a read for an older index that fails later leaves the newer index\'s graph alone', async () => {
+    const hub = hubWith();
+    const src = new Scripted();
+    const routes = new BlockersRoutes(hub, src, { failureRetryMs: 60_000 });
+    const first = ask(routes); // index 1: its read hangs
+    expect(src.asked).to.have.length(1);
+    hub.setIndex(ID, { ...index }); // a new index (re-resolved): read again
+    const second = ask(routes);
+    expect(src.asked).to.have.length(2);
+    src.waiting[0]!.reject(new Error('old read failed'));
+    expect((await first).status, 'the old answer is for an index the target no longer has').to.equal(409);
+    src.waiting[1]!.resolve(cs);
+    expect((await second).body.callGraph).to.equal('dwarf');
+    // The newer graph is still kept: no third read, the same blockers.
+    const third = await ask(routes);
+    expect(src.asked).to.have.length(2);
+    expect(third.body.callGraph).to.equal('dwarf');
+    expect(third.body.blockers.length).to.equal(2);
+  });
+
+  it('the web server uses the source given as WebServerOptions.callGraph, and none without it', async () => {
+    const hub = hubWith();
+    const src = new Scripted(async () => cs);
+    for (const callGraph of [src, undefined]) {
+      const srv = await startWebServer({ hub, host: '127.0.0.1', port: 0, log: quietLog, ...(callGraph ? { callGraph } : {}) });
+      try {
+        const r = await fetch(`${srv.url}api/targets/${ID}/blockers`);
+        expect(r.status).to.equal(200);
+        const body = (await r.json()) as { callGraph: string; reason?: string; blockers: unknown[] };
+        if (callGraph) expect(body).to.deep.include({ callGraph: 'dwarf' }).and.not.have.property('reason');
+        else expect(body).to.deep.include({ callGraph: 'none', reason: NO_SOURCE_REASON, blockers: [] });
+      } finally {
+        await srv.close();
+      }
+    }
+    expect(src.asked).to.have.length(1);
   });
 });

@@ -4,7 +4,7 @@
  * instances' fuzzer_stats and plot_data; src/afl/watcher.ts). Shown only for AFL++ targets.
  */
 import type { AflInstance, AflStats, TargetInfo } from '../../src/contracts/hub.js';
-import type { AflPlotWire } from '../../src/web/engine-routes.js';
+import type { AflPlot } from '../../src/contracts/inputs.js';
 import { authQuery } from './api.js';
 import { ago, el, int, setText, when } from './format.js';
 
@@ -119,24 +119,36 @@ export class AflPanel {
 }
 
 /**
- * afl-fuzz's plot_data series for the chart's overlay (GET /api/targets/:id/afl/plot), fetched
- * when the target page opens and then every 10 s while it shows an AFL++ target (afl-fuzz adds a
- * row every few seconds).
+ * afl-fuzz's plot_data series for the chart's overlay (GET /api/targets/:id/afl/plot): fetched
+ * when the target page opens, every 10 s until it has points to offer (afl-fuzz 4.x adds rows only
+ * after its first minute), then only while `wanted()` (the chart overlays a column): at once when
+ * it becomes true, every 10 s while it stays so (afl-fuzz adds a row every few seconds).
  */
 export class AflPlotFeed {
   private last = 0;
   private busy = false;
+  /** A plot with points arrived: the selector can offer it. */
+  private offered = false;
+  private wasWanted = false;
 
-  constructor(private readonly id: string, private readonly onPlot: (p: AflPlotWire | null) => void, private readonly everyMs = 10_000) {}
+  constructor(private readonly id: string, private readonly onPlot: (p: AflPlot | null) => void, private readonly wanted: () => boolean = () => true, private readonly everyMs = 10_000) {}
 
   /** Called with the target's info (every second by the page's tick): fetches when due. */
   update(t: TargetInfo): void {
-    if (t.engine !== 'afl' || !t.afl || this.busy || Date.now() - this.last < this.everyMs) return;
+    if (t.engine !== 'afl' || !t.afl || this.busy) return;
+    const wanted = this.wanted();
+    const turnedOn = wanted && !this.wasWanted;
+    this.wasWanted = wanted;
+    if (this.offered && !wanted) return;
+    if (!turnedOn && Date.now() - this.last < this.everyMs) return;
     this.busy = true;
     this.last = Date.now();
     void fetch(`/api/targets/${encodeURIComponent(this.id)}/afl/plot${authQuery()}`, { credentials: 'same-origin' })
-      .then(async (r) => (r.ok ? ((await r.json()) as AflPlotWire) : null))
-      .then((p) => this.onPlot(p), () => {})
+      .then(async (r) => (r.ok ? ((await r.json()) as AflPlot) : null))
+      .then((p) => {
+        if (p?.instances.some((i) => i.points > 0)) this.offered = true;
+        this.onPlot(p);
+      }, () => {})
       .finally(() => { this.busy = false; });
   }
 }

@@ -2,7 +2,8 @@
  * Coverage blockers in the page (GET /api/targets/:id/blockers, docs/protocol.md "Blockers"): the
  * target page lists the heaviest call sites where coverage stops (caller, call site, callee, what
  * lies behind it), each a link to its line; the source view marks them in a gutter of their own.
- * Both ask again as coverage grows, at most every few seconds (the daemon computes them per seq).
+ * Both ask again as coverage grows, at most every few seconds (the daemon computes them per seq);
+ * after a failure, less and less often (10 s, doubling up to 2 minutes), whatever coverage does.
  */
 import { GutterMarker, gutter, ViewPlugin, type EditorView, type ViewUpdate } from '@codemirror/view';
 import { StateEffect, StateField, type Extension } from '@codemirror/state';
@@ -28,11 +29,16 @@ export interface BlockersAnswer {
   id: string;
   seq: number;
   callGraph: 'dwarf' | 'none';
+  /** Why there is no call graph, when it is not the build's (a server without a call graph source). */
+  reason?: string;
   blockers: Blocker[];
 }
 
 /** Fewest milliseconds between two requests of one target's blockers. */
 const REFRESH_MS = 3000;
+/** The first wait after a failed request, doubled after each further failure up to RETRY_MAX_MS. */
+const RETRY_MS = 10_000;
+const RETRY_MAX_MS = 120_000;
 /** Rows shown on the target page. */
 const TOP = 10;
 
@@ -41,6 +47,9 @@ class BlockersSource {
   private last = 0;
   private version = -1;
   private inflight: Promise<BlockersAnswer> | null = null;
+  /** After a failure: no request before this time (ms since epoch), and the wait after the next failure. */
+  private retryAt = 0;
+  private retryMs = RETRY_MS;
   answer: BlockersAnswer | null = null;
   error = '';
 
@@ -49,7 +58,9 @@ class BlockersSource {
   /** Fetches again when coverage changed since the last answer and enough time passed; resolves true when the answer changed. */
   async refresh(version: number, force = false): Promise<boolean> {
     if (this.inflight) return false;
-    if (!force && (version === this.version || Date.now() - this.last < REFRESH_MS)) return false;
+    if (this.error && Date.now() < this.retryAt) return false;
+    // A failure is asked again once its wait is over, even when coverage did not move.
+    if (!force && !this.error && (version === this.version || Date.now() - this.last < REFRESH_MS)) return false;
     this.last = Date.now();
     this.version = version;
     this.inflight = fetch(`/api/targets/${encodeURIComponent(this.id)}/blockers${authQuery()}`, { credentials: 'same-origin' }).then(async (r) => {
@@ -61,10 +72,14 @@ class BlockersSource {
       const a = await this.inflight;
       const changed = JSON.stringify(a.blockers) !== JSON.stringify(this.answer?.blockers) || a.callGraph !== this.answer?.callGraph;
       this.answer = a;
+      const wasError = this.error !== '';
       this.error = '';
-      return changed;
+      this.retryMs = RETRY_MS;
+      return changed || wasError;
     } catch (e) {
-      this.version = -1; // try again next time
+      // Not asked again at the next delta: after a wait that grows with each failure.
+      this.retryAt = Date.now() + this.retryMs;
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       const changed = this.error !== (e as Error).message;
       this.error = (e as Error).message;
       return changed;
@@ -162,6 +177,7 @@ export class BlockersPanel {
     if (s.error) return noRows(`Blockers are not available: ${s.error}`);
     if (!a) return;
     this.root.dataset.seq = String(a.seq);
+    if (a.callGraph === 'none' && a.reason) return noRows(`No call graph: ${a.reason}.`);
     if (a.callGraph === 'none') return noRows('No call graph in this build (-O0): its debug info has no call site entries. Build at -O1 or above (covd cc\'s default) to see blockers.');
     if (a.blockers.length === 0) return noRows('No blockers: every function called from covered code has been reached.');
     say(a.blockers.length > TOP ? `The top ${TOP} of ${int(a.blockers.length)}.` : '');

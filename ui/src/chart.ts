@@ -31,6 +31,9 @@ export class CoverageChart {
   private plot: uPlot | null = null;
   private readonly host: HTMLElement;
   private pending = false;
+  /** destroy() was called: no frame, answer or resize draws again (a new uPlot would leak its window listeners). */
+  private dead = false;
+  private readonly resizer: ResizeObserver;
   private samples: HistorySample[] = [];
   private readonly empty: HTMLElement;
   private userZoomed = false;
@@ -67,7 +70,8 @@ export class CoverageChart {
     this.empty = el('div', 'chart-empty muted', 'No history yet');
     this.host.append(this.empty);
     this.root.append(this.host);
-    new ResizeObserver(() => this.resize()).observe(this.host);
+    this.resizer = new ResizeObserver(() => this.resize());
+    this.resizer.observe(this.host);
   }
 
   set(samples: HistorySample[]): void {
@@ -82,17 +86,22 @@ export class CoverageChart {
     if (this.overlayKey || this.overlay === null) this.schedule();
   }
 
+  /** The plot_data column overlaid, '' for none (./afl.ts AflPlotFeed polls only while there is one). */
+  get overlayColumn(): string {
+    return this.overlayKey;
+  }
+
   /** Samples were appended to the array given to set(). Redraws at most once per frame. */
   changed(): void {
     this.schedule();
   }
 
   private schedule(): void {
-    if (this.pending) return;
+    if (this.pending || this.dead) return;
     this.pending = true;
     requestAnimationFrame(() => {
       this.pending = false;
-      this.redraw();
+      if (!this.dead) this.redraw();
     });
   }
 
@@ -157,6 +166,7 @@ export class CoverageChart {
   private colors = { start: '#2e7d32', stop: '#5f6b7a' };
 
   private redraw(): void {
+    if (this.dead) return;
     // A line needs two points; a single sample would leave uPlot without a time span.
     this.empty.hidden = this.samples.length > 1;
     if (this.samples.length < 2) {
@@ -166,7 +176,7 @@ export class CoverageChart {
     const data = this.data();
     const lines = this.overlayLines();
     const builtFor = lines.length ? `${this.overlayKey}:${lines.map((l) => l.name).join('\0')}` : '';
-    if (this.plot && builtFor !== this.builtFor) this.destroy();
+    if (this.plot && builtFor !== this.builtFor) this.dropPlot();
     this.builtFor = builtFor;
     if (!this.plot) {
       const w = this.host.clientWidth || 600;
@@ -241,14 +251,22 @@ export class CoverageChart {
   }
 
   private resize(): void {
-    if (!this.plot) return;
+    if (!this.plot || this.dead) return;
     const w = this.host.clientWidth;
     if (w > 0 && w !== this.plot.width) this.plot.setSize({ width: w, height: 240 });
   }
 
-  destroy(): void {
+  /** The uPlot instance goes (its listeners with it); the next redraw builds another (a new series set). */
+  private dropPlot(): void {
     this.plot?.destroy();
     this.plot = null;
+  }
+
+  /** For good: the page is left. Whatever arrives later draws nothing. */
+  destroy(): void {
+    this.dead = true;
+    this.resizer.disconnect();
+    this.dropPlot();
   }
 }
 

@@ -5,6 +5,8 @@
  * files sorted by how much differs, and one file's source with each covered line marked as only
  * in A, only in B or in both: a tint, a pattern and a gutter glyph each, so colour is never the
  * only cue. Reached at #/target/ID/compare/B (router.ts compareHref); asks again as coverage grows.
+ * "N minutes ago" is `@-MS`, made a time when picked or opened. Screen readers hear the summary
+ * when the user asked for a comparison, not each time fuzzing moves its counts.
  */
 import { EditorState, RangeSetBuilder, StateEffect, type Extension } from '@codemirror/state';
 import { Decoration, type DecorationSet, EditorView, GutterMarker, ViewPlugin, type ViewUpdate, gutter, lineNumbers } from '@codemirror/view';
@@ -32,6 +34,17 @@ const ONLY_A = 1, ONLY_B = 2, BOTH = 3;
 const SIDE_CLASS = ['', 'cmp-only-a', 'cmp-only-b', 'cmp-both'];
 const SIDE_GLYPH = ['', '−', '+', '='];
 const REFRESH_MS = 3000;
+/** Fleet nodes: the first wait after a failed (or empty) answer, doubled each time up to NODES_RETRY_MAX_MS. */
+const NODES_RETRY_MS = 5_000;
+const NODES_RETRY_MAX_MS = 120_000;
+/** The choices of "this target earlier": relative to the time they are picked. */
+const EARLIER: [label: string, ms: number][] = [['1 minute ago', 60_000], ['10 minutes ago', 600_000], ['1 hour ago', 3_600_000], ['1 day ago', 86_400_000]];
+
+/** A spec as asked for: `@-MS` (MS before now) becomes the time `@T` (whole seconds); others as they are. */
+export function resolveSpec(spec: string, now = Date.now()): string {
+  const m = /^@-(\d+)$/.exec(spec);
+  return m ? `@${Math.floor((now - Number(m[1])) / 1000) * 1000}` : spec;
+}
 
 /** The files of a comparison, most different first (then by path). */
 export function byDifference(files: FileCmp[]): FileCmp[] {
@@ -59,6 +72,9 @@ export class ComparePanel {
   private readonly select: HTMLSelectElement;
   private readonly timeInput: HTMLInputElement;
   private readonly summary: HTMLElement;
+  /** Polite live region: says the summary of a comparison the user asked for (open()), once. */
+  private readonly announcer: HTMLElement;
+  private announce = false;
   private readonly legendEl: HTMLElement;
   private readonly list: HTMLElement;
   private readonly srcHead: HTMLElement;
@@ -72,8 +88,15 @@ export class ComparePanel {
   private sides = new Uint8Array(0);
   private last = 0;
   private busy = false;
+  /** open() came while a request was in flight: asked again when it ends. */
+  private pending = false;
   private version = -1;
   private nodes: TargetNode[] = [];
+  private nodesLoading = false;
+  private nodesRetryAt = 0;
+  private nodesRetryMs = NODES_RETRY_MS;
+  /** destroy() was called: nothing more is drawn (answers still in flight are dropped). */
+  private dead = false;
 
   constructor(private readonly app: App, private readonly model: TargetModel, initial?: string) {
     this.root = el('section', 'panel compare-panel');
@@ -92,13 +115,15 @@ export class ComparePanel {
     this.timeInput.step = '1';
     timeLabel.append(this.timeInput);
     controls.append(selLabel, timeLabel);
+    // "N minutes ago" (`@-MS`) is made a time now, when it is picked (open).
     this.select.addEventListener('change', () => { if (this.select.value) this.open(this.select.value); });
     this.timeInput.addEventListener('change', () => {
       const ms = new Date(this.timeInput.value).getTime();
       if (Number.isFinite(ms)) this.open(`@${ms}`);
     });
     this.summary = el('p', 'compare-summary');
-    this.summary.setAttribute('aria-live', 'polite');
+    this.announcer = el('p', 'compare-announce');
+    this.announcer.setAttribute('aria-live', 'polite');
     this.legendEl = el('div', 'legend compare-legend');
     this.legendEl.setAttribute('aria-label', 'Legend of the comparison');
     this.legendEl.hidden = true;
@@ -111,13 +136,14 @@ export class ComparePanel {
     src.append(this.srcHead, this.editorHost);
     body.append(this.list, src);
     body.hidden = true;
-    this.root.append(head, controls, this.summary, this.legendEl, body);
+    this.root.append(head, controls, this.summary, this.announcer, this.legendEl, body);
     this.fillChoices();
     if (initial) this.open(initial, false);
   }
 
   /** The choices: other builds of the same program, fleet nodes, and times. */
   fillChoices(): void {
+    if (this.dead) return;
     const info = this.app.targets.get(this.model.info.id) ?? this.model.info;
     const opts: HTMLElement[] = [];
     const none = el('option', '', 'choose…');
@@ -138,8 +164,7 @@ export class ComparePanel {
     }
     const g = el('optgroup');
     g.label = 'This target earlier';
-    const now = Date.now();
-    for (const [label, ms] of [['1 minute ago', 60_000], ['10 minutes ago', 600_000], ['1 hour ago', 3_600_000], ['1 day ago', 86_400_000]] as const) g.append(option(`@${Math.floor((now - ms) / 1000) * 1000}`, label));
+    for (const [label, ms] of EARLIER) g.append(option(`@-${ms}`, label));
     if (this.spec.startsWith('@')) g.append(option(this.spec, `at ${when(Number(this.spec.slice(1)))}`));
     opts.push(g);
     const key = opts.map((o) => o.textContent).join('|') + this.spec;
@@ -150,13 +175,26 @@ export class ComparePanel {
     if (info.fleet && info.fleet.nodes > 0 && this.nodes.length === 0) void this.loadNodes();
   }
 
+  /** The fleet's nodes, one request at a time; after a failure or an empty answer, less and less often. */
   private async loadNodes(): Promise<void> {
+    if (this.nodesLoading || Date.now() < this.nodesRetryAt) return;
+    this.nodesLoading = true;
+    let nodes: TargetNode[] = [];
     try {
       const r = await fetch(`/api/targets/${encodeURIComponent(this.model.info.id)}${authQuery()}`, { credentials: 'same-origin' });
-      if (!r.ok) return;
-      this.nodes = ((await r.json()) as { nodes?: TargetNode[] }).nodes ?? [];
-      if (this.nodes.length) this.fillChoices();
-    } catch { /* no nodes then */ }
+      if (r.ok) nodes = ((await r.json()) as { nodes?: TargetNode[] }).nodes ?? [];
+    } catch { /* no nodes this time */ } finally {
+      this.nodesLoading = false;
+    }
+    if (this.dead) return;
+    if (nodes.length === 0) {
+      this.nodesRetryAt = Date.now() + this.nodesRetryMs;
+      this.nodesRetryMs = Math.min(this.nodesRetryMs * 2, NODES_RETRY_MAX_MS);
+      return;
+    }
+    this.nodesRetryMs = NODES_RETRY_MS;
+    this.nodes = nodes;
+    this.fillChoices();
   }
 
   /** A time picked on the chart (ms since the epoch). */
@@ -165,8 +203,10 @@ export class ComparePanel {
     this.root.scrollIntoView({ block: 'start', behavior: 'smooth' });
   }
 
-  /** Opens the comparison with `spec` (a target id, @ms, node:NAME) and puts it in the address. */
-  open(spec: string, remember = true): void {
+  /** Opens the comparison with `spec` (a target id, @ms, @-ms before now, node:NAME) and puts it in the address. */
+  open(asked: string, remember = true): void {
+    if (this.dead) return;
+    const spec = resolveSpec(asked);
     this.spec = spec;
     this.root.dataset.spec = spec;
     this.version = -1;
@@ -178,16 +218,29 @@ export class ComparePanel {
     }
     this.fillChoices();
     setText(this.summary, 'Comparing…');
+    this.announce = true;
     void this.refresh(true);
   }
 
   /** Coverage moved: ask again when due. */
   update(): void {
-    if (this.spec) void this.refresh(false);
+    if (this.spec && !this.dead) void this.refresh(false);
+  }
+
+  /** The summary line; read out too when the user asked for this comparison. */
+  private say(text: string): void {
+    setText(this.summary, text);
+    if (this.announce) setText(this.announcer, text);
+    this.announce = false;
   }
 
   private async refresh(force: boolean): Promise<void> {
-    if (this.busy || !this.model.index) return;
+    if (this.dead || !this.model.index) return;
+    if (this.busy) {
+      // The answer in flight is for an older spec (or as good as this one): ask again after it.
+      if (force) this.pending = true;
+      return;
+    }
     if (!force && (this.version === this.model.version || Date.now() - this.last < REFRESH_MS)) return;
     this.busy = true;
     this.last = Date.now();
@@ -195,9 +248,9 @@ export class ComparePanel {
     try {
       const r = await fetch(`/api/targets/${encodeURIComponent(this.model.info.id)}/compare/${encodeURIComponent(spec)}${authQuery()}`, { credentials: 'same-origin' });
       const body = (await r.json()) as Comparison & { error?: string };
-      if (spec !== this.spec) return;
+      if (spec !== this.spec || this.dead || this.pending) return;
       if (!r.ok) {
-        setText(this.summary, `Cannot compare: ${body.error ?? r.status}`);
+        this.say(`Cannot compare: ${body.error ?? r.status}`);
         this.root.dataset.state = 'error';
         return;
       }
@@ -205,9 +258,13 @@ export class ComparePanel {
       this.cmp = body;
       this.render();
     } catch (e) {
-      setText(this.summary, `Cannot compare: ${(e as Error).message}`);
+      if (spec === this.spec && !this.dead && !this.pending) this.say(`Cannot compare: ${(e as Error).message}`);
     } finally {
       this.busy = false;
+      if (this.pending && !this.dead) {
+        this.pending = false;
+        void this.refresh(true);
+      }
     }
   }
 
@@ -220,7 +277,7 @@ export class ComparePanel {
         ? { a: 'all nodes', b: `node ${c.b.node}` }
         : { a: `this build (${info.id})`, b: `build ${c.b.id ?? '?'}` };
     if (c.a.at !== undefined) this.root.title = `Compared with ${fullTime(c.a.at)}`;
-    setText(this.summary, `${int(c.totals.onlyB)} line${c.totals.onlyB === 1 ? '' : 's'} covered only ${this.labels.b}, ${int(c.totals.onlyA)} only ${this.labels.a}, ${int(c.totals.both)} in both.`);
+    this.say(`${int(c.totals.onlyB)} line${c.totals.onlyB === 1 ? '' : 's'} covered only ${this.labels.b}, ${int(c.totals.onlyA)} only ${this.labels.a}, ${int(c.totals.both)} in both.`);
     this.renderLegend();
     this.root.dataset.state = 'ready';
     this.root.dataset.totals = `${c.totals.onlyA},${c.totals.onlyB},${c.totals.both}`;
@@ -277,12 +334,13 @@ export class ComparePanel {
       try {
         text = await fetchSource(this.model.info.id, file);
       } catch (e) {
+        if (this.dead) return;
         this.editor?.destroy();
         this.editor = null;
         this.editorHost.replaceChildren(el('p', 'muted', `Could not load the source: ${(e as Error).message}`));
         return;
       }
-      if (this.shownPath !== path) return;
+      if (this.shownPath !== path || this.dead) return;
     }
     const nLines = text.split('\n').length;
     // Lines only in A / only in B come from the answer; "both" are this target's covered lines
@@ -357,7 +415,9 @@ export class ComparePanel {
   }
 
   destroy(): void {
+    this.dead = true;
     this.editor?.destroy();
+    this.editor = null;
   }
 }
 

@@ -4,14 +4,14 @@
  * targets have their corpus count from fuzzer_stats (./afl.ts) instead.
  */
 import type { TargetInfo } from '../../src/contracts/hub.js';
-import type { CorpusWire } from '../../src/web/engine-routes.js';
+import type { CorpusInfo } from '../../src/contracts/inputs.js';
 import { authQuery } from './api.js';
 
 export class CorpusFeed {
   private last = 0;
   private busy = false;
 
-  constructor(private readonly id: string, private readonly onCorpus: (c: CorpusWire | null) => void, private readonly everyMs = 15_000) {}
+  constructor(private readonly id: string, private readonly onCorpus: (c: CorpusInfo | null) => void, private readonly everyMs = 15_000) {}
 
   /** Called with the target's info (every second by the page's tick): fetches when due. */
   update(t: TargetInfo): void {
@@ -19,7 +19,7 @@ export class CorpusFeed {
     this.busy = true;
     this.last = Date.now();
     void fetch(`/api/targets/${encodeURIComponent(this.id)}/corpus${authQuery()}`, { credentials: 'same-origin' })
-      .then(async (r) => (r.ok ? ((await r.json()) as CorpusWire) : null))
+      .then(async (r) => (r.ok ? ((await r.json()) as CorpusInfo) : null))
       .then((c) => this.onCorpus(c), () => {})
       .finally(() => { this.busy = false; });
   }

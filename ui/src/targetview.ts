@@ -93,7 +93,7 @@ export class TargetView implements View {
     this.timeline = new InputsTimeline(model);
     this.root.append(this.crashes.root, this.timeline.root);
     this.chart.set(model.history);
-    this.aflPlot = new AflPlotFeed(model.info.id, (p) => this.chart.setOverlay(p));
+    this.aflPlot = new AflPlotFeed(model.info.id, (p) => this.chart.setOverlay(p), () => this.chart.overlayColumn !== '');
     this.corpus = new CorpusFeed(model.info.id, (c) => {
       const st = this.stats.get('corpus')!;
       st.value.parentElement!.hidden = !c || c.dirs.length === 0;
