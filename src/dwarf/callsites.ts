@@ -79,8 +79,6 @@ export function unitCallSites(sec: Sections, u: Unit): RawCallSite[] {
   return out;
 }
 
-/** The call sites of a resolved PC list (the contract's type: src/contracts/callgraph.ts). */
-export type { CallSites };
 
 /** What callSitesFor needs of a loaded DebugInfo (src/dwarf/resolve.ts). */
 export interface CallSiteSource {

@@ -33,6 +33,16 @@ export interface Blocker {
   functionsBehind: number;
 }
 
+/** GET /api/targets/:id/blockers: heaviest first. The page reads it as is. */
+export interface BlockersAnswer {
+  id: string;
+  seq: number;
+  callGraph: 'dwarf' | 'none';
+  /** Why there is no call graph, when it is not the build's (a server without a call graph source). */
+  reason?: string;
+  blockers: Blocker[];
+}
+
 export function findBlockers(index: SourceIndex, seen: Uint8Array, pcsLen: number, cs: CallSites): Blocker[] {
   const nFn = index.functions.names.length;
   const n = Math.min(pcsLen, index.pcFunction.length);

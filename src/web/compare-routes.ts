@@ -16,7 +16,7 @@
  * lines; `format=lcov` is the difference as an lcov tracefile (lines only in B, as hit).
  */
 import type { Hub, TargetDetail } from '../contracts/hub.js';
-import { compareLines, comparisonLcov, targetLines, type CoveredLines } from './compare.js';
+import { compareLines, comparisonLcov, targetLines, type CompareAnswer, type CompareSideLabel, type CoveredLines } from './compare.js';
 import type { RouteIo } from './inputs-routes.js';
 import { TARGET_ID } from '../contracts/ids.js';
 
@@ -29,7 +29,7 @@ export interface CompareSide {
   /** Covered lines by normalised source path. */
   lines: CoveredLines;
   /** Describes the side in the answer's `a` / `b` (e.g. `{node: 'n2'}`). */
-  label: Record<string, unknown>;
+  label: CompareSideLabel;
 }
 
 /**
@@ -97,7 +97,7 @@ export class CompareRoutes {
     }
 
     const c = compareLines(A.lines, B.lines);
-    if (format === 'json') return io.json(200, { a: A.label, b: B.label, ...c }), true;
+    if (format === 'json') return io.json(200, { a: A.label, b: B.label, ...c } satisfies CompareAnswer), true;
     io.send(200, [
       ['Content-Type', 'text/plain; charset=utf-8'],
       ['Cache-Control', 'no-store'],

@@ -31,6 +31,21 @@ export interface Comparison {
   totals: { onlyA: number; onlyB: number; both: number };
 }
 
+/** What a comparison side is, in an answer: a target at a seq (and a time), a fleet node, .... */
+export interface CompareSideLabel {
+  id?: string;
+  seq?: number;
+  at?: number;
+  node?: string;
+  firstSeenBy?: string;
+}
+
+/** GET /api/targets/:a/compare/:b (JSON): the sides, then the comparison. The page reads it as is. */
+export interface CompareAnswer extends Comparison {
+  a: CompareSideLabel;
+  b: CompareSideLabel;
+}
+
 /** Which PCs count as covered: the seen bits now, or those first seen at or before a time. */
 export type CoveredPredicate = (pc: number) => boolean;
 

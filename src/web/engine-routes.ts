@@ -21,7 +21,6 @@ import { TARGET_ID } from '../contracts/ids.js';
 import type { AflPlot, AflPlotInstance, CorpusInfo, InputsProvider } from '../contracts/inputs.js';
 
 /** The wire types (src/contracts/inputs.ts), under the names the page and the tests use. */
-export type { AflPlotInstance as AflPlotInstanceWire, AflPlot as AflPlotWire, CorpusInfo as CorpusWire };
 
 /** Where the figures come from: the daemon's InputsProvider, when it has `aflPlot` / `corpus` (src/daemon/inputs.ts). */
 export type EngineSource = Pick<InputsProvider, 'aflPlot' | 'corpus'>;

@@ -7,7 +7,8 @@
 import { threadId } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { DebugInfo } from '../dwarf/resolve.js';
-import { callSitesFor, type CallSites } from '../dwarf/callsites.js';
+import { callSitesFor } from '../dwarf/callsites.js';
+import type { CallSites } from '../contracts/callgraph.js';
 import { DebugInfoError, type DebugInfoErrorCode } from './types.js';
 
 export interface CallGraphJob {

@@ -13,7 +13,7 @@ import { appendFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync,
 import { join } from 'node:path';
 import { buildExampleTarget, findCoverageFile } from '../../src/build/targets.js';
 import { tinyimgDir } from '../../src/afl/targets.js';
-import type { CorpusWire } from '../../src/web/engine-routes.js';
+import type { CorpusInfo } from '../../src/contracts/inputs.js';
 import { pollUntil, startServe, type ServeProcess } from './helpers.js';
 import { scratchDirs, until } from '../helpers/scratch.js';
 import { InputsService } from '../../src/daemon/inputs.js';
@@ -68,7 +68,7 @@ describe('daemon: libFuzzer corpus size', function () {
     const c = await pollUntil('a corpus count after the run', async () => {
       const r = await fetch(`${d!.url}api/targets/${id}/corpus`);
       if (r.status !== 200) return undefined;
-      const x = (await r.json()) as CorpusWire;
+      const x = (await r.json()) as CorpusInfo;
       return x.updatedAt > exitedAt ? x : undefined;
     }, 60_000, 500);
     expect(c.dirs).to.deep.equal([

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { buildAflExampleTarget, copySeeds, runAfl, tinyimgDir, type AflRun } from '../../src/afl/targets.js';
 import type { TargetInfo } from '../../src/contracts/hub.js';
-import type { AflPlotWire } from '../../src/web/engine-routes.js';
+import type { AflPlot } from '../../src/contracts/inputs.js';
 import { ints, launchChromium, screenshot, startDaemon, until, type Daemon } from './browser.js';
 
 describe('browser UI with an AFL++ target', function () {
@@ -91,7 +91,7 @@ describe('browser UI with an AFL++ target', function () {
         const t = await until('the AFL++ target, finished', async () => ((await (await fetch(new URL('/api/targets', d.url))).json()) as { targets: TargetInfo[] }).targets
           .find((x) => x.afl?.instances.length === 1 && !x.afl.instances[0]!.alive && x.state === 'ready'));
         // The API carries the series as the file has them.
-        const plot = (await (await fetch(new URL(`/api/targets/${t.id}/afl/plot`, d.url))).json()) as AflPlotWire;
+        const plot = (await (await fetch(new URL(`/api/targets/${t.id}/afl/plot`, d.url))).json()) as AflPlot;
         expect(plot.dir).to.equal(out);
         const inst = plot.instances[0]!;
         expect(inst.name).to.equal('default');

@@ -15,7 +15,8 @@ import { buildSqliteTarget, findCoverageFile, runFuzzer } from '../../src/build/
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { pcTableHash } from '../../src/contracts/ids.js';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
-import { callSitesFor, type CallSites } from '../../src/dwarf/callsites.js';
+import { callSitesFor } from '../../src/dwarf/callsites.js';
+import type { CallSites } from '../../src/contracts/callgraph.js';
 import { SymbolizerPool } from '../../src/workers/pool.js';
 import { CallGraphPool, DwarfCallGraph } from '../../src/workers/callgraph.js';
 import type { SourceIndex } from '../../src/contracts/source-index.js';

@@ -11,28 +11,8 @@ import type { TargetModel } from './model.js';
 import { authQuery } from './api.js';
 import { el, int, setText } from './format.js';
 import { fileHref } from './router.js';
+import type { Blocker, BlockersAnswer } from '../../src/web/blockers.js';
 import './blockers.css';
-
-export interface Blocker {
-  caller: string;
-  file: string;
-  line: number;
-  column: number;
-  callee: string;
-  pc: number;
-  pcSeen: boolean;
-  uncoveredBehind: number;
-  functionsBehind: number;
-}
-
-export interface BlockersAnswer {
-  id: string;
-  seq: number;
-  callGraph: 'dwarf' | 'none';
-  /** Why there is no call graph, when it is not the build's (a server without a call graph source). */
-  reason?: string;
-  blockers: Blocker[];
-}
 
 /** Fewest milliseconds between two requests of one target's blockers. */
 const REFRESH_MS = 3000;

@@ -12,7 +12,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { HistorySample } from '../../src/contracts/hub.js';
-import type { AflPlotWire } from '../../src/web/engine-routes.js';
+import type { AflPlot } from '../../src/contracts/inputs.js';
 import { compact, el, fullTime, int, tick } from './format.js';
 
 /** The plot_data columns the selector offers: column, label, whether it shares the exec/s axis. */
@@ -39,7 +39,7 @@ export class CoverageChart {
   private userZoomed = false;
   /** Called with the time (ms since the epoch) under a click on the plot (not a drag): the compare view's "as it was then". */
   onPickTime: ((ms: number) => void) | null = null;
-  private overlay: AflPlotWire | null = null;
+  private overlay: AflPlot | null = null;
   private overlayKey = '';
   /** What the current uPlot was built for (series set): rebuilt when it changes. */
   private builtFor = '';
@@ -80,7 +80,7 @@ export class CoverageChart {
   }
 
   /** afl-fuzz's plot_data series for the overlay selector (null: not an AFL++ target). */
-  setOverlay(plot: AflPlotWire | null): void {
+  setOverlay(plot: AflPlot | null): void {
     this.overlay = plot && plot.instances.some((i) => i.points > 0) ? plot : null;
     this.select.hidden = this.overlay === null;
     if (this.overlayKey || this.overlay === null) this.schedule();

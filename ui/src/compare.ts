@@ -19,15 +19,8 @@ import { authQuery, fetchSource } from './api.js';
 import { readableHighlightStyle } from './highlight.js';
 import { el, fullTime, int, setText, when } from './format.js';
 import { compareHref } from './router.js';
+import type { CompareAnswer, FileComparison } from '../../src/web/compare.js';
 import './compare.css';
-
-interface FileCmp { path: string; onlyA: number[]; onlyB: number[]; both: number }
-interface Comparison {
-  a: { id?: string; seq?: number; at?: number };
-  b: { id?: string; seq?: number; node?: string };
-  files: FileCmp[];
-  totals: { onlyA: number; onlyB: number; both: number };
-}
 
 /** A line's side: 1 only in A, 2 only in B, 3 in both. */
 const ONLY_A = 1, ONLY_B = 2, BOTH = 3;
@@ -47,7 +40,7 @@ export function resolveSpec(spec: string, now = Date.now()): string {
 }
 
 /** The files of a comparison, most different first (then by path). */
-export function byDifference(files: FileCmp[]): FileCmp[] {
+export function byDifference(files: FileComparison[]): FileComparison[] {
   return files.slice().sort((x, y) => y.onlyA.length + y.onlyB.length - (x.onlyA.length + x.onlyB.length) || (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
 }
 
@@ -80,7 +73,7 @@ export class ComparePanel {
   private readonly srcHead: HTMLElement;
   private readonly editorHost: HTMLElement;
   private spec = '';
-  private cmp: Comparison | null = null;
+  private cmp: CompareAnswer | null = null;
   private labels = { a: 'A', b: 'B' };
   private shownPath = '';
   private editor: EditorView | null = null;
@@ -247,7 +240,7 @@ export class ComparePanel {
     const spec = this.spec, version = this.model.version;
     try {
       const r = await fetch(`/api/targets/${encodeURIComponent(this.model.info.id)}/compare/${encodeURIComponent(spec)}${authQuery()}`, { credentials: 'same-origin' });
-      const body = (await r.json()) as Comparison & { error?: string };
+      const body = (await r.json()) as CompareAnswer & { error?: string };
       if (spec !== this.spec || this.dead || this.pending) return;
       if (!r.ok) {
         this.say(`Cannot compare: ${body.error ?? r.status}`);
