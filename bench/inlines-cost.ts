@@ -2,14 +2,16 @@
  * What resolving inlined frames (`covd symbolize --inlines`, ResolveOptions.inlines) costs the
  * cold resolve, for bench/NOTES-symbolize.md (run after `npm run build`):
  *
- *   node dist/bench/inlines-cost.js [--rounds N]
+ *   node dist/bench/inlines-cost.js [--rounds N] [--before DIR]
  *
  * In one process, on the sqlite target (buildSqliteTarget) and the C++ example at -O2
  * (buildCppExampleTarget), every pc-table PC: DebugInfo.open + resolve as `covd symbolize`
  * does it (declarations off) with and without inlineFrames, and as the daemon's pool jobs do
  * (declarations on) with and without inlines (pcInlined), rotating which goes first each
  * round. Every resolve opens the file afresh (no parsed table is reused); the JIT is warm after
- * the first round, so the first round's figures are shown apart from the medians.
+ * the first round, so the first round's figures are shown apart from the medians. With
+ * --before DIR (another build's checkout, its dist/ built), every mode also runs with that
+ * build's reader, interleaved in the same rounds, for before/after figures.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildCppExampleTarget, buildSqliteTarget } from '../src/build/targets.js';
 import { DebugInfo } from '../src/dwarf/resolve.js';
+import { pathToFileURL } from 'node:url';
 import { setSymbolizerV8Flags } from '../src/cli/v8-flags.js';
 
 function pcTable(exe: string, dir: string): BigUint64Array {
@@ -30,15 +33,18 @@ function pcTable(exe: string, dir: string): BigUint64Array {
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]!; };
 
-type Mode = 'cli' | 'cli --inlines' | 'daemon' | 'daemon + pcInlined';
-const MODES: Mode[] = ['cli', 'cli --inlines', 'daemon', 'daemon + pcInlined'];
+type Base = 'cli' | 'cli --inlines' | 'daemon' | 'daemon + pcInlined';
+type Mode = Base | `${Base} (before)`;
+const BASES: Base[] = ['cli', 'cli --inlines', 'daemon', 'daemon + pcInlined'];
+type Reader = Pick<typeof DebugInfo, 'open'>;
 
 /** One cold resolve: `covd symbolize` (declarations off) with and without inlined frames; the daemon's (declarations on) with and without pcInlined. */
-function time(exe: string, pcs: BigUint64Array, mode: Mode): { ms: number; frames: number; multi: number } {
-  const opts = mode === 'cli' ? { declarations: false } : mode === 'cli --inlines' ? { declarations: false, inlineFrames: true }
-    : mode === 'daemon' ? {} : { inlines: true };
+function time(exe: string, pcs: BigUint64Array, mode: Mode, reader: Reader): { ms: number; frames: number; multi: number } {
+  const base = mode.replace(' (before)', '') as Base;
+  const opts = base === 'cli' ? { declarations: false } : base === 'cli --inlines' ? { declarations: false, inlineFrames: true }
+    : base === 'daemon' ? {} : { inlines: true };
   const t0 = performance.now();
-  const ix = DebugInfo.open(exe).resolve(pcs, opts);
+  const ix = reader.open(exe).resolve(pcs, opts);
   const ms = performance.now() - t0;
   let frames = pcs.length, multi = 0;
   const fr = ix.inlineFrames;
@@ -50,8 +56,11 @@ function time(exe: string, pcs: BigUint64Array, mode: Mode): { ms: number; frame
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, before: { type: 'string' } } });
   const rounds = Number(values.rounds);
+  const before: Reader | null = values.before
+    ? (await import(pathToFileURL(join(values.before, 'dist', 'src', 'dwarf', 'resolve.js')).href) as { DebugInfo: Reader }).DebugInfo : null;
+  const MODES: Mode[] = before ? BASES.flatMap((b): Mode[] => [b, `${b} (before)`]) : BASES;
   setSymbolizerV8Flags();
   const tmp = mkdtempSync(join(tmpdir(), 'covd-inl-'));
   const targets = [['sqlite', await buildSqliteTarget()], ['iniparse -O2', await buildCppExampleTarget({ cflags: ['-O2'] })]] as const;
@@ -65,14 +74,14 @@ async function main(): Promise<void> {
       // Rotate which mode goes first.
       for (let j = 0; j < MODES.length; j++) {
         const mode = MODES[(j + r) % MODES.length]!;
-        const got = time(exe, pcs, mode);
+        const got = time(exe, pcs, mode, mode.endsWith('(before)') ? before! : DebugInfo);
         if (r === 0) first.set(mode, got.ms); else times.get(mode)!.push(got.ms);
         if (mode === 'cli --inlines') { frames = got.frames; multi = got.multi; }
       }
     }
     console.log(`${name}: ${pcs.length} PCs, ${multi} with inlined frames, ${frames} frames in all`);
     for (const mode of MODES) {
-      console.log(`  ${mode.padEnd(20)} first round ${first.get(mode)!.toFixed(0).padStart(5)} ms` + (rounds > 1 ? `, median of ${rounds - 1} ${median(times.get(mode)!).toFixed(0).padStart(5)} ms` : ''));
+      console.log(`  ${mode.padEnd(29)} first round ${first.get(mode)!.toFixed(0).padStart(5)} ms` + (rounds > 1 ? `, median of ${rounds - 1} ${median(times.get(mode)!).toFixed(0).padStart(5)} ms` : ''));
     }
   }
   console.log(`load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -14,11 +14,13 @@
  *     and a 2-thread pool's first request (threads started, cache off, as bench/symbolize.ts
  *     measures it), on the sqlite target and on the C++ example (examples/iniparse).
  *
- *   node dist/bench/measure-demangle.js daemon [--rounds N]
+ *   node dist/bench/measure-demangle.js daemon [--rounds N] [--before DIR]
  *     The daemon's own request: a 2-thread pool's first request (threads started, cache off,
  *     V8 flags as `covd serve` sets them), with demangling off or on (COVD_DEMANGLE) and with the
  *     inlined code (pcInlined, what dispatch asks for) off or on: the four combinations in fresh
  *     processes, rotated each round, on the sqlite target and on the C++ example (-O1, -O2).
+ *     With --before DIR (another build's checkout, its dist/ built) the four also run on that
+ *     build, in the same rotation, for before/after figures.
  *
  *   node dist/bench/measure-demangle.js tiers
  *     How V8 should compile demangle.wasm: 50 to 100,000 of those names demangled in a fresh
@@ -180,10 +182,13 @@ async function daemonCost(): Promise<void> {
     const ini1 = await buildCppExampleTarget();
     const ini2 = await buildCppExampleTarget({ cflags: ['-O2'] });
     const cases: [string, string][] = [['sqlite, pc-table', sqlite], ['iniparse -O1, pc-table', ini1], ['iniparse -O2, pc-table', ini2]];
-    const variants = [['neither', '0', ''], ['demangling', '1', ''], ['inlined code', '0', 'inlines'], ['both (covd serve)', '1', 'inlines']] as const;
+    const beforeDir = arg('--before', '');
+    const here = [['neither', '0', ''], ['demangling', '1', ''], ['inlined code', '0', 'inlines'], ['both (covd serve)', '1', 'inlines']] as const;
+    const variants: (readonly [string, string, string, string])[] = here.map(([v, dm, fl]) => [v, dm, fl, self] as const);
+    if (beforeDir) for (const [v, dm, fl] of here) variants.push([`${v} (before)`, dm, fl, join(beforeDir, 'dist', 'bench', 'measure-demangle.js')]);
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${rounds} rounds, variants rotated; medians (wall / CPU ms of the process while the request runs)`);
-    console.log('| target | PCs | neither | demangling | inlined code | both (covd serve) | both / neither |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    console.log(`| target | PCs | ${variants.map(([v]) => v).join(' | ')} | both / neither |${beforeDir ? ' before: both / neither |' : ''}`);
+    console.log(`| --- | --- |${variants.map(() => ' --- |').join('')} --- |${beforeDir ? ' --- |' : ''}`);
     for (const [label, exe] of cases) {
       const addrs = pcTable(exe, dir);
       const file = join(dir, 'addrs.txt');
@@ -191,15 +196,15 @@ async function daemonCost(): Promise<void> {
       const got = new Map<string, { ms: number; cpuMs: number }[]>(variants.map(([v]) => [v, []]));
       for (let r = 0; r < rounds; r++) {
         for (let j = 0; j < variants.length; j++) {
-          const [v, dm, fl] = variants[(j + r) % variants.length]!;
-          const out = execFileSync(process.execPath, [self, 'pool-child', exe, file, `v8 ${fl}`], { encoding: 'utf8', env: { ...process.env, COVD_DEMANGLE: dm } });
+          const [v, dm, fl, script] = variants[(j + r) % variants.length]!;
+          const out = execFileSync(process.execPath, [script, 'pool-child', exe, file, `v8 ${fl}`], { encoding: 'utf8', env: { ...process.env, COVD_DEMANGLE: dm } });
           got.get(v)!.push(JSON.parse(out.trim().split('\n').pop()!));
         }
       }
       const med = (v: string, k: 'ms' | 'cpuMs') => median(got.get(v)!.map((x) => x[k]));
       const cell = (v: string) => `${med(v, 'ms').toFixed(0)} / ${med(v, 'cpuMs').toFixed(0)}`;
-      const both = variants[3][0], none = variants[0][0];
-      console.log(`| ${label} | ${addrs.length} | ${variants.map(([v]) => cell(v)).join(' | ')} | ${(med(both, 'ms') / med(none, 'ms')).toFixed(2)} / ${(med(both, 'cpuMs') / med(none, 'cpuMs')).toFixed(2)} |`);
+      const ratio = (both: string, none: string) => `${(med(both, 'ms') / med(none, 'ms')).toFixed(2)} / ${(med(both, 'cpuMs') / med(none, 'cpuMs')).toFixed(2)}`;
+      console.log(`| ${label} | ${addrs.length} | ${variants.map(([v]) => cell(v)).join(' | ')} | ${ratio(here[3][0], here[0][0])} |${beforeDir ? ` ${ratio(`${here[3][0]} (before)`, `${here[0][0]} (before)`)} |` : ''}`);
     }
     console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {

@@ -198,6 +198,8 @@ export class InputsService implements InputsProvider {
   private timer: NodeJS.Timeout | undefined;
   private readonly soon = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  /** Names each input write's temporary file (see keepInput). */
+  private tmpSeq = 0;
   /** close() was called: nothing new is scheduled, passes in flight still commit. */
   private stopping = false;
   private readonly inflight = new Set<Promise<void>>();
@@ -518,7 +520,10 @@ export class InputsService implements InputsProvider {
       }
     }
     await mkdir(join(this.blobDir, hash.slice(0, 2)), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
+    // Inputs are shared by content: two targets' passes (or a crash and a coverage record) may
+    // keep the same hash at once, so each write has a name of its own; the last rename wins, with
+    // the same bytes.
+    const tmp = `${path}.${process.pid}.${++this.tmpSeq}.tmp`;
     await writeFile(tmp, bytes, { mode: 0o600 });
     await rename(tmp, path);
     e.kept = true;

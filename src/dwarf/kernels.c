@@ -201,9 +201,9 @@ done:
 /*
  * Plans (kernels.ts builds them from the unit's abbreviations): for each code, an offset into
  * the steps, 0 when the walk must stop there and leave the DIE to the reader. A plan is
- * [has_children, capture, step..., STEP_END]: capture 0 skips the DIE; otherwise the DIE's
+ * [has_children, capture, tag, step..., STEP_END]: capture 0 skips the DIE; otherwise the DIE's
  * wanted attributes are written to a row (capture - 1 is its attribute count, which the reader
- * charges to its budget). A step >= 0 skips that many bytes.
+ * charges to its budget); tag goes into node records. A step >= 0 skips that many bytes.
  */
 enum {
   STEP_END = -1, STEP_LEB = -2, STEP_ULEB_BLOCK = -3, STEP_BLOCK1 = -4, STEP_BLOCK2 = -5, STEP_BLOCK4 = -6,
@@ -223,12 +223,13 @@ enum { VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, V
 /*
  * A captured DIE's row: offset, attribute count, (form, value) per slot, then its address range
  * when it has low_pc and high_pc the kernel could read: [ROW_RANGE] 0 = left to the reader,
- * 1 = [low, high) follows, 2 = empty (high below low).
+ * 1 = [low, high) follows, 2 = empty (high below low). With scopes tracked, rows become node
+ * records (NODE_F64S below).
  */
 #define ROW_SLOTS 7
 #define ROW_RANGE (2 + 2 * ROW_SLOTS)
 #define ROW_F64S (ROW_RANGE + 3)
-enum { SLOT_LOW = 0, SLOT_HIGH = 1 };
+enum { SLOT_LOW = 0, SLOT_HIGH = 1, SLOT_RANGES = 2 };
 
 struct DieParams {
   u32 plans;      /* i32 plan offsets by abbreviation code */
@@ -245,7 +246,42 @@ struct DieParams {
   u32 addr_len;
   u32 addr_size;  /* the unit's address size */
   double addr_base; /* the unit's DW_AT_addr_base */
+  /*
+   * Scopes, as inlined.ts's walk keeps them (0: not tracked): scope[d] is the node of the
+   * nearest captured DIE at or above the open DIE at depth d; captured DIEs are numbered from
+   * next_node on. low_water (out) is the lowest depth written.
+   */
+  u32 scope;
+  u32 scope_cap;
+  i32 next_node;
+  i32 low_water;
+  /*
+   * With scopes tracked, each captured DIE's ranges are read here, as ranges.ts's dieRanges
+   * reads them (range lists too), and written as (low, high, node) triples for inlined.ts's map;
+   * the row then says ROW_RANGE = 3, its triple count and the range entries charged.
+   */
+  u32 rng;        /* .debug_rnglists (DWARF 5) or .debug_ranges */
+  u32 rng_len;
+  u32 version;
+  u32 off_size;
+  double rnglists_base, ranges_base, low_pc;
+  double range_budget; /* range entries the reader's budget has left */
+  u32 tri;        /* f64 triples */
+  u32 tri_cap;    /* in triples */
+  u32 n_tri;      /* out */
+  double unit_offset; /* the unit's offset, for origins in unit-relative forms */
 };
+
+/*
+ * With scopes tracked, each row is then compacted to a node record of NODE_F64S (record i at
+ * rows + i * NODE_F64S, which never reaches row i + 1): offset, attribute count, range entries
+ * charged, parent, tag (+ OWN_NAMES from the plan), call file, line and column, origin (absolute
+ * offset, -1 none).
+ */
+#define NODE_F64S 9
+enum { SLOT_CALL_FILE = 3, SLOT_CALL_LINE = 4, SLOT_CALL_COLUMN = 5, SLOT_ORIGIN = 6 };
+/* units.ts's isUnitRef. */
+static int is_unit_ref(u32 form) { return form >= 0x11 && form <= 0x15; }
 
 /* units.ts's formAddress: an address form's value; 0 when the reader must decide (other forms, out of bounds). */
 static int form_address(const struct DieParams *P, u32 form, double v, double *out) {
@@ -274,6 +310,121 @@ static void row_range(const struct DieParams *P, double *row) {
   row[ROW_RANGE] = high >= low ? 1 : 2;
   row[ROW_RANGE + 1] = low;
   row[ROW_RANGE + 2] = high;
+}
+
+/* units.ts's addrIndex; 0 when the reader must (out of bounds). */
+static int addr_index(const struct DieParams *P, double index, double *out) {
+  return form_address(P, 0x1b, index, out);
+}
+
+/* Reader.uN for 4 or 8 bytes at *pos of [0, end). */
+static int read_un(const u8 *buf, u32 *pos, u32 end, u32 size, double *out) {
+  if (end - *pos < size || *pos > end) return 0;
+  const u8 *p = buf + *pos;
+  if (size == 4) *out = (double)le(p, 4);
+  else if (size == 8) *out = (double)le(p + 4, 4) * 4294967296.0 + (double)le(p, 4);
+  else return 0;
+  *pos += size;
+  return 1;
+}
+
+/*
+ * ranges.ts's rnglist / rangeList for a DIE's DW_AT_ranges, into triples from tri[*n] (at most
+ * cap), node as given; *charged counts the entries the reader charges. 0 when the reader must
+ * read it (anything it would report, a LEB128 too long, no room, the budget spent).
+ */
+static int range_list(const struct DieParams *P, u32 form, double v, double *tri, u32 *n, u32 cap, double node, double budget, double *charged) {
+  const u8 *buf = (const u8 *)P->rng;
+  const u32 end = P->rng_len;
+  const u32 as = P->addr_size, os = P->off_size;
+  double base = P->low_pc, off;
+  u32 pos;
+#define PUSH(lo, hi) do { double l_ = (lo), h_ = (hi); if (l_ != h_) { if (*n == cap) return 0; tri[3 * *n] = l_; tri[3 * *n + 1] = h_; tri[3 * *n + 2] = node; (*n)++; } } while (0)
+#define SEEK(o) do { double o_ = (o); if (!(o_ >= 0) || o_ > (double)end) return 0; pos = (u32)o_; } while (0)
+  if (P->version >= 5) {
+    if (form == 0x23) { /* rnglistx */
+      SEEK(P->rnglists_base + v * (double)os);
+      if (!read_un(buf, &pos, end, os, &off)) return 0;
+      SEEK(P->rnglists_base + off);
+    } else {
+      SEEK(v);
+    }
+    for (;;) {
+      if (pos >= end) return 0;
+      u32 kind = buf[pos++];
+      if (++*charged > budget) return 0;
+      double a, b;
+      switch (kind) {
+        case 0: return 1;
+        case 1: if (!uleb(buf, &pos, end, &a, 0, 0) || !addr_index(P, a, &base)) return 0; break;
+        case 2: {
+          double s_, e_;
+          if (!uleb(buf, &pos, end, &a, 0, 0) || !addr_index(P, a, &s_) || !uleb(buf, &pos, end, &b, 0, 0) || !addr_index(P, b, &e_)) return 0;
+          PUSH(s_, e_);
+          break;
+        }
+        case 3: {
+          double s_;
+          if (!uleb(buf, &pos, end, &a, 0, 0) || !addr_index(P, a, &s_) || !uleb(buf, &pos, end, &b, 0, 0)) return 0;
+          PUSH(s_, s_ + b);
+          break;
+        }
+        case 4:
+          if (!uleb(buf, &pos, end, &a, 0, 0) || !uleb(buf, &pos, end, &b, 0, 0)) return 0;
+          PUSH(base + a, base + b);
+          break;
+        case 5: if (!read_un(buf, &pos, end, as, &base)) return 0; break;
+        case 6:
+          if (!read_un(buf, &pos, end, as, &a) || !read_un(buf, &pos, end, as, &b)) return 0;
+          PUSH(a, b);
+          break;
+        case 7:
+          if (!read_un(buf, &pos, end, as, &a) || !uleb(buf, &pos, end, &b, 0, 0)) return 0;
+          PUSH(a, a + b);
+          break;
+        default: return 0;
+      }
+    }
+  }
+  /* DWARF 2 to 4: pairs of addresses; the largest address selects a new base. */
+  const double max = as == 8 ? 18446744073709551616.0 : 4294967295.0;
+  SEEK(v + P->ranges_base);
+  for (;;) {
+    double a, b;
+    if (!read_un(buf, &pos, end, as, &a) || !read_un(buf, &pos, end, as, &b)) return 0;
+    if (a == 0 && b == 0) return 1;
+    if (++*charged > budget) return 0;
+    if (a == max) { base = b; continue; }
+    PUSH(base + a, base + b);
+  }
+#undef PUSH
+#undef SEEK
+}
+
+/*
+ * dieRanges for a captured DIE (scopes tracked) into triples from tri[*n]; row[ROW_RANGE] = 3,
+ * the triple count and the entries charged. 0 when the reader must read them.
+ */
+static int row_triples(const struct DieParams *P, double *row, double *tri, u32 *n, u32 cap, double node, double budget) {
+  u32 low_form = (u32)row[2 + 2 * SLOT_LOW], high_form = (u32)row[2 + 2 * SLOT_HIGH], rng_form = (u32)row[2 + 2 * SLOT_RANGES];
+  u32 n0 = *n;
+  double charged = 0;
+  if (low_form && high_form) {
+    double low, high;
+    if (!form_address(P, low_form, row[3 + 2 * SLOT_LOW], &low)) return 0;
+    if (is_constant(high_form)) high = low + row[3 + 2 * SLOT_HIGH];
+    else if (!form_address(P, high_form, row[3 + 2 * SLOT_HIGH], &high)) return 0;
+    if (high > low) {
+      if (*n == cap) return 0;
+      tri[3 * *n] = low; tri[3 * *n + 1] = high; tri[3 * *n + 2] = node; (*n)++;
+    }
+  } else if (rng_form) {
+    if (!P->rng || !range_list(P, rng_form, row[3 + 2 * SLOT_RANGES], tri, n, cap, node, budget, &charged)) { *n = n0; return 0; }
+  }
+  row[ROW_RANGE] = 3;
+  row[ROW_RANGE + 1] = (double)(*n - n0);
+  row[ROW_RANGE + 2] = charged;
+  return 1;
 }
 
 static struct DieParams die_params;
@@ -326,7 +477,16 @@ EXPORT("skip_dies") void skip_dies(void) {
   u32 pos = P->pos, n_rows = 0;
   const u32 end = P->end;
   i32 depth = P->depth;
+  i32 *scope = (i32 *)P->scope;
+  const i32 scope_cap = (i32)P->scope_cap;
+  i32 next_node = P->next_node, low_water = depth;
+  double *tri = (double *)P->tri;
+  u32 n_tri = 0;
+  double budget = P->range_budget;
   P->done = 0;
+  P->n_tri = 0;
+  /* A tree deeper than the scopes kept here is the reader's. */
+  if (scope && (depth < 0 || depth > scope_cap)) { P->n_rows = 0; P->low_water = depth; return; }
   while (pos < end) {
     u32 at = pos;
     double code_d;
@@ -341,7 +501,9 @@ EXPORT("skip_dies") void skip_dies(void) {
     const i32 *s = steps + plan;
     i32 has_children = *s++;
     i32 capture = *s++;
+    i32 tag = *s++;
     double *row = 0;
+    if (scope && has_children && depth >= scope_cap) { pos = at; break; }
     if (capture) {
       if (n_rows == P->row_cap) { pos = at; break; }
       row = rows + (u64)n_rows * ROW_F64S;
@@ -381,13 +543,152 @@ EXPORT("skip_dies") void skip_dies(void) {
       }
     }
     if (!ok) { pos = at; break; }
-    if (capture) { row_range(P, row); n_rows++; }
+    if (scope) {
+      i32 up = depth > 0 ? scope[depth - 1] : -1, mine = up;
+      if (capture) {
+        /* The DIE's ranges now, so they keep tree order; one the kernel cannot read is the reader's. */
+        if (!row_triples(P, row, tri, &n_tri, P->tri_cap, (double)next_node, budget)) { pos = at; break; }
+        budget -= row[ROW_RANGE + 2];
+        u32 origin_form = (u32)row[2 + 2 * SLOT_ORIGIN];
+        double rec[NODE_F64S] = {
+          row[0], row[1], row[ROW_RANGE + 2], (double)up, (double)tag,
+          row[3 + 2 * SLOT_CALL_FILE], row[3 + 2 * SLOT_CALL_LINE], row[3 + 2 * SLOT_CALL_COLUMN],
+          origin_form ? (is_unit_ref(origin_form) ? P->unit_offset : 0) + row[3 + 2 * SLOT_ORIGIN] : -1,
+        };
+        double *node_rec = rows + (u64)n_rows * NODE_F64S;
+        for (u32 j = 0; j < NODE_F64S; j++) node_rec[j] = rec[j];
+        mine = next_node++;
+      }
+      if (has_children) { scope[depth] = mine; if (depth < low_water) low_water = depth; }
+    } else if (capture) {
+      row_range(P, row);
+    }
+    if (capture) n_rows++;
     if (has_children) depth++;
     else if (depth == 0) { P->done = 1; break; }
   }
   P->pos = pos;
   P->depth = depth;
   P->n_rows = n_rows;
+  P->next_node = next_node;
+  P->low_water = low_water;
+  P->n_tri = n_tri;
+}
+
+/* ------------------------------------------------------------------ the address -> DIE map */
+
+/*
+ * inlined.ts's AddrDieMap (LLVM's DWARFUnit::updateAddressDieMap): ranges (low, high, node) in
+ * tree order, each laid over the ones before it, kept sorted by low in blocks of at most
+ * MAP_BLOCK entries; the same blocks, splits and charges as twins.ts's dieMap, step for step.
+ */
+#define MAP_BLOCK 64
+struct MapBlock { double keys[MAP_BLOCK + 1]; double highs[MAP_BLOCK + 1]; i32 nodes[MAP_BLOCK + 1]; u32 len; };
+
+struct MapParams {
+  u32 tri;        /* f64[3 n]: low, high, node */
+  u32 n;
+  u32 blocks;     /* room for block_cap MapBlocks */
+  u32 block_cap;
+  u32 order;      /* u32[block_cap]: blocks in key order */
+  u32 first;      /* f64[block_cap]: each position's first key (-inf for the first block) */
+  u32 out_keys;   /* out: f64[cap], f64[cap], i32[cap] */
+  u32 out_highs;
+  u32 out_nodes;
+  u32 out_cap;
+  u32 out_n;      /* out */
+  u32 ok;         /* out: 0 when the blocks ran out (left to the twin) */
+  double charge;  /* out: what the insertions charge to the reader's attribute budget */
+};
+
+static struct MapParams map_params;
+
+EXPORT("map_params") struct MapParams *map_params_ptr(void) { return &map_params; }
+
+static struct MapBlock *map_blocks;
+static u32 *map_order, map_nb, map_full;
+static double *map_first, map_charge;
+
+static u32 upper_f64(const double *a, u32 n, double x) {
+  u32 lo = 0, hi = n;
+  while (lo < hi) { u32 mid = (lo + hi) >> 1; if (x < a[mid]) hi = mid; else lo = mid + 1; }
+  return lo;
+}
+
+/* The position of the block holding the last key at or below x, and x's upper bound in it. */
+static void map_locate(double x, u32 *b, u32 *i) {
+  u32 ub = upper_f64(map_first, map_nb, x);
+  *b = ub > 0 ? ub - 1 : 0;
+  struct MapBlock *blk = &map_blocks[map_order[*b]];
+  *i = upper_f64(blk->keys, blk->len, x);
+}
+
+static void map_set(double key, double high, i32 node) {
+  u32 b, i;
+  map_locate(key, &b, &i);
+  struct MapBlock *blk = &map_blocks[map_order[b]];
+  if (i > 0 && blk->keys[i - 1] == key) { blk->highs[i - 1] = high; blk->nodes[i - 1] = node; return; }
+  map_charge += (double)((blk->len - i) >> 4);
+  for (u32 j = blk->len; j > i; j--) { blk->keys[j] = blk->keys[j - 1]; blk->highs[j] = blk->highs[j - 1]; blk->nodes[j] = blk->nodes[j - 1]; }
+  blk->keys[i] = key; blk->highs[i] = high; blk->nodes[i] = node;
+  blk->len++;
+  if (b > 0) map_first[b] = blk->keys[0];
+  if (blk->len > MAP_BLOCK) {
+    if (map_nb == map_params.block_cap) { map_full = 1; return; }
+    u32 half = blk->len >> 1, id = map_nb;
+    struct MapBlock *nb = &map_blocks[id];
+    nb->len = blk->len - half;
+    for (u32 j = 0; j < nb->len; j++) { nb->keys[j] = blk->keys[half + j]; nb->highs[j] = blk->highs[half + j]; nb->nodes[j] = blk->nodes[half + j]; }
+    blk->len = half;
+    for (u32 j = map_nb; j > b + 1; j--) { map_order[j] = map_order[j - 1]; map_first[j] = map_first[j - 1]; }
+    map_order[b + 1] = id;
+    map_first[b + 1] = nb->keys[0];
+    map_nb++;
+  }
+}
+
+EXPORT("die_map") void die_map(void) {
+  struct MapParams *P = &map_params;
+  const double *tri = (const double *)P->tri;
+  map_blocks = (struct MapBlock *)P->blocks;
+  map_order = (u32 *)P->order;
+  map_first = (double *)P->first;
+  map_nb = 1; map_full = 0; map_charge = 0;
+  map_blocks[0].len = 0;
+  map_order[0] = 0;
+  map_first[0] = -__builtin_inf();
+  P->ok = 0;
+  for (u32 t = 0; t < P->n && !map_full; t++) {
+    double low = tri[3 * t], high = tri[3 * t + 1];
+    i32 node = (i32)tri[3 * t + 2];
+    u32 b, i;
+    map_locate(low, &b, &i);
+    struct MapBlock *blk = &map_blocks[map_order[b]];
+    if (i > 0 && low < blk->highs[i - 1]) {
+      double p_key = blk->keys[i - 1], p_high = blk->highs[i - 1];
+      i32 p_node = blk->nodes[i - 1];
+      if (high < p_high) map_set(high, p_high, p_node);
+      if (map_full) break;
+      if (low > p_key) {
+        u32 b2, i2;
+        map_locate(p_key, &b2, &i2);
+        map_blocks[map_order[b2]].highs[i2 - 1] = low;
+      }
+    }
+    map_set(low, high, node);
+  }
+  if (map_full) return;
+  u32 n = 0;
+  double *keys = (double *)P->out_keys, *highs = (double *)P->out_highs;
+  i32 *nodes = (i32 *)P->out_nodes;
+  for (u32 b = 0; b < map_nb; b++) {
+    const struct MapBlock *blk = &map_blocks[map_order[b]];
+    if (n + blk->len > P->out_cap) return;
+    for (u32 j = 0; j < blk->len; j++, n++) { keys[n] = blk->keys[j]; highs[n] = blk->highs[j]; nodes[n] = blk->nodes[j]; }
+  }
+  P->out_n = n;
+  P->charge = map_charge;
+  P->ok = 1;
 }
 
 /* ------------------------------------------------------------------ sorting PCs */
@@ -643,9 +944,17 @@ AT(LineState, seq_empty, 20); AT(LineState, seq_low, 24); AT(LineState, seq_firs
 AT(DieParams, plans, 0); AT(DieParams, n_codes, 4); AT(DieParams, steps, 8); AT(DieParams, base, 12); AT(DieParams, pos, 16);
 AT(DieParams, end, 20); AT(DieParams, depth, 24); AT(DieParams, done, 28); AT(DieParams, rows, 32); AT(DieParams, row_cap, 36);
 AT(DieParams, n_rows, 40); AT(DieParams, addr, 44); AT(DieParams, addr_len, 48); AT(DieParams, addr_size, 52); AT(DieParams, addr_base, 56);
+AT(DieParams, scope, 64); AT(DieParams, scope_cap, 68); AT(DieParams, next_node, 72); AT(DieParams, low_water, 76);
+AT(DieParams, rng, 80); AT(DieParams, rng_len, 84); AT(DieParams, version, 88); AT(DieParams, off_size, 92); AT(DieParams, rnglists_base, 96);
+AT(DieParams, ranges_base, 104); AT(DieParams, low_pc, 112); AT(DieParams, range_budget, 120); AT(DieParams, tri, 128); AT(DieParams, tri_cap, 132);
+AT(DieParams, n_tri, 136); AT(DieParams, unit_offset, 144);
 AT(LookupParams, addrs, 0); AT(LookupParams, count, 4); AT(LookupParams, out_file, 8); AT(LookupParams, out_line, 12);
 AT(LookupParams, out_col, 16); AT(LookupParams, scratch, 20); AT(LookupParams, resets, 24); AT(LookupParams, n_resets, 28);
 AT(SortParams, pcs, 0); AT(SortParams, n, 4); AT(SortParams, uniq, 8); AT(SortParams, at, 12); AT(SortParams, tmp, 16);
 AT(SortParams, m, 20); AT(SortParams, increasing, 24); AT(SortParams, ok, 28);
-_Static_assert(ROW_RANGE == 16 && ROW_F64S == 19, "row layout moved: update ROW_RANGE / ROW_F64S in kernels.ts");
+AT(MapParams, tri, 0); AT(MapParams, n, 4); AT(MapParams, blocks, 8); AT(MapParams, block_cap, 12); AT(MapParams, order, 16);
+AT(MapParams, first, 20); AT(MapParams, out_keys, 24); AT(MapParams, out_highs, 28); AT(MapParams, out_nodes, 32); AT(MapParams, out_cap, 36);
+AT(MapParams, out_n, 40); AT(MapParams, ok, 44); AT(MapParams, charge, 48);
+_Static_assert(sizeof(struct MapBlock) == 65 * 20 + 4, "MapBlock moved: update MAP_BLOCK_BYTES in kernels.ts");
+_Static_assert(ROW_RANGE == 16 && ROW_F64S == 19 && NODE_F64S == 9, "row layout moved: update ROW_RANGE / ROW_F64S / NODE_F64S in kernels.ts");
 #undef AT

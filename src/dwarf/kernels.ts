@@ -1,8 +1,10 @@
 /**
  * The WebAssembly kernels (kernels.c), for the loops that are most of a cold request's time
  * when V8 interprets them: sorting a request's PCs and ordering addresses, the line-number state
- * machine and its look-ups, the DIE walk (skipping DIEs, reading subprograms into rows), and the
- * walks of sorted addresses over units, spans and symbols (resolve.ts, order.ts).
+ * machine and its look-ups, the DIE walk (skipping DIEs, reading subprograms into rows, and for
+ * inlined chains subroutines into node records with their parents and ranges), the address map
+ * of those ranges (inlined.ts), and the walks of sorted addresses over units, spans and symbols
+ * (resolve.ts, order.ts).
  *
  * Each kernel takes only the easy path and stops where input is odd; the TypeScript reader
  * (line.ts, functions.ts, resolve.ts) goes on from exactly that point with the same state. So
@@ -20,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import type { Unit } from './units.js';
 import { plansFor, STEP_END, type DieWalk } from './plans.js';
-import { twins, type KernelOps } from './twins.js';
+import { twins, type DieMap, type KernelOps } from './twins.js';
 
 /** The parts of the WebAssembly API used here (the project's lib settings do not declare it). */
 interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
@@ -48,6 +50,8 @@ interface Exports {
   name_runs(unitOf: number, symOf: number, fnOf: number, m: number, shareK: number, shareN: number, out: number): number;
   gather(at: number, n: number, from: number, to: number): void;
   order_values(v: number, n: number, a: number, b: number, out: number): number;
+  map_params(): number;
+  die_map(): void;
 }
 
 type Typed = Float64Array | Int32Array | Uint32Array;
@@ -66,24 +70,40 @@ const LP = (() => {
 /** kernels.c's LineState: address f64, file, line, column u32, seq_empty i32, seq_low f64, seq_first u32. */
 const LS = { address: 0, file: 8, line: 12, column: 16, seqEmpty: 20, seqLow: 24, seqFirst: 32 };
 /** kernels.c's DieParams, all 32-bit. */
-const DP = { plans: 0, nCodes: 4, steps: 8, base: 12, pos: 16, end: 20, depth: 24, done: 28, rows: 32, rowCap: 36, nRows: 40, addr: 44, addrLen: 48, addrSize: 52, addrBase: 56 };
+const DP = {
+  plans: 0, nCodes: 4, steps: 8, base: 12, pos: 16, end: 20, depth: 24, done: 28, rows: 32, rowCap: 36, nRows: 40, addr: 44, addrLen: 48, addrSize: 52, addrBase: 56,
+  scope: 64, scopeCap: 68, nextNode: 72, lowWater: 76,
+  rng: 80, rngLen: 84, version: 88, offSize: 92, rnglistsBase: 96, rangesBase: 104, lowPc: 112, rangeBudget: 120, tri: 128, triCap: 132, nTri: 136, unitOffset: 144,
+};
 /**
  * Captured DIEs per kernel call, and the row layout (f64s): offset, attribute count, (form,
  * value) per slot, then at ROW_RANGE the low_pc/high_pc range when the kernel could read it:
- * 0 = left to the reader, 1 = [low, high) follows, 2 = empty.
+ * 0 = left to the reader, 1 = [low, high) follows, 2 = empty. With scopes tracked (the
+ * 'inlines' walk) the kernel compacts them into node records (NODE_F64S).
  */
 const ROW_CAP = 4096;
 export const ROW_RANGE = 16;
 export const ROW_F64S = 19;
+/** With scopes tracked, rows become node records of this many f64s (inlined.ts reads them). */
+export const NODE_F64S = 9;
+/** Tree depth the kernel keeps scopes for; deeper DIEs are walked by the reader. */
+const SCOPE_CAP = 1024;
+/** (low, high, node) triples of the 'inlines' walk per kernel call. */
+const TRI_CAP = 16384;
 
 /** kernels.c's LookupParams, all 32-bit. */
 const LK = { addrs: 0, count: 4, outFile: 8, outLine: 12, outCol: 16, scratch: 20, resets: 24, nResets: 28 };
+/** kernels.c's MapParams: 32-bit fields, then the charge (f64); and the size of one MapBlock. */
+const MP = { tri: 0, n: 4, blocks: 8, blockCap: 12, order: 16, first: 20, outKeys: 24, outHighs: 28, outNodes: 32, outCap: 36, outN: 40, ok: 44, charge: 48 };
+const MAP_BLOCK_BYTES = 65 * 20 + 4;
 /** kernels.c's SortParams, all 32-bit. */
 const SP = { pcs: 0, n: 4, uniq: 8, at: 12, tmp: 16, m: 20, increasing: 24, ok: 28 };
 
 
 /** .debug_addr and the unit's base and address size, so the DIE walk can read addrx forms. */
 interface DebugAddr { bytes: Uint8Array; addrBase: number; addrSize: number }
+/** The range-list section for the unit's version, and the unit's fields ranges.ts reads lists with. */
+interface UnitRanges { bytes: Uint8Array; version: number; offSize: number; rnglistsBase: number; rangesBase: number; lowPc: number; unitOffset: number }
 
 /** lineLookup's file index for an address that no row covers. */
 export const NO_ROW = 0xffffffff;
@@ -118,7 +138,7 @@ class Kernels {
   /** Bumped by every call that lays out the heap, so a DieWalker knows its copy was overwritten. */
   epoch = 0;
   /** A section kept in the heap across calls (a unit walk's .debug_addr); layouts start after it. */
-  private pinned: { bytes: Uint8Array; at: number; len: number } | null = null;
+  private pinned: { bytes: Uint8Array; more: Uint8Array | null; at: number; moreAt: number; len: number } | null = null;
   /** How often each kernel ran, and stopped early (tests check the kernels do the work). */
   readonly stats = { linePrograms: 0, lineStops: 0, dieSkips: 0 };
   /** These kernels as the reader calls them (kernelsOrTwins): each operation falls back to its twin. */
@@ -139,7 +159,7 @@ class Kernels {
     this.gather(new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0));
     const empty = new Uint8Array(0);
     this.lineLookup({ buf: empty, start: 0, end: 0, addrStep: new Float64Array(256), lineStep: new Int32Array(256), stdLens: [], constAddPc: 0, opcodeBase: 13, lineRange: 14, minInst: 1 }, none, new Uint32Array(0));
-    this.layoutDies(empty, 0, 0, new Int32Array(1), Int32Array.of(STEP_END), null);
+    this.layoutDies(empty, 0, 0, new Int32Array(1), Int32Array.of(STEP_END), null, 0);
     this.skipDies(0, 0);
     this.stats.linePrograms = 0; this.stats.lineStops = 0; this.stats.dieSkips = 0;
   }
@@ -147,15 +167,21 @@ class Kernels {
   /** Where a call's buffers start: after the pinned section. */
   private base(): number { return align(this.heap + (this.pinned?.len ?? 0), 16); }
 
-  /** Keeps bytes in the heap (copied once while the same section stays pinned); their address, or -1. */
-  private pin(bytes: Uint8Array): number {
-    if (this.pinned?.bytes === bytes) return this.pinned.at;
+  /**
+   * Keeps bytes (and more, a second section, when given) in the heap, copied once while the same
+   * sections stay pinned; their addresses, or -1.
+   */
+  private pin(bytes: Uint8Array, more: Uint8Array | null = null): [number, number] {
+    const p = this.pinned;
+    if (p?.bytes === bytes && (more === null || p.more === more)) return [p.at, more ? p.moreAt : -1];
     this.pinned = null;
-    if (!this.reserve(this.heap + bytes.length)) return -1;
+    const moreAt = align(this.heap + bytes.length, 8), len = moreAt - this.heap + (more?.length ?? 0);
+    if (!this.reserve(this.heap + len)) return [-1, -1];
     new Uint8Array(this.x.memory.buffer, this.heap, bytes.length).set(bytes);
-    this.pinned = { bytes, at: this.heap, len: bytes.length };
+    if (more) new Uint8Array(this.x.memory.buffer, moreAt, more.length).set(more);
+    this.pinned = { bytes, more, at: this.heap, moreAt, len };
     this.epoch++;
-    return this.heap;
+    return [this.heap, more ? moreAt : -1];
   }
 
   /** Makes the memory at least `bytes` long; false when it cannot grow. */
@@ -373,12 +399,41 @@ class Kernels {
     return [out[0]!, out[1]!, out[2]!, out[3]!];
   }
 
-  /** Copies a unit's DIEs and plans in; returns the layout, or null when memory is short. */
-  layoutDies(buf: Uint8Array, start: number, end: number, plans: Int32Array, steps: Int32Array, addr: DebugAddr | null): { base: number; rows: number } | null {
+  /** twins.ts's dieMap over the first n (low, high, node) triples of tri; null: left to the twin. */
+  dieMap(tri: Float64Array, n: number): DieMap | null {
+    // Blocks split at 65 entries into halves of 32 or more; a triple adds at most two entries.
+    const blockCap = Math.ceil((2 * n) / 32) + 2, outCap = 2 * n + 1;
+    const triAt = align(this.base(), 8), blocks = align(triAt + n * 24, 8), order = blocks + blockCap * MAP_BLOCK_BYTES;
+    const first = align(order + blockCap * 4, 8), outKeys = first + blockCap * 8, outHighs = outKeys + outCap * 8, outNodes = outHighs + outCap * 8;
+    if (!this.reserve(outNodes + outCap * 4)) return null;
+    this.epoch++;
+    const mem = this.x.memory.buffer;
+    new Float64Array(mem, triAt, 3 * n).set(tri.subarray(0, 3 * n));
+    const mp = this.x.map_params(), dv = this.dv();
+    dv.setUint32(mp + MP.tri, triAt, true); dv.setUint32(mp + MP.n, n, true);
+    dv.setUint32(mp + MP.blocks, blocks, true); dv.setUint32(mp + MP.blockCap, blockCap, true);
+    dv.setUint32(mp + MP.order, order, true); dv.setUint32(mp + MP.first, first, true);
+    dv.setUint32(mp + MP.outKeys, outKeys, true); dv.setUint32(mp + MP.outHighs, outHighs, true);
+    dv.setUint32(mp + MP.outNodes, outNodes, true); dv.setUint32(mp + MP.outCap, outCap, true);
+    this.x.die_map();
+    if (dv.getUint32(mp + MP.ok, true) === 0) return null;
+    const m = dv.getUint32(mp + MP.outN, true);
+    return {
+      keys: new Float64Array(mem, outKeys, m).slice(), highs: new Float64Array(mem, outHighs, m).slice(),
+      nodes: new Int32Array(mem, outNodes, m).slice(), charge: dv.getFloat64(mp + MP.charge, true),
+    };
+  }
+
+  /** Copies a unit's DIEs and plans in (and room for scopeCap scopes); returns the layout, or null when memory is short. */
+  layoutDies(buf: Uint8Array, start: number, end: number, plans: Int32Array, steps: Int32Array, addr: DebugAddr | null, scopeCap: number, rng: UnitRanges | null = null): { base: number; rows: number; scope: number } | null {
     const len = end - start;
-    const addrAt = addr ? this.pin(addr.bytes) : -1;
+    const rngBytes = rng && rng.bytes.length > 0 ? rng.bytes : null;
+    const [addrAt, rngAt] = addr ? this.pin(addr.bytes, rngBytes) : rngBytes ? this.pin(rngBytes) : [-1, -1];
+    const rngPlace = addr ? rngAt : addrAt;
     const base = this.base(), plansAt = align(base + len, 4), stepsAt = plansAt + plans.length * 4, rowsAt = align(stepsAt + steps.length * 4, 8);
-    if (!this.reserve(rowsAt + ROW_CAP * ROW_F64S * 8)) return null;
+    const scopeAt = rowsAt + ROW_CAP * ROW_F64S * 8, triAt = align(scopeAt + scopeCap * 4, 8);
+    const triCap = scopeCap > 0 ? TRI_CAP : 0;
+    if (!this.reserve(triAt + triCap * 24)) return null;
     this.epoch++;
     const mem = this.x.memory.buffer;
     new Uint8Array(mem, base, len).set(buf.subarray(start, end));
@@ -390,10 +445,32 @@ class Kernels {
     dv.setUint32(dp + DP.end, len, true);
     dv.setUint32(dp + DP.rows, rowsAt, true); dv.setUint32(dp + DP.rowCap, ROW_CAP, true);
     // Without .debug_addr in the heap the kernel reads no addrx (the reader does).
-    dv.setUint32(dp + DP.addr, Math.max(addrAt, 0), true); dv.setUint32(dp + DP.addrLen, addrAt < 0 ? 0 : addr!.bytes.length, true);
+    const realAddr = addr ? addrAt : -1;
+    dv.setUint32(dp + DP.addr, Math.max(realAddr, 0), true); dv.setUint32(dp + DP.addrLen, realAddr < 0 ? 0 : addr!.bytes.length, true);
+    // Range lists are read only with .debug_addr (or without a need for it) and the unit's fields.
+    dv.setUint32(dp + DP.rng, rngPlace > 0 && rngBytes ? rngPlace : 0, true); dv.setUint32(dp + DP.rngLen, rngPlace > 0 && rngBytes ? rngBytes.length : 0, true);
+    dv.setUint32(dp + DP.version, rng?.version ?? 0, true); dv.setUint32(dp + DP.offSize, rng?.offSize ?? 0, true);
+    dv.setFloat64(dp + DP.rnglistsBase, rng?.rnglistsBase ?? 0, true); dv.setFloat64(dp + DP.rangesBase, rng?.rangesBase ?? 0, true);
+    dv.setFloat64(dp + DP.lowPc, rng?.lowPc ?? 0, true); dv.setFloat64(dp + DP.unitOffset, rng?.unitOffset ?? 0, true);
+    dv.setUint32(dp + DP.tri, triAt, true); dv.setUint32(dp + DP.triCap, triCap, true);
     dv.setUint32(dp + DP.addrSize, addr?.addrSize ?? 0, true); dv.setFloat64(dp + DP.addrBase, addr?.addrBase ?? 0, true);
-    return { base, rows: rowsAt };
+    dv.setUint32(dp + DP.scope, scopeCap > 0 ? scopeAt : 0, true); dv.setUint32(dp + DP.scopeCap, scopeCap, true);
+    return { base, rows: rowsAt, scope: scopeAt };
   }
+
+  /** Sets the scopes' node counter and the range budget before a walk; after one, the counter, the lowest depth written and the triples. */
+  setNextNode(n: number, rangeBudget: number): void {
+    const dp = this.x.die_params(), dv = this.dv();
+    dv.setInt32(dp + DP.nextNode, n, true); dv.setFloat64(dp + DP.rangeBudget, rangeBudget, true);
+  }
+  scopeResult(): [number, number, number, number] {
+    const dp = this.x.die_params(), dv = this.dv();
+    return [dv.getInt32(dp + DP.nextNode, true), dv.getInt32(dp + DP.lowWater, true), dv.getUint32(dp + DP.tri, true), dv.getUint32(dp + DP.nTri, true)];
+  }
+  /** A view of n triples at at (valid until the next kernel call). */
+  triView(at: number, n: number): Float64Array { return new Float64Array(this.x.memory.buffer, at, 3 * n); }
+  /** A view of n scopes at at (valid until the next kernel call). */
+  scopeView(at: number, n: number): Int32Array { return new Int32Array(this.x.memory.buffer, at, n); }
 
   /** Walks from pos (relative to the unit's start); returns [pos, depth, done, captured rows]. */
   skipDies(pos: number, depth: number): [number, number, boolean, number] {
@@ -406,7 +483,7 @@ class Kernels {
   }
 
   /** A view of captured rows (valid until the next kernel call). */
-  rowView(at: number, n: number): Float64Array { return new Float64Array(this.x.memory.buffer, at, n * ROW_F64S); }
+  rowView(at: number, f64s: number): Float64Array { return new Float64Array(this.x.memory.buffer, at, f64s); }
 }
 
 function align(n: number, a: number): number { return Math.ceil(n / a) * a; }
@@ -439,6 +516,10 @@ class WasmOps implements KernelOps {
   orderValues(values: Float64Array, count = values.length) {
     // Addresses (the usual values) are radix-sorted by the kernel; a few are not worth the copy.
     return (count >= 64 ? this.k.orderValues(values.subarray(0, count)) : null) ?? twins.orderValues(values, count);
+  }
+  dieMap(tri: Float64Array, n: number) {
+    // A few ranges are not worth the copy.
+    return (n >= 64 ? this.k.dieMap(tri, n) : null) ?? twins.dieMap(tri, n);
   }
   lineProgram(p: LineProgramInput) { return this.k.lineProgram(p); }
   lineLookup(p: LineProgramInput, addrs: Float64Array, runStarts: Uint32Array) { return this.k.lineLookup(p, addrs, runStarts); }
@@ -494,19 +575,24 @@ export function kernelsActive(): boolean { return kernels() !== null; }
 export function setKernelsEnabled(on: boolean): void { disabled = !on; }
 
 /**
- * Walks a unit's DIEs in WebAssembly for functions.ts: skips DIEs whose tags the walk does not
- * want, and (with capture) reads the wanted attributes of DIEs of the captured tags into rows.
+ * Walks a unit's DIEs in WebAssembly for functions.ts and inlined.ts: skips DIEs whose tags the
+ * walk does not want, and (with capture) reads the wanted attributes of DIEs of the captured
+ * tags into rows.
  * The walk calls skip() before reading each DIE; the kernel stops at a DIE the walk must read
  * itself. Rows come back with their DIE's offset and are the DIEs before that stop, in order.
  */
 export class DieWalker {
   private epoch = -1;
-  private layout: { base: number; rows: number } | null = null;
+  private layout: { base: number; rows: number; scope: number } | null = null;
   pos = 0;
   depth = 0;
   /** DIEs captured by the last skip(), in rows of ROW_F64S (valid until the next kernel call). */
   rows: Float64Array = new Float64Array(0);
   captured = 0;
+  /** After skipScoped: the number of the next captured DIE, and the captured DIEs' ranges as (low, high, node) triples (valid until the next kernel call). */
+  nextNode = 0;
+  tri: Float64Array = new Float64Array(0);
+  nTri = 0;
 
   private constructor(
     private readonly k: Kernels,
@@ -516,14 +602,17 @@ export class DieWalker {
     private readonly plans: Int32Array,
     private readonly steps: Int32Array,
     private readonly addr: DebugAddr | null,
+    private readonly scopeCap: number,
+    private readonly rng: UnitRanges | null,
   ) {}
 
   /**
-   * A walker for u's DIEs for one of functions.ts's walks: it stops at the tags the walk reads,
-   * except that with 'functions-capture' subprograms' attributes at SLOT (ranges, declaration,
-   * origin) come back as rows. Null without kernels.
+   * A walker for u's DIEs for one of the walks (plans.ts's DieWalk): it stops at the tags the
+   * walk reads, except that with 'functions-capture' subprograms' attributes at SLOT (ranges,
+   * declaration, origin) come back as rows, and with 'inlines' subroutines' attributes at
+   * INLINE_SLOT with their parents (skipScoped). Null without kernels.
    */
-  static forUnit(info: Uint8Array, u: Unit, walk: DieWalk, addr?: Uint8Array): DieWalker | null {
+  static forUnit(info: Uint8Array, u: Unit, walk: DieWalk, addr?: Uint8Array, ranges?: { rnglists: Uint8Array; ranges: Uint8Array }): DieWalker | null {
     const k = kernels();
     if (!k || u.end <= u.dieOffset) return null;
     const { plans, steps } = plansFor(u, walk);
@@ -531,7 +620,10 @@ export class DieWalker {
     // left to the reader, which looks abbreviations up only as DIEs use them.
     if ((plans.length + steps.length) * 4 > (u.end - u.dieOffset) + 65536) return null;
     const debugAddr = addr && addr.length > 0 ? { bytes: addr, addrBase: u.addrBase, addrSize: u.addrSize } : null;
-    return new DieWalker(k, info, u.dieOffset, u.end, plans, steps, debugAddr);
+    const rng: UnitRanges | null = ranges && walk === 'inlines'
+      ? { bytes: u.version >= 5 ? ranges.rnglists : ranges.ranges, version: u.version, offSize: u.offSize, rnglistsBase: u.rnglistsBase, rangesBase: u.rangesBase, lowPc: u.lowPc, unitOffset: u.offset }
+      : null;
+    return new DieWalker(k, info, u.dieOffset, u.end, plans, steps, debugAddr, walk === 'inlines' ? SCOPE_CAP : 0, rng);
   }
 
   /**
@@ -540,17 +632,56 @@ export class DieWalker {
    * returns true when the unit's tree ended there.
    */
   skip(pos: number, depth: number): boolean {
-    if (this.epoch !== this.k.epoch || !this.layout) {
-      this.layout = this.k.layoutDies(this.buf, this.start, this.end, this.plans, this.steps, this.addr);
-      this.epoch = this.k.epoch;
-    }
+    this.ensureLayout();
     if (!this.layout) { this.pos = pos; this.depth = depth; this.captured = 0; return false; }
+    return this.run(pos, depth);
+  }
+
+  /**
+   * skip() for the 'inlines' walk, with inlined.ts's scopes: scope[0, depth) in, scope[d] for
+   * every open depth d after, captured DIEs numbered from nextNode (this.nextNode after). dirty:
+   * the lowest entry the caller changed since the last call. Returns false without progress
+   * when the tree is deeper than the scopes kept in the kernel.
+   */
+  skipScoped(pos: number, depth: number, scope: number[], dirty: number, nextNode: number, rangeBudget: number): boolean {
+    const relaid = this.ensureLayout();
+    this.nTri = 0;
+    if (!this.layout || depth > this.scopeCap) { this.pos = pos; this.depth = depth; this.captured = 0; this.nextNode = nextNode; return false; }
+    const from = relaid ? 0 : Math.min(dirty, depth);
+    if (from < depth) {
+      const view = this.k.scopeView(this.layout.scope, depth);
+      for (let i = from; i < depth; i++) view[i] = scope[i]!;
+    }
+    this.k.setNextNode(nextNode, rangeBudget);
+    const done = this.run(pos, depth);
+    const [next, low, triAt, nTri] = this.k.scopeResult();
+    this.nextNode = next;
+    this.nTri = nTri;
+    this.tri = this.k.triView(triAt, nTri);
+    if (low < this.depth) {
+      const view = this.k.scopeView(this.layout.scope, this.depth);
+      for (let i = Math.max(0, low); i < this.depth; i++) scope[i] = view[i]!;
+    }
+    return done;
+  }
+
+  /** Lays the unit out again when another call overwrote it; true when it did. */
+  private ensureLayout(): boolean {
+    if (this.epoch === this.k.epoch && this.layout) return false;
+    this.layout = this.k.layoutDies(this.buf, this.start, this.end, this.plans, this.steps, this.addr, this.scopeCap, this.rng);
+    this.epoch = this.k.epoch;
+    return true;
+  }
+
+  private run(pos: number, depth: number): boolean {
     const [p, d, done, n] = this.k.skipDies(pos - this.start, depth);
     this.pos = p + this.start;
     this.depth = d;
     this.captured = n;
-    this.rows = this.k.rowView(this.layout.rows, n);
-    for (let i = 0; i < n; i++) this.rows[i * ROW_F64S] += this.start;
+    // Node records (scopes tracked) or rows, each starting with its DIE's offset in the unit.
+    const stride = this.scopeCap > 0 ? NODE_F64S : ROW_F64S;
+    this.rows = this.k.rowView(this.layout!.rows, n * stride);
+    for (let i = 0; i < n; i++) this.rows[i * stride] += this.start;
     return done;
   }
 }

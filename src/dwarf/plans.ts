@@ -94,6 +94,11 @@ export function skipDie(r: Reader, plan: number[], u: Unit): void {
 
 /** Slots of captured rows for the attributes a function walk wants (kernels.c writes form and value for each). */
 export const SLOT = { low: 0, high: 1, ranges: 2, declFile: 3, declLine: 4, declaration: 5, ref: 6 } as const;
+/** The 'inlines' walk's slots: a subroutine's ranges and call site (inlined.ts). */
+export const INLINE_SLOT = { low: 0, high: 1, ranges: 2, callFile: 3, callLine: 4, callColumn: 5, origin: 6 } as const;
+/** Added to a captured row's tag when its abbreviation names the DIE itself (functions.ts's readNames finds a name or declaration there). */
+export const OWN_NAMES = 0x10000;
+const DW_AT_call_column = 0x57, DW_AT_call_file = 0x58, DW_AT_call_line = 0x59;
 
 /** Plan steps, as kernels.c numbers them. */
 export const STEP_END = -1;
@@ -117,7 +122,19 @@ function variableStep(form: number): number {
 }
 
 /** The slot an attribute is captured into, or -1. */
-function slotOf(at: number): number {
+function slotOf(at: number, walk: DieWalk): number {
+  if (walk === 'inlines') {
+    switch (at) {
+      case C.DW_AT_low_pc: return INLINE_SLOT.low;
+      case C.DW_AT_high_pc: return INLINE_SLOT.high;
+      case C.DW_AT_ranges: return INLINE_SLOT.ranges;
+      case DW_AT_call_file: return INLINE_SLOT.callFile;
+      case DW_AT_call_line: return INLINE_SLOT.callLine;
+      case DW_AT_call_column: return INLINE_SLOT.callColumn;
+      case C.DW_AT_specification: case C.DW_AT_abstract_origin: return INLINE_SLOT.origin;
+      default: return -1;
+    }
+  }
   switch (at) {
     case C.DW_AT_low_pc: return SLOT.low;
     case C.DW_AT_high_pc: return SLOT.high;
@@ -154,15 +171,15 @@ function valueKind(form: number, u: Unit): number {
 }
 
 /** The kernel's steps for one abbreviation (after its header), or null when the reader must read its DIEs. */
-function kernelSteps(a: Abbrev, u: Unit, capture: boolean): number[] | null {
-  const plan = planOf(a, u, capture ? (i) => captureSteps(a, u, i) : null, (form) => variableStep(form) || null);
+function kernelSteps(a: Abbrev, u: Unit, capture: boolean, walk: DieWalk): number[] | null {
+  const plan = planOf(a, u, capture ? (i) => captureSteps(a, u, i, walk) : null, (form) => variableStep(form) || null);
   // kernels.c holds runs in 32-bit integers.
   return plan && plan.every((s) => s <= 0x7fffffff) ? plan : null;
 }
 
 /** A captured attribute's steps (slot, form, value kind, implicit value); undefined when not captured, null when the reader must read it. */
-function captureSteps(a: Abbrev, u: Unit, i: number): number[] | null | undefined {
-  const slot = slotOf(a.attrs[i]!);
+function captureSteps(a: Abbrev, u: Unit, i: number, walk: DieWalk): number[] | null | undefined {
+  const slot = slotOf(a.attrs[i]!, walk);
   if (slot < 0) return undefined;
   const form = a.forms[i]!;
   const kind = valueKind(form, u);
@@ -173,21 +190,29 @@ function captureSteps(a: Abbrev, u: Unit, i: number): number[] | null | undefine
 }
 
 /**
- * The DIE walks functions.ts makes: 'functions' stops at subprograms, 'functions-capture' reads
- * them into rows, 'subroutines' stops at subprograms and inlined subroutines.
+ * The DIE walks: functions.ts's 'functions' stops at subprograms, 'functions-capture' reads
+ * them into rows, 'subroutines' stops at subprograms and inlined subroutines; inlined.ts's
+ * 'inlines' reads subprograms and inlined subroutines into rows, with their parents.
  */
-export type DieWalk = 'functions' | 'functions-capture' | 'subroutines';
+export type DieWalk = 'functions' | 'functions-capture' | 'subroutines' | 'inlines';
 
 const isSubprogram = (tag: number) => tag === C.DW_TAG_subprogram;
+const isSubroutine = (tag: number) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine;
 const WALKS: Record<DieWalk, { wanted: (tag: number) => boolean; capture: (tag: number) => boolean }> = {
   'functions': { wanted: isSubprogram, capture: () => false },
   'functions-capture': { wanted: isSubprogram, capture: isSubprogram },
-  'subroutines': { wanted: (tag) => tag === C.DW_TAG_subprogram || tag === C.DW_TAG_inlined_subroutine, capture: () => false },
+  'subroutines': { wanted: isSubroutine, capture: () => false },
+  'inlines': { wanted: isSubroutine, capture: isSubroutine },
 };
 
 /** Whether a walk reads DIEs of this tag itself (or, capturing, has the kernel read them). */
 export function walkWants(walk: DieWalk, tag: number): boolean {
   return WALKS[walk].wanted(tag);
+}
+
+/** Whether DIEs of this abbreviation have a name, linkage name or declaration file of their own. */
+export function namesItself(a: Abbrev): boolean {
+  return a.attrs.some((at) => at === C.DW_AT_name || at === C.DW_AT_linkage_name || at === C.DW_AT_MIPS_linkage_name || at === C.DW_AT_decl_file);
 }
 
 /** Kernel plans by abbreviation table, unit shape and walk: units sharing a table build them once. */
@@ -198,12 +223,13 @@ export function plansFor(u: Unit, walk: DieWalk): { plans: Int32Array; steps: In
   if (!byKey) { byKey = new Map(); planCache.set(u.abbrevs, byKey); }
   const key = `${walk} ${u.addrSize} ${u.offSize} ${u.version}`;
   let p = byKey.get(key);
-  if (!p) { p = buildPlans(u, WALKS[walk].wanted, WALKS[walk].capture); byKey.set(key, p); }
+  if (!p) { p = buildPlans(u, walk); byKey.set(key, p); }
   return p;
 }
 
 /** Plans for every dense abbreviation code of the unit whose tag is not wanted or is captured. */
-function buildPlans(u: Unit, wanted: (tag: number) => boolean, capture: (tag: number) => boolean): { plans: Int32Array; steps: Int32Array } {
+function buildPlans(u: Unit, walk: DieWalk): { plans: Int32Array; steps: Int32Array } {
+  const { wanted, capture } = WALKS[walk];
   const codes = u.abbrevs.denseCodes();
   const plans = new Int32Array(codes.length);
   const steps: number[] = [STEP_END]; // offset 0 means "no plan"
@@ -212,10 +238,11 @@ function buildPlans(u: Unit, wanted: (tag: number) => boolean, capture: (tag: nu
     if (!a) continue;
     const take = capture(a.tag);
     if (wanted(a.tag) && !take) continue;
-    const plan = kernelSteps(a, u, take);
+    const plan = kernelSteps(a, u, take, walk);
     if (!plan) continue;
     plans[code] = steps.length;
-    steps.push(a.hasChildren ? 1 : 0, take ? a.attrs.length + 1 : 0);
+    // The tag goes into captured rows (inlined.ts tells subprograms from inlined subroutines by it).
+    steps.push(a.hasChildren ? 1 : 0, take ? a.attrs.length + 1 : 0, take ? (a.tag | 0) + (walk === 'inlines' && namesItself(a) ? OWN_NAMES : 0) : 0);
     for (const step of plan) steps.push(step); // not a spread: a plan can be very long
     steps.push(STEP_END);
   }

@@ -366,6 +366,10 @@ export class DebugInfo {
     // Back to the caller's order.
     let pcFile = uFile, pcLine = uLine, pcColumn = uCol, pcFunction = uFn;
     if (at) [pcFile, pcLine, pcColumn, pcFunction] = k.gather(at, uFile, uLine, uCol, uFn);
+    if (inlined && at) {
+      const [i, f, l] = k.gather(at, inlined.pcInlined, inlined.callFile, inlined.callLine, inlined.callLine);
+      inlined = { ...inlined, pcInlined: i, callFile: f, callLine: l };
+    }
     return {
       buildId: this.buildId,
       directories: files.directories,
@@ -373,11 +377,7 @@ export class DebugInfo {
       fileDirs: Uint32Array.from(files.fileDirs),
       functions: { ...shownNames(fnNames, opts.demangle ?? demanglingEnabled()), file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine) },
       pcFile, pcLine, pcColumn, pcFunction,
-      ...(inlined ? {
-        pcInlined: at ? Uint32Array.from(at, (k) => inlined!.pcInlined[k]!) : inlined.pcInlined,
-        pcCallFile: at ? Uint32Array.from(at, (k) => inlined!.callFile[k]!) : inlined.callFile,
-        pcCallLine: at ? Uint32Array.from(at, (k) => inlined!.callLine[k]!) : inlined.callLine,
-      } : {}),
+      ...(inlined ? { pcInlined: inlined.pcInlined, pcCallFile: inlined.callFile, pcCallLine: inlined.callLine } : {}),
       ...(inlined?.frames ? { inlineFrames: { ...inlined.frames, of: at } } : {}),
     };
   }
@@ -399,18 +399,25 @@ export class DebugInfo {
     const named = new Map<number, number>(); // DIE offset -> function index
     // The unit of the last address, its tree and its line table's header.
     let lastUi = -1, tree: InlineTree | null = null, u: Unit | null = null, t: LineTable | null = null;
+    // Inlined copies of a function have no name of their own, only its origin: each origin is
+    // named once (what subroutineInfo finds for such a DIE depends on its origin alone).
+    const byOrigin = new Map<number, number>();
     const nameOf = (node: number): number => {
-      const die = tree!.die[node]!;
-      let id = named.get(die);
+      const die = tree!.die(node), origin = tree!.namedByOrigin(node);
+      let id = origin >= 0 ? byOrigin.get(origin) : named.get(die);
       if (id === undefined) {
         const fi = subroutineInfo(this.sec, this.units, u!, die);
         id = fi.name === '' ? NONE : nameDie(fi);
-        named.set(die, id);
+        if (origin >= 0) byOrigin.set(origin, id); else named.set(die, id);
       }
       return id;
     };
     const none: number[] = [];
     let lastLeaf = -1, lastLeafUi = -1, leafFn = NONE, leafFile = NONE, leafLine = 0;
+    // Each address's innermost subroutine node, found run by run of a unit's sorted addresses.
+    const ops = kernelsOrTwins();
+    const leafOf = new Int32Array(m).fill(-1);
+    let leafEnd = 0;
     for (let k = 0; k < m; k++) {
       start[k] = fn.length;
       const ui = unitOf[k]!;
@@ -423,30 +430,36 @@ export class DebugInfo {
         if (!tree) { tree = new InlineTree(this.sec, u); this.inlineTrees.set(ui, tree); }
         t = this.lineHeader(u);
       }
+      if (ui >= 0 && k >= leafEnd) {
+        let e = k + 1;
+        while (e < m && unitOf[e] === ui) e++;
+        ops.spansFor(tree!.keys, tree!.highs, tree!.nodeIds, 0, uniq, k, e, leafOf);
+        leafEnd = e;
+      }
       if (!lines) {
         // pcInlined only: the innermost node and its outermost inlined ancestor, no chain built;
         // sorted addresses come in runs of one node, each looked at once.
-        const leaf = ui >= 0 ? tree!.leaf(uniq[k]!) : -1;
-        if (leaf < 0 || tree!.isSubprogram[leaf]) continue;
+        const leaf = leafOf[k]!;
+        if (leaf < 0 || tree!.isSubprogram(leaf)) continue;
         if (leaf !== lastLeaf || ui !== lastLeafUi) {
           lastLeaf = leaf; lastLeafUi = ui;
           const o = tree!.outermostInlined(leaf);
           leafFn = nameOf(leaf);
-          leafFile = t ? internFile(u!, t, tree!.callFile[o]!) : NONE;
-          leafLine = tree!.callLine[o]!;
+          leafFile = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
+          leafLine = tree!.callLine(o);
         }
         pcInlined[k] = leafFn; pcCallFile[k] = leafFile; pcCallLine[k] = leafLine;
         continue;
       }
-      const chain = ui >= 0 ? tree!.chain(uniq[k]!) : none;
-      if (chain.length > 0 && !tree!.isSubprogram[chain[0]!]!) {
+      const chain = ui >= 0 ? tree!.chainFrom(leafOf[k]!) : none;
+      if (chain.length > 0 && !tree!.isSubprogram(chain[0]!)) {
         pcInlined[k] = nameOf(chain[0]!);
         // The call site in the physical function: that of the outermost inlined frame.
         let outer = chain.length - 1;
-        if (tree!.isSubprogram[chain[outer]!]) outer--;
+        if (tree!.isSubprogram(chain[outer]!)) outer--;
         const o = chain[outer]!;
-        pcCallFile[k] = t ? internFile(u!, t, tree!.callFile[o]!) : NONE;
-        pcCallLine[k] = tree!.callLine[o]!;
+        pcCallFile[k] = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
+        pcCallLine[k] = tree!.callLine(o);
       }
       if (!lines) continue;
       if (chain.length === 0) {
@@ -459,8 +472,8 @@ export class DebugInfo {
         if (i === 0) { f = lines.file[k]!; l = lines.line[k]!; c = lines.col[k]!; }
         else {
           const inner = chain[i - 1]!;
-          f = t ? internFile(u!, t, tree!.callFile[inner]!) : NONE;
-          l = tree!.callLine[inner]!; c = tree!.callColumn[inner]!;
+          f = t ? internFile(u!, t, tree!.callFile(inner)) : NONE;
+          l = tree!.callLine(inner); c = tree!.callColumn(inner);
         }
         // The outermost frame is named by the symbol table, which also gives it a missing file.
         if (i === last && sym >= 0) {

@@ -26,6 +26,12 @@ export interface KernelOps {
   /** Indices 0..count-1 of values ordered by value, equal values by index (order.ts's stableOrder). */
   orderValues(values: Float64Array, count?: number): Uint32Array;
   /**
+   * inlined.ts's address map (LLVM's AddrDieMap) from the first n (low, high, node) triples of
+   * tri, in tree order: each range laid over the ones before it. Sorted by key, with what the
+   * insertions charge to the attribute budget (the caller charges it).
+   */
+  dieMap(tri: Float64Array, n: number): DieMap;
+  /**
    * Runs a line-number program as far as it can; the reader (line.ts) goes on from where it
    * stopped, in the state it stopped in. Null: the reader runs all of it (always, for the twins).
    */
@@ -34,9 +40,13 @@ export interface KernelOps {
   lineLookup(p: LineProgramInput, addrs: Float64Array, runStarts: Uint32Array): { file: Uint32Array; line: Uint32Array; col: Uint32Array } | null;
 }
 
+/** An address map: keys (range starts) ascending, each with its range's end and node. */
+export interface DieMap { keys: Float64Array; highs: Float64Array; nodes: Int32Array; charge: number }
+
 /** The twins: the reader alone. */
 export const twins: KernelOps = {
   wasm: false,
+  dieMap,
   sortPcs,
   unitsFor,
   symbolsFor,
@@ -199,4 +209,56 @@ function gather(at: Uint32Array, f: Uint32Array, l: Uint32Array, c: Uint32Array,
     toF[i] = f[k]!; toL[i] = l[k]!; toC[i] = c[k]!; toFn[i] = fn[k]!;
   }
   return [toF, toL, toC, toFn];
+}
+
+/** Entries per block of dieMap's working map; kernels.c's MAP_BLOCK. */
+const BLOCK = 64;
+
+/**
+ * dieMap: DWARFUnit::updateAddressDieMap's insertions, in blocks of at most BLOCK entries kept
+ * in key order (ranges do not come in address order, so one flat array would move most of its
+ * entries on every insertion); first[b] is block b's first key. kernels.c's die_map does the
+ * same steps.
+ */
+function dieMap(tri: Float64Array, n: number): DieMap {
+  const bk: number[][] = [[]], bh: number[][] = [[]], bn: number[][] = [[]], first: number[] = [-Infinity];
+  let charge = 0;
+  const locate = (x: number): [number, number] => {
+    const b = Math.max(0, upperBound(first, x) - 1);
+    return [b, upperBound(bk[b]!, x)];
+  };
+  const set = (key: number, high: number, node: number): void => {
+    const [b, i] = locate(key);
+    const keys = bk[b]!, highs = bh[b]!, nodes = bn[b]!;
+    if (i > 0 && keys[i - 1] === key) { highs[i - 1] = high; nodes[i - 1] = node; return; }
+    charge += (keys.length - i) >> 4;
+    keys.splice(i, 0, key); highs.splice(i, 0, high); nodes.splice(i, 0, node);
+    if (b > 0) first[b] = keys[0]!;
+    if (keys.length > BLOCK) {
+      const half = keys.length >> 1;
+      bk.splice(b + 1, 0, keys.splice(half));
+      bh.splice(b + 1, 0, highs.splice(half));
+      bn.splice(b + 1, 0, nodes.splice(half));
+      first.splice(b + 1, 0, bk[b + 1]![0]!);
+    }
+  };
+  for (let t = 0; t < n; t++) {
+    const low = tri[3 * t]!, high = tri[3 * t + 1]!, node = tri[3 * t + 2]!;
+    // A range laid over the ones before it.
+    const [b, i] = locate(low);
+    if (i > 0 && low < bh[b]![i - 1]!) {
+      const pKey = bk[b]![i - 1]!, pHigh = bh[b]![i - 1]!, pNode = bn[b]![i - 1]!;
+      if (high < pHigh) set(high, pHigh, pNode);
+      if (low > pKey) { const [b2, i2] = locate(pKey); bh[b2]![i2 - 1] = low; }
+    }
+    set(low, high, node);
+  }
+  let m = 0;
+  for (const k of bk) m += k.length;
+  const keys = new Float64Array(m), highs = new Float64Array(m), nodes = new Int32Array(m);
+  for (let b = 0, at = 0; b < bk.length; b++) {
+    keys.set(bk[b]!, at); highs.set(bh[b]!, at); nodes.set(bn[b]!, at);
+    at += bk[b]!.length;
+  }
+  return { keys, highs, nodes, charge };
 }

@@ -6,6 +6,8 @@
 import { expect } from 'chai';
 import { buildUnitMap } from '../../src/dwarf/aranges.js';
 import { unitFunctions } from '../../src/dwarf/functions.js';
+import { InlineTree } from '../../src/dwarf/inlined.js';
+import { setKernelsEnabled } from '../../src/dwarf/kernels.js';
 import { Budget, parseUnitHeaders, type Sections } from '../../src/dwarf/units.js';
 import { DebugInfoError } from '../../src/workers/types.js';
 
@@ -74,6 +76,60 @@ describe('hostile DWARF made by hand', function () {
     const sec = sections(info, abbrev);
     const us = parseUnitHeaders(sec);
     expectCorrupt(() => unitFunctions(sec, us, us[0]!));
+  });
+
+  /** Builds an InlineTree of the first unit with the kernels on and off: what each gave (or the error), and the budget left. */
+  function treeBothWays(info: Uint8Array, abbrev: Uint8Array, ranges: Uint8Array<ArrayBuffer>, probe: (t: InlineTree) => unknown): unknown[] {
+    return [true, false].map((on) => {
+      setKernelsEnabled(on);
+      try {
+        const sec = sections(info, abbrev, ranges);
+        const u = parseUnitHeaders(sec)[0]!;
+        try {
+          return { got: probe(new InlineTree(sec, u)), attrs: sec.budget.attrs, rangeEntries: sec.budget.rangeEntries };
+        } catch (err) {
+          expect(err).to.be.instanceOf(DebugInfoError);
+          return `${(err as DebugInfoError).kind}: ${(err as Error).message}`;
+        }
+      } finally {
+        setKernelsEnabled(true);
+      }
+    });
+  }
+
+  it('50,000 inlined subroutines sharing one 100,000-entry range list: refused, kernels on and off alike', () => {
+    // abbrev 1: compile_unit with children; abbrev 2: inlined_subroutine, no children, DW_AT_ranges as sec_offset.
+    const abbrev = Uint8Array.from([1, 0x11, 1, 0, 0, 2, 0x1d, 0, 0x55, 0x17, 0, 0, 0]);
+    const entries = 100_000;
+    const ranges = new Uint8Array((entries + 1) * 16);
+    const dv = new DataView(ranges.buffer);
+    for (let i = 0; i < entries; i++) { dv.setUint32(i * 16, 0x1000 + i * 16, true); dv.setUint32(i * 16 + 8, 0x1008 + i * 16, true); }
+    const die = [2, 0, 0, 0, 0];
+    const info = units(1, 0, [1, ...Array.from({ length: 50_000 }, () => die).flat(), 0]);
+    const t0 = performance.now();
+    const [on, off] = treeBothWays(info, abbrev, ranges, (t) => t.count);
+    expect(on).to.be.a('string').and.match(/CORRUPT: .*range lists/);
+    expect(on).to.equal(off);
+    console.log(`      refused after ${(performance.now() - t0).toFixed(0)} ms (both ways)`);
+  });
+
+  it('inlined subroutines nested 3,000 deep: the kernel hands the deep part to the reader, the chains are the same', () => {
+    // abbrev 1: compile_unit with children; 2: subprogram with children, low_pc addr, high_pc data4;
+    // 3: inlined_subroutine with children, low_pc addr, high_pc data4, call_line data2, abstract_origin ref4.
+    const abbrev = Uint8Array.from([1, 0x11, 1, 0, 0, 2, 0x2e, 1, 0x11, 0x01, 0x12, 0x06, 0, 0, 3, 0x1d, 1, 0x11, 0x01, 0x12, 0x06, 0x59, 0x05, 0x31, 0x13, 0, 0, 0]);
+    const depth = 3000;
+    const le = (v: number, n: number) => Array.from({ length: n }, (_, i) => Math.floor(v / 2 ** (8 * i)) & 0xff);
+    const dies: number[] = [1, 2, ...le(0x10000, 8), ...le(4 * depth + 64, 4)];
+    for (let k = 1; k <= depth; k++) dies.push(3, ...le(0x10000 + 2 * k, 8), ...le(4 * depth + 64 - 4 * k, 4), ...le(k, 2), ...le(11, 4));
+    for (let k = 0; k <= depth + 1; k++) dies.push(0);
+    const info = units(1, 0, dies);
+    const probes = [0x10000, 0x10001, 0x10002 + 2 * 1000, 0x10000 + 2 * depth, 0x10000 + 4 * depth + 10, 0x10000 + 4 * depth + 63, 0x10000 + 4 * depth + 64];
+    const [on, off] = treeBothWays(info, abbrev, new Uint8Array(0), (t) => ({
+      count: t.count, chains: probes.map((a) => t.chain(a).map((n) => [t.die(n), t.callLine(n), t.namedByOrigin(n)])),
+    }));
+    expect(on).to.not.be.a('string');
+    expect((on as { got: { count: number } }).got.count).to.equal(depth + 1);
+    expect(on).to.deep.equal(off);
   });
 
   it('legitimate sharing within the allowance still works', () => {

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DebugInfo } from '../../src/dwarf/resolve.js';
+import { DebugInfo, type ResolveOptions } from '../../src/dwarf/resolve.js';
 import { DieWalker, NO_ROW, kernels, kernelsActive, setKernelsEnabled } from '../../src/dwarf/kernels.js';
 import { AbbrevTable } from '../../src/dwarf/abbrev.js';
 import type { Unit } from '../../src/dwarf/units.js';
@@ -18,10 +18,10 @@ import { VARIANTS, build, functionStarts, pcTable, randomTextAddresses } from '.
 import { Rng, mutate, sections } from './mutations.js';
 
 /** Resolves with the kernels on or off; an error becomes its code and message. */
-function outcome(exe: string, pcs: BigUint64Array, on: boolean): unknown {
+function outcome(exe: string, pcs: BigUint64Array, on: boolean, opts: ResolveOptions = {}): unknown {
   setKernelsEnabled(on);
   try {
-    return DebugInfo.open(exe).resolve(pcs);
+    return DebugInfo.open(exe).resolve(pcs, opts);
   } catch (err) {
     if (err instanceof DebugInfoError) return `${err.code}: ${err.message}`;
     throw err;
@@ -66,6 +66,42 @@ describe('DWARF kernels (WebAssembly)', function () {
       expect(k.stats.linePrograms - before.linePrograms).to.be.greaterThan(0);
       expect(k.stats.lineStops - before.lineStops, 'line programs handed back to the reader').to.equal(0);
       expect(k.stats.dieSkips - before.dieSkips).to.be.greaterThan(0);
+    });
+  }
+
+  it('inlined chains (pcInlined, every frame) are the same with and without them, on every variant', () => {
+    for (const v of VARIANTS) {
+      const exe = build(v);
+      const addrs = [...randomTextAddresses(exe, 2000, 6), ...functionStarts(exe)];
+      if (v.name.includes('fuzzer')) addrs.push(...pcTable(exe, tmp));
+      const pcs = shuffled(addrs, 4);
+      for (const opts of [{ inlines: true }, { inlineFrames: true }, { inlineFrames: true, declarations: false }]) {
+        const fast = outcome(exe, pcs, true, opts);
+        expect(fast, `${v.name} ${JSON.stringify(opts)}: a result`).to.not.be.a('string');
+        expect(fast, `${v.name} ${JSON.stringify(opts)}`).to.deep.equal(outcome(exe, pcs, false, opts));
+      }
+    }
+  });
+
+  for (const [name, count] of [['gcc12-O2-dwarf5', 500], ['clang14-O2-dwarf5', 500], ['gcc12-O2-dwarf4', 300]] as [string, number][]) {
+    it(`${name}: ${count} mutated binaries give the same inlined chains or the same error with and without them`, () => {
+      const exe = build(VARIANTS.find((v) => v.name === name)!);
+      const orig = readFileSync(exe);
+      const { secs, shoff } = sections(exe);
+      const dbg = secs.filter((s) => s.name.startsWith('.debug_') || s.name === '.symtab' || s.name === '.strtab');
+      const pcs = shuffled(randomTextAddresses(exe, 400, 23), 5);
+      const path = join(tmp, `ki-${name}`);
+      const rng = new Rng(0x1d ^ name.length);
+      let results = 0, errors = 0;
+      for (let i = 0; i < count; i++) {
+        const { buf, what } = mutate(orig, dbg, shoff, rng);
+        writeFileSync(path, buf);
+        const fast = outcome(path, pcs, true, { inlineFrames: true });
+        expect(fast, `case ${i} (${what})`).to.deep.equal(outcome(path, pcs, false, { inlineFrames: true }));
+        if (typeof fast === 'string') errors++; else results++;
+      }
+      expect(results, 'cases with a result').to.be.greaterThan(count / 20);
+      expect(errors, 'cases with an error').to.be.greaterThan(count / 20);
     });
   }
 
