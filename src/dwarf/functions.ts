@@ -202,6 +202,14 @@ export function subroutineInfo(sec: Sections, units: Unit[], u: Unit, die: numbe
 }
 
 /**
+ * Completes a subprogram's declaration (f, unit u's, with none of its own) through its
+ * specification or abstract_origin ref, as unitFunctions does without names.
+ */
+export function declThrough(sec: Sections, units: Unit[], u: Unit, ref: number, f: FunctionInfo): void {
+  completeNames(sec, units, u, { linkage: null, name: null, declFile: -1, declLine: 0, ref }, f, false);
+}
+
+/**
  * LLVM's AddrDieMap for one unit: every subroutine DIE (subprogram or inlined_subroutine) in
  * tree order, each range laid over the ones before it, so a lookup finds the innermost frame.
  * llvm-symbolizer names an address from it when no symbol covers the address. Built lazily:

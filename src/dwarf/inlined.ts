@@ -7,7 +7,9 @@
  * unit's whole DIE tree: the kernels' DIE walk ('inlines', kernels.c's skip_dies with scopes)
  * skips the other DIEs by their plans and reads the subroutines, with their parents and ranges,
  * into node records; the reader walks the DIEs it leaves (and all of them without the kernels)
- * the same way. The address map is then built in one go (kernelsOrTwins().dieMap).
+ * the same way. The address map is then built in one go (kernelsOrTwins().dieMap). The node
+ * records also hold the subprograms' declarations, so a resolve with inlines takes its functions
+ * from this walk (subprograms) instead of walking the unit a second time.
  */
 import * as C from './constants.js';
 import { dieRanges, type PcAttrs } from './ranges.js';
@@ -22,6 +24,7 @@ const DW_AT_call_column = 0x57, DW_AT_call_file = 0x58, DW_AT_call_line = 0x59;
 const KERNEL_WALK = true;
 /** Fields of a node record (kernels.c's NODE_F64S layout). */
 const N_DIE = 0, N_ATTRS = 1, N_CHARGED = 2, N_PARENT = 3, N_TAG = 4, N_FILE = 5, N_LINE = 6, N_COLUMN = 7, N_ORIGIN = 8;
+const N_DECL_FILE = 9, N_DECL_LINE = 10, N_DECLARATION = 11;
 
 export class InlineTree {
   /**
@@ -30,7 +33,8 @@ export class InlineTree {
    * abbreviation has a name, linkage name or declaration file of its own), DW_AT_call_file,
    * _line and _column (0 when absent, as DWARFDie::getCallerFrame reads them), and its
    * DW_AT_abstract_origin / DW_AT_specification as functions.ts's readNames takes it (absolute
-   * offset, -1 none).
+   * offset, -1 none), then DW_AT_decl_file (-1 none), DW_AT_decl_line and DW_AT_declaration (0 or
+   * 1) as functions.ts's walk reads them.
    */
   private t = new Float64Array(NODE_F64S * 256);
   /** Number of nodes. */
@@ -45,7 +49,14 @@ export class InlineTree {
   private tri = new Float64Array(3 * 1024);
   private nTri = 0;
 
-  constructor(private readonly sec: Sections, u: Unit) {
+  /**
+   * With subprograms asked for: every non-empty range of a DW_TAG_subprogram node, in tree order
+   * (then range order), as resolve.ts's functions list takes them; the walk of functions.ts's
+   * unitFunctions is then not needed.
+   */
+  readonly subprograms: { low: Float64Array; high: Float64Array; node: Int32Array } | null = null;
+
+  constructor(private readonly sec: Sections, u: Unit, subprograms = false) {
     const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
     const plans = new SkipPlans(u);
     const fast = KERNEL_WALK ? DieWalker.forUnit(sec.info, u, 'inlines', sec.addr, sec) : null;
@@ -75,7 +86,7 @@ export class InlineTree {
       if (a.tag === C.DW_TAG_subprogram || a.tag === C.DW_TAG_inlined_subroutine) {
         sec.budget.chargeAttrs(a.attrs.length);
         const pc: PcAttrs = { lowForm: 0, low: 0, highForm: 0, high: 0, rangesForm: 0, ranges: 0 };
-        let file = 0, line = 0, column = 0, origin = -1, own = false;
+        let file = 0, line = 0, column = 0, origin = -1, own = false, declFile = -1, declLine = 0, declaration = 0;
         for (let i = 0; i < a.attrs.length; i++) {
           const form = a.forms[i]!;
           const v = readForm(r, form, u, a.implicit[i]!);
@@ -90,7 +101,10 @@ export class InlineTree {
               if (isUnitRef(form)) origin = u.offset + v;
               else if (form === C.DW_FORM_ref_addr) origin = v;
               break;
-            case C.DW_AT_name: case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: case C.DW_AT_decl_file: own = true; break;
+            case C.DW_AT_decl_file: own = true; declFile = v; break;
+            case C.DW_AT_decl_line: declLine = v; break;
+            case C.DW_AT_declaration: declaration = v !== 0 ? 1 : 0; break;
+            case C.DW_AT_name: case C.DW_AT_linkage_name: case C.DW_AT_MIPS_linkage_name: own = true; break;
           }
         }
         mine = this.count;
@@ -98,6 +112,7 @@ export class InlineTree {
         const o = NODE_F64S * this.count++, t = this.t;
         t[o + N_DIE] = at; t[o + N_ATTRS] = a.attrs.length; t[o + N_CHARGED] = 0; t[o + N_PARENT] = up;
         t[o + N_TAG] = a.tag + (own ? OWN_NAMES : 0); t[o + N_FILE] = file; t[o + N_LINE] = line; t[o + N_COLUMN] = column; t[o + N_ORIGIN] = origin;
+        t[o + N_DECL_FILE] = declFile; t[o + N_DECL_LINE] = declLine; t[o + N_DECLARATION] = declaration;
         if (pc.lowForm || pc.rangesForm) {
           ranges.length = 0;
           dieRanges(sec, u, pc, ranges);
@@ -114,7 +129,20 @@ export class InlineTree {
     sec.budget.chargeAttrs(map.charge);
     this.keys = map.keys; this.highs = map.highs; this.nodes = map.nodes;
     this.nodeIds = new Uint32Array(map.nodes.buffer, map.nodes.byteOffset, map.nodes.length);
+    if (subprograms) this.subprograms = this.subprogramRanges();
     this.tri = new Float64Array(0);
+  }
+
+  private subprogramRanges(): { low: Float64Array; high: Float64Array; node: Int32Array } {
+    const tri = this.tri, t = this.t;
+    let k = 0;
+    const low = new Float64Array(this.nTri), high = new Float64Array(this.nTri), node = new Int32Array(this.nTri);
+    for (let i = 0, o = 0; i < this.nTri; i++, o += 3) {
+      const n = tri[o + 2]!, tag = t[NODE_F64S * n + N_TAG]!;
+      if ((tag >= OWN_NAMES ? tag - OWN_NAMES : tag) !== C.DW_TAG_subprogram || !(tri[o]! < tri[o + 1]!)) continue;
+      low[k] = tri[o]!; high[k] = tri[o + 1]!; node[k] = n; k++;
+    }
+    return { low: low.slice(0, k), high: high.slice(0, k), node: node.slice(0, k) };
   }
 
   /** Room for n more node records. */
@@ -169,6 +197,11 @@ export class InlineTree {
   callFile(n: number): number { return this.t[NODE_F64S * n + N_FILE]!; }
   callLine(n: number): number { return this.t[NODE_F64S * n + N_LINE]!; }
   callColumn(n: number): number { return this.t[NODE_F64S * n + N_COLUMN]!; }
+  /** Node n's DW_AT_decl_file (-1 none) and _line, DW_AT_declaration, and its origin (-1 none), as functions.ts's walk reads them. */
+  declFile(n: number): number { return this.t[NODE_F64S * n + N_DECL_FILE]!; }
+  declLine(n: number): number { return this.t[NODE_F64S * n + N_DECL_LINE]!; }
+  isDeclaration(n: number): boolean { return this.t[NODE_F64S * n + N_DECLARATION]! !== 0; }
+  origin(n: number): number { return this.t[NODE_F64S * n + N_ORIGIN]!; }
   /**
    * Node n's origin when the DIE names nothing itself, else -1: such DIEs are named by their
    * origin alone (resolve.ts names each origin once).

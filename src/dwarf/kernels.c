@@ -226,7 +226,7 @@ enum { VK_U8 = 1, VK_U16 = 2, VK_U24 = 3, VK_U32 = 4, VK_U64 = 8, VK_ULEB = 9, V
  * 1 = [low, high) follows, 2 = empty (high below low). With scopes tracked, rows become node
  * records (NODE_F64S below).
  */
-#define ROW_SLOTS 7
+#define ROW_SLOTS 10
 #define ROW_RANGE (2 + 2 * ROW_SLOTS)
 #define ROW_F64S (ROW_RANGE + 3)
 enum { SLOT_LOW = 0, SLOT_HIGH = 1, SLOT_RANGES = 2 };
@@ -276,10 +276,10 @@ struct DieParams {
  * With scopes tracked, each row is then compacted to a node record of NODE_F64S (record i at
  * rows + i * NODE_F64S, which never reaches row i + 1): offset, attribute count, range entries
  * charged, parent, tag (+ OWN_NAMES from the plan), call file, line and column, origin (absolute
- * offset, -1 none).
+ * offset, -1 none), declaration file (-1 none) and line, and DW_AT_declaration (0 or 1).
  */
-#define NODE_F64S 9
-enum { SLOT_CALL_FILE = 3, SLOT_CALL_LINE = 4, SLOT_CALL_COLUMN = 5, SLOT_ORIGIN = 6 };
+#define NODE_F64S 12
+enum { SLOT_CALL_FILE = 3, SLOT_CALL_LINE = 4, SLOT_CALL_COLUMN = 5, SLOT_ORIGIN = 6, SLOT_DECL_FILE = 7, SLOT_DECL_LINE = 8, SLOT_DECLARATION = 9 };
 /* units.ts's isUnitRef. */
 static int is_unit_ref(u32 form) { return form >= 0x11 && form <= 0x15; }
 
@@ -554,6 +554,8 @@ EXPORT("skip_dies") void skip_dies(void) {
           row[0], row[1], row[ROW_RANGE + 2], (double)up, (double)tag,
           row[3 + 2 * SLOT_CALL_FILE], row[3 + 2 * SLOT_CALL_LINE], row[3 + 2 * SLOT_CALL_COLUMN],
           origin_form ? (is_unit_ref(origin_form) ? P->unit_offset : 0) + row[3 + 2 * SLOT_ORIGIN] : -1,
+          row[2 + 2 * SLOT_DECL_FILE] ? row[3 + 2 * SLOT_DECL_FILE] : -1, row[3 + 2 * SLOT_DECL_LINE],
+          row[2 + 2 * SLOT_DECLARATION] && row[3 + 2 * SLOT_DECLARATION] != 0 ? 1 : 0,
         };
         double *node_rec = rows + (u64)n_rows * NODE_F64S;
         for (u32 j = 0; j < NODE_F64S; j++) node_rec[j] = rec[j];
@@ -956,5 +958,5 @@ AT(MapParams, tri, 0); AT(MapParams, n, 4); AT(MapParams, blocks, 8); AT(MapPara
 AT(MapParams, first, 20); AT(MapParams, out_keys, 24); AT(MapParams, out_highs, 28); AT(MapParams, out_nodes, 32); AT(MapParams, out_cap, 36);
 AT(MapParams, out_n, 40); AT(MapParams, ok, 44); AT(MapParams, charge, 48);
 _Static_assert(sizeof(struct MapBlock) == 65 * 20 + 4, "MapBlock moved: update MAP_BLOCK_BYTES in kernels.ts");
-_Static_assert(ROW_RANGE == 16 && ROW_F64S == 19 && NODE_F64S == 9, "row layout moved: update ROW_RANGE / ROW_F64S / NODE_F64S in kernels.ts");
+_Static_assert(ROW_RANGE == 22 && ROW_F64S == 25 && NODE_F64S == 12, "row layout moved: update ROW_RANGE / ROW_F64S / NODE_F64S in kernels.ts");
 #undef AT

@@ -82,10 +82,10 @@ const DP = {
  * 'inlines' walk) the kernel compacts them into node records (NODE_F64S).
  */
 const ROW_CAP = 4096;
-export const ROW_RANGE = 16;
-export const ROW_F64S = 19;
+export const ROW_RANGE = 22;
+export const ROW_F64S = 25;
 /** With scopes tracked, rows become node records of this many f64s (inlined.ts reads them). */
-export const NODE_F64S = 9;
+export const NODE_F64S = 12;
 /** Tree depth the kernel keeps scopes for; deeper DIEs are walked by the reader. */
 const SCOPE_CAP = 1024;
 /** (low, high, node) triples of the 'inlines' walk per kernel call. */

@@ -94,8 +94,8 @@ export function skipDie(r: Reader, plan: number[], u: Unit): void {
 
 /** Slots of captured rows for the attributes a function walk wants (kernels.c writes form and value for each). */
 export const SLOT = { low: 0, high: 1, ranges: 2, declFile: 3, declLine: 4, declaration: 5, ref: 6 } as const;
-/** The 'inlines' walk's slots: a subroutine's ranges and call site (inlined.ts). */
-export const INLINE_SLOT = { low: 0, high: 1, ranges: 2, callFile: 3, callLine: 4, callColumn: 5, origin: 6 } as const;
+/** The 'inlines' walk's slots: a subroutine's ranges, call site and declaration (inlined.ts; resolve.ts takes subprograms from it). */
+export const INLINE_SLOT = { low: 0, high: 1, ranges: 2, callFile: 3, callLine: 4, callColumn: 5, origin: 6, declFile: 7, declLine: 8, declaration: 9 } as const;
 /** Added to a captured row's tag when its abbreviation names the DIE itself (functions.ts's readNames finds a name or declaration there). */
 export const OWN_NAMES = 0x10000;
 const DW_AT_call_column = 0x57, DW_AT_call_file = 0x58, DW_AT_call_line = 0x59;
@@ -132,6 +132,9 @@ function slotOf(at: number, walk: DieWalk): number {
       case DW_AT_call_line: return INLINE_SLOT.callLine;
       case DW_AT_call_column: return INLINE_SLOT.callColumn;
       case C.DW_AT_specification: case C.DW_AT_abstract_origin: return INLINE_SLOT.origin;
+      case C.DW_AT_decl_file: return INLINE_SLOT.declFile;
+      case C.DW_AT_decl_line: return INLINE_SLOT.declLine;
+      case C.DW_AT_declaration: return INLINE_SLOT.declaration;
       default: return -1;
     }
   }

@@ -11,7 +11,7 @@ import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
-import { SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
+import { declThrough, SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
 import { InlineTree } from './inlined.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
@@ -115,6 +115,8 @@ export class DebugInfo {
   private funcCount = 0;
   /** Every unit's subprograms in parse order; f.base indexes into it. */
   private allFuncs: FunctionInfo[] = [];
+  /** Subprograms from an inlines walk without a declaration of their own, by global index: unit and ref, followed when first needed. */
+  private lazyFuncs = new Map<number, { u: Unit; ref: number }>();
 
   private constructor(readonly exe: ElfFile, readonly dbg: ElfFile) {
     const d = (n: string) => dbg.data(n);
@@ -195,8 +197,39 @@ export class DebugInfo {
     return t;
   }
 
-  private functionsOf(u: Unit) {
+  /**
+   * A unit's subprograms with code, as spans ordered by low address. With inlines they come from
+   * the unit's inlined-code walk (InlineTree), which reads every subprogram anyway, so the unit's
+   * DIEs are walked once; their declarations are then read when a PC first needs them.
+   */
+  private functionsOf(u: Unit, inlines = false) {
     let f = this.funcs.get(u.index);
+    if (!f && inlines && MERGED_WALK) {
+      let tree = this.inlineTrees.get(u.index);
+      if (!tree) { tree = new InlineTree(this.sec, u, true); this.inlineTrees.set(u.index, tree); }
+      const sp = tree.subprograms;
+      if (sp) {
+        // Spans of one node are consecutive (tree order); a declaration's are left out.
+        const n = sp.low.length;
+        const lows = new Float64Array(n), highs = new Float64Array(n), fns = new Uint32Array(n);
+        const infos: FunctionInfo[] = [];
+        let k = 0, last = -1, keep = false;
+        for (let i = 0; i < n; i++) {
+          const node = sp.node[i]!;
+          if (node !== last) {
+            last = node;
+            keep = !tree.isDeclaration(node);
+            if (keep) {
+              const declFile = tree.declFile(node), ref = tree.origin(node);
+              if (declFile < 0 && ref >= 0) this.lazyFuncs.set(this.funcCount + infos.length, { u, ref });
+              infos.push({ name: '', declUnit: u.index, declFile, declLine: declFile >= 0 ? tree.declLine(node) : 0, ranges: [] });
+            }
+          }
+          if (keep) { lows[k] = sp.low[i]!; highs[k] = sp.high[i]!; fns[k] = infos.length - 1; k++; }
+        }
+        f = this.orderedFunctions(lows, highs, fns, k, infos);
+      }
+    }
     if (!f) {
       // Names come from the symbol table (or the subroutine map); only ranges and declarations are needed here.
       const infos = unitFunctions(this.sec, this.units, u, false);
@@ -210,13 +243,19 @@ export class DebugInfo {
           if (fi.ranges[r]! < fi.ranges[r + 1]!) { lows[k] = fi.ranges[r]!; highs[k] = fi.ranges[r + 1]!; fns[k] = i; k++; }
         }
       });
-      const order = kernelsOrTwins().orderValues(lows);
-      f = { low: new Float64Array(k), high: new Float64Array(k), fn: new Uint32Array(k), infos, base: this.funcCount };
-      for (let i = 0; i < k; i++) { const j = order[i]!; f.low[i] = lows[j]!; f.high[i] = highs[j]!; f.fn[i] = fns[j]!; }
-      this.funcCount += infos.length;
-      for (const fi of infos) this.allFuncs.push(fi);
-      this.funcs.set(u.index, f);
+      f = this.orderedFunctions(lows, highs, fns, k, infos);
     }
+    this.funcs.set(u.index, f);
+    return f;
+  }
+
+  /** A unit's functions from their first k spans, stably ordered by low address, appended to the global list. */
+  private orderedFunctions(lows: Float64Array, highs: Float64Array, fns: Uint32Array, k: number, infos: FunctionInfo[]) {
+    const order = kernelsOrTwins().orderValues(lows, k);
+    const f = { low: new Float64Array(k), high: new Float64Array(k), fn: new Uint32Array(k), infos, base: this.funcCount };
+    for (let i = 0; i < k; i++) { const j = order[i]!; f.low[i] = lows[j]!; f.high[i] = highs[j]!; f.fn[i] = fns[j]!; }
+    this.funcCount += infos.length;
+    for (const fi of infos) this.allFuncs.push(fi);
     return f;
   }
 
@@ -273,6 +312,7 @@ export class DebugInfo {
       if (f !== NONE) { declFile = f; declLine = fi.declLine; }
     };
 
+    const doInlines = (opts.inlines || opts.inlineFrames || false) && doFuncs;
     const rows = new Int32Array(m).fill(-1);
     const fnOf = new Int32Array(m).fill(-1); // global index of the outermost subprogram, -1 = none
     // Runs of consecutive addresses in one unit (sorted addresses keep a unit's PCs together).
@@ -305,7 +345,7 @@ export class DebugInfo {
         }
       }
       if (doFuncs && doDecls) {
-        const f = this.functionsOf(u);
+        const f = this.functionsOf(u, doInlines);
         k.spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
       }
     }
@@ -313,7 +353,6 @@ export class DebugInfo {
     // Symbols name functions, and files where DWARF has none: a line-table job whose every
     // address got a file never parses the symbol table.
     if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k.symbolsFor(uniq, this.symbols.addr, this.symbols.size);
-    const doInlines = (opts.inlines || opts.inlineFrames || false) && doFuncs;
     const rowFile = doInlines && doLines && opts.inlineFrames ? uFile.slice() : null; // before the symbols fill it in
     if (symOf && doLines) {
       for (let k = 0; k < m; k++) {
@@ -358,7 +397,7 @@ export class DebugInfo {
 
     let inlined: { pcInlined: Uint32Array; callFile: Uint32Array; callLine: Uint32Array; frames: InlineFrames | null } | null = null;
     if (doInlines) {
-      inlined = this.inlineChains(uniq, unitOf, symOf, shareK, shareN, uFn, rowFile ? { file: rowFile, filled: uFile, line: uLine, col: uCol } : null,
+      inlined = this.inlineChains(uniq, unitOf, symOf, shareK, shareN, uFn, runs, rowFile ? { file: rowFile, filled: uFile, line: uLine, col: uCol } : null,
         (u, t, raw) => internFile(u, t, raw), (fi) => { if (doDecls) declOf(fi); else { declFile = NONE; declLine = 0; } return internFn(fi.name, declFile, declLine); },
         (sym) => { const f = symbolFile(this.symbols, sym); return f ? files.file(f) : NONE; });
     }
@@ -388,13 +427,13 @@ export class DebugInfo {
    * results, every frame. uFn holds the --no-inlines names; naming: a DIE's function index.
    */
   private inlineChains(uniq: Float64Array, unitOf: Int32Array, symOf: Int32Array | null, shareK: number, shareN: number, uFn: Uint32Array,
-    lines: { file: Uint32Array; filled: Uint32Array; line: Uint32Array; col: Uint32Array } | null,
+    runs: number[], lines: { file: Uint32Array; filled: Uint32Array; line: Uint32Array; col: Uint32Array } | null,
     internFile: (u: Unit, t: LineTable, raw: number) => number, nameDie: (fi: FunctionInfo) => number,
     symFile: (sym: number) => number): { pcInlined: Uint32Array; callFile: Uint32Array; callLine: Uint32Array; frames: InlineFrames | null } {
     const m = uniq.length;
     const pcInlined = new Uint32Array(m).fill(NONE);
     const pcCallFile = new Uint32Array(m).fill(NONE), pcCallLine = new Uint32Array(m);
-    const start = new Uint32Array(m + 1);
+    const start = new Uint32Array(lines ? m + 1 : 0);
     const fn: number[] = [], file: number[] = [], line: number[] = [], column: number[] = [];
     const named = new Map<number, number>(); // DIE offset -> function index
     // The unit of the last address, its tree and its line table's header.
@@ -416,6 +455,51 @@ export class DebugInfo {
     let lastLeaf = -1, lastLeafUi = -1, leafFn = NONE, leafFile = NONE, leafLine = 0;
     // Each address's innermost subroutine node, found run by run of a unit's sorted addresses.
     const ops = kernelsOrTwins();
+    if (!lines && RUN_CHAINS) {
+      // pcInlined only, with no JavaScript per address: per run of a unit's addresses, each
+      // distinct innermost node is looked at once (in address order, so names and files are
+      // interned in the same order as address by address), its answer kept per node, and the
+      // addresses take their node's answer with the gather kernel. count stands for no node.
+      const leafOf = new Int32Array(m);
+      type PerNode = { fn: Uint32Array; file: Uint32Array; line: Uint32Array; seen: Uint8Array };
+      let node: PerNode | null = null;
+      const perNode = new Map<number, PerNode>();
+      for (let r = 0; r < runs.length; r += 3) {
+        const s = runs[r]!, e = runs[r + 1]!, ui = runs[r + 2]!;
+        if (ui !== lastUi) {
+          lastUi = ui;
+          u = this.units[ui]!;
+          tree = this.inlineTrees.get(ui) ?? null;
+          if (!tree) { tree = new InlineTree(this.sec, u); this.inlineTrees.set(ui, tree); }
+          t = this.lineHeader(u);
+          node = perNode.get(ui) ?? null;
+          if (!node) {
+            const n = tree.count + 1;
+            node = { fn: new Uint32Array(n).fill(NONE), file: new Uint32Array(n).fill(NONE), line: new Uint32Array(n), seen: new Uint8Array(n) };
+            perNode.set(ui, node);
+          }
+        }
+        const none = tree!.count;
+        leafOf.fill(none, s, e);
+        ops.spansFor(tree!.keys, tree!.highs, tree!.nodeIds, 0, uniq, s, e, leafOf);
+        const leaves = leafOf.subarray(s, e);
+        const same = ops.nameRuns(unitOf.subarray(s, e), leaves, leaves, shareK, shareN);
+        const seen = node!.seen;
+        for (let j = 0; j < same.length; j += 2) {
+          const leaf = leaves[same[j]!]!;
+          if (seen[leaf]) continue;
+          seen[leaf] = 1;
+          if (leaf === none || tree!.isSubprogram(leaf)) continue;
+          const o = tree!.outermostInlined(leaf);
+          node!.fn[leaf] = nameOf(leaf);
+          node!.file[leaf] = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
+          node!.line[leaf] = tree!.callLine(o);
+        }
+        const [fi, ff, fl] = ops.gather(new Uint32Array(leafOf.buffer, leaves.byteOffset, e - s), node!.fn, node!.file, node!.line, node!.line);
+        pcInlined.set(fi, s); pcCallFile.set(ff, s); pcCallLine.set(fl, s);
+      }
+      return { pcInlined, callFile: pcCallFile, callLine: pcCallLine, frames: null };
+    }
     const leafOf = new Int32Array(m).fill(-1);
     let leafEnd = 0;
     for (let k = 0; k < m; k++) {
@@ -528,11 +612,23 @@ export class DebugInfo {
 
   /** A subprogram by its global index (units' function lists concatenated in parse order). */
   private functionInfo(global: number): FunctionInfo {
-    const f = this.allFuncs[global];
+    let f = this.allFuncs[global];
     if (!f) throw new DebugInfoError('CORRUPT', `function index ${global} out of range`);
+    const lazy = this.lazyFuncs.get(global);
+    if (lazy) {
+      this.lazyFuncs.delete(global);
+      declThrough(this.sec, this.units, lazy.u, lazy.ref, f);
+    }
     return f;
   }
 }
+
+/** Whether a resolve with inlines takes its functions from the inlined-code walk (false: a walk of its own, unitFunctions). */
+const MERGED_WALK = true;
+/** Whether resolve's pcInlined-only chains go run by run (false: address by address, as with frames). */
+const RUN_CHAINS = true;
+/** No subroutine node at an address, in the run-by-run chains: above every node, so such addresses form runs too. */
+const NO_LEAF = 0x7fffffff;
 
 /**
  * Function names as llvm-symbolizer prints them (demangled, when on) and, when any name was
