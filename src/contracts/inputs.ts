@@ -124,7 +124,7 @@ export interface CorpusInfo {
   dirs: { path: string; files: number; bytes: number | null; error?: string }[];
   files: number;
   bytes: number | null;
-  /** When counted (or found unchanged since the last count), ms since the epoch. */
+  /** When counted (or found unchanged since the last count), ms since the epoch; 0: not counted yet. */
   updatedAt: number;
 }
 

@@ -50,7 +50,10 @@ export class EngineRoutes {
     if (m[2] === 'corpus') {
       const c = src?.corpus?.(id);
       if (c) io.json(200, c);
-      else io.error(404, this.hub.target(id)!.engine === 'afl' ? `target ${id} is an AFL++ target: its corpus is afl.corpus_count` : `target ${id} has no corpus count (yet): no corpus directory in its fuzzer's arguments`);
+      else if (this.hub.target(id)!.engine === 'afl') io.error(404, `target ${id} is an AFL++ target: its corpus is afl.corpus_count`);
+      // Not counted (yet), or no corpus directory in the fuzzer's arguments: an empty count, not
+      // an error, since the page asks for every libFuzzer target.
+      else io.json(200, { id, dirs: [], files: 0, bytes: 0, updatedAt: 0 } satisfies CorpusInfo);
       return true;
     }
     if (!src?.aflPlot) {

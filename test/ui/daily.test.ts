@@ -391,7 +391,8 @@ describe('browser UI as a daily tool (chromium, covd serve, real fuzzers)', func
     await page.keyboard.press('i');
     await until('PC list of the marked line', () => page.locator('.pc-tip').count());
     expect(await page.locator('.pc-tip-head').innerText()).to.match(new RegExp(`^Line ${line}:`));
-    expect((await active())!.cls).to.contain('pc-tip-body');
+    // Focus moves into the list on the next frame (ui/src/source.ts).
+    await until('focus in the PC list', async () => (await active())!.cls.includes('pc-tip-body'), 5_000);
     await page.keyboard.press('Escape');
     await until('PC list closed', async () => (await page.locator('.pc-tip').count()) === 0);
     expect((await active())!.cls).to.contain('cm-content');
