@@ -31,8 +31,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, table, writeResults } from './lib/results.js';
 import { encodeFrame, FrameDecoder } from '../src/bus/framing.js';
-import { buildAflExampleTarget, buildAflSqliteTarget, copySeeds, runAfl, tinyimgDir } from '../src/afl/targets.js';
+import { buildAflExampleTarget, buildAflSqliteTarget, copySeeds, runAfl } from '../src/afl/targets.js';
 import { packageRoot } from '../src/build/toolchain.js';
+import { exampleDir } from '../src/build/targets.js';
 
 interface RunResult {
   config: string;
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
   console.error(`building ${values.target} for AFL++ with and without the agent (cached after the first time)...`);
   const withAgent = sqlite ? await buildAflSqliteTarget() : await buildAflExampleTarget();
   const plain = sqlite ? await buildAflSqliteTarget({ agent: false }) : await buildAflExampleTarget({ agent: false });
-  const seeds = sqlite ? join(packageRoot(), 'examples', 'sqlite', 'corpus') : join(tinyimgDir(), 'corpus');
+  const seeds = sqlite ? join(packageRoot(), 'examples', 'sqlite', 'corpus') : join(exampleDir(), 'corpus');
   const root = mkdtempSync(join(tmpdir(), 'covd-afl-bench-dir-'));
   const configs: { name: string; exe: string; env: NodeJS.ProcessEnv }[] = [
     { name: 'AFL++, no agent', exe: plain, env: {} },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findAflRuntime, planAflCc } from '../build/afl-build.js';
 import { agentObject, buildAtomically, buildDir, clangPath, packageRoot, sha256 } from '../build/toolchain.js';
-import { descendantPids, type FuzzerRun } from '../build/targets.js';
+import { descendantPids, exampleDir, type FuzzerRun } from '../build/targets.js';
 
 const execFileP = promisify(execFile);
 const built = new Map<string, Promise<string>>();
@@ -47,13 +47,10 @@ export function buildAflTarget(spec: { name: string; sources: string[]; cflags?:
   return p;
 }
 
-export function tinyimgDir(): string {
-  return join(packageRoot(), 'examples', 'tinyimg');
-}
 
-/** examples/tinyimg as an AFL++ target (seeds: tinyimgDir()/corpus). */
+/** examples/tinyimg as an AFL++ target (seeds: exampleDir()/corpus). */
 export function buildAflExampleTarget(opts: { agent?: boolean } = {}): Promise<string> {
-  const d = tinyimgDir();
+  const d = exampleDir();
   return buildAflTarget({ name: 'fuzz_tinyimg', sources: ['fuzz_tinyimg.c', 'decode.c', 'meta.c'].map((f) => join(d, f)), ...opts });
 }
 

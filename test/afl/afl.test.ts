@@ -11,9 +11,9 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildAflExampleTarget, copySeeds, runAfl, tinyimgDir, type AflRun } from '../../src/afl/targets.js';
+import { buildAflExampleTarget, copySeeds, runAfl, type AflRun } from '../../src/afl/targets.js';
 import { aflInstalled } from '../../src/build/afl-build.js';
-import { buildExampleTarget, listCoverageFiles, runFuzzer } from '../../src/build/targets.js';
+import { buildExampleTarget, listCoverageFiles, runFuzzer, exampleDir } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 import { isSeen } from '../../src/contracts/seen.js';
@@ -80,7 +80,7 @@ describe('AFL++ end to end', function () {
     const out = join(dir, 'out');
     const d = await startServe({ socket, stateDir: join(dir, 'state') });
     daemons.push(d);
-    const seeds = copySeeds(join(tinyimgDir(), 'corpus'), join(dir, 'in'));
+    const seeds = copySeeds(join(exampleDir(), 'corpus'), join(dir, 'in'));
     const main = runAfl(exe, { input: seeds, output: out, main: 'main', seconds: 10, covdDir: covDir, socket });
     const sec = runAfl(exe, { input: seeds, output: out, secondary: 'sec', seconds: 10, covdDir: covDir, socket });
     fuzzers.push(main, sec);
@@ -182,7 +182,7 @@ describe('AFL++ end to end', function () {
   it('CmpLog: a --cmplog companion runs with -c and the agent build still records coverage', async () => {
     const dir = scratch();
     const cmplog = join(dir, 'fuzz_tinyimg.cmplog');
-    const src = tinyimgDir();
+    const src = exampleDir();
     const b = spawnSync(process.execPath, [covdBin, 'cc', '--engine=afl', '--cmplog', '-o', cmplog, ...['fuzz_tinyimg.c', 'decode.c', 'meta.c'].map((f) => join(src, f))], { encoding: 'utf8' });
     expect(b.status, b.stderr).to.equal(0);
     expect(b.stderr.split('\n')[0]).to.match(/^AFL_LLVM_CMPLOG=1 \S*afl-clang-fast -g -O1 -fsanitize=fuzzer -o /);

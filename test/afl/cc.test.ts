@@ -6,8 +6,8 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { copySeeds, runAfl, tinyimgDir } from '../../src/afl/targets.js';
-import { listCoverageFiles } from '../../src/build/targets.js';
+import { copySeeds, runAfl } from '../../src/afl/targets.js';
+import { listCoverageFiles, exampleDir } from '../../src/build/targets.js';
 import { readCoverageFile } from '../../src/coverage/reader.js';
 import { readCoverageMeta } from '../../src/coverage/meta.js';
 import { covdBin, countBits } from '../daemon/helpers.js';
@@ -15,7 +15,7 @@ import { scratchDirs } from '../helpers/scratch.js';
 
 const covd = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, [covdBin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-const tinyimg = ['fuzz_tinyimg.c', 'decode.c', 'meta.c'].map((f) => join(tinyimgDir(), f));
+const tinyimg = ['fuzz_tinyimg.c', 'decode.c', 'meta.c'].map((f) => join(exampleDir(), f));
 
 const CXX_HARNESS = `#include <cstddef>
 #include <cstdint>
@@ -121,7 +121,7 @@ describe('covd cc --engine=afl', function () {
     expect(p.status, p.stderr).to.equal(0);
     const syms = spawnSync('nm', [plainExe], { encoding: 'utf8' }).stdout;
     expect(syms).to.contain('__start___sancov_cntrs').and.contain('__start___sancov_pcs').and.not.contain('__wrap_LLVMFuzzerTestOneInput');
-    const plainRun = runAfl(plainExe, { input: copySeeds(join(tinyimgDir(), 'corpus'), join(dir, 'in2')), output: join(dir, 'out2'), seconds: 2, covdDir: join(dir, 'cov2') });
+    const plainRun = runAfl(plainExe, { input: copySeeds(join(exampleDir(), 'corpus'), join(dir, 'in2')), output: join(dir, 'out2'), seconds: 2, covdDir: join(dir, 'cov2') });
     expect((await plainRun.done).code).to.equal(0);
     expect(listCoverageFiles(join(dir, 'cov2'))).to.deep.equal([]);
   });

@@ -11,8 +11,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildExampleTarget, findCoverageFile } from '../../src/build/targets.js';
-import { tinyimgDir } from '../../src/afl/targets.js';
+import { buildExampleTarget, findCoverageFile, exampleDir } from '../../src/build/targets.js';
 import type { CorpusInfo } from '../../src/contracts/inputs.js';
 import { pollUntil, startServe, type ServeProcess } from './helpers.js';
 import { scratchDirs, until } from '../helpers/scratch.js';
@@ -45,7 +44,7 @@ describe('daemon: libFuzzer corpus size', function () {
     d = await startServe({ socket, stateDir: join(dir, 'state') });
     const work = join(dir, 'work');
     mkdirSync(work);
-    cpSync(join(tinyimgDir(), 'corpus'), join(work, 'corpus'), { recursive: true });
+    cpSync(join(exampleDir(), 'corpus'), join(work, 'corpus'), { recursive: true });
     const extra = join(dir, 'extra');
     mkdirSync(join(extra, 'sub'), { recursive: true });
     writeFileSync(join(extra, 'a'), 'TIMG');
@@ -62,7 +61,7 @@ describe('daemon: libFuzzer corpus size', function () {
     expect(meta.cwd).to.equal(work);
 
     const want = { corpus: count(join(work, 'corpus')), extra: count(extra) };
-    expect(want.corpus.files, 'libFuzzer added inputs to the first corpus directory').to.be.greaterThan(readdirSync(join(tinyimgDir(), 'corpus')).length);
+    expect(want.corpus.files, 'libFuzzer added inputs to the first corpus directory').to.be.greaterThan(readdirSync(join(exampleDir(), 'corpus')).length);
     expect(want.extra).to.deep.equal({ files: 2, bytes: 18 });
     // Counted every 30 s: wait for a count made after the fuzzer stopped.
     const c = await pollUntil('a corpus count after the run', async () => {

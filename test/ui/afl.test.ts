@@ -12,10 +12,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { buildAflExampleTarget, copySeeds, runAfl, tinyimgDir, type AflRun } from '../../src/afl/targets.js';
+import { buildAflExampleTarget, copySeeds, runAfl, type AflRun } from '../../src/afl/targets.js';
 import type { TargetInfo } from '../../src/contracts/hub.js';
 import type { AflPlot } from '../../src/contracts/inputs.js';
 import { ints, launchChromium, screenshot, startDaemon, until, type Daemon } from './browser.js';
+import { exampleDir } from '../../src/build/targets.js';
 
 describe('browser UI with an AFL++ target', function () {
   this.timeout(300_000);
@@ -38,7 +39,7 @@ describe('browser UI with an AFL++ target', function () {
     tmp = mkdtempSync(join(tmpdir(), 'covd-ui-afl-'));
     const socket = join(tmp, 'covd.sock');
     daemon = await startDaemon({ stateDir: join(tmp, 'state'), socket });
-    run = runAfl(exe, { input: copySeeds(join(tinyimgDir(), 'corpus'), join(tmp, 'in')), output: join(tmp, 'out'), seconds: 4, covdDir: join(tmp, 'cov'), socket });
+    run = runAfl(exe, { input: copySeeds(join(exampleDir(), 'corpus'), join(tmp, 'in')), output: join(tmp, 'out'), seconds: 4, covdDir: join(tmp, 'cov'), socket });
     const res = await run.done;
     expect(res.code, res.stderr.slice(-1000)).to.equal(0);
     const api = async () => ((await (await fetch(new URL('/api/targets', daemon!.url))).json()) as { targets: TargetInfo[] }).targets;
@@ -76,7 +77,7 @@ describe('browser UI with an AFL++ target', function () {
       const d = await startDaemon({ stateDir: join(dir, 'state'), socket });
       try {
         const out = join(dir, 'out');
-        const r = longRun = runAfl(exe, { input: copySeeds(join(tinyimgDir(), 'corpus'), join(dir, 'in')), output: out, seconds: 75, covdDir: join(dir, 'cov'), socket });
+        const r = longRun = runAfl(exe, { input: copySeeds(join(exampleDir(), 'corpus'), join(dir, 'in')), output: out, seconds: 75, covdDir: join(dir, 'cov'), socket });
         const res = await r.done;
         expect(res.code, res.stderr.slice(-1000)).to.equal(0);
         // The file, read here independently of the daemon.
