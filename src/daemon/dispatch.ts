@@ -13,7 +13,8 @@
  *   and resolve every PC: from the store when this build-id was resolved before, else on the
  *   symbolizer pool. Then the target is 'ready'. Any error fails this target only, with a reason.
  *   An index without the inlined code (pcInlined) then gets a second pass in the background
- *   (upgrade): resolved again with it, stored, and put in place; a failure there keeps it as is.
+ *   (upgrade): the inlined code alone is resolved and added to it (merge.ts's addInlined), stored,
+ *   and put in place; a failure there keeps it as is.
  * - What a stored index is trusted for: it is keyed by the build-id read from the ELF and the
  *   hash of the PC table, and a fresh resolution is kept only when the executable's build-id is
  *   the one its fuzzer reported; so a metadata file naming some other binary can fail its own
@@ -32,6 +33,7 @@ import { CoverageFileError } from '../coverage/types.js';
 import { trustedOwner } from '../util/untrusted.js';
 import { codeOf, CovdError } from '../contracts/errors.js';
 import { DebugInfoError, type SourceIndex, type Symbolizer } from '../workers/types.js';
+import { addInlined } from '../workers/merge.js';
 import type { TargetInfo } from '../contracts/hub.js';
 import { writerAlive } from './liveness.js';
 import type { TargetRegistry } from './registry.js';
@@ -253,8 +255,8 @@ export class Dispatcher {
   }
 
   /**
-   * The second pass over a ready target: its PCs resolved again with the inlined code (pcInlined,
-   * and the call sites), which replaces `from` when it is still the target's index. Run after
+   * The second pass over a ready target: the inlined code of its PCs (pcInlined, and the call
+   * sites) added to `from`, which the result replaces when it is still the target's index. Run after
    * the target is ready, so the inlined chains (a walk of every DIE of each unit; several times
    * the plain resolve, bench/NOTES-symbolize.md) never delay it, and a failure or a deadline
    * there keeps the index the target has.
@@ -263,9 +265,11 @@ export class Dispatcher {
     const reg = this.d.registry;
     const t0 = performance.now();
     try {
-      const index = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlines: true });
+      // The inlined code alone, added to the index the target has: nothing is resolved twice.
+      const part = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlinedOnly: true });
       const info = reg.info(id);
-      if (!info || reg.target(id)?.index !== from || index.pcFile.length !== list.pcsLen || (from.buildId !== null && index.buildId !== from.buildId)) return;
+      if (!info || reg.target(id)?.index !== from || part.pcFile.length !== list.pcsLen || from.pcFile.length !== list.pcsLen || (from.buildId !== null && part.buildId !== from.buildId)) return;
+      const index = addInlined(from, part);
       index.pcsHash = list.pcsHash;
       if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);
       if (reg.target(id)?.index !== from) return;

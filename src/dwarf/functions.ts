@@ -202,6 +202,17 @@ export function subroutineInfo(sec: Sections, units: Unit[], u: Unit, die: numbe
 }
 
 /**
+ * subroutineInfo of a DIE of unit u that names nothing itself (no name, linkage name or
+ * declaration file: plans.ts's namesItself), whose specification or abstract_origin is ref:
+ * what it finds depends on ref alone, so the DIE itself is not read again.
+ */
+export function namedThrough(sec: Sections, units: Unit[], u: Unit, ref: number): FunctionInfo {
+  const f: FunctionInfo = { name: '', declUnit: u.index, declFile: -1, declLine: 0, ranges: [] };
+  completeNames(sec, units, u, { linkage: null, name: null, declFile: -1, declLine: 0, ref }, f);
+  return f;
+}
+
+/**
  * Completes a subprogram's declaration (f, unit u's, with none of its own) through its
  * specification or abstract_origin ref, as unitFunctions does without names.
  */

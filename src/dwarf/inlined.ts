@@ -233,6 +233,26 @@ export class InlineTree {
     return this.nodes[i - 1]!;
   }
 
+  /**
+   * outermostInlined of every node, -1 for subprograms, in one pass in tree order (a parent comes
+   * before its children): what resolve.ts's run-by-run chains take per distinct innermost node.
+   */
+  outermostAll(): Int32Array {
+    if (this.outer) return this.outer;
+    const out = new Int32Array(this.count), depth = new Uint16Array(this.count), t = this.t;
+    for (let n = 0, o = 0; n < this.count; n++, o += NODE_F64S) {
+      const tag = t[o + N_TAG]!;
+      if ((tag >= OWN_NAMES ? tag - OWN_NAMES : tag) === C.DW_TAG_subprogram) { out[n] = -1; continue; }
+      const p = t[o + N_PARENT]!;
+      if (p < 0 || out[p]! < 0) { out[n] = n; continue; }
+      // outermostInlined's hop limit, kept for chains as deep as a forged tree makes them.
+      if (depth[p]! + 1 >= 4096) { out[n] = this.outermostInlined(n); depth[n] = 4096; continue; }
+      out[n] = out[p]!; depth[n] = depth[p]! + 1;
+    }
+    return (this.outer = out);
+  }
+  private outer: Int32Array | null = null;
+
   /** The outermost inlined node of node n's chain (the last before the subprogram; n itself when its parent is one). */
   outermostInlined(n: number): number {
     for (let hops = 0; hops < 4096; hops++) {

@@ -608,7 +608,7 @@ static struct MapParams map_params;
 EXPORT("map_params") struct MapParams *map_params_ptr(void) { return &map_params; }
 
 static struct MapBlock *map_blocks;
-static u32 *map_order, map_nb, map_full;
+static u32 *map_order, map_nb, map_full, map_finger;
 static double *map_first, map_charge;
 
 static u32 upper_f64(const double *a, u32 n, double x) {
@@ -617,12 +617,18 @@ static u32 upper_f64(const double *a, u32 n, double x) {
   return lo;
 }
 
-/* The position of the block holding the last key at or below x, and x's upper bound in it. */
+/*
+ * The position of the block holding the last key at or below x, and x's upper bound in it.
+ * Ranges come in tree order, mostly ascending and near each other: the block of the last look-up
+ * (map_finger) and the end of a block are tried first, each check exact, so only the time changes.
+ */
 static void map_locate(double x, u32 *b, u32 *i) {
-  u32 ub = upper_f64(map_first, map_nb, x);
-  *b = ub > 0 ? ub - 1 : 0;
+  u32 f = map_finger;
+  if (f < map_nb && map_first[f] <= x && (f + 1 == map_nb || x < map_first[f + 1])) *b = f;
+  else { u32 ub = upper_f64(map_first, map_nb, x); *b = ub > 0 ? ub - 1 : 0; }
+  map_finger = *b;
   struct MapBlock *blk = &map_blocks[map_order[*b]];
-  *i = upper_f64(blk->keys, blk->len, x);
+  *i = blk->len > 0 && x >= blk->keys[blk->len - 1] ? blk->len : upper_f64(blk->keys, blk->len, x);
 }
 
 static void map_set(double key, double high, i32 node) {
@@ -655,7 +661,7 @@ EXPORT("die_map") void die_map(void) {
   map_blocks = (struct MapBlock *)P->blocks;
   map_order = (u32 *)P->order;
   map_first = (double *)P->first;
-  map_nb = 1; map_full = 0; map_charge = 0;
+  map_nb = 1; map_full = 0; map_charge = 0; map_finger = 0;
   map_blocks[0].len = 0;
   map_order[0] = 0;
   map_first[0] = -__builtin_inf();

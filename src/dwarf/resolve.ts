@@ -11,7 +11,7 @@ import { DebugInfoError } from './errors.js';
 import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
-import { declThrough, SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
+import { declThrough, namedThrough, SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
 import { InlineTree } from './inlined.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
@@ -44,6 +44,12 @@ export interface ResolveOptions {
   inlines?: boolean;
   /** With lines and functions: inlines, and every frame of each PC's chain (inlineFrames). Default false. */
   inlineFrames?: boolean;
+  /**
+   * With inlines (and without lines): only pcInlined, pcCallFile and pcCallLine; pcFunction stays
+   * NONE and functions holds the inlined ones. What adds the inlined code to an index resolved
+   * without it (merge.ts's addInlined) without resolving everything else again. Default false.
+   */
+  inlinedOnly?: boolean;
 }
 
 /**
@@ -313,6 +319,8 @@ export class DebugInfo {
     };
 
     const doInlines = (opts.inlines || opts.inlineFrames || false) && doFuncs;
+    // Only the inlined code: no physical functions named, no symbols looked up.
+    const onlyInlined = doInlines && !doLines && !opts.inlineFrames && (opts.inlinedOnly ?? false);
     const rows = new Int32Array(m).fill(-1);
     const fnOf = new Int32Array(m).fill(-1); // global index of the outermost subprogram, -1 = none
     // Runs of consecutive addresses in one unit (sorted addresses keep a unit's PCs together).
@@ -344,7 +352,7 @@ export class DebugInfo {
           copyRows(t, rows, s, e, uFile, uLine, uCol, (raw) => internFile(u, t, raw));
         }
       }
-      if (doFuncs && doDecls) {
+      if (doFuncs && doDecls && !onlyInlined) {
         const f = this.functionsOf(u, doInlines);
         k.spansFor(f.low, f.high, f.fn, f.base, uniq, s, e, fnOf);
       }
@@ -352,7 +360,7 @@ export class DebugInfo {
 
     // Symbols name functions, and files where DWARF has none: a line-table job whose every
     // address got a file never parses the symbol table.
-    if (doFuncs || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k.symbolsFor(uniq, this.symbols.addr, this.symbols.size);
+    if ((doFuncs && !onlyInlined) || (doLines && anyMissing(uFile, unitOf, shareK, shareN))) symOf = k.symbolsFor(uniq, this.symbols.addr, this.symbols.size);
     const rowFile = doInlines && doLines && opts.inlineFrames ? uFile.slice() : null; // before the symbols fill it in
     if (symOf && doLines) {
       for (let k = 0; k < m; k++) {
@@ -445,7 +453,7 @@ export class DebugInfo {
       const die = tree!.die(node), origin = tree!.namedByOrigin(node);
       let id = origin >= 0 ? byOrigin.get(origin) : named.get(die);
       if (id === undefined) {
-        const fi = subroutineInfo(this.sec, this.units, u!, die);
+        const fi = origin >= 0 ? namedThrough(this.sec, this.units, u!, origin) : subroutineInfo(this.sec, this.units, u!, die);
         id = fi.name === '' ? NONE : nameDie(fi);
         if (origin >= 0) byOrigin.set(origin, id); else named.set(die, id);
       }
@@ -484,13 +492,13 @@ export class DebugInfo {
         ops.spansFor(tree!.keys, tree!.highs, tree!.nodeIds, 0, uniq, s, e, leafOf);
         const leaves = leafOf.subarray(s, e);
         const same = ops.nameRuns(unitOf.subarray(s, e), leaves, leaves, shareK, shareN);
-        const seen = node!.seen;
+        const seen = node!.seen, outer = tree!.outermostAll();
         for (let j = 0; j < same.length; j += 2) {
           const leaf = leaves[same[j]!]!;
           if (seen[leaf]) continue;
           seen[leaf] = 1;
-          if (leaf === none || tree!.isSubprogram(leaf)) continue;
-          const o = tree!.outermostInlined(leaf);
+          const o = leaf === none ? -1 : outer[leaf]!;
+          if (o < 0) continue; // no node, or a subprogram
           node!.fn[leaf] = nameOf(leaf);
           node!.file[leaf] = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
           node!.line[leaf] = tree!.callLine(o);

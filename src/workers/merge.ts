@@ -7,8 +7,22 @@
 import { Interner, filePath } from '../dwarf/resolve.js';
 import { NONE, type SourceIndex } from './types.js';
 
-/** What a part holds (a job of lines only leaves pcFunction empty, one of functions pcFile/pcLine). */
-export interface PartKinds { lines: boolean; functions: boolean }
+/**
+ * What a part holds (a job of lines only leaves pcFunction empty, one of functions pcFile/pcLine);
+ * inlined: whether its pcInlined counts (default: with functions).
+ */
+export interface PartKinds { lines: boolean; functions: boolean; inlined?: boolean }
+
+/**
+ * An index resolved without the inlined code, with it added from a request for the inlined code
+ * alone (ResolveRequest.inlinedOnly) over the same PCs: the index a request with inlines gives,
+ * without resolving lines and functions a second time.
+ */
+export function addInlined(index: SourceIndex, inlined: SourceIndex): SourceIndex {
+  const n = index.pcFile.length;
+  if (inlined.pcFile.length !== n || !inlined.pcInlined) throw new Error(`inlined code for ${inlined.pcFile.length} PCs cannot be added to an index of ${n}`);
+  return mergeIndexes([index, inlined], n, [{ lines: true, functions: true, inlined: false }, { lines: false, functions: false, inlined: true }]);
+}
 
 export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[]): SourceIndex {
   if (parts.length === 1) return parts[0]!;
@@ -57,7 +71,7 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
         if (fn !== NONE && fn < fnMap.length) pcFunction[i] = fnMap[fn]!;
       }
     }
-    if (hasFunctions && p.pcInlined) {
+    if ((kinds?.[k]?.inlined ?? hasFunctions) && p.pcInlined) {
       pcInlined ??= new Uint32Array(n).fill(NONE);
       pcCallFile ??= new Uint32Array(n).fill(NONE);
       pcCallLine ??= new Uint32Array(n);

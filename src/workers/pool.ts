@@ -93,8 +93,10 @@ export class SymbolizerPool implements Symbolizer {
     // One shared copy of the PCs for every job of this request.
     const shared = new SharedArrayBuffer(n * 8);
     new BigUint64Array(shared).set(req.pcs);
-    // Inline frames come from one job: a split request would need its chains merged too.
-    const plan = req.inlineFrames ? [{ lines: true, functions: true, share: [0, 1] as [number, number] }] : this.plan(n);
+    // Inline frames come from one job: a split request would need its chains merged too. The
+    // inlined code alone is one job of functions.
+    const plan = req.inlineFrames ? [{ lines: true, functions: true, share: [0, 1] as [number, number] }]
+      : req.inlinedOnly ? [{ lines: false, functions: true, share: [0, 1] as [number, number] }] : this.plan(n);
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     const deadline = timeoutMs === undefined ? undefined : new AbortController();
     const timer = deadline && setTimeout(() => deadline.abort(), timeoutMs);
@@ -102,7 +104,7 @@ export class SymbolizerPool implements Symbolizer {
     try {
       results = await Promise.all(
         plan.map((p) => {
-          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...((req.inlines ?? this.inlines) ? { inlines: true } : {}), ...(req.inlineFrames ? { inlineFrames: true } : {}) };
+          const job: WorkerJob = { exe: req.exe, pcs: shared, ...p, cache: this.cache, declarations: this.declarations, ...((req.inlines ?? this.inlines) || req.inlinedOnly ? { inlines: true } : {}), ...(req.inlineFrames ? { inlineFrames: true } : {}), ...(req.inlinedOnly ? { inlinedOnly: true } : {}) };
           if (req.debugFile !== undefined) job.debugFile = req.debugFile;
           return this.piscina.run(job, deadline ? { signal: deadline.signal } : {}) as Promise<WorkerResult>;
         }),

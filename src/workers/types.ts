@@ -18,6 +18,12 @@ export interface ResolveRequest {
   inlineFrames?: boolean;
   /** Overrides the pool's `inlines` for this request: each PC's innermost inlined function and its call site (SourceIndex.pcInlined, pcCallFile, pcCallLine). */
   inlines?: boolean;
+  /**
+   * Only the inlined code (pcInlined, pcCallFile, pcCallLine; pcFunction left NONE and functions
+   * holding the inlined ones), to be added to an index resolved without it by merge.ts's
+   * addInlined: the daemon's second pass, which then resolves nothing twice. One job.
+   */
+  inlinedOnly?: boolean;
 }
 
 export { NONE } from '../contracts/source-index.js';

@@ -28,6 +28,8 @@ export interface WorkerJob {
   inlines?: boolean;
   /** Every inlined frame of each PC too (a request that is not split). */
   inlineFrames?: boolean;
+  /** With inlines: only the inlined code (ResolveOptions.inlinedOnly). */
+  inlinedOnly?: boolean;
 }
 
 export type WorkerResult =
@@ -97,7 +99,7 @@ export default function resolveJob(job: WorkerJob): WorkerResult {
   try {
     const { info, loadMs } = load(job);
     const t0 = performance.now();
-    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true, inlines: job.inlines ?? false, inlineFrames: job.inlineFrames ?? false });
+    const index = info.resolve(new BigUint64Array(job.pcs), { lines: job.lines, functions: job.functions, share: job.share, declarations: job.declarations ?? true, inlines: job.inlines ?? false, inlineFrames: job.inlineFrames ?? false, inlinedOnly: job.inlinedOnly ?? false });
     const resolveMs = performance.now() - t0;
     releaseKernelMemory();
     touchCache();

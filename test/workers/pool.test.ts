@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DebugInfo, filePath } from '../../src/dwarf/resolve.js';
 import { SymbolizerPool } from '../../src/workers/pool.js';
+import { addInlined } from '../../src/workers/merge.js';
 import { DebugInfoError, NONE, type SourceIndex } from '../../src/workers/types.js';
-import { VARIANTS, build, randomTextAddresses } from '../dwarf/programs.js';
+import { VARIANTS, build, pcTable, randomTextAddresses } from '../dwarf/programs.js';
 
 /** Per PC: "file:line:col fn@declfile:declline", independent of how a result interned things. */
 function materialize(ix: SourceIndex): string[] {
@@ -133,5 +134,33 @@ describe('symbolizer pool', function () {
     const linked = (ix: SourceIndex) => Array.from(ix.pcFunction, (f) => (f === NONE ? '-' : ix.functions.linkageNames?.[f] || ix.functions.names[f]!));
     expect(linked(split)).to.deep.equal(linked(whole));
     expect(split.functions.linkageNames?.some((n) => n.startsWith('_Z'))).to.equal(true);
+  });
+
+  it('the inlined code alone, added to an index resolved without it, is the index a request with inlines gives', async () => {
+    const { buildCppExampleTarget, buildSqliteTarget } = await import('../../src/build/targets.js');
+    const inlined = (ix: SourceIndex) => Array.from(ix.pcInlined!, (f, i) => (f === NONE ? '-'
+      : `${ix.functions.names[f]} (${ix.functions.linkageNames?.[f] ?? ''}) at ${ix.pcCallFile![i] === NONE ? '??' : filePath(ix, ix.pcCallFile![i]!)}:${ix.pcCallLine![i]}`));
+    for (const [exe, addrs] of [
+      [await buildSqliteTarget(), null],
+      [await buildCppExampleTarget({ cflags: ['-O2'] }), null],
+      // Unsorted, with duplicates, the libFuzzer runtime's C++ among them.
+      [await buildCppExampleTarget({ cflags: ['-O2'] }), randomTextAddresses(await buildCppExampleTarget({ cflags: ['-O2'] }), 3000, 5)],
+    ] as const) {
+      const pcs = new BigUint64Array(addrs ?? pcTable(exe, tmp));
+      const full = await pool.resolve({ exe, pcs, inlines: true });
+      const plain = await pool.resolve({ exe, pcs });
+      const part = await pool.resolve({ exe, pcs, inlinedOnly: true });
+      expect(part.pcFunction.every((f) => f === NONE), 'the inlined code alone names no physical function').to.equal(true);
+      const merged = addInlined(plain, part);
+      expect(inlined(merged)).to.deep.equal(inlined(full));
+      expect(materialize(merged)).to.deep.equal(materialize(full));
+      // Interned in the same order, too: the same index, field by field.
+      expect(merged).to.deep.equal(full);
+      expect(full.pcInlined!.filter((f) => f !== NONE).length, 'inlined PCs').to.be.greaterThan(addrs ? 100 : 700);
+    }
+    const exe = build(VARIANTS[0]!);
+    const plain = await pool.resolve({ exe, pcs: new BigUint64Array([0x1000n, 0x2000n]) });
+    const part = await pool.resolve({ exe, pcs: new BigUint64Array([0x1000n]), inlinedOnly: true });
+    expect(() => addInlined(plain, part)).to.throw(/1 PCs cannot be added to an index of 2/);
   });
 });
