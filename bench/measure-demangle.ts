@@ -15,12 +15,15 @@
  *     measures it), on the sqlite target and on the C++ example (examples/iniparse).
  *
  *   node dist/bench/measure-demangle.js daemon [--rounds N] [--before DIR]
- *     The daemon's own request: a 2-thread pool's first request (threads started, cache off,
- *     V8 flags as `covd serve` sets them), with demangling off or on (COVD_DEMANGLE) and with the
- *     inlined code (pcInlined, what dispatch asks for) off or on: the four combinations in fresh
- *     processes, rotated each round, on the sqlite target and on the C++ example (-O1, -O2).
- *     With --before DIR (another build's checkout, its dist/ built) the four also run on that
- *     build, in the same rotation, for before/after figures.
+ *     The daemon's own requests, on a pool made as `covd serve` makes it (2 threads started,
+ *     cache off, its V8 flags), in fresh processes, rotated each round, on the sqlite target and
+ *     on the C++ example (-O1, -O2): the first request with demangling off and on (COVD_DEMANGLE);
+ *     as covd serve does it, that request (the target is ready after it) and then its second pass,
+ *     the inlined code (pcInlined and call sites) alone, added to the index (merge.ts's
+ *     addInlined); and one request with inlines, for comparison. With --before DIR (another
+ *     build's checkout, its dist/ built), the first and covd serve's two steps also run on that
+ *     build's pool, in the same rotation (a build without addInlined makes its second pass a
+ *     request with inlines, as its daemon did).
  *
  *   node dist/bench/measure-demangle.js tiers
  *     How V8 should compile demangle.wasm: 50 to 100,000 of those names demangled in a fresh
@@ -38,7 +41,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const self = fileURLToPath(import.meta.url);
 const root = join(self, '..', '..', '..');
@@ -142,18 +145,35 @@ function names(): void {
   }
 }
 
-async function poolChild(exe: string, addrFile: string, flags = ''): Promise<void> {
+/**
+ * One pool's first request, as the daemon makes it; with 'second' in flags, then the daemon's
+ * second pass on the same pool (the inlined code alone added to the index, or, in a build from
+ * before that existed, a second request with inlines), timed apart. root: the checkout whose
+ * pool runs (--before's), the same V8 flags either way.
+ */
+async function poolChild(exe: string, addrFile: string, flags = '', root = ''): Promise<void> {
   if (flags.includes('v8')) (await import('../src/cli/v8-flags.js')).setSymbolizerV8Flags();
-  const { SymbolizerPool } = await import('../src/workers/pool.js');
+  const mod = (rel: string) => (root ? import(pathToFileURL(join(root, 'dist', 'src', rel)).href) : import(`../src/${rel}`));
+  const { SymbolizerPool } = (await mod('workers/pool.js')) as typeof import('../src/workers/pool.js');
+  const { addInlined } = (await mod('workers/merge.js')) as Partial<typeof import('../src/workers/merge.js')>;
   const pcs = BigUint64Array.from(readFileSync(addrFile, 'utf8').trim().split('\n').map((s) => BigInt(s)));
-  const pool = new SymbolizerPool({ threads: 2, cache: false });
+  // As src/daemon/daemon.ts makes it.
+  const pool = new SymbolizerPool({ threads: 2, cache: false, idleExitMs: 5_000 });
   // Threads started and their modules loaded, as in the daemon (bench/symbolize.ts does the same).
   await Promise.all([0, 1].map(() => pool.resolve({ exe: '/nonexistent', pcs: new BigUint64Array(0) }).catch(() => undefined)));
   const c0 = process.cpuUsage(), t0 = performance.now();
-  await pool.resolve({ exe, pcs, ...(flags.includes('inlines') ? { inlines: true } : {}) });
+  const index = await pool.resolve({ exe, pcs, ...(flags.includes('inlines') ? { inlines: true } : {}) });
   const ms = performance.now() - t0, c = process.cpuUsage(c0);
+  let second = { ms: 0, cpuMs: 0 };
+  if (flags.includes('second')) {
+    const c1 = process.cpuUsage(), t1 = performance.now();
+    if (addInlined) addInlined(index, await pool.resolve({ exe, pcs, inlinedOnly: true }));
+    else await pool.resolve({ exe, pcs, inlines: true });
+    const c2 = process.cpuUsage(c1);
+    second = { ms: performance.now() - t1, cpuMs: (c2.user + c2.system) / 1000 };
+  }
   await pool.destroy();
-  console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000 }));
+  console.log(JSON.stringify({ ms, cpuMs: (c.user + c.system) / 1000, second }));
 }
 
 function timeProcess(args: string[], input: string, env: NodeJS.ProcessEnv): { ms: number; cpuMs: number } {
@@ -183,28 +203,39 @@ async function daemonCost(): Promise<void> {
     const ini2 = await buildCppExampleTarget({ cflags: ['-O2'] });
     const cases: [string, string][] = [['sqlite, pc-table', sqlite], ['iniparse -O1, pc-table', ini1], ['iniparse -O2, pc-table', ini2]];
     const beforeDir = arg('--before', '');
-    const here = [['neither', '0', ''], ['demangling', '1', ''], ['inlined code', '0', 'inlines'], ['both (covd serve)', '1', 'inlines']] as const;
-    const variants: (readonly [string, string, string, string])[] = here.map(([v, dm, fl]) => [v, dm, fl, self] as const);
-    if (beforeDir) for (const [v, dm, fl] of here) variants.push([`${v} (before)`, dm, fl, join(beforeDir, 'dist', 'bench', 'measure-demangle.js')]);
+    // [label, COVD_DEMANGLE, child flags, root of the pool that runs]
+    const here = [['neither', '0', ''], ['demangling', '1', ''], ['covd serve', '1', 'second'], ['one request with inlines', '1', 'inlines']] as const;
+    const variants: (readonly [string, string, string, string])[] = here.map(([v, dm, fl]) => [v, dm, fl, ''] as const);
+    if (beforeDir) for (const [v, dm, fl] of [here[0], here[2]]) variants.push([`${v} (before)`, dm, fl, beforeDir] as const);
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${rounds} rounds, variants rotated; medians (wall / CPU ms of the process while the request runs)`);
-    console.log(`| target | PCs | ${variants.map(([v]) => v).join(' | ')} | both / neither |${beforeDir ? ' before: both / neither |' : ''}`);
-    console.log(`| --- | --- |${variants.map(() => ' --- |').join('')} --- |${beforeDir ? ' --- |' : ''}`);
+    console.log('covd serve: the first request (the target is ready after it), then its second pass, the inlined code, on the same pool' +
+      (beforeDir ? '; before: the build in --before, whose second pass was a request with inlines' : ''));
+    const cols = ['neither', 'demangling', 'covd serve: ready', 'covd serve: inlined code', 'one request with inlines', 'demangling / neither', '(ready + inlined code) / ready',
+      ...(beforeDir ? ['before: neither', 'before: ready', 'before: inlined code', 'before: (ready + inlined code) / ready'] : [])];
+    console.log(`| target | PCs | ${cols.join(' | ')} |`);
+    console.log(`| --- | --- |${cols.map(() => ' --- |').join('')}`);
+    type Run = { ms: number; cpuMs: number; second: { ms: number; cpuMs: number } };
     for (const [label, exe] of cases) {
       const addrs = pcTable(exe, dir);
       const file = join(dir, 'addrs.txt');
       writeFileSync(file, addrs.map((a) => '0x' + a.toString(16)).join('\n') + '\n');
-      const got = new Map<string, { ms: number; cpuMs: number }[]>(variants.map(([v]) => [v, []]));
+      const got = new Map<string, Run[]>(variants.map(([v]) => [v, []]));
       for (let r = 0; r < rounds; r++) {
         for (let j = 0; j < variants.length; j++) {
-          const [v, dm, fl, script] = variants[(j + r) % variants.length]!;
-          const out = execFileSync(process.execPath, [script, 'pool-child', exe, file, `v8 ${fl}`], { encoding: 'utf8', env: { ...process.env, COVD_DEMANGLE: dm } });
-          got.get(v)!.push(JSON.parse(out.trim().split('\n').pop()!));
+          const [v, dm, fl, root] = variants[(j + r) % variants.length]!;
+          const out = execFileSync(process.execPath, [self, 'pool-child', exe, file, `v8 ${fl}`, root], { encoding: 'utf8', env: { ...process.env, COVD_DEMANGLE: dm } });
+          got.get(v)!.push(JSON.parse(out.trim().split('\n').pop()!) as Run);
         }
       }
-      const med = (v: string, k: 'ms' | 'cpuMs') => median(got.get(v)!.map((x) => x[k]));
-      const cell = (v: string) => `${med(v, 'ms').toFixed(0)} / ${med(v, 'cpuMs').toFixed(0)}`;
-      const ratio = (both: string, none: string) => `${(med(both, 'ms') / med(none, 'ms')).toFixed(2)} / ${(med(both, 'cpuMs') / med(none, 'cpuMs')).toFixed(2)}`;
-      console.log(`| ${label} | ${addrs.length} | ${variants.map(([v]) => cell(v)).join(' | ')} | ${ratio(here[3][0], here[0][0])} |${beforeDir ? ` ${ratio(`${here[3][0]} (before)`, `${here[0][0]} (before)`)} |` : ''}`);
+      const med = (v: string, f: (x: Run) => number) => median(got.get(v)!.map(f));
+      const pair = (v: string, f: (x: Run) => { ms: number; cpuMs: number }) => `${med(v, (x) => f(x).ms).toFixed(0)} / ${med(v, (x) => f(x).cpuMs).toFixed(0)}`;
+      const first = (x: Run) => x, second = (x: Run) => x.second, both = (x: Run) => ({ ms: x.ms + x.second.ms, cpuMs: x.cpuMs + x.second.cpuMs });
+      const ratio = (a: string, fa: (x: Run) => { ms: number; cpuMs: number }, b: string, fb: (x: Run) => { ms: number; cpuMs: number }) =>
+        `${(med(a, (x) => fa(x).ms) / med(b, (x) => fb(x).ms)).toFixed(2)} / ${(med(a, (x) => fa(x).cpuMs) / med(b, (x) => fb(x).cpuMs)).toFixed(2)}`;
+      const cells = [pair('neither', first), pair('demangling', first), pair('covd serve', first), pair('covd serve', second), pair('one request with inlines', first),
+        ratio('demangling', first, 'neither', first), ratio('covd serve', both, 'covd serve', first)];
+      if (beforeDir) cells.push(pair('neither (before)', first), pair('covd serve (before)', first), pair('covd serve (before)', second), ratio('covd serve (before)', both, 'covd serve (before)', first));
+      console.log(`| ${label} | ${addrs.length} | ${cells.join(' | ')} |`);
     }
     console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
@@ -375,7 +406,7 @@ const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'names') names();
 else if (cmd === 'names-child') await namesChild(rest[0]!, rest[1]!, rest[2]!, rest[3] ?? '');
 else if (cmd === 'cold') await cold();
-else if (cmd === 'pool-child') await poolChild(rest[0]!, rest[1]!, rest[2] ?? '');
+else if (cmd === 'pool-child') await poolChild(rest[0]!, rest[1]!, rest[2] ?? '', rest[3] ?? '');
 else if (cmd === 'daemon') await daemonCost();
 else if (cmd === 'phases') await phases();
 else if (cmd === 'tiers') tiers();

@@ -20,8 +20,6 @@ import { upperBound } from './order.js';
 import { isUnitRef, readForm, type Sections, type Unit } from './units.js';
 
 const DW_AT_call_column = 0x57, DW_AT_call_file = 0x58, DW_AT_call_line = 0x59;
-/** Whether the kernels walk the DIEs (false: the reader walks every DIE). */
-const KERNEL_WALK = true;
 /** Fields of a node record (kernels.c's NODE_F64S layout). */
 const N_DIE = 0, N_ATTRS = 1, N_CHARGED = 2, N_PARENT = 3, N_TAG = 4, N_FILE = 5, N_LINE = 6, N_COLUMN = 7, N_ORIGIN = 8;
 const N_DECL_FILE = 9, N_DECL_LINE = 10, N_DECLARATION = 11;
@@ -59,7 +57,8 @@ export class InlineTree {
   constructor(private readonly sec: Sections, u: Unit, subprograms = false) {
     const r = new Reader(sec.info, '.debug_info', u.dieOffset, u.end);
     const plans = new SkipPlans(u);
-    const fast = KERNEL_WALK ? DieWalker.forUnit(sec.info, u, 'inlines', sec.addr, sec) : null;
+    // Null without the kernels (COVD_DWARF_KERNELS=js): the reader walks every DIE.
+    const fast = DieWalker.forUnit(sec.info, u, 'inlines', sec.addr, sec);
     // scope[d]: the nearest subroutine at or above the DIE at depth d whose children follow.
     const scope: number[] = [];
     let depth = 0, dirty = 0; // dirty: the lowest scope entry written since the kernel last saw them

@@ -210,7 +210,7 @@ export class DebugInfo {
    */
   private functionsOf(u: Unit, inlines = false) {
     let f = this.funcs.get(u.index);
-    if (!f && inlines && MERGED_WALK) {
+    if (!f && inlines) {
       let tree = this.inlineTrees.get(u.index);
       if (!tree) { tree = new InlineTree(this.sec, u, true); this.inlineTrees.set(u.index, tree); }
       const sp = tree.subprograms;
@@ -463,7 +463,7 @@ export class DebugInfo {
     let lastLeaf = -1, lastLeafUi = -1, leafFn = NONE, leafFile = NONE, leafLine = 0;
     // Each address's innermost subroutine node, found run by run of a unit's sorted addresses.
     const ops = kernelsOrTwins();
-    if (!lines && RUN_CHAINS) {
+    if (!lines) {
       // pcInlined only, with no JavaScript per address: per run of a unit's addresses, each
       // distinct innermost node is looked at once (in address order, so names and files are
       // interned in the same order as address by address), its answer kept per node, and the
@@ -630,13 +630,6 @@ export class DebugInfo {
     return f;
   }
 }
-
-/** Whether a resolve with inlines takes its functions from the inlined-code walk (false: a walk of its own, unitFunctions). */
-const MERGED_WALK = true;
-/** Whether resolve's pcInlined-only chains go run by run (false: address by address, as with frames). */
-const RUN_CHAINS = true;
-/** No subroutine node at an address, in the run-by-run chains: above every node, so such addresses form runs too. */
-const NO_LEAF = 0x7fffffff;
 
 /**
  * Function names as llvm-symbolizer prints them (demangled, when on) and, when any name was
