@@ -38,6 +38,11 @@ export const parts: Part[] = [
     full: [], quick: ['--rounds', '1', '--sizes', '100000'],
   },
   {
+    name: 'cpp', notes: 'symbolize', title: 'C++ and inlined code',
+    about: 'What demangling and the inlined code (per PC the innermost inlined function and its call site) cost the daemon on the sqlite target and the C++ example (clang-14 -O1, -O2): its first request, after which a target is ready, with demangling off and on (paired round by round), and its second pass, the inlined code alone, against the first request (within each run), on a pool made as `covd serve` makes it. Goal: neither adds more than 15 % (CPU).',
+    full: [], quick: ['--rounds', '3'],
+  },
+  {
     name: 'cli', notes: 'cli', title: 'Command line',
     about: 'Whole-process time of `covd --help` and of `covd symbolize` of one address on a small clang-14 -g binary, against `node -e 0` (the floor of any Node program) and `llvm-symbolizer-14` on the same address, interleaved; and which modules `covd --help`, `covd list` and `covd symbolize` load. Goals: `covd --help` < 100 ms, `covd symbolize` within 3x llvm-symbolizer-14.',
     full: [], quick: ['--quick'],
@@ -227,6 +232,13 @@ function goalRows(): Map<string, string[]> {
     rows.set('cli help', ['`covd --help` < 100 ms', `${g.helpMs.toFixed(0)} ms (node -e 0: ${g.floorMs.toFixed(0)} ms; ${g.helpAboveFloorMs.toFixed(0)} ms above it)`, verdict(g.helpPass)]);
     rows.set('cli symbolize', ['`covd symbolize` of one address within 3x llvm-symbolizer-14', `${g.symbolizeOverLlvm.toFixed(1)}x (node -e 0 alone: ${g.floorOverLlvm.toFixed(1)}x; ${g.symbolizeAboveFloorMs.toFixed(0)} ms above it)`, verdict(g.symbolizePass)]);
   }
+  const cpp = read('cpp');
+  if (Array.isArray(cpp?.targets)) {
+    const t = cpp.targets as { target: string; demanglingCpu: number; inlinedCpu: number }[];
+    const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(0)} %`;
+    rows.set('cpp demangling', ['demangling: the first request costs at most 15 % more (CPU)', t.map((x) => `${x.target.replace(', pc-table', '')} ${pct(x.demanglingCpu)}`).join(', '), verdict(!!cpp.demanglingPass)]);
+    rows.set('cpp inlined', ['inlined code: a new build costs at most 15 % more (CPU; the first request does not wait for it)', t.map((x) => `${x.target.replace(', pc-table', '')} ${pct(x.inlinedCpu)}`).join(', '), verdict(!!cpp.inlinedPass)]);
+  }
   const soak = read('soak');
   if (soak?.checks) {
     const failed = (soak.checks as { name: string; pass: boolean }[]).filter((c) => !c.pass).map((c) => c.name);
@@ -262,7 +274,7 @@ export function writeBenchmarksMd(runs: PartRun[]): string {
   // Goals: from this machine's results where present, else the row BENCHMARKS.md already had.
   const goals = goalRows();
   const oldGoals = /<!-- goals -->([\s\S]*?)<!-- \/goals -->/.exec(old)?.[1] ?? '';
-  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak', 'fleet', 'cli help', 'cli symbolize'];
+  const goalKeys = ['latency, notified', 'latency, poll', 'memory', 'agent', 'afl', 'soak', 'fleet', 'cli help', 'cli symbolize', 'cpp demangling', 'cpp inlined'];
   const goalTable: string[][] = [['goal', 'measured', 'verdict']];
   for (const k of goalKeys) {
     const row = goals.get(k) ?? oldGoals.split('\n').find((l) => l.includes(`<!-- ${k} -->`))?.split(' | ').slice(0, 3).map((c) => c.replace(/^\| /, '').replace(/<!--.*-->/, '').replace(/\s*\|\s*$/, '').trim());
