@@ -9,6 +9,7 @@ import { GutterMarker, gutter, ViewPlugin, type EditorView, type ViewUpdate } fr
 import { StateEffect, StateField, type Extension } from '@codemirror/state';
 import type { TargetModel } from './model.js';
 import { authQuery } from './api.js';
+import { Backoff } from './backoff.js';
 import { el, int, setText } from './format.js';
 import { fileHref } from './router.js';
 import type { Blocker, BlockersAnswer } from '../../src/web/blockers.js';
@@ -27,9 +28,8 @@ class BlockersSource {
   private last = 0;
   private version = -1;
   private inflight: Promise<BlockersAnswer> | null = null;
-  /** After a failure: no request before this time (ms since epoch), and the wait after the next failure. */
-  private retryAt = 0;
-  private retryMs = RETRY_MS;
+  /** After a failure: no request before its wait is over. */
+  private readonly retry = new Backoff(RETRY_MS, RETRY_MAX_MS);
   answer: BlockersAnswer | null = null;
   error = '';
 
@@ -38,7 +38,7 @@ class BlockersSource {
   /** Fetches again when coverage changed since the last answer and enough time passed; resolves true when the answer changed. */
   async refresh(version: number, force = false): Promise<boolean> {
     if (this.inflight) return false;
-    if (this.error && Date.now() < this.retryAt) return false;
+    if (this.error && !this.retry.ready()) return false;
     // A failure is asked again once its wait is over, even when coverage did not move.
     if (!force && !this.error && (version === this.version || Date.now() - this.last < REFRESH_MS)) return false;
     this.last = Date.now();
@@ -54,12 +54,11 @@ class BlockersSource {
       this.answer = a;
       const wasError = this.error !== '';
       this.error = '';
-      this.retryMs = RETRY_MS;
+      this.retry.succeeded();
       return changed || wasError;
     } catch (e) {
       // Not asked again at the next delta: after a wait that grows with each failure.
-      this.retryAt = Date.now() + this.retryMs;
-      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      this.retry.failed();
       const changed = this.error !== (e as Error).message;
       this.error = (e as Error).message;
       return changed;

@@ -15,6 +15,7 @@ import { c as cMode, cpp as cppMode } from '@codemirror/legacy-modes/mode/clike'
 import type { TargetInfo, TargetNode } from '../../src/contracts/hub.js';
 import type { App } from './app.js';
 import { LineState, type TargetModel } from './model.js';
+import { Backoff } from './backoff.js';
 import { authQuery, fetchSource } from './api.js';
 import { readableHighlightStyle } from './highlight.js';
 import { el, fullTime, int, setText, when } from './format.js';
@@ -86,8 +87,7 @@ export class ComparePanel {
   private version = -1;
   private nodes: TargetNode[] = [];
   private nodesLoading = false;
-  private nodesRetryAt = 0;
-  private nodesRetryMs = NODES_RETRY_MS;
+  private readonly nodesRetry = new Backoff(NODES_RETRY_MS, NODES_RETRY_MAX_MS);
   /** destroy() was called: nothing more is drawn (answers still in flight are dropped). */
   private dead = false;
 
@@ -170,7 +170,7 @@ export class ComparePanel {
 
   /** The fleet's nodes, one request at a time; after a failure or an empty answer, less and less often. */
   private async loadNodes(): Promise<void> {
-    if (this.nodesLoading || Date.now() < this.nodesRetryAt) return;
+    if (this.nodesLoading || !this.nodesRetry.ready()) return;
     this.nodesLoading = true;
     let nodes: TargetNode[] = [];
     try {
@@ -181,11 +181,10 @@ export class ComparePanel {
     }
     if (this.dead) return;
     if (nodes.length === 0) {
-      this.nodesRetryAt = Date.now() + this.nodesRetryMs;
-      this.nodesRetryMs = Math.min(this.nodesRetryMs * 2, NODES_RETRY_MAX_MS);
+      this.nodesRetry.failed();
       return;
     }
-    this.nodesRetryMs = NODES_RETRY_MS;
+    this.nodesRetry.succeeded();
     this.nodes = nodes;
     this.fillChoices();
   }
