@@ -16,7 +16,8 @@
  * Crash records are kept as they come, and folded into groups (src/daemon/crashes.ts) once
  * libFuzzer had time to write its artifact: their stacks are resolved in one request to the
  * symbolizer pool per target and pass, grouped by signature, and each group keeps its count,
- * its first and last time, its first and its smallest input, and the first crash's frames.
+ * its first and last time, its first and its smallest input, and the first crash's frames;
+ * the bytes of other crashes' inputs are kept only for the files afl-fuzz saved.
  *
  * AFL++ targets (attachAfl): each afl-fuzz instance's crashes/ and hangs/ are followed too. A
  * file whose input an agent crash record names is linked to it as its artifact; any other file
@@ -582,11 +583,15 @@ export class InputsService implements InputsProvider {
       // A crash the agent recorded under afl-fuzz: AFL++'s saved file is its artifact.
       const aflFile = c.hash ? t.aflByHash.get(c.hash) : undefined;
       if (aflFile) c = { ...c, artifact: { exact: aflFile } };
-      const input = await this.crashInput(t, info, c);
-      if (input.ref) puts.push([`in/${t.id}/${input.ref.hash}`, t.inputs.get(input.ref.hash)]);
       const signature = signatureOf(c.kind, c.detail, frames);
       const key = signatureKey(signature);
       let g = t.groups.get(key);
+      // A group shows its first and its smallest input: the bytes of another crash are kept only
+      // when afl-fuzz saved it (a new path, at most MAX_AFL_FILES of them); the agent records
+      // every crashing run under afl-fuzz, many a minute, and those are counted by hash and size.
+      const seen = g, saved = !!c.artifact && 'exact' in c.artifact;
+      const input = await this.crashInput(t, info, c, (size) => saved || !seen || c.time < seen.firstAt || !seen.input || !seen.input.kept || size < seen.input.size);
+      if (input.ref) puts.push([`in/${t.id}/${input.ref.hash}`, t.inputs.get(input.ref.hash)]);
       if (!g) {
         g = {
           key, signature, kind: c.kind, detail: c.detail, count: 0, firstAt: c.time, lastAt: c.time, input: null, firstInput: input.ref,
@@ -608,8 +613,11 @@ export class InputsService implements InputsProvider {
     t.pending = t.pending.filter((c) => !done.has(c));
   }
 
-  /** A crash's input: from the agent's copy, else libFuzzer's artifact; kept in the store like inputs. */
-  private async crashInput(t: TargetState, info: TargetInfo, c: StoredCrash): Promise<{ ref: CrashInputRef | null; artifact: string | null }> {
+  /**
+   * A crash's input: from the agent's copy, else libFuzzer's artifact; its bytes kept in the store
+   * like inputs when wanted(size) says its group will show it.
+   */
+  private async crashInput(t: TargetState, info: TargetInfo, c: StoredCrash, wanted: (size: number) => boolean): Promise<{ ref: CrashInputRef | null; artifact: string | null }> {
     const art = await readArtifact(c, MAX_INPUT_BYTES);
     const hash = c.hash ?? (art.path ? art.hash : null);
     if (!hash) return { ref: null, artifact: null };
@@ -618,7 +626,7 @@ export class InputsService implements InputsProvider {
       e = { size: c.size ?? (art.path ? art.bytes.length : 0), foundAt: c.time, run: c.run, pid: c.pid, kept: false };
       t.inputs.set(hash, e);
     }
-    if (!e.kept) {
+    if (!e.kept && wanted(e.size)) {
       if (art.path) await this.keepInput(t, e, hash, 0, art.path, art.bytes);
       else await this.keepInput(t, e, hash, c.flags, `${info.coverageFile}.inputs/${hash}`);
     }
@@ -720,6 +728,12 @@ export class InputsService implements InputsProvider {
       // The agent recorded this crash: AFL++'s file is its artifact (groupCrashes, or the group formed already).
       if (t.aflByHash.size >= MAX_CRASH_HASHES) t.aflByHash.delete(t.aflByHash.keys().next().value as string);
       t.aflByHash.set(hash!, path);
+      // Grouped before afl-fuzz saved it, the agent's crash kept no bytes unless its group shows it: a saved file's are kept.
+      const e = t.inputs.get(hash!);
+      if (e && !e.kept && bytes) {
+        await this.keepInput(t, e, hash!, 0, path, bytes);
+        puts.push([`in/${t.id}/${hash!}`, e]);
+      }
       for (const g of t.groups.values()) {
         if (g.artifact || (g.firstInput?.hash !== hash && g.input?.hash !== hash)) continue;
         g.artifact = path;

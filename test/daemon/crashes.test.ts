@@ -48,7 +48,7 @@ describe('daemon: crashes', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('examples/magicbug: two crashing runs make one group whose input reproduces the crash and whose top frame is the crashing line', async () => {
+  it('examples/magicbug: two crashing runs make one group whose input reproduces the crash and whose top frame is the crashing line; a third is counted without its bytes', async () => {
     const exe = await buildMagicbugTarget();
     const artifacts = join(dir, 'artifacts');
     fs.mkdirSync(artifacts);
@@ -103,6 +103,24 @@ describe('daemon: crashes', function () {
     expect(cli.stdout).to.include('2x signal:SIGSEGV | store | magicbug_parse | LLVMFuzzerTestOneInput');
     expect(cli.stdout).to.include(`${bug.file}:${bug.line}`);
     expect(cli.stdout).to.include(g.input!.hash);
+
+    // A third crash of the same group, later than the first and larger than the smallest: counted,
+    // its input known by hash and size, but its bytes not kept (only the first and the smallest are shown).
+    const big = Buffer.concat([Buffer.from('FUZZ\x03'), Buffer.alloc(300, 0x78)]);
+    const bigHash = createHash('sha1').update(big).digest('hex');
+    const w = fs.mkdtempSync(join(dir, 'third-'));
+    fs.writeFileSync(join(w, 'input'), big);
+    const third = spawnSync(exe, [join(w, 'input')], { cwd: w, env: { ...process.env, COVD_DIR: cd, COVD_SOCKET: socket, COVD_AGENT_QUIET: '1' }, encoding: 'utf8', timeout: 60_000 });
+    expect(third.stderr).to.match(/SEGV/);
+    const after3 = await pollUntil('the third crash grouped', async () => {
+      const gs = await crashesOf(d, id);
+      return gs.length === 1 && gs[0]!.count === 3 ? gs[0] : undefined;
+    }, 60_000);
+    expect(after3.input, 'the smallest input stays').to.deep.equal(g.input);
+    expect(after3.firstInput, 'the first input stays').to.deep.equal(g.firstInput);
+    expect(big.length).to.be.greaterThan(g.input!.size);
+    expect((await fetch(`${d.url}api/targets/${id}/inputs/${bigHash}`)).status, 'the third input\'s bytes').to.equal(404);
+    for (const ref of [g.input!, g.firstInput!]) expect((await bytesOf(d, id, ref.hash)).length).to.equal(ref.size);
   });
 
   it('an ASan target: a timeout, a heap-buffer-overflow, a leak, an out-of-memory and an exit, each with its kind, input and top frame', async () => {
