@@ -268,7 +268,8 @@ export class Dispatcher {
       // The inlined code alone, added to the index the target has: nothing is resolved twice.
       const part = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlinedOnly: true });
       const info = reg.info(id);
-      if (!info || reg.target(id)?.index !== from || part.pcFile.length !== list.pcsLen || from.pcFile.length !== list.pcsLen || (from.buildId !== null && part.buildId !== from.buildId)) return;
+      // The same build as the first pass, or nothing is added (an executable replaced meanwhile).
+      if (!info || reg.target(id)?.index !== from || part.pcFile.length !== list.pcsLen || part.buildId !== from.buildId) return;
       const index = addInlined(from, part);
       index.pcsHash = list.pcsHash;
       if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);

@@ -23,6 +23,10 @@ const DW_AT_call_column = 0x57, DW_AT_call_file = 0x58, DW_AT_call_line = 0x59;
 /** Fields of a node record (kernels.c's NODE_F64S layout). */
 const N_DIE = 0, N_ATTRS = 1, N_CHARGED = 2, N_PARENT = 3, N_TAG = 4, N_FILE = 5, N_LINE = 6, N_COLUMN = 7, N_ORIGIN = 8;
 const N_DECL_FILE = 9, N_DECL_LINE = 10, N_DECLARATION = 11;
+/** Hops up a chain before giving up (a forged tree can nest without end). */
+const MAX_HOPS = 4096;
+/** In outermostAll: a node too deep for its one pass (outermostOf walks up for it). */
+export const DEEP = -2;
 
 export class InlineTree {
   /**
@@ -218,7 +222,7 @@ export class InlineTree {
   /** The chain from node n (leaf()'s answer, -1: none) outwards. */
   chainFrom(n: number): number[] {
     const out: number[] = [];
-    for (let hops = 0; n >= 0 && hops < 4096; n = this.parent(n), hops++) {
+    for (let hops = 0; n >= 0 && hops < MAX_HOPS; n = this.parent(n), hops++) {
       out.push(n);
       if (this.isSubprogram(n)) break;
     }
@@ -233,8 +237,10 @@ export class InlineTree {
   }
 
   /**
-   * outermostInlined of every node, -1 for subprograms, in one pass in tree order (a parent comes
-   * before its children): what resolve.ts's run-by-run chains take per distinct innermost node.
+   * outermostInlined of every node in one pass in tree order (a parent comes before its
+   * children): -1 for subprograms, DEEP for a node 4,096 or more inlined levels down (only a
+   * forged tree has them; outermostOf walks up for those, as outermostInlined's hop limit says).
+   * What resolve.ts's run-by-run chains take per distinct innermost node.
    */
   outermostAll(): Int32Array {
     if (this.outer) return this.outer;
@@ -243,18 +249,23 @@ export class InlineTree {
       const tag = t[o + N_TAG]!;
       if ((tag >= OWN_NAMES ? tag - OWN_NAMES : tag) === C.DW_TAG_subprogram) { out[n] = -1; continue; }
       const p = t[o + N_PARENT]!;
-      if (p < 0 || out[p]! < 0) { out[n] = n; continue; }
-      // outermostInlined's hop limit, kept for chains as deep as a forged tree makes them.
-      if (depth[p]! + 1 >= 4096) { out[n] = this.outermostInlined(n); depth[n] = 4096; continue; }
+      if (p < 0 || out[p] === -1) { out[n] = n; continue; }
+      if (out[p] === DEEP || depth[p]! + 1 >= MAX_HOPS) { out[n] = DEEP; continue; }
       out[n] = out[p]!; depth[n] = depth[p]! + 1;
     }
     return (this.outer = out);
   }
   private outer: Int32Array | null = null;
 
+  /** outermostInlined(n) through outermostAll's answers. */
+  outermostOf(n: number): number {
+    const o = this.outermostAll()[n]!;
+    return o === DEEP ? this.outermostInlined(n) : o;
+  }
+
   /** The outermost inlined node of node n's chain (the last before the subprogram; n itself when its parent is one). */
   outermostInlined(n: number): number {
-    for (let hops = 0; hops < 4096; hops++) {
+    for (let hops = 0; hops < MAX_HOPS; hops++) {
       const p = this.parent(n);
       if (p < 0 || this.isSubprogram(p)) return n;
       n = p;

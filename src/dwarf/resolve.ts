@@ -12,7 +12,7 @@ import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { declThrough, namedThrough, SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
-import { InlineTree } from './inlined.js';
+import { DEEP, InlineTree } from './inlined.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { demangleNames, demanglingEnabled } from './demangle.js';
@@ -45,9 +45,10 @@ export interface ResolveOptions {
   /** With lines and functions: inlines, and every frame of each PC's chain (inlineFrames). Default false. */
   inlineFrames?: boolean;
   /**
-   * With inlines (and without lines): only pcInlined, pcCallFile and pcCallLine; pcFunction stays
-   * NONE and functions holds the inlined ones. What adds the inlined code to an index resolved
-   * without it (merge.ts's addInlined) without resolving everything else again. Default false.
+   * Only the inlined code: pcInlined, pcCallFile and pcCallLine (implies inlines, and no lines or
+   * frames); pcFunction stays NONE and functions holds the inlined ones. What adds the inlined
+   * code to an index resolved without it (merge.ts's addInlined) without resolving everything
+   * else again. Default false.
    */
   inlinedOnly?: boolean;
 }
@@ -266,6 +267,7 @@ export class DebugInfo {
   }
 
   resolve(pcs: BigUint64Array, opts: ResolveOptions = {}): ResolvedIndex {
+    if (opts.inlinedOnly) opts = { ...opts, lines: false, functions: true, inlines: true, inlineFrames: false };
     const doLines = opts.lines ?? true, doFuncs = opts.functions ?? true, doDecls = opts.declarations ?? true;
     const [shareK, shareN] = opts.share ?? [0, 1];
     // The work is done in phases of small loops over typed arrays, which V8 optimizes early.
@@ -320,7 +322,7 @@ export class DebugInfo {
 
     const doInlines = (opts.inlines || opts.inlineFrames || false) && doFuncs;
     // Only the inlined code: no physical functions named, no symbols looked up.
-    const onlyInlined = doInlines && !doLines && !opts.inlineFrames && (opts.inlinedOnly ?? false);
+    const onlyInlined = opts.inlinedOnly ?? false;
     const rows = new Int32Array(m).fill(-1);
     const fnOf = new Int32Array(m).fill(-1); // global index of the outermost subprogram, -1 = none
     // Runs of consecutive addresses in one unit (sorted addresses keep a unit's PCs together).
@@ -460,7 +462,6 @@ export class DebugInfo {
       return id;
     };
     const none: number[] = [];
-    let lastLeaf = -1, lastLeafUi = -1, leafFn = NONE, leafFile = NONE, leafLine = 0;
     // Each address's innermost subroutine node, found run by run of a unit's sorted addresses.
     const ops = kernelsOrTwins();
     if (!lines) {
@@ -497,9 +498,12 @@ export class DebugInfo {
           const leaf = leaves[same[j]!]!;
           if (seen[leaf]) continue;
           seen[leaf] = 1;
-          const o = leaf === none ? -1 : outer[leaf]!;
+          let o = leaf === none ? -1 : outer[leaf]!;
+          if (o === DEEP) o = tree!.outermostInlined(leaf);
           if (o < 0) continue; // no node, or a subprogram
-          node!.fn[leaf] = nameOf(leaf);
+          const id = nameOf(leaf);
+          if (id === NONE) continue; // an inlined function without a name: no call site either
+          node!.fn[leaf] = id;
           node!.file[leaf] = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
           node!.line[leaf] = tree!.callLine(o);
         }
@@ -528,32 +532,19 @@ export class DebugInfo {
         ops.spansFor(tree!.keys, tree!.highs, tree!.nodeIds, 0, uniq, k, e, leafOf);
         leafEnd = e;
       }
-      if (!lines) {
-        // pcInlined only: the innermost node and its outermost inlined ancestor, no chain built;
-        // sorted addresses come in runs of one node, each looked at once.
-        const leaf = leafOf[k]!;
-        if (leaf < 0 || tree!.isSubprogram(leaf)) continue;
-        if (leaf !== lastLeaf || ui !== lastLeafUi) {
-          lastLeaf = leaf; lastLeafUi = ui;
-          const o = tree!.outermostInlined(leaf);
-          leafFn = nameOf(leaf);
-          leafFile = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
-          leafLine = tree!.callLine(o);
-        }
-        pcInlined[k] = leafFn; pcCallFile[k] = leafFile; pcCallLine[k] = leafLine;
-        continue;
-      }
       const chain = ui >= 0 ? tree!.chainFrom(leafOf[k]!) : none;
       if (chain.length > 0 && !tree!.isSubprogram(chain[0]!)) {
         pcInlined[k] = nameOf(chain[0]!);
-        // The call site in the physical function: that of the outermost inlined frame.
+        // The call site in the physical function: that of the outermost inlined frame (none for
+        // code whose inlined function has no name: pcInlined says NONE there).
         let outer = chain.length - 1;
         if (tree!.isSubprogram(chain[outer]!)) outer--;
         const o = chain[outer]!;
-        pcCallFile[k] = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
-        pcCallLine[k] = tree!.callLine(o);
+        if (pcInlined[k] !== NONE) {
+          pcCallFile[k] = t ? internFile(u!, t, tree!.callFile(o)) : NONE;
+          pcCallLine[k] = tree!.callLine(o);
+        }
       }
-      if (!lines) continue;
       if (chain.length === 0) {
         fn.push(uFn[k]!); file.push(lines.filled[k]!); line.push(lines.line[k]!); column.push(lines.col[k]!);
         continue;

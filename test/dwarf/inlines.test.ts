@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildCppExampleTarget, buildSqliteTarget } from '../../src/build/targets.js';
 import { DebugInfo } from '../../src/dwarf/resolve.js';
+import { InlineTree } from '../../src/dwarf/inlined.js';
+import { NODE_F64S } from '../../src/dwarf/kernels.js';
 import { NONE } from '../../src/workers/types.js';
 import { mergeIndexes } from '../../src/workers/merge.js';
 import { SymbolizerPool } from '../../src/workers/pool.js';
@@ -186,5 +188,38 @@ describe('covd symbolize --inlines agrees with llvm-symbolizer-14 (inlined frame
     } finally {
       await pool.destroy();
     }
+  });
+
+  it('the outermost inlined frame of every node in one pass, chains deeper than the hop limit included', () => {
+    // A forged tree's shape (node records as the walk writes them: DIE offset, parent, tag): a
+    // subprogram with a chain of 10,000 nested inlined subroutines; halfway down, a subprogram
+    // nested in the inlined code with a chain of its own (its depth starts again), then the
+    // outer chain goes on.
+    const SUB = 0x2e, INL = 0x1d, N_DIE = 0, N_PARENT = 3, N_TAG = 4;
+    const recs: [number, number][] = [[-1, SUB]]; // [parent, tag]
+    let last = 0;
+    for (let d = 0; d < 10_000; d++) {
+      recs.push([last, INL]);
+      last = recs.length - 1;
+      if (d === 5000) {
+        let inner = recs.push([last, SUB]) - 1;
+        for (let e = 0; e < 4500; e++) inner = recs.push([inner, INL]) - 1;
+      }
+    }
+    const t = new Float64Array(NODE_F64S * recs.length);
+    recs.forEach(([parent, tag], n) => { t[n * NODE_F64S + N_DIE] = n; t[n * NODE_F64S + N_PARENT] = parent; t[n * NODE_F64S + N_TAG] = tag; });
+    // The tree's methods over these records alone (no section behind them).
+    const tree = Object.create(InlineTree.prototype) as InlineTree;
+    Object.assign(tree as unknown as Record<string, unknown>, { t, count: recs.length, outer: null });
+    const walked = tree.outermostInlined.bind(tree);
+    let walks = 0;
+    tree.outermostInlined = (n: number) => { walks++; return walked(n); };
+    tree.outermostAll();
+    expect(walks, 'the pass walks up no chain').to.equal(0);
+    for (let n = 0; n < recs.length; n++) expect(tree.outermostOf(n), `node ${n}`).to.equal(recs[n]![1] === SUB ? -1 : walked(n));
+    // Below the limit the outermost inlined node is the chain's first; beyond it, 4,096 hops up.
+    expect(tree.outermostOf(4096)).to.equal(1);
+    expect(tree.outermostOf(4097)).to.equal(1);
+    expect(tree.outermostOf(4098)).to.equal(2);
   });
 });

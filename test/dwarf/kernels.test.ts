@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DebugInfo, type ResolveOptions } from '../../src/dwarf/resolve.js';
 import { DieWalker, NO_ROW, kernels, kernelsActive, setKernelsEnabled } from '../../src/dwarf/kernels.js';
+import { twins } from '../../src/dwarf/twins.js';
 import { AbbrevTable } from '../../src/dwarf/abbrev.js';
 import type { Unit } from '../../src/dwarf/units.js';
 import { parseLineTable } from '../../src/dwarf/line.js';
@@ -240,5 +241,40 @@ describe('DWARF kernels (WebAssembly)', function () {
     const exe = build(VARIANTS[0]!);
     const far = BigUint64Array.from([0x1_0000_0000n, ...randomTextAddresses(exe, 50, 3), 2n ** 60n]);
     expect(outcome(exe, far, true)).to.deep.equal(outcome(exe, far, false));
+  });
+
+  it('the address map of inlined code: the same map and the same charges as the twin, for ranges in any order', () => {
+    const k = kernels()!;
+    const rng = new Rng(77);
+    let cases = 0;
+    for (let round = 0; round < 400; round++) {
+      const n = 1 + rng.below(round % 10 === 0 ? 4000 : 400);
+      const tri = new Float64Array(3 * n);
+      const shape = round % 5;
+      // Nested ranges in tree order (a function and what was inlined into it), as compilers write them.
+      const open: [number, number][] = [];
+      let next = 0x1000;
+      for (let i = 0; i < n; i++) {
+        let low: number, high: number;
+        if (shape === 0) { low = rng.below(50_000); high = low + 1 + rng.below(1000); } // anywhere
+        else if (shape === 1) {
+          const up = open[open.length - 1];
+          if (up && rng.below(10) < 7 && up[1] - up[0] > 1) { low = up[0] + rng.below(up[1] - up[0]); high = low + 1 + rng.below(up[1] - low); }
+          else { open.length = 0; low = next + rng.below(40); high = low + 16 + rng.below(400); next = high; }
+          if (rng.below(3) === 0) open.push([low, high]); else if (rng.below(5) === 0) open.pop();
+        } else if (shape === 2) { low = rng.below(40); high = low + rng.below(40); } // repeats and empty ranges
+        else if (shape === 3) { low = 8 * (n - i); high = low + 12; } // descending, overlapping
+        else { low = 4 * i - (rng.below(10) === 0 ? rng.below(300) : 0); high = low + rng.below(24); } // ascending, some back
+        tri[3 * i] = low; tri[3 * i + 1] = high; tri[3 * i + 2] = i;
+      }
+      const a = k.dieMap(tri, n), b = twins.dieMap(tri, n);
+      if (!a) throw new Error(`round ${round}: the kernel left the map to the twin`);
+      expect(Array.from(a.keys), `round ${round}`).to.deep.equal(Array.from(b.keys));
+      expect(Array.from(a.highs), `round ${round}`).to.deep.equal(Array.from(b.highs));
+      expect(Array.from(a.nodes), `round ${round}`).to.deep.equal(Array.from(b.nodes));
+      expect(a.charge, `round ${round}`).to.equal(b.charge);
+      cases++;
+    }
+    expect(cases).to.equal(400);
   });
 });
