@@ -8,17 +8,10 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findAflRuntime, planAflCc } from '../build/afl-build.js';
-import { agentObject, buildAtomically, buildDir, clangPath, packageRoot, sha256 } from '../build/toolchain.js';
+import { agentObject, agentSourcesKey, buildAtomically, buildDir, buildOnce, clangPath, packageRoot, sha256 } from '../build/toolchain.js';
 import { descendantPids, exampleDir, type FuzzerRun } from '../build/targets.js';
 
 const execFileP = promisify(execFile);
-const built = new Map<string, Promise<string>>();
-
-/** Every file of agent/ (the agent is one translation unit of several files). */
-function agentKey(): string[] {
-  const dir = join(packageRoot(), 'agent');
-  return readdirSync(dir).filter((n) => /\.[ch]$/.test(n)).sort().flatMap((f) => [f, readFileSync(join(dir, f), 'latin1')]);
-}
 
 /** Builds a target with `covd cc --engine=afl` flags, once per content hash; resolves to the executable. */
 export function buildAflTarget(spec: { name: string; sources: string[]; cflags?: string[]; agent?: boolean }): Promise<string> {
@@ -28,23 +21,16 @@ export function buildAflTarget(spec: { name: string; sources: string[]; cflags?:
   const key = sha256(
     'afl', cc, String(withAgent), (spec.cflags ?? []).join('\0'), runtime.dir,
     ...spec.sources.flatMap((s) => [s, readFileSync(s, 'latin1')]),
-    ...(withAgent ? agentKey() : []),
+    withAgent ? agentSourcesKey() : '',
   ).slice(0, 16);
   const id = `${spec.name}-afl-${key}`;
-  let p = built.get(id);
-  if (!p) {
-    p = (async () => {
-      const agent = withAgent ? await agentObject(cc) : null;
-      const out = join(buildDir('targets', id), spec.name);
-      return buildAtomically(out, async (tmp) => {
-        const plan = planAflCc([...(spec.cflags ?? []), ...spec.sources, '-o', tmp], { cc, agent, runtime });
-        await execFileP(plan.argv[0]!, plan.argv.slice(1), { maxBuffer: 16 << 20 });
-      });
-    })();
-    p.catch(() => built.delete(id));
-    built.set(id, p);
-  }
-  return p;
+  return buildOnce(id, async () => {
+    const agent = withAgent ? await agentObject(cc) : null;
+    return buildAtomically(join(buildDir('targets', id), spec.name), async (tmp) => {
+      const plan = planAflCc([...(spec.cflags ?? []), ...spec.sources, '-o', tmp], { cc, agent, runtime });
+      await execFileP(plan.argv[0]!, plan.argv.slice(1), { maxBuffer: 16 << 20 });
+    });
+  });
 }
 
 
@@ -60,22 +46,13 @@ export function buildAflSqliteTarget(opts: { agent?: boolean } = {}): Promise<st
   const withAgent = opts.agent ?? true;
   const script = join(root, 'scripts', 'build-sqlite-target.sh');
   const harness = join(root, 'examples', 'sqlite', 'fuzz_sqlite.c');
-  const key = sha256('afl', clangPath(), String(withAgent), readFileSync(script, 'latin1'), readFileSync(harness, 'latin1'), findAflRuntime().dir, ...(withAgent ? agentKey() : [])).slice(0, 16);
+  const key = sha256('afl', clangPath(), String(withAgent), readFileSync(script, 'latin1'), readFileSync(harness, 'latin1'), findAflRuntime().dir, withAgent ? agentSourcesKey() : '').slice(0, 16);
   const id = `fuzz_sqlite-afl-${key}`;
-  let p = built.get(id);
-  if (!p) {
-    p = (async () => {
-      const out = join(buildDir('targets', id), 'fuzz_sqlite');
-      return buildAtomically(out, async (tmp) => {
-        await execFileP('bash', [script, '--engine=afl', ...(withAgent ? [] : ['--no-agent']), tmp], {
-          cwd: root, maxBuffer: 64 << 20, env: { ...process.env, npm_config_loglevel: 'error' },
-        });
-      });
-    })();
-    p.catch(() => built.delete(id));
-    built.set(id, p);
-  }
-  return p;
+  return buildOnce(id, () => buildAtomically(join(buildDir('targets', id), 'fuzz_sqlite'), async (tmp) => {
+    await execFileP('bash', [script, '--engine=afl', ...(withAgent ? [] : ['--no-agent']), tmp], {
+      cwd: root, maxBuffer: 64 << 20, env: { ...process.env, npm_config_loglevel: 'error' },
+    });
+  }));
 }
 
 /**

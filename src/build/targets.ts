@@ -9,7 +9,7 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, stat
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { agentObject, agentSourcesKey, buildAtomically, buildDir, clangPath, packageRoot, planCc, sha256 } from './toolchain.js';
+import { agentObject, agentSourcesKey, buildAtomically, buildDir, buildOnce, clangPath, packageRoot, planCc, sha256 } from './toolchain.js';
 import { COVERAGE_ID } from '../contracts/ids.js';
 
 const execFileP = promisify(execFile);
@@ -24,8 +24,6 @@ export interface TargetSpec {
   /** Link the covd agent (default true). */
   agent?: boolean;
 }
-
-const built = new Map<string, Promise<string>>();
 
 function dirFilesKey(dirs: Iterable<string>): string[] {
   const parts: string[] = [];
@@ -48,20 +46,13 @@ export function buildFuzzTarget(spec: TargetSpec): Promise<string> {
     withAgent ? agentSourcesKey() : '',
   ).slice(0, 16);
   const id = `${spec.name}-${key}`;
-  let p = built.get(id);
-  if (!p) {
-    p = (async () => {
-      const agent = withAgent ? await agentObject(cc) : null;
-      const out = join(buildDir('targets', id), spec.name);
-      return buildAtomically(out, async (tmp) => {
-        const plan = planCc([...(spec.cflags ?? []), ...spec.sources, '-o', tmp], { cc, agent });
-        await execFileP(plan.argv[0]!, plan.argv.slice(1), { maxBuffer: 16 << 20 });
-      });
-    })();
-    p.catch(() => built.delete(id));
-    built.set(id, p);
-  }
-  return p;
+  return buildOnce(id, async () => {
+    const agent = withAgent ? await agentObject(cc) : null;
+    return buildAtomically(join(buildDir('targets', id), spec.name), async (tmp) => {
+      const plan = planCc([...(spec.cflags ?? []), ...spec.sources, '-o', tmp], { cc, agent });
+      await execFileP(plan.argv[0]!, plan.argv.slice(1), { maxBuffer: 16 << 20 });
+    });
+  });
 }
 
 export function exampleDir(): string {
@@ -96,24 +87,18 @@ export function buildSqliteTarget(opts: { agent?: boolean } = {}): Promise<strin
     withAgent ? agentSourcesKey() : '',
   ).slice(0, 16);
   const id = `fuzz_sqlite-${key}`;
-  let p = built.get(id);
-  if (!p) {
-    p = (async () => {
-      const out = join(buildDir('targets', id), 'fuzz_sqlite');
-      await buildAtomically(out, async (tmp) => {
-        await execFileP('bash', [script, ...(withAgent ? [] : ['--no-agent']), tmp], {
-          cwd: root,
-          maxBuffer: 64 << 20,
-          env: { ...process.env, npm_config_loglevel: 'error' },
-        });
+  return buildOnce(id, async () => {
+    const out = join(buildDir('targets', id), 'fuzz_sqlite');
+    await buildAtomically(out, async (tmp) => {
+      await execFileP('bash', [script, ...(withAgent ? [] : ['--no-agent']), tmp], {
+        cwd: root,
+        maxBuffer: 64 << 20,
+        env: { ...process.env, npm_config_loglevel: 'error' },
       });
-      seedCorpora.set(out, join(harness, 'corpus'));
-      return out;
-    })();
-    p.catch(() => built.delete(id));
-    built.set(id, p);
-  }
-  return p;
+    });
+    seedCorpora.set(out, join(harness, 'corpus'));
+    return out;
+  });
 }
 
 /** Seed corpus directory for executables built by the functions above. */

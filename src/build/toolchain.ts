@@ -82,6 +82,22 @@ export function sha256(...parts: (string | Buffer)[]): string {
 }
 
 /** Runs fn with a temp path beside `final`, then renames it into place (safe against concurrent builders). */
+/**
+ * One build per id in this process: the promise of the first call, shared by later ones, and
+ * forgotten when it fails so the next call tries again. Every cached build (targets, the agent)
+ * goes through it, with an id that hashes its inputs.
+ */
+export function buildOnce(id: string, make: () => Promise<string>): Promise<string> {
+  let p = builds.get(id);
+  if (!p) {
+    p = make();
+    p.catch(() => builds.delete(id));
+    builds.set(id, p);
+  }
+  return p;
+}
+const builds = new Map<string, Promise<string>>();
+
 export async function buildAtomically(final: string, fn: (tmp: string) => Promise<void>): Promise<string> {
   if (existsSync(final)) return final;
   const tmp = `${final}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -94,22 +110,14 @@ export async function buildAtomically(final: string, fn: (tmp: string) => Promis
   return final;
 }
 
-const agentObjects = new Map<string, Promise<string>>();
 
 /** Compiles agent/covd_agent.c once per (source, compiler) into build/agent/ and returns the object path. */
 export function agentObject(cc: string = clangPath()): Promise<string> {
   const src = agentSourcePath();
   const key = sha256(agentSourcesKey(), cc, AGENT_CFLAGS.join(' ')).slice(0, 16);
-  let p = agentObjects.get(key);
-  if (!p) {
-    const out = join(buildDir('agent'), `covd_agent-${key}.o`);
-    p = buildAtomically(out, async (tmp) => {
-      await execFileP(cc, [...AGENT_CFLAGS, src, '-o', tmp]);
-    });
-    p.catch(() => agentObjects.delete(key));
-    agentObjects.set(key, p);
-  }
-  return p;
+  return buildOnce(`agent-${key}`, () => buildAtomically(join(buildDir('agent'), `covd_agent-${key}.o`), async (tmp) => {
+    await execFileP(cc, [...AGENT_CFLAGS, src, '-o', tmp]);
+  }));
 }
 
 export interface CcPlan {
