@@ -225,7 +225,7 @@ export async function startDaemon(config: DaemonConfig, opts: DaemonOptions): Pr
     let fleet: Fleet | null = null;
     if (cfg.nats?.length) {
       const { startFleet } = await import('../fleet/fleet.js');
-      const f = startFleet({ registry, config: { ...cfg, nats: cfg.nats }, log: log.child({ part: 'fleet' }), maxPcs });
+      const f = startFleet({ registry, config: { ...cfg, nats: cfg.nats }, log: log.child({ part: 'fleet' }), maxPcs, indexSettling: (id) => dispatcher.settling(id) });
       fleet = f;
       cleanup.push(() => f.close());
     }

@@ -281,6 +281,11 @@ export class Dispatcher {
     }
   }
 
+  /** Whether the target's index is being resolved or given its second pass now (it changes soon). */
+  settling(id: string): boolean {
+    return this.pending.has(id) || this.background.has(id);
+  }
+
   /** Runs a second pass in the background; idle() waits for it too. */
   private inBackground(id: string, p: Promise<void>): void {
     const q = p.catch((err: unknown) => this.d.log.error('background symbolization failed', { id, err })).finally(() => { if (this.background.get(id) === q) this.background.delete(id); });

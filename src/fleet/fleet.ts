@@ -67,6 +67,11 @@ export interface FleetOptions {
   log: Logger;
   /** The largest pcs_len accepted (the daemon's memory budget). */
   maxPcs: number;
+  /**
+   * Whether a target's index is still to change soon (the daemon's second pass adds the inlined
+   * code): a build is published once, so it waits for that.
+   */
+  indexSettling?: (id: string) => boolean;
 }
 
 const tsMs = (m: JsMsg) => Math.floor(m.info.timestampNanos / 1e6);
@@ -91,7 +96,7 @@ export function startFleet(o: FleetOptions): Fleet {
       },
       async build(id): Promise<BuildRecord | undefined> {
         const t = registry.target(id);
-        if (!t || !t.index || registry.isRemote(id)) return undefined;
+        if (!t || !t.index || registry.isRemote(id) || o.indexSettling?.(id)) return undefined;
         const list = await readPcList(t.coverageFile, o.maxPcs).catch(() => undefined);
         if (!list || list.pcsHash !== id) return undefined; // the file is gone, or holds another table now
         return { id, buildId: t.index.buildId ?? t.buildId, name: t.name, exe: t.exe, node, sent: Date.now(), pcs: list.pcs, index: t.index };

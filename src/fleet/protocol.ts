@@ -356,7 +356,7 @@ function checkIndex(x: unknown, pcsLen: number, id: string): SourceIndex {
   const fail = (why: string) => bad('COVD_ERR_FLEET_BAD_BUILD', `build record of ${id}: source index ${why}`);
   const ix = x as SourceIndex;
   const strings = (a: unknown, max: number) => Array.isArray(a) && a.length <= max && a.every((s) => typeof s === 'string' && s.length <= 4096);
-  const u32 = (a: unknown, len: number) => a instanceof Uint32Array && a.length === len;
+  const u32 = (a: unknown, len: number): a is Uint32Array => a instanceof Uint32Array && a.length === len;
   if (!ix || typeof ix !== 'object') throw fail('missing');
   if (ix.buildId !== null && typeof ix.buildId !== 'string') throw fail('with a bad build-id');
   if (!strings(ix.directories, 1 << 22) || !strings(ix.files, 1 << 22) || !u32(ix.fileDirs, ix.files.length)) throw fail('with bad files');
@@ -371,5 +371,16 @@ function checkIndex(x: unknown, pcsLen: number, id: string): SourceIndex {
     if ((f !== NONE && f >= ix.files.length) || (g !== NONE && g >= fn.names.length)) throw fail('with a PC out of its tables');
   }
   const { buildId, directories, files, fileDirs, functions, pcFile, pcLine, pcColumn, pcFunction } = ix;
-  return { buildId, directories, files, fileDirs, functions, pcFile, pcLine, pcColumn, pcFunction };
+  const out: SourceIndex = { buildId, directories, files, fileDirs, functions, pcFile, pcLine, pcColumn, pcFunction };
+  // The inlined code (the daemon's second pass), all three arrays or none.
+  const { pcInlined, pcCallFile, pcCallLine } = ix;
+  if (pcInlined !== undefined || pcCallFile !== undefined || pcCallLine !== undefined) {
+    if (!u32(pcInlined, pcsLen) || !u32(pcCallFile, pcsLen) || !u32(pcCallLine, pcsLen)) throw fail(`with inlined code not for ${pcsLen} PCs`);
+    for (let i = 0; i < pcsLen; i++) {
+      const g = pcInlined[i]!, f = pcCallFile[i]!;
+      if ((g !== NONE && g >= fn.names.length) || (f !== NONE && f >= ix.files.length)) throw fail('with inlined code out of its tables');
+    }
+    Object.assign(out, { pcInlined, pcCallFile, pcCallLine });
+  }
+  return out;
 }

@@ -147,6 +147,12 @@ describe('fleet: daemons sharing coverage through NATS JetStream', function () {
     expect(firstA.totals.onlyB + firstB.totals.onlyB).to.equal(0);
     expect(firstA.totals.both + firstB.totals.both).to.be.at.least(lines); // a line can hold PCs found first by each
     expect((await fetch(`${C.url}api/targets/${id}/compare/node:nobody`)).status).to.equal(404);
+    // The inlined code reaches the fleet too: the build is published after the daemon's second pass.
+    const inlinedA = await pollUntil('A\'s inlined code', async () => {
+      const x = await json<{ resolved: boolean }>(`${A.url}api/targets/${id}/pcs`);
+      return x.resolved ? x : undefined;
+    }, 30_000);
+    expect(await json(`${C.url}api/targets/${id}/pcs`)).to.deep.equal(inlinedA);
     // Source files: A serves its own; C never serves a path another node's index names (the same file exists here).
     expect((await fetch(`${A.url}api/targets/${id}/source?file=0`)).status).to.equal(200);
     const refused = await fetch(`${C.url}api/targets/${id}/source?file=0`);

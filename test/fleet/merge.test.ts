@@ -208,6 +208,32 @@ describe('fleet wire codecs', () => {
     // A manifest under another id's key.
     expectRefused(() => decodeManifest(manifestKey('0000000000000000', 'abcd'), manifest, 1 << 20), 'COVD_ERR_FLEET_SUBJECT');
   });
+
+  it('carries the inlined code of a build record, checked like the rest of the index', () => {
+    const pcs = BigUint64Array.from({ length: 3000 }, (_, i) => 0x400000n + BigInt(i * 4));
+    const decode = (ix: SourceIndex) => {
+      const { manifest, chunks } = encodeBuild(build(pcs, ix));
+      return decodeBuild(decodeManifest(manifestKey(pcTableHash(pcs), 'abcd'), manifest, 1 << 20), chunks).index;
+    };
+    const ix = index(pcs.length);
+    const withInlined = (): SourceIndex => ({
+      ...ix,
+      pcInlined: Uint32Array.from({ length: pcs.length }, (_, i) => (i % 3 === 0 ? 0 : NONE)),
+      pcCallFile: Uint32Array.from({ length: pcs.length }, (_, i) => (i % 3 === 0 ? 0 : NONE)),
+      pcCallLine: Uint32Array.from({ length: pcs.length }, (_, i) => (i % 3 === 0 ? 10 + i : 0)),
+    });
+    const back = decode(withInlined());
+    expect(back.pcInlined).to.deep.equal(withInlined().pcInlined);
+    expect(back.pcCallFile).to.deep.equal(withInlined().pcCallFile);
+    expect(back.pcCallLine).to.deep.equal(withInlined().pcCallLine);
+    expect(decode(ix).pcInlined, 'an index without it stays without').to.equal(undefined);
+    // Out of its tables, of the wrong length, or only part of it: refused.
+    const oob = withInlined(); oob.pcInlined![5] = ix.functions.names.length;
+    const oobFile = withInlined(); oobFile.pcCallFile![6] = ix.files.length;
+    const short = withInlined(); short.pcCallLine = short.pcCallLine!.subarray(1);
+    const part = withInlined(); delete part.pcCallFile;
+    for (const bad of [oob, oobFile, short, part]) expectRefused(() => decode(bad), 'COVD_ERR_FLEET_BAD_BUILD');
+  });
 });
 
 describe('fleet settings', () => {
