@@ -38,6 +38,9 @@ TimeoutStopSec=10s
 KillSignal=SIGTERM
 # Agents write under $XDG_RUNTIME_DIR/covd; the daemon's control socket lives there too.
 Environment=COVD_LOG_LEVEL=info
+# glibc: buffers of 128 KiB and more mmapped and returned when freed (its adaptive threshold
+# otherwise keeps a 1M-PC index's freed encodings resident; bench/NOTES-load.md, Memory).
+Environment=MALLOC_MMAP_THRESHOLD_=131072
 StateDirectory=covd
 # Sandboxing that works in a user unit.
 NoNewPrivileges=yes

@@ -26,7 +26,7 @@ import { infoOf } from './summary.js';
 import { RateLimiter } from './security.js';
 import { BIG_MESSAGE, BigSender, type Streaming } from './big-send.js';
 import { ResumeRing } from './resume-ring.js';
-import { encodeWords, pcAddressesOf, sparseFirstSeen, validate, wireIndex } from './wire.js';
+import { encodeWords, ownBytes, pcAddressesOf, sparseFirstSeen, validate, wireIndex } from './wire.js';
 
 export interface Sub {
   /** Receives word-encoded deltas (topic w/<id>) rather than index lists (topic d/<id>). */
@@ -262,7 +262,7 @@ export class Live {
   /** The target's index message, encoded once per index and shared by every socket. */
   private indexBytes(id: string, index: SourceIndex): Buffer {
     const live = this.live(id);
-    if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: this.packr.pack({ t: 'index', id, index: wireIndex(index, pcAddressesOf(index, this.hub.target(id)?.coverageFile)) } satisfies ServerMessage) };
+    if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: ownBytes(this.packr.pack({ t: 'index', id, index: wireIndex(index, pcAddressesOf(index, this.hub.target(id)?.coverageFile)) } satisfies ServerMessage)) };
     return live.indexBytes.bytes;
   }
 
@@ -277,7 +277,7 @@ export class Live {
       const firstSeen = sparse ? sparseFirstSeen(t.seen, t.firstSeen, pcsLen) : t.firstSeen;
       const msg: ServerMessage = { t: 'snapshot', id, seq: t.seq, epoch: this.epoch, info: infoOf(t), seen, firstSeen, history: this.hub.history(id) };
       if (sparse) msg.sparse = true;
-      snap = { seq: t.seq, at: now, bytes: this.packr.pack(msg) };
+      snap = { seq: t.seq, at: now, bytes: ownBytes(this.packr.pack(msg)) };
       live.snapshots[sparse ? 1 : 0] = snap;
     }
     return snap.bytes;
@@ -414,7 +414,9 @@ export class Live {
     this.publish(topicOf(d.id, false), pcs);
     this.publish(topicOf(d.id, true), wordsBytes);
 
-    live.ring.push(d.seq, pcs, wordsBytes);
+    // Kept as Buffers of their own (ownBytes): the ring outlives msgpackr's buffer they were packed in.
+    const kept = ownBytes(pcs);
+    live.ring.push(d.seq, kept, wordsBytes === pcs ? kept : ownBytes(wordsBytes));
     if (this.app.numSubscribers(TARGETS_TOPIC) > 0) {
       const t = this.hub.target(d.id);
       if (t) this.publish(TARGETS_TOPIC, this.packr.pack({ t: 'target', target: infoOf(t) } satisfies ServerMessage));

@@ -21,16 +21,22 @@ export interface PartKinds { lines: boolean; functions: boolean; inlined?: boole
 export function addInlined(index: SourceIndex, inlined: SourceIndex): SourceIndex {
   const n = index.pcFile.length;
   if (inlined.pcFile.length !== n || !inlined.pcInlined) throw new Error(`inlined code for ${inlined.pcFile.length} PCs cannot be added to an index of ${n}`);
-  return mergeIndexes([index, inlined], n, [{ lines: true, functions: true, inlined: false }, { lines: false, functions: false, inlined: true }]);
+  // The index's own per-PC arrays are taken as they are (nothing writes an index's arrays), so a
+  // big target's second pass allocates only the inlined code's.
+  return mergeIndexes([index, inlined], n, [{ lines: true, functions: true, inlined: false }, { lines: false, functions: false, inlined: true }], true);
 }
 
-export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[]): SourceIndex {
+/**
+ * reuseFirst: when the first part's files and functions intern to themselves, its per-PC arrays
+ * become the result's instead of copies (only for a first part no later part shares a kind with).
+ */
+export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[], reuseFirst = false): SourceIndex {
   if (parts.length === 1) return parts[0]!;
   const files = new Interner();
-  const pcFile = new Uint32Array(n).fill(NONE);
-  const pcLine = new Uint32Array(n);
-  const pcColumn = new Uint32Array(n);
-  const pcFunction = new Uint32Array(n).fill(NONE);
+  let pcFile: Uint32Array = new Uint32Array(0), pcLine = pcFile, pcColumn = pcFile, pcFunction = pcFile;
+  const lineArrays = () => { pcFile = new Uint32Array(n).fill(NONE); pcLine = new Uint32Array(n); pcColumn = new Uint32Array(n); };
+  const functionArray = () => { pcFunction = new Uint32Array(n).fill(NONE); };
+  let linesMade = false, functionsMade = false;
   // Only when some functions part was resolved with inlines.
   let pcInlined: Uint32Array | undefined, pcCallFile: Uint32Array | undefined, pcCallLine: Uint32Array | undefined;
   const fnNames: string[] = [], fnLinkage: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
@@ -51,9 +57,13 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     const hasLines = kinds?.[k]?.lines ?? true, hasFunctions = kinds?.[k]?.functions ?? true;
     // The first part of a kind, with ids that map to themselves, is copied whole: a part leaves
     // PCs it does not own at NONE / 0, which is what the merged arrays hold before any part.
-    if (hasLines && !linesWritten && isIdentity(fileMap)) {
+    if (hasLines && k === 0 && reuseFirst && isIdentity(fileMap)) {
+      pcFile = p.pcFile; pcLine = p.pcLine; pcColumn = p.pcColumn; linesMade = true;
+    } else if (hasLines && !linesWritten && isIdentity(fileMap)) {
+      if (!linesMade) { lineArrays(); linesMade = true; }
       pcFile.set(p.pcFile); pcLine.set(p.pcLine); pcColumn.set(p.pcColumn);
     } else if (hasLines) {
+      if (!linesMade) { lineArrays(); linesMade = true; }
       for (let i = 0; i < n; i++) {
         const f = p.pcFile[i]!;
         if (f !== NONE || p.pcLine[i] !== 0) {
@@ -63,9 +73,13 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
         }
       }
     }
-    if (hasFunctions && !functionsWritten && isIdentity(fnMap)) {
+    if (hasFunctions && k === 0 && reuseFirst && isIdentity(fnMap)) {
+      pcFunction = p.pcFunction; functionsMade = true;
+    } else if (hasFunctions && !functionsWritten && isIdentity(fnMap)) {
+      if (!functionsMade) { functionArray(); functionsMade = true; }
       pcFunction.set(p.pcFunction);
     } else if (hasFunctions) {
+      if (!functionsMade) { functionArray(); functionsMade = true; }
       for (let i = 0; i < n; i++) {
         const fn = p.pcFunction[i]!;
         if (fn !== NONE && fn < fnMap.length) pcFunction[i] = fnMap[fn]!;
@@ -86,6 +100,8 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     linesWritten ||= hasLines;
     functionsWritten ||= hasFunctions;
   });
+  if (!linesMade) lineArrays();
+  if (!functionsMade) functionArray();
   return {
     buildId: parts[0]?.buildId ?? null,
     directories: files.directories,

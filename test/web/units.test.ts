@@ -2,7 +2,9 @@
 import { expect } from 'chai';
 import { HostPolicy, isLoopback, originAllowed, parseHost, presentedToken, RateLimiter, tokenMatches } from '../../src/web/security.js';
 import { applyDelta, deltaPcs, expandFirstSeen } from '../../src/web/protocol.js';
-import { encodeWords, sparseFirstSeen, validate } from '../../src/web/wire.js';
+import { encodeWords, ownBytes, sparseFirstSeen, validate } from '../../src/web/wire.js';
+import { Packr } from 'msgpackr';
+import { packrOptions } from '../../src/contracts/msgpack.js';
 import { pickEncoding } from '../../src/web/assets.js';
 import { summarize, toLcov } from '../../src/web/summary.js';
 import { NONE, type SourceIndex } from '../../src/workers/types.js';
@@ -65,6 +67,19 @@ describe('web: admission rules', () => {
 });
 
 describe('web: protocol encodings', () => {
+  it('keeps encoded messages in Buffers of their own, not views of the packer\'s buffer', () => {
+    // After a big message (an index) msgpackr packs the next ones into the same large buffer.
+    const packr = new Packr(packrOptions);
+    packr.pack({ t: 'index', pcFile: new Uint32Array(4 << 20) });
+    const small = packr.pack({ t: 'delta', pcs: Uint32Array.of(1, 2, 3) });
+    expect(small.buffer.byteLength, 'what pack() returns pins').to.be.greaterThan(1 << 20);
+    const kept = ownBytes(small);
+    expect(kept.equals(small)).to.equal(true);
+    expect(kept.buffer.byteLength, 'what is kept pins').to.be.at.most(64 << 10);
+    const big = Buffer.alloc(1 << 20, 7);
+    expect(ownBytes(big), 'a buffer it fills is kept as it is').to.equal(big);
+  });
+
   it('word-encodes deltas losslessly and only when it saves space', () => {
     let seed = 7;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % 100_000;
