@@ -261,16 +261,7 @@ export class Dispatcher {
    * the plain resolve, bench/NOTES-symbolize.md) never delay it, and a failure or a deadline
    * there keeps the index the target has.
    */
-  private upgrade(id: string, exe: string, list: PcList, from: SourceIndex): Promise<void> {
-    // One second pass at a time: the other pool thread stays free for new targets' first
-    // passes, and fifty new builds do not hold both threads' memory at once.
-    const turn = this.upgrades.then(() => this.upgradeNow(id, exe, list, from));
-    this.upgrades = turn.catch(() => undefined);
-    return turn;
-  }
-  private upgrades: Promise<unknown> = Promise.resolve();
-
-  private async upgradeNow(id: string, exe: string, list: PcList, from: SourceIndex): Promise<void> {
+  private async upgrade(id: string, exe: string, list: PcList, from: SourceIndex): Promise<void> {
     const reg = this.d.registry;
     const t0 = performance.now();
     try {

@@ -26,7 +26,7 @@ const N_DECL_FILE = 9, N_DECL_LINE = 10, N_DECLARATION = 11;
 /** Hops up a chain before giving up (a forged tree can nest without end). */
 const MAX_HOPS = 4096;
 /** In outermostAll: a node too deep for its one pass (outermostOf walks up for it). */
-export const DEEP = -2;
+const DEEP = -2;
 
 export class InlineTree {
   /**
@@ -240,7 +240,6 @@ export class InlineTree {
    * outermostInlined of every node in one pass in tree order (a parent comes before its
    * children): -1 for subprograms, DEEP for a node 4,096 or more inlined levels down (only a
    * forged tree has them; outermostOf walks up for those, as outermostInlined's hop limit says).
-   * What resolve.ts's run-by-run chains take per distinct innermost node.
    */
   outermostAll(): Int32Array {
     if (this.outer) return this.outer;
@@ -257,7 +256,7 @@ export class InlineTree {
   }
   private outer: Int32Array | null = null;
 
-  /** outermostInlined(n) through outermostAll's answers. */
+  /** outermostInlined(n) through outermostAll's answers: what resolve.ts's run-by-run chains take per distinct innermost node. */
   outermostOf(n: number): number {
     const o = this.outermostAll()[n]!;
     return o === DEEP ? this.outermostInlined(n) : o;

@@ -12,7 +12,7 @@ import { openDebugInfo } from './debugfile.js';
 import { buildUnitMap, type UnitMap } from './aranges.js';
 import { lineFile, parseLineTable, rowInSeq, upperBoundSeq, type LineTable } from './line.js';
 import { declThrough, namedThrough, SubroutineMap, subroutineInfo, unitFunctions, type FunctionInfo } from './functions.js';
-import { DEEP, InlineTree } from './inlined.js';
+import { InlineTree } from './inlined.js';
 import { parseSymbols, symbolFile, symbolName, symbolSource, type SymbolSource, type SymbolTable } from './symtab.js';
 import { Budget, parseUnitHeaders, type Sections, type Unit } from './units.js';
 import { demangleNames, demanglingEnabled } from './demangle.js';
@@ -493,13 +493,12 @@ export class DebugInfo {
         ops.spansFor(tree!.keys, tree!.highs, tree!.nodeIds, 0, uniq, s, e, leafOf);
         const leaves = leafOf.subarray(s, e);
         const same = ops.nameRuns(unitOf.subarray(s, e), leaves, leaves, shareK, shareN);
-        const seen = node!.seen, outer = tree!.outermostAll();
+        const seen = node!.seen;
         for (let j = 0; j < same.length; j += 2) {
           const leaf = leaves[same[j]!]!;
           if (seen[leaf]) continue;
           seen[leaf] = 1;
-          let o = leaf === none ? -1 : outer[leaf]!;
-          if (o === DEEP) o = tree!.outermostInlined(leaf);
+          const o = leaf === none ? -1 : tree!.outermostOf(leaf);
           if (o < 0) continue; // no node, or a subprogram
           const id = nameOf(leaf);
           if (id === NONE) continue; // an inlined function without a name: no call site either

@@ -33,10 +33,9 @@ export function addInlined(index: SourceIndex, inlined: SourceIndex): SourceInde
 export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[], reuseFirst = false): SourceIndex {
   if (parts.length === 1) return parts[0]!;
   const files = new Interner();
-  let pcFile: Uint32Array = new Uint32Array(0), pcLine = pcFile, pcColumn = pcFile, pcFunction = pcFile;
-  const lineArrays = () => { pcFile = new Uint32Array(n).fill(NONE); pcLine = new Uint32Array(n); pcColumn = new Uint32Array(n); };
-  const functionArray = () => { pcFunction = new Uint32Array(n).fill(NONE); };
-  let linesMade = false, functionsMade = false;
+  // Made when a part first writes them (or taken from the first part, reuseFirst).
+  let lines: { file: Uint32Array; line: Uint32Array; column: Uint32Array } | undefined, pcFunction: Uint32Array | undefined;
+  const newLines = () => ({ file: new Uint32Array(n).fill(NONE), line: new Uint32Array(n), column: new Uint32Array(n) });
   // Only when some functions part was resolved with inlines.
   let pcInlined: Uint32Array | undefined, pcCallFile: Uint32Array | undefined, pcCallLine: Uint32Array | undefined;
   const fnNames: string[] = [], fnLinkage: string[] = [], fnFile: number[] = [], fnLine: number[] = [];
@@ -58,12 +57,12 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     // The first part of a kind, with ids that map to themselves, is copied whole: a part leaves
     // PCs it does not own at NONE / 0, which is what the merged arrays hold before any part.
     if (hasLines && k === 0 && reuseFirst && isIdentity(fileMap)) {
-      pcFile = p.pcFile; pcLine = p.pcLine; pcColumn = p.pcColumn; linesMade = true;
+      lines = { file: p.pcFile, line: p.pcLine, column: p.pcColumn };
     } else if (hasLines && !linesWritten && isIdentity(fileMap)) {
-      if (!linesMade) { lineArrays(); linesMade = true; }
-      pcFile.set(p.pcFile); pcLine.set(p.pcLine); pcColumn.set(p.pcColumn);
+      lines ??= newLines();
+      lines.file.set(p.pcFile); lines.line.set(p.pcLine); lines.column.set(p.pcColumn);
     } else if (hasLines) {
-      if (!linesMade) { lineArrays(); linesMade = true; }
+      const { file: pcFile, line: pcLine, column: pcColumn } = (lines ??= newLines());
       for (let i = 0; i < n; i++) {
         const f = p.pcFile[i]!;
         if (f !== NONE || p.pcLine[i] !== 0) {
@@ -74,15 +73,14 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
       }
     }
     if (hasFunctions && k === 0 && reuseFirst && isIdentity(fnMap)) {
-      pcFunction = p.pcFunction; functionsMade = true;
+      pcFunction = p.pcFunction;
     } else if (hasFunctions && !functionsWritten && isIdentity(fnMap)) {
-      if (!functionsMade) { functionArray(); functionsMade = true; }
-      pcFunction.set(p.pcFunction);
+      (pcFunction ??= new Uint32Array(n).fill(NONE)).set(p.pcFunction);
     } else if (hasFunctions) {
-      if (!functionsMade) { functionArray(); functionsMade = true; }
+      const to = (pcFunction ??= new Uint32Array(n).fill(NONE));
       for (let i = 0; i < n; i++) {
         const fn = p.pcFunction[i]!;
-        if (fn !== NONE && fn < fnMap.length) pcFunction[i] = fnMap[fn]!;
+        if (fn !== NONE && fn < fnMap.length) to[i] = fnMap[fn]!;
       }
     }
     if ((kinds?.[k]?.inlined ?? hasFunctions) && p.pcInlined) {
@@ -100,15 +98,14 @@ export function mergeIndexes(parts: SourceIndex[], n: number, kinds?: PartKinds[
     linesWritten ||= hasLines;
     functionsWritten ||= hasFunctions;
   });
-  if (!linesMade) lineArrays();
-  if (!functionsMade) functionArray();
+  lines ??= newLines();
   return {
     buildId: parts[0]?.buildId ?? null,
     directories: files.directories,
     files: files.files,
     fileDirs: Uint32Array.from(files.fileDirs),
     functions: { names: fnNames, file: Uint32Array.from(fnFile), line: Uint32Array.from(fnLine), ...(fnLinkage.some(Boolean) ? { linkageNames: fnLinkage } : {}) },
-    pcFile, pcLine, pcColumn, pcFunction,
+    pcFile: lines.file, pcLine: lines.line, pcColumn: lines.column, pcFunction: pcFunction ?? new Uint32Array(n).fill(NONE),
     ...(pcInlined ? { pcInlined, pcCallFile: pcCallFile!, pcCallLine: pcCallLine! } : {}),
   };
 }

@@ -39,6 +39,30 @@ function shuffled(addrs: bigint[], seed: number): BigUint64Array {
   return BigUint64Array.from(out);
 }
 
+/**
+ * count mutations of a variant's debug sections (and symbols), each resolved with the kernels on
+ * and off: the same result or the same error, and enough of each kind for the check to mean something.
+ */
+function mutantsAgree(tmp: string, name: string, count: number, o: { file: string; seed: number; pcsSeed: number; shuffleSeed: number; opts?: ResolveOptions }): void {
+  const exe = build(VARIANTS.find((v) => v.name === name)!);
+  const orig = readFileSync(exe);
+  const { secs, shoff } = sections(exe);
+  const dbg = secs.filter((s) => s.name.startsWith('.debug_') || s.name === '.symtab' || s.name === '.strtab');
+  const pcs = shuffled(randomTextAddresses(exe, 400, o.pcsSeed), o.shuffleSeed);
+  const path = join(tmp, `${o.file}-${name}`);
+  const rng = new Rng(o.seed ^ name.length);
+  let results = 0, errors = 0;
+  for (let i = 0; i < count; i++) {
+    const { buf, what } = mutate(orig, dbg, shoff, rng);
+    writeFileSync(path, buf);
+    const fast = outcome(path, pcs, true, o.opts);
+    expect(fast, `case ${i} (${what})`).to.deep.equal(outcome(path, pcs, false, o.opts));
+    if (typeof fast === 'string') errors++; else results++;
+  }
+  expect(results, 'cases with a result').to.be.greaterThan(count / 20);
+  expect(errors, 'cases with an error').to.be.greaterThan(count / 20);
+}
+
 describe('DWARF kernels (WebAssembly)', function () {
   this.timeout(600_000);
   let tmp: string;
@@ -86,23 +110,7 @@ describe('DWARF kernels (WebAssembly)', function () {
 
   for (const [name, count] of [['gcc12-O2-dwarf5', 500], ['clang14-O2-dwarf5', 500], ['gcc12-O2-dwarf4', 300]] as [string, number][]) {
     it(`${name}: ${count} mutated binaries give the same inlined chains or the same error with and without them`, () => {
-      const exe = build(VARIANTS.find((v) => v.name === name)!);
-      const orig = readFileSync(exe);
-      const { secs, shoff } = sections(exe);
-      const dbg = secs.filter((s) => s.name.startsWith('.debug_') || s.name === '.symtab' || s.name === '.strtab');
-      const pcs = shuffled(randomTextAddresses(exe, 400, 23), 5);
-      const path = join(tmp, `ki-${name}`);
-      const rng = new Rng(0x1d ^ name.length);
-      let results = 0, errors = 0;
-      for (let i = 0; i < count; i++) {
-        const { buf, what } = mutate(orig, dbg, shoff, rng);
-        writeFileSync(path, buf);
-        const fast = outcome(path, pcs, true, { inlineFrames: true });
-        expect(fast, `case ${i} (${what})`).to.deep.equal(outcome(path, pcs, false, { inlineFrames: true }));
-        if (typeof fast === 'string') errors++; else results++;
-      }
-      expect(results, 'cases with a result').to.be.greaterThan(count / 20);
-      expect(errors, 'cases with an error').to.be.greaterThan(count / 20);
+      mutantsAgree(tmp, name, count, { file: 'ki', seed: 0x1d, pcsSeed: 23, shuffleSeed: 5, opts: { inlineFrames: true } });
     });
   }
 
@@ -133,23 +141,7 @@ describe('DWARF kernels (WebAssembly)', function () {
   const cases: [string, number][] = [['gcc12-O2-dwarf5', 1500], ['clang14-O2-dwarf5', 1500], ['gcc12-O2-dwarf4', 800], ['gcc12-O1-dwarf2', 800]];
   for (const [name, count] of cases) {
     it(`${name}: ${count} mutated binaries give the same result or the same error with and without them`, () => {
-      const exe = build(VARIANTS.find((v) => v.name === name)!);
-      const orig = readFileSync(exe);
-      const { secs, shoff } = sections(exe);
-      const dbg = secs.filter((s) => s.name.startsWith('.debug_') || s.name === '.symtab' || s.name === '.strtab');
-      const pcs = shuffled(randomTextAddresses(exe, 400, 21), 9);
-      const path = join(tmp, `k-${name}`);
-      const rng = new Rng(0xbeef ^ name.length);
-      let results = 0, errors = 0;
-      for (let i = 0; i < count; i++) {
-        const { buf, what } = mutate(orig, dbg, shoff, rng);
-        writeFileSync(path, buf);
-        const fast = outcome(path, pcs, true);
-        expect(fast, `case ${i} (${what})`).to.deep.equal(outcome(path, pcs, false));
-        if (typeof fast === 'string') errors++; else results++;
-      }
-      expect(results, 'cases with a result').to.be.greaterThan(count / 20);
-      expect(errors, 'cases with an error').to.be.greaterThan(count / 20);
+      mutantsAgree(tmp, name, count, { file: 'k', seed: 0xbeef, pcsSeed: 21, shuffleSeed: 9 });
     });
   }
 
