@@ -208,7 +208,8 @@ function goalRows(): Map<string, string[]> {
   const mem = read('memory');
   if (mem?.stages) {
     const worst = Math.max(...(mem.stages as { rssMiB: number }[]).map((x) => x.rssMiB));
-    rows.set('memory', [`daemon RSS, ${mem.targets} targets (one of ${Number(mem.bigPcs).toLocaleString('en-US')} PCs), ${mem.tabs} tabs: < ${mem.goalMiB} MB`, `${worst.toFixed(0)} MiB (stages: ${(mem.stages as { stage: string; rssMiB: number }[]).map((x) => `${x.stage} ${x.rssMiB.toFixed(0)}`).join(', ')})`, verdict(!!mem.pass)]);
+    rows.set('memory', [`daemon RSS, ${mem.targets} targets (one of ${Number(mem.bigPcs).toLocaleString('en-US')} PCs), ${mem.tabs} tabs: < ${mem.goalMiB} MB`, `${worst.toFixed(0)} MiB as the systemd unit runs it (stages: ${(mem.stages as { stage: string; rssMiB: number }[]).map((x) => `${x.stage} ${x.rssMiB.toFixed(0)}`).join(', ')})` +
+      (mem.byHand?.stages ? `; started by hand ${Math.max(...(mem.byHand.stages as { rssMiB: number }[]).map((x) => x.rssMiB)).toFixed(0)} MiB` : ''), verdict(!!mem.pass)]);
   }
   const agent = read('agent-overhead');
   if (Array.isArray(agent?.summary)) {

@@ -72,11 +72,14 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
+/** How long the symbolizer's threads outlive their last job (their heaps and kernels' memory go with them). */
+export const SYMBOLIZER_IDLE_EXIT_MS = 5_000;
+
 async function defaultSymbolizer(timeoutS: number): Promise<Symbolizer> {
   const { createSymbolizerPool } = await import('../workers/pool.js');
   // The daemon resolves each build once and then serves the result from its store: no DWARF
   // cache in the threads, and threads that exit when idle, so neither holds memory between uses.
-  return createSymbolizerPool({ cache: false, idleExitMs: 5_000, timeoutMs: timeoutS * 1000 });
+  return createSymbolizerPool({ cache: false, idleExitMs: SYMBOLIZER_IDLE_EXIT_MS, timeoutMs: timeoutS * 1000 });
 }
 
 /** How often superseded targets are checked for retirement (their fuzzers may exit any time). */

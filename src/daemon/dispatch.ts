@@ -269,7 +269,7 @@ export class Dispatcher {
       const part = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlinedOnly: true });
       const info = reg.info(id);
       // The same build as the first pass, or nothing is added (an executable replaced meanwhile).
-      if (!info || reg.target(id)?.index !== from || part.pcFile.length !== list.pcsLen || part.buildId !== from.buildId) return;
+      if (!info || reg.target(id)?.index !== from || part.pcInlined?.length !== list.pcsLen || part.buildId !== from.buildId) return;
       const index = addInlined(from, part);
       index.pcsHash = list.pcsHash;
       if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);

@@ -50,6 +50,7 @@ import { isAbsolute, join, normalize, resolve } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../contracts/msgpack.js';
+import { packLarge } from '../util/packed.js';
 import type { AflPlot, CorpusInfo, CrashGroup, CrashInputRef, CrashKind, InputSummary, InputsProvider, PcDetail } from '../contracts/inputs.js';
 import { INPUT_HASH } from '../contracts/inputs.js';
 import { isSeen } from '../contracts/seen.js';
@@ -381,7 +382,7 @@ export class InputsService implements InputsProvider {
       const list = await readPcList(info.coverageFile);
       if (list.pcsLen !== info.stats.pcsLen || (info.pcsHash !== undefined && list.pcsHash !== info.pcsHash)) return;
       t.pcs = list.pcs;
-      await this.db.put(`pcs/${t.id}`, packr.pack(list.pcs));
+      await this.db.put(`pcs/${t.id}`, packLarge(packr, list.pcs, false, true));
     } catch {
       /* the file is gone or still being written: pc stays unknown for now */
     }

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../contracts/msgpack.js';
+import { packLarge } from '../util/packed.js';
 import type { HistorySample, TargetInfo } from '../contracts/hub.js';
 import type { SourceIndex } from '../workers/types.js';
 import type { RestoredTarget, TargetRegistry } from './registry.js';
@@ -74,9 +75,10 @@ export class Store {
    */
   onWriteError: (err: unknown, key: string) => void = () => {};
 
-  private put(key: string, value: unknown): Promise<boolean> {
+  /** sized: value is large plain data (an index), packed into a buffer of its size (packLarge). */
+  private put(key: string, value: unknown, sized = false): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    return this.db.put(key, packr.pack(value)).catch((err: unknown) => {
+    return this.db.put(key, packLarge(packr, value, false, sized)).catch((err: unknown) => {
       this.onWriteError(err, key);
       return false;
     });
@@ -114,7 +116,7 @@ export class Store {
   }
 
   putIndex(key: string, index: SourceIndex): Promise<boolean> {
-    return this.put(key, index);
+    return this.put(key, index, true);
   }
 
   getIndex(key: string): SourceIndex | undefined {
@@ -147,7 +149,7 @@ export class Store {
     if (this.closed) return Promise.resolve(false);
     this.deltasSinceCompact.set(id, 0);
     this.samplesSinceCompact.set(id, 0);
-    const snapBytes = packr.pack({ seq: snap.seq, seen: snap.seen, firstSeen: snap.firstSeen });
+    const snapBytes = packLarge(packr, { seq: snap.seq, seen: snap.seen, firstSeen: snap.firstSeen }, false, true);
     const hist = history.map((s) => [histKey(id, s.t), packr.pack([s.nRuns, s.uniqueRuns, s.covered])] as const);
     return this.db.transaction(() => {
       // Only what the snapshot covers: writes queued after it was taken must survive.

@@ -14,6 +14,14 @@ export interface UnitOptions {
   args: string[];
 }
 
+/**
+ * glibc's allocator settings the unit runs the daemon with: buffers of 128 KiB and more are
+ * mmapped and returned when freed. Its adaptive threshold otherwise rises to the largest freed
+ * buffer (up to 32 MiB), and a 1M-PC index's transient buffers stay resident after they are
+ * freed (bench/NOTES-load.md, Memory). The memory benchmark runs the daemon with them too.
+ */
+export const ALLOCATOR_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
+
 function quote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\$])/g, '\\$1')}"`;
 }
@@ -40,7 +48,7 @@ KillSignal=SIGTERM
 Environment=COVD_LOG_LEVEL=info
 # glibc: buffers of 128 KiB and more mmapped and returned when freed (its adaptive threshold
 # otherwise keeps a 1M-PC index's freed encodings resident; bench/NOTES-load.md, Memory).
-Environment=MALLOC_MMAP_THRESHOLD_=131072
+${Object.entries(ALLOCATOR_ENV).map(([k, v]) => `Environment=${k}=${v}`).join('\n')}
 StateDirectory=covd
 # Sandboxing that works in a user unit.
 NoNewPrivileges=yes

@@ -46,7 +46,9 @@ export interface ResolveOptions {
   inlineFrames?: boolean;
   /**
    * Only the inlined code: pcInlined, pcCallFile and pcCallLine (implies inlines, and no lines or
-   * frames); pcFunction stays NONE and functions holds the inlined ones. What adds the inlined
+   * frames); pcFile, pcLine, pcColumn and pcFunction come back empty (a big target's second pass
+   * would allocate, fill and hand over four arrays of nothing), and functions holds the inlined
+   * ones. What adds the inlined
    * code to an index resolved without it (merge.ts's addInlined) without resolving everything
    * else again. Default false.
    */
@@ -414,7 +416,8 @@ export class DebugInfo {
 
     // Back to the caller's order.
     let pcFile = uFile, pcLine = uLine, pcColumn = uCol, pcFunction = uFn;
-    if (at) [pcFile, pcLine, pcColumn, pcFunction] = k.gather(at, uFile, uLine, uCol, uFn);
+    if (onlyInlined) [pcFile, pcLine, pcColumn, pcFunction] = [new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0)];
+    else if (at) [pcFile, pcLine, pcColumn, pcFunction] = k.gather(at, uFile, uLine, uCol, uFn);
     if (inlined && at) {
       const [i, f, l] = k.gather(at, inlined.pcInlined, inlined.callFile, inlined.callLine, inlined.callLine);
       inlined = { ...inlined, pcInlined: i, callFile: f, callLine: l };

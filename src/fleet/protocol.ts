@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../contracts/msgpack.js';
+import { packLarge } from '../util/packed.js';
 import { isCoverageId, pcTableHash } from '../contracts/ids.js';
 import { NONE, type SourceIndex } from '../contracts/source-index.js';
 import { ProtocolError } from '../contracts/errors.js';
@@ -305,7 +306,7 @@ function wireIndex(ix: SourceIndex): Record<string, unknown> {
 
 /** A build record as a manifest and its chunks (deflated msgpack of the PC table and the index). */
 export function encodeBuild(b: BuildRecord, chunkBytes: number = LIMITS.chunkBytes): { manifest: Uint8Array; chunks: Uint8Array[] } {
-  const blob = deflateRawSync(packr.pack({ pcs: b.pcs, index: wireIndex(b.index) }));
+  const blob = deflateRawSync(packLarge(packr, { pcs: b.pcs, index: wireIndex(b.index) }, false, true));
   const chunks: Uint8Array[] = [];
   for (let at = 0; at < blob.length; at += chunkBytes) chunks.push(blob.subarray(at, Math.min(blob.length, at + chunkBytes)));
   const manifest: BuildManifest = {

@@ -26,7 +26,8 @@ import { infoOf } from './summary.js';
 import { RateLimiter } from './security.js';
 import { BIG_MESSAGE, BigSender, type Streaming } from './big-send.js';
 import { ResumeRing } from './resume-ring.js';
-import { encodeWords, ownBytes, pcAddressesOf, sparseFirstSeen, validate, wireIndex } from './wire.js';
+import { encodeWords, pcAddressesOf, sparseFirstSeen, validate, wireIndex } from './wire.js';
+import { ownBytes, packLarge } from '../util/packed.js';
 
 export interface Sub {
   /** Receives word-encoded deltas (topic w/<id>) rather than index lists (topic d/<id>). */
@@ -262,7 +263,7 @@ export class Live {
   /** The target's index message, encoded once per index and shared by every socket. */
   private indexBytes(id: string, index: SourceIndex): Buffer {
     const live = this.live(id);
-    if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: ownBytes(this.packr.pack({ t: 'index', id, index: wireIndex(index, pcAddressesOf(index, this.hub.target(id)?.coverageFile)) } satisfies ServerMessage)) };
+    if (live.indexBytes?.index !== index) live.indexBytes = { index, bytes: packLarge(this.packr, { t: 'index', id, index: wireIndex(index, pcAddressesOf(index, this.hub.target(id)?.coverageFile)) } satisfies ServerMessage, true, true) };
     return live.indexBytes.bytes;
   }
 
@@ -277,7 +278,7 @@ export class Live {
       const firstSeen = sparse ? sparseFirstSeen(t.seen, t.firstSeen, pcsLen) : t.firstSeen;
       const msg: ServerMessage = { t: 'snapshot', id, seq: t.seq, epoch: this.epoch, info: infoOf(t), seen, firstSeen, history: this.hub.history(id) };
       if (sparse) msg.sparse = true;
-      snap = { seq: t.seq, at: now, bytes: ownBytes(this.packr.pack(msg)) };
+      snap = { seq: t.seq, at: now, bytes: packLarge(this.packr, msg, true, true) };
       live.snapshots[sparse ? 1 : 0] = snap;
     }
     return snap.bytes;

@@ -101,15 +101,6 @@ export function pcAddressesOf(index: SourceIndex, coverageFile: string | undefin
   return pcs ?? undefined;
 }
 
-/**
- * Encoded bytes to keep (resume ring, index and snapshot caches) as a Buffer that holds only
- * them. msgpackr's pack() returns a view into its reusable buffer, which grows to the largest
- * message packed (a 1M-PC index: tens of MB); a small delta kept as such a view keeps all of it.
- */
-export function ownBytes(bytes: Buffer): Buffer {
-  return bytes.length * 2 >= bytes.buffer.byteLength ? bytes : Buffer.from(bytes);
-}
-
 /** Only the index's own fields travel (plus the PC addresses when known). */
 export function wireIndex(i: SourceIndex, pcAddresses?: BigUint64Array): WireSourceIndex {
   return {

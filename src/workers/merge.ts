@@ -20,7 +20,8 @@ export interface PartKinds { lines: boolean; functions: boolean; inlined?: boole
  */
 export function addInlined(index: SourceIndex, inlined: SourceIndex): SourceIndex {
   const n = index.pcFile.length;
-  if (inlined.pcFile.length !== n || !inlined.pcInlined) throw new Error(`inlined code for ${inlined.pcFile.length} PCs cannot be added to an index of ${n}`);
+  const m = inlined.pcInlined?.length ?? 0;
+  if (m !== n) throw new Error(`inlined code for ${m} PCs cannot be added to an index of ${n}`);
   // The index's own per-PC arrays are taken as they are (nothing writes an index's arrays), so a
   // big target's second pass allocates only the inlined code's.
   return mergeIndexes([index, inlined], n, [{ lines: true, functions: true, inlined: false }, { lines: false, functions: false, inlined: true }], true);

@@ -2,7 +2,8 @@
 import { expect } from 'chai';
 import { HostPolicy, isLoopback, originAllowed, parseHost, presentedToken, RateLimiter, tokenMatches } from '../../src/web/security.js';
 import { applyDelta, deltaPcs, expandFirstSeen } from '../../src/web/protocol.js';
-import { encodeWords, ownBytes, sparseFirstSeen, validate } from '../../src/web/wire.js';
+import { encodeWords, sparseFirstSeen, validate } from '../../src/web/wire.js';
+import { LARGE_PACK_BYTES, ownBytes, packedBound, packLarge } from '../../src/util/packed.js';
 import { Packr } from 'msgpackr';
 import { packrOptions } from '../../src/contracts/msgpack.js';
 import { pickEncoding } from '../../src/web/assets.js';
@@ -78,6 +79,43 @@ describe('web: protocol encodings', () => {
     expect(kept.buffer.byteLength, 'what is kept pins').to.be.at.most(64 << 10);
     const big = Buffer.alloc(1 << 20, 7);
     expect(ownBytes(big), 'a buffer it fills is kept as it is').to.equal(big);
+  });
+
+  it('leaves msgpackr\'s grown buffer behind a large message (packLarge)', () => {
+    const packr = new Packr(packrOptions);
+    const index = { t: 'index', pcFile: Uint32Array.from({ length: 4 << 20 }, (_, i) => i) };
+    const kept = packLarge(packr, index, true);
+    expect(kept.length).to.be.greaterThan(LARGE_PACK_BYTES);
+    expect(kept.buffer.byteLength, 'a kept large message holds at most twice its bytes').to.be.at.most(2 * kept.length);
+    expect((packr.unpack(kept) as typeof index).pcFile[12345]).to.equal(12345);
+    // What plain pack() does after it: the next message lands in the grown buffer.
+    packr.pack(index);
+    expect(packr.pack({ t: 'delta' }).buffer.byteLength, 'pack() after a large message').to.be.greaterThan(16 << 20);
+    const written = packLarge(packr, index, false);
+    const next = packr.pack({ t: 'delta', pcs: Uint32Array.of(1, 2, 3) });
+    expect(next.buffer.byteLength, 'the next message after packLarge').to.be.at.most(64 << 10);
+    expect((packr.unpack(next) as { pcs: Uint32Array }).pcs[2]).to.equal(3);
+    // The bytes handed out before are not written over by later messages.
+    for (let i = 0; i < 50; i++) packr.pack({ t: 'delta', pcs: Uint32Array.of(i, i, i), pad: 'x'.repeat(1000) });
+    expect((packr.unpack(written) as typeof index).pcFile[4 << 19]).to.equal(4 << 19);
+    expect(packLarge(packr, { t: 'small' }, true).buffer.byteLength, 'a small kept message').to.be.at.most(64 << 10);
+  });
+
+  it('packs a large message into a buffer of its own size when asked (packedBound)', () => {
+    const packr = new Packr(packrOptions);
+    const names = Array.from({ length: 20_000 }, (_, i) => `ns::fn_${i}(\u00e9\u4e2d, int)`);
+    const index = { t: 'index', id: 'x', index: { buildId: null, files: ['/a.c', '/b.c'], functions: { names, line: new Uint32Array(20_000) }, pcFile: new Uint32Array(1 << 20), big: 2n ** 60n, ok: true, none: undefined } };
+    const plain = packr.pack(index);
+    expect(packedBound(index), 'an upper bound').to.be.at.least(plain.length);
+    expect(packedBound(index), 'and not far above').to.be.below(plain.length * 1.5);
+    packLarge(packr, { t: 'reset' }, false);
+    const sized = packLarge(packr, index, true, true);
+    expect(Buffer.compare(sized, plain)).to.equal(0);
+    expect(sized.buffer.byteLength, 'its buffer: the bound, not a doubling').to.be.at.most(packedBound(index) + 64);
+    expect(packr.pack({ t: 'delta' }).buffer.byteLength, 'msgpackr left with a small buffer').to.be.at.most(64 << 10);
+    expect(packedBound(new Map()), 'what it cannot bound').to.equal(Infinity);
+    // A value it cannot bound is packed as pack() does.
+    expect(Buffer.compare(packLarge(packr, { m: new Map([[1, 2]]) }, true, true), packr.pack({ m: new Map([[1, 2]]) }))).to.equal(0);
   });
 
   it('word-encodes deltas losslessly and only when it saves space', () => {
