@@ -24,6 +24,7 @@ import { median, table, writeResults } from './lib/results.js';
 import { benchFlags, fmtMiB, isMain } from './lib/cli.js';
 import { ALLOCATOR_ENV } from '../src/daemon/systemd.js';
 import { SYMBOLIZER_IDLE_EXIT_MS } from '../src/daemon/daemon.js';
+import { INLINED_ADDED, INLINED_DROPPED, INLINED_FAILED } from '../src/daemon/dispatch.js';
 
 export interface MemoryStage {
   stage: string;
@@ -89,7 +90,7 @@ export async function runMemory(opts: { quick?: boolean; started?: 'unit' | 'by 
       const { id, file } = writeSynthetic(work, { exe, pcs, buildId: target.buildId, seen });
       made.push({ id, file, exe, pcsLen: n });
     }
-    const t0 = performance.now();
+    const t0 = performance.now(), t0Wall = Date.now();
     for (const m of made) {
       const r = await daemon.control({ type: 'coverage', id: m.id, exe: m.exe, file: m.file });
       if (!r.ok) throw new Error(`daemon refused a target: ${r.error}`);
@@ -106,7 +107,7 @@ export async function runMemory(opts: { quick?: boolean; started?: 'unit' | 'by 
     // Ready comes before each target's second pass (its inlined code) and the store's writes of
     // it, and the symbolizer's threads live on for a while after their last job: the stage is
     // measured once the daemon settled, the passes done and the threads gone.
-    const second = new Set(['inlined code symbolized', 'could not symbolize the inlined code; the target keeps its index without it']);
+    const second = new Set([INLINED_ADDED, INLINED_DROPPED, INLINED_FAILED]);
     // (Copies of one build share the stored index: the big target's pass is the one awaited, then a quiet second.)
     let passes = -1, quietSince = Date.now();
     await until(() => {
@@ -114,7 +115,7 @@ export async function runMemory(opts: { quick?: boolean; started?: 'unit' | 'by 
       if (done.length !== passes) { passes = done.length; quietSince = Date.now(); }
       return done.some((l) => l.id === made[0]!.id) && Date.now() - quietSince > 1000;
     }, 'the big target\'s second pass', 600_000, 100);
-    const settledMs = performance.now() - t0;
+    const settledMs = Number(daemon.logs.find((l) => second.has(l.msg) && l.id === made[0]!.id)!.time) - t0Wall;
     await sleep(SYMBOLIZER_IDLE_EXIT_MS);
     stages.push({ stage: `${TARGETS} targets ready`, rssMiB: (await settledRss(daemon, 2000)) / MiB, note: `one of ${BIG.toLocaleString('en-US')} PCs; all ready in ${(readyMs / 1000).toFixed(1)} s, their inlined code in ${(settledMs / 1000).toFixed(1)} s; measured once the symbolizer's threads exited` });
 

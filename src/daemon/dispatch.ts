@@ -67,6 +67,10 @@ export interface DispatchDeps {
 const OPEN_DEADLINE_MS = 10_000;
 /** A superseded target of unknown build whose file has not changed for this long (and whose writer is gone) is retired. */
 export const IDLE_RETIRE_MS = 30_000;
+/** The log lines that end a target's second pass (the inlined code), one of the three each time. */
+export const INLINED_ADDED = 'inlined code symbolized';
+export const INLINED_DROPPED = 'inlined code not added';
+export const INLINED_FAILED = 'could not symbolize the inlined code; the target keeps its index without it';
 
 /** A reason a user can act on, for an error from reading or symbolizing; switched on its code. */
 export function reasonFor(err: unknown, exe: string, file: string): string {
@@ -269,15 +273,17 @@ export class Dispatcher {
       const part = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlinedOnly: true });
       const info = reg.info(id);
       // The same build as the first pass, or nothing is added (an executable replaced meanwhile).
-      if (!info || reg.target(id)?.index !== from || part.pcInlined?.length !== list.pcsLen || part.buildId !== from.buildId) return;
+      const stale = !info ? 'target removed' : reg.target(id)?.index !== from ? 'index replaced meanwhile'
+        : part.pcInlined?.length !== list.pcsLen ? `inlined code for ${part.pcInlined?.length ?? 0} of ${list.pcsLen} PCs` : part.buildId !== from.buildId ? 'executable rebuilt meanwhile' : null;
+      if (stale) return void this.d.log.info(INLINED_DROPPED, { id, reason: stale });
       const index = addInlined(from, part);
       index.pcsHash = list.pcsHash;
       if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);
-      if (reg.target(id)?.index !== from) return;
+      if (reg.target(id)?.index !== from) return void this.d.log.info(INLINED_DROPPED, { id, reason: 'index replaced meanwhile' });
       reg.setIndex(id, index);
-      this.d.log.info('inlined code symbolized', { id, ms: Math.round(performance.now() - t0) });
+      this.d.log.info(INLINED_ADDED, { id, ms: Math.round(performance.now() - t0) });
     } catch (err) {
-      this.d.log.info('could not symbolize the inlined code; the target keeps its index without it', { id, reason: reasonFor(err, exe, reg.info(id)?.coverageFile ?? '') });
+      this.d.log.info(INLINED_FAILED, { id, reason: reasonFor(err, exe, reg.info(id)?.coverageFile ?? '') });
     }
   }
 

@@ -164,7 +164,7 @@ export function encodeCoverage(m: CoverageMsg): Uint8Array {
     v: FLEET_PROTOCOL, k: m.kind === 'delta' ? 'd' : 's', node: m.node, id: m.id, h: m.pcsHash, n: m.pcsLen, inc: m.inc, seq: m.seq, t: m.sent,
     c: m.pcs.length, base, z: z ? 1 : 0, b: z ? deflateRawSync(bytes) : bytes,
   };
-  return packr.pack(wire);
+  return packLarge(packr, wire, false); // a snapshot of a big target's PCs can be large
 }
 
 const isUint = (x: unknown, max = Number.MAX_SAFE_INTEGER): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;

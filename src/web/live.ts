@@ -409,9 +409,10 @@ export class Live {
   private onDelta(d: CoverageDelta) {
     const live = this.live(d.id);
     const pcsMsg: ServerMessage = { t: 'delta', id: d.id, seq: d.seq, time: d.time, pcs: d.newPcs, stats: d.stats };
-    const pcs = this.packr.pack(pcsMsg);
+    // A first delta after a long pause can hold many PCs: packLarge, so it leaves no grown buffer behind.
+    const pcs = packLarge(this.packr, pcsMsg, false);
     const words = encodeWords(d.newPcs);
-    const wordsBytes = words && words.length < d.newPcs.length ? this.packr.pack({ ...pcsMsg, pcs: new Uint32Array(0), words } satisfies ServerMessage) : pcs;
+    const wordsBytes = words && words.length < d.newPcs.length ? packLarge(this.packr, { ...pcsMsg, pcs: new Uint32Array(0), words } satisfies ServerMessage, false) : pcs;
     this.publish(topicOf(d.id, false), pcs);
     this.publish(topicOf(d.id, true), wordsBytes);
 

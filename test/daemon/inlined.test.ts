@@ -10,6 +10,7 @@ import os from 'node:os';
 import { basename, join } from 'node:path';
 import { buildCppExampleTarget, findCoverageFile, runFuzzer } from '../../src/build/targets.js';
 import { startServe, pollUntil, type ServeProcess } from './helpers.js';
+import { INLINED_ADDED } from '../../src/daemon/dispatch.js';
 
 interface InlinedPcs { resolved: boolean; pcsLen: number; pcs: number[]; function: number[]; callFile: number[]; callLine: number[] }
 
@@ -32,7 +33,7 @@ describe('inlined code through the daemon: a second pass, stored', function () {
     expect(r.code, r.stderr.slice(-500)).to.equal(0);
     const id = basename(await findCoverageFile(cd));
     await pollUntil('ready', async () => (await d!.list()).find((t) => t.id === id && t.state === 'ready'));
-    const pass = await d.waitForLine((l) => l.msg === 'inlined code symbolized' && l.id === id, 'the second pass');
+    const pass = await d.waitForLine((l) => l.msg === INLINED_ADDED && l.id === id, 'the second pass');
     const first = await d.waitForLine((l) => l.msg === 'symbolized' && l.id === id, 'the first pass');
     expect(d.lines.indexOf(first)).to.be.lessThan(d.lines.indexOf(pass));
     const got = (await (await fetch(`${d.url}api/targets/${id}/pcs`)).json()) as InlinedPcs;
@@ -49,6 +50,6 @@ describe('inlined code through the daemon: a second pass, stored', function () {
     const restored = (await (await fetch(`${d.url}api/targets/${id}/pcs`)).json()) as InlinedPcs;
     expect(restored).to.deep.equal(got);
     await new Promise((res) => setTimeout(res, 1000));
-    expect(d.lines.filter((l) => l.id === id && (l.msg === 'symbolized' || l.msg === 'inlined code symbolized')), 'resolved again after the restart').to.deep.equal([]);
+    expect(d.lines.filter((l) => l.id === id && (l.msg === 'symbolized' || l.msg === INLINED_ADDED)), 'resolved again after the restart').to.deep.equal([]);
   });
 });

@@ -114,6 +114,12 @@ describe('web: protocol encodings', () => {
     expect(sized.buffer.byteLength, 'its buffer: the bound, not a doubling').to.be.at.most(packedBound(index) + 64);
     expect(packr.pack({ t: 'delta' }).buffer.byteLength, 'msgpackr left with a small buffer').to.be.at.most(64 << 10);
     expect(packedBound(new Map()), 'what it cannot bound').to.equal(Infinity);
+    expect(packedBound(2n ** 63n), 'a 64-bit bigint').to.equal(9);
+    expect(packedBound(2n ** 64n), 'a longer bigint').to.equal(Infinity);
+    // A message that fails to pack leaves no buffer made for it behind.
+    const wide = Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, new Uint8Array(16)]));
+    expect(() => packLarge(packr, wide, true, true)).to.throw();
+    expect(packr.pack({ t: 'delta' }).buffer.byteLength, 'after a failed large message').to.be.at.most(64 << 10);
     // A value it cannot bound is packed as pack() does.
     expect(Buffer.compare(packLarge(packr, { m: new Map([[1, 2]]) }, true, true), packr.pack({ m: new Map([[1, 2]]) }))).to.equal(0);
   });
