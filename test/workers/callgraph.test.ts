@@ -87,8 +87,10 @@ describe('workers: call graph jobs off the event loop', function () {
     expect(timing.threadId, 'the job ran on a worker thread').to.not.equal(threadId);
     expect(timing.threadId).to.be.greaterThan(0);
     // The work the job did would have held the event loop this long; beyond what an idle loop
-    // stalls on this machine, it never stalled for half of it.
-    expect(inProcessMs, 'in-process the call graph takes long enough to see a stall (precondition)').to.be.greaterThan(100);
+    // stalls on this machine, it never stalled for half of it. (On a quiet machine sqlite's call
+    // graph takes 80 to 90 ms in-process, on a loaded one several times that: half of it is
+    // still well above what a job on another thread shows.)
+    expect(inProcessMs, 'in-process the call graph takes long enough to see a stall (precondition)').to.be.greaterThan(40);
     expect(stallMs, `longest stall ${stallMs.toFixed(0)} ms (idle ${idleMs.toFixed(0)} ms) while the worker spent ${(timing.loadMs + timing.mapMs).toFixed(0)} ms (in-process ${inProcessMs.toFixed(0)} ms)`).to.be.lessThan(idleMs + inProcessMs / 2);
   });
 
