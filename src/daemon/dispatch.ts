@@ -271,15 +271,16 @@ export class Dispatcher {
     try {
       // The inlined code alone, added to the index the target has: nothing is resolved twice.
       const part = await this.d.symbolizer.resolve({ exe, pcs: list.pcs, inlinedOnly: true });
-      const info = reg.info(id);
-      // The same build as the first pass, or nothing is added (an executable replaced meanwhile).
-      const stale = !info ? 'target removed' : reg.target(id)?.index !== from ? 'index replaced meanwhile'
-        : part.pcInlined?.length !== list.pcsLen ? `inlined code for ${part.pcInlined?.length ?? 0} of ${list.pcsLen} PCs` : part.buildId !== from.buildId ? 'executable rebuilt meanwhile' : null;
-      if (stale) return void this.d.log.info(INLINED_DROPPED, { id, reason: stale });
+      // Added only to the index it was resolved for, of the same build (a mismatch of PC counts
+      // is addInlined's to refuse, and lands in the catch below).
+      const dropped = (reason: string) => this.d.log.info(INLINED_DROPPED, { id, reason });
+      if (!reg.info(id)) return dropped('target removed');
+      if (reg.target(id)?.index !== from) return dropped('index replaced meanwhile');
+      if (part.buildId !== from.buildId) return dropped('executable rebuilt meanwhile');
       const index = addInlined(from, part);
       index.pcsHash = list.pcsHash;
       if (this.d.store) await this.d.store.putIndex(Store.indexKey(id, index.buildId, list.pcsHash), index);
-      if (reg.target(id)?.index !== from) return void this.d.log.info(INLINED_DROPPED, { id, reason: 'index replaced meanwhile' });
+      if (reg.target(id)?.index !== from) return dropped('index replaced meanwhile');
       reg.setIndex(id, index);
       this.d.log.info(INLINED_ADDED, { id, ms: Math.round(performance.now() - t0) });
     } catch (err) {

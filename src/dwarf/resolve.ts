@@ -48,9 +48,8 @@ export interface ResolveOptions {
    * Only the inlined code: pcInlined, pcCallFile and pcCallLine (implies inlines, and no lines or
    * frames); pcFile, pcLine, pcColumn and pcFunction come back empty (a big target's second pass
    * would allocate, fill and hand over four arrays of nothing), and functions holds the inlined
-   * ones. What adds the inlined
-   * code to an index resolved without it (merge.ts's addInlined) without resolving everything
-   * else again. Default false.
+   * ones. What adds the inlined code to an index resolved without it (merge.ts's addInlined)
+   * without resolving everything else again. Default false.
    */
   inlinedOnly?: boolean;
 }

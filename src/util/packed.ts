@@ -3,9 +3,8 @@
  * message into one buffer that all its Packr instances share, and pack() returns a view into it.
  * That buffer grows past the largest message packed (4x up to 16 MiB, 2x up to 64 MiB: a 1M-PC
  * source index of 16 to 28 MB leaves 32 to 56 MB) and is never shrunk; every message after it
- * is packed into it too. So a daemon that
- * once stored or sent a big index kept 50 to 80 MB for good, and anything kept as a view of a
- * later message kept that whole buffer alive.
+ * is packed into it too. So a daemon that once stored or sent a big index kept that much for
+ * good, and anything kept as a view of a later message kept the whole buffer alive.
  */
 import type { Packr } from 'msgpackr';
 
@@ -51,10 +50,10 @@ export function packedBound(value: unknown): number {
  * packr.pack(value) for a message that may be large (a source index, a snapshot, a PC list).
  * When msgpackr's buffer has grown to LARGE_PACK_BYTES or more (by this message or an earlier
  * one), it is handed a small new buffer afterwards, so the one it packed into lives only as long
- * as the caller holds the returned bytes. sized: the value
- * is large plain data, packed into a buffer of its packedBound (no growth, no copy). keep: the
- * bytes are kept (cached), so a view of a much larger buffer is copied into one of its own;
- * otherwise (written out and dropped, as the store does) the view is returned as it is.
+ * as the caller holds the returned bytes. sized: the value is large plain data, packed into a
+ * buffer of its packedBound (no growth, no copy). keep: the bytes are kept (cached), so a view
+ * of a much larger buffer is copied into one of its own; otherwise (written out and dropped, as
+ * the store does) the view is returned as it is.
  */
 export function packLarge(packr: Packr, value: unknown, keep: boolean, sized = false): Buffer {
   let presized = false;
